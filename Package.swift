@@ -1,0 +1,62 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "ZoneLink",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "zonelink", targets: ["zonelink"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        // libldns, the DNS library of record: zone files in, master files out, and the
+        // reference the Swift wire codec is tested against.
+        .systemLibrary(
+            name: "CLDNS",
+            pkgConfig: "ldns",
+            providers: [.apt(["libldns-dev"])]
+        ),
+        // Topology, config, validation and the catalog: pure, no I/O but reading a file.
+        .target(
+            name: "ZoneLinkCore",
+            dependencies: [.product(name: "Yams", package: "Yams")]
+        ),
+        // Wire codec, answer engine (pure), zones, and the UDP/TCP listeners.
+        .target(
+            name: "ZoneLinkDNS",
+            dependencies: [
+                "ZoneLinkCore",
+                "CLDNS",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "zonelink",
+            dependencies: [
+                "ZoneLinkCore",
+                "ZoneLinkDNS",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .testTarget(name: "ZoneLinkCoreTests", dependencies: ["ZoneLinkCore"]),
+        .testTarget(name: "ZoneLinkDNSTests", dependencies: ["ZoneLinkDNS", "ZoneLinkCore", "CLDNS"]),
+        .testTarget(
+            name: "ZoneLinkIntegrationTests",
+            dependencies: ["CLDNS"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,437 @@
+/// Checks a `Configuration` against the rules of DESIGN section 4 and resolves it.
+///
+/// Each rule is a small function that reports with the key path of the offending value; all
+/// run, so one pass lists every problem. `resolved` is meaningful only when `issues` is empty.
+struct CatalogValidator {
+    private(set) var issues: [ConfigIssue] = []
+    private(set) var resolved: Configuration
+
+    /// At most this many security groups per endpoint, as in the clouds.
+    static let maxSecurityGroups = 5
+    /// Allocation skips the vSwitch's network address and its first three host addresses.
+    static let reservedLowAddresses: UInt32 = 4
+
+    init(_ configuration: Configuration) {
+        self.resolved = configuration
+    }
+
+    private mutating func report(_ path: String, _ problem: String, hint: String) {
+        issues.append(ConfigIssue(path, problem, hint: hint))
+    }
+
+    mutating func validate() {
+        checkNames()
+        checkAccounts()
+        let accountIDs = resolveAccountReferences()
+        checkUnique(resolved.vpcs.map(\.id), path: { "vpcs[\($0)].id" }, what: "VPC")
+        checkUnique(resolved.vpcs.flatMap { $0.vswitches.map(\.id) }, path: vswitchPath, what: "vSwitch")
+        checkUnique(resolved.loadBalancers.map(\.id), path: { "loadBalancers[\($0)].id" }, what: "load balancer")
+        checkUnique(resolved.endpointServices.map(\.id), path: { "endpointServices[\($0)].id" }, what: "endpoint service")
+        checkUnique(resolved.endpoints.map(\.id), path: { "endpoints[\($0)].id" }, what: "endpoint")
+        for (v, vpc) in resolved.vpcs.enumerated() {
+            checkUnique(vpc.securityGroups.map(\.id), path: { "vpcs[\(v)].securityGroups[\($0)].id" }, what: "security group")
+        }
+        checkVPCs()
+        checkLoadBalancers(accountIDs)
+        checkServices(accountIDs)
+        checkEndpoints(accountIDs)
+        checkListeners()
+        guard issues.isEmpty else { return }
+        checkAddressOwnership()
+        guard issues.isEmpty else { return }
+        allocateENIAddresses()
+        guard issues.isEmpty else { return }
+        checkHostNamespaceAddresses()
+    }
+
+    // MARK: Names
+
+    private mutating func checkNames() {
+        if !isLabel(resolved.region) {
+            report("region", "'\(resolved.region)' is not a DNS label", hint: "letters, digits and '-', e.g. eu-central-1")
+        }
+        let domain = resolved.domain.trimmingTrailingDot
+        if !isDomainName(domain) {
+            report("domain", "'\(resolved.domain)' is not a domain name", hint: "dot-separated labels of letters, digits and '-', e.g. privatelink.internal")
+        }
+        for (i, service) in resolved.endpointServices.enumerated() {
+            if !service.id.hasPrefix("epsrv-") || !isLabel(service.id) {
+                report("endpointServices[\(i)].id", "'\(service.id)' is not a service ID", hint: "start it with 'epsrv-' and use only a-z, 0-9 and '-' (it becomes a DNS label)")
+            }
+            if let privateDomain = service.privateDomain {
+                let name = privateDomain.lowercased().trimmingTrailingDot
+                if !isDomainName(name) || !name.contains(".") {
+                    report("endpointServices[\(i)].privateDomain", "'\(privateDomain)' is not a domain name", hint: "write a name such as api.provider.example")
+                } else if name == domain.lowercased() || name.hasSuffix("." + domain.lowercased()) {
+                    report("endpointServices[\(i)].privateDomain", "'\(privateDomain)' lies inside the generated domain \(domain)", hint: "choose a name outside \(domain)")
+                }
+            }
+        }
+        checkUnique(
+            resolved.endpointServices.map { $0.privateDomain?.lowercased().trimmingTrailingDot ?? "" },
+            path: { "endpointServices[\($0)].privateDomain" }, what: "private domain", ignoringEmpty: true)
+        for (i, endpoint) in resolved.endpoints.enumerated() {
+            if !endpoint.id.hasPrefix("ep-") || !isLabel(endpoint.id) {
+                report("endpoints[\(i)].id", "'\(endpoint.id)' is not an endpoint ID", hint: "start it with 'ep-' and use only a-z, 0-9 and '-' (it becomes a DNS label)")
+                continue
+            }
+            for (z, eni) in endpoint.enis.enumerated() where !isLabel("\(endpoint.id)-\(eni.zone)") {
+                report("endpoints[\(i)].zones[\(z)].zone", "'\(endpoint.id)-\(eni.zone)' is not a DNS label", hint: "zone names and IDs use a-z, 0-9 and '-', 63 characters at most together")
+            }
+        }
+        for (v, vpc) in resolved.vpcs.enumerated() {
+            for (s, vswitch) in vpc.vswitches.enumerated() where !isLabel(vswitch.zone) {
+                report("vpcs[\(v)].vswitches[\(s)].zone", "'\(vswitch.zone)' is not a zone name", hint: "letters, digits and '-', e.g. eu-central-1b")
+            }
+        }
+    }
+
+    // MARK: Accounts
+
+    private mutating func checkAccounts() {
+        checkUnique(resolved.accounts.map(\.id), path: { "accounts[\($0)].id" }, what: "account ID")
+        checkUnique(resolved.accounts.map(\.name), path: { "accounts[\($0)].name" }, what: "account name")
+        for (i, account) in resolved.accounts.enumerated() where !isAccountID(account.id) {
+            report("accounts[\(i)].id", "'\(account.id)' is not an account ID", hint: "write the 16-digit account ID in quotes")
+        }
+    }
+
+    /// Replaces account names by IDs everywhere; reports references to unknown accounts.
+    private mutating func resolveAccountReferences() -> Set<String> {
+        var byName: [String: String] = [:]
+        for account in resolved.accounts {
+            byName[account.name] = account.id
+            byName[account.id] = account.id
+        }
+        let known = resolved.accounts.map(\.name).joined(separator: ", ")
+        func resolve(_ reference: String, at path: String, into issues: inout [ConfigIssue]) -> String {
+            if let id = byName[reference] { return id }
+            issues.append(ConfigIssue(path, "unknown account '\(reference)'", hint: known.isEmpty ? "declare it under accounts" : "one of: \(known)"))
+            return reference
+        }
+        for i in resolved.vpcs.indices {
+            resolved.vpcs[i].account = resolve(resolved.vpcs[i].account, at: "vpcs[\(i)].account", into: &issues)
+        }
+        for i in resolved.loadBalancers.indices {
+            resolved.loadBalancers[i].account = resolve(resolved.loadBalancers[i].account, at: "loadBalancers[\(i)].account", into: &issues)
+        }
+        for i in resolved.endpointServices.indices {
+            resolved.endpointServices[i].account = resolve(resolved.endpointServices[i].account, at: "endpointServices[\(i)].account", into: &issues)
+            for (w, entry) in resolved.endpointServices[i].whitelist.enumerated() where !isAccountID(entry) {
+                report("endpointServices[\(i)].whitelist[\(w)]", "'\(entry)' is not an account ID", hint: "write 16-digit account IDs in quotes")
+            }
+        }
+        for i in resolved.endpoints.indices {
+            resolved.endpoints[i].account = resolve(resolved.endpoints[i].account, at: "endpoints[\(i)].account", into: &issues)
+        }
+        return Set(resolved.accounts.map(\.id))
+    }
+
+    // MARK: VPCs
+
+    private mutating func checkVPCs() {
+        for (v, vpc) in resolved.vpcs.enumerated() {
+            for (s, vswitch) in vpc.vswitches.enumerated() {
+                if !vpc.cidr.contains(vswitch.cidr) {
+                    report("vpcs[\(v)].vswitches[\(s)].cidr", "\(vswitch.cidr) is not inside the VPC's \(vpc.cidr)", hint: "choose a block inside \(vpc.cidr)")
+                }
+                for (t, other) in vpc.vswitches.enumerated().prefix(s) where other.cidr.overlaps(vswitch.cidr) {
+                    report("vpcs[\(v)].vswitches[\(s)].cidr", "\(vswitch.cidr) overlaps vSwitch \(other.id) (\(other.cidr))", hint: "vSwitches of one VPC must not overlap; see vpcs[\(v)].vswitches[\(t)]")
+                }
+            }
+            if let netns = vpc.netns, !isInterfaceName(netns) {
+                report("vpcs[\(v)].netns", "'\(netns)' is not a namespace name", hint: "letters, digits, '-', '_' and '.', at most 15 characters")
+            }
+            if let interface = vpc.interface {
+                if !isInterfaceName(interface) {
+                    report("vpcs[\(v)].interface", "'\(interface)' is not an interface name", hint: "at most 15 characters, e.g. br0")
+                }
+            }
+        }
+    }
+
+    // MARK: Load balancers
+
+    private mutating func checkLoadBalancers(_ accounts: Set<String>) {
+        for (l, lb) in resolved.loadBalancers.enumerated() {
+            let path = "loadBalancers[\(l)]"
+            guard let vpc = resolved.vpcs.first(where: { $0.id == lb.vpc }) else {
+                report("\(path).vpc", "unknown VPC '\(lb.vpc)'", hint: hintList(resolved.vpcs.map(\.id), "VPC"))
+                continue
+            }
+            if accounts.contains(lb.account), vpc.account != lb.account {
+                report("\(path).vpc", "VPC \(vpc.id) belongs to another account", hint: "a load balancer lives in a VPC of its own account")
+            }
+            if !vpc.vswitches.contains(where: { $0.zone == lb.zone }) {
+                report("\(path).zone", "VPC \(vpc.id) has no vSwitch in zone '\(lb.zone)'", hint: hintList(Set(vpc.vswitches.map(\.zone)).sorted(), "zone"))
+            }
+            for (n, address) in lb.natAddresses.enumerated() where !vpc.cidr.contains(address) {
+                report("\(path).natAddresses[\(n)]", "\(address) is not inside VPC \(vpc.id) (\(vpc.cidr))", hint: "NAT addresses are provider-side addresses inside \(vpc.cidr)")
+            }
+            if lb.natAddresses.isEmpty {
+                report("\(path).natAddresses", "is missing", hint: "give at least one provider-side source address inside \(vpc.cidr)")
+            }
+            if let address = lb.address {
+                if !vpc.cidr.contains(address) {
+                    report("\(path).address", "\(address) is not inside VPC \(vpc.id) (\(vpc.cidr))", hint: "an external load balancer's address lies inside its VPC")
+                }
+                for (i, listener) in lb.listeners.enumerated() where !listener.backends.isEmpty {
+                    report("\(path).listeners[\(i)].backends", "an external load balancer (address set) has no backends", hint: "remove the backends or the address")
+                }
+            }
+            if lb.listeners.isEmpty {
+                report("\(path).listeners", "is missing", hint: "add at least one listener: {protocol: tcp, port: 80}")
+            }
+            var seen: [String: Int] = [:]
+            for (i, listener) in lb.listeners.enumerated() {
+                let key = "\(listener.protocol.rawValue)/\(listener.port)"
+                if let first = seen[key] {
+                    report("\(path).listeners[\(i)].port", "\(key) is already a listener", hint: "see \(path).listeners[\(first)]")
+                }
+                seen[key] = seen[key] ?? i
+                if lb.address == nil && listener.backends.isEmpty {
+                    report("\(path).listeners[\(i)].backends", "is empty", hint: "add backends, or set the load balancer's address to use an external one")
+                }
+                for (b, backend) in listener.backends.enumerated() where !vpc.cidr.contains(backend.address) {
+                    report("\(path).listeners[\(i)].backends[\(b)].address", "\(backend.address) is not inside VPC \(vpc.id) (\(vpc.cidr))", hint: "backends are servers inside the provider VPC")
+                }
+                if listener.healthCheck.timeout <= .zero || listener.healthCheck.interval <= .zero {
+                    report("\(path).listeners[\(i)].healthCheck", "interval and timeout must be positive", hint: "e.g. interval: 2s, timeout: 5s")
+                }
+            }
+        }
+    }
+
+    // MARK: Services
+
+    private mutating func checkServices(_ accounts: Set<String>) {
+        for (s, service) in resolved.endpointServices.enumerated() {
+            let path = "endpointServices[\(s)]"
+            if service.resources.isEmpty {
+                report("\(path).resources", "is empty", hint: "add a resource per zone: {zone: …, loadBalancer: …}")
+            }
+            var zones: [String: Int] = [:]
+            for (r, resource) in service.resources.enumerated() {
+                if let first = zones[resource.zone] {
+                    report("\(path).resources[\(r)].zone", "zone '\(resource.zone)' has a resource already", hint: "one load balancer per zone; see \(path).resources[\(first)]")
+                }
+                zones[resource.zone] = zones[resource.zone] ?? r
+                guard let lb = resolved.loadBalancers.first(where: { $0.id == resource.loadBalancer }) else {
+                    report("\(path).resources[\(r)].loadBalancer", "unknown load balancer '\(resource.loadBalancer)'", hint: hintList(resolved.loadBalancers.map(\.id), "load balancer"))
+                    continue
+                }
+                if lb.zone != resource.zone {
+                    report("\(path).resources[\(r)].loadBalancer", "\(lb.id) is in zone \(lb.zone), not \(resource.zone)", hint: "use a load balancer in \(resource.zone), or change the resource's zone")
+                }
+                if accounts.contains(service.account), lb.account != service.account {
+                    report("\(path).resources[\(r)].loadBalancer", "\(lb.id) belongs to another account", hint: "a service uses its own account's load balancers")
+                }
+            }
+        }
+    }
+
+    // MARK: Endpoints
+
+    private mutating func checkEndpoints(_ accounts: Set<String>) {
+        for (e, endpoint) in resolved.endpoints.enumerated() {
+            let path = "endpoints[\(e)]"
+            let service = resolved.endpointServices.first { $0.id == endpoint.service }
+            if service == nil {
+                report("\(path).service", "unknown endpoint service '\(endpoint.service)'", hint: hintList(resolved.endpointServices.map(\.id), "service"))
+            }
+            let vpc = resolved.vpcs.first { $0.id == endpoint.vpc }
+            if vpc == nil {
+                report("\(path).vpc", "unknown VPC '\(endpoint.vpc)'", hint: hintList(resolved.vpcs.map(\.id), "VPC"))
+            }
+            if let vpc, accounts.contains(endpoint.account), vpc.account != endpoint.account {
+                report("\(path).vpc", "VPC \(vpc.id) belongs to another account", hint: "an endpoint is created in one of its own account's VPCs")
+            }
+            if let service, accounts.contains(endpoint.account), !service.allows(account: endpoint.account) {
+                report("\(path).account", "account \(endpoint.account) is not on the whitelist of \(service.id)", hint: "add \"\(endpoint.account)\" to endpointServices[\(resolved.endpointServices.firstIndex { $0.id == service.id }!)].whitelist")
+            }
+            if endpoint.securityGroups.count > Self.maxSecurityGroups {
+                report("\(path).securityGroups", "has \(endpoint.securityGroups.count) groups", hint: "at most \(Self.maxSecurityGroups) security groups per endpoint")
+            }
+            for (g, group) in endpoint.securityGroups.enumerated() {
+                if let vpc, !vpc.securityGroups.contains(where: { $0.id == group }) {
+                    report("\(path).securityGroups[\(g)]", "unknown security group '\(group)' in VPC \(vpc.id)", hint: hintList(vpc.securityGroups.map(\.id), "security group"))
+                }
+            }
+            if endpoint.enis.isEmpty {
+                report("\(path).zones", "is empty", hint: "choose at least one zone of the service, with a vSwitch of the VPC")
+            }
+            var zones: [String: Int] = [:]
+            for (z, eni) in endpoint.enis.enumerated() {
+                let zpath = "\(path).zones[\(z)]"
+                if let first = zones[eni.zone] {
+                    report("\(zpath).zone", "zone '\(eni.zone)' is chosen twice", hint: "one ENI per zone; see \(path).zones[\(first)]")
+                }
+                zones[eni.zone] = zones[eni.zone] ?? z
+                if let service, !service.zones.contains(eni.zone) {
+                    report("\(zpath).zone", "\(service.id) has no resource in zone '\(eni.zone)'", hint: hintList(service.zones, "zone"))
+                }
+                guard let vpc else { continue }
+                guard let vswitch = vpc.vswitches.first(where: { $0.id == eni.vswitch }) else {
+                    report("\(zpath).vswitch", "unknown vSwitch '\(eni.vswitch)' in VPC \(vpc.id)", hint: hintList(vpc.vswitches.map(\.id), "vSwitch"))
+                    continue
+                }
+                if vswitch.zone != eni.zone {
+                    report("\(zpath).vswitch", "\(vswitch.id) is in zone \(vswitch.zone), not \(eni.zone)", hint: hintList(vpc.vswitches.filter { $0.zone == eni.zone }.map(\.id), "vSwitch"))
+                }
+                if let address = eni.address, !vswitch.cidr.contains(address) {
+                    report("\(zpath).address", "\(address) is not inside vSwitch \(vswitch.id) (\(vswitch.cidr))", hint: "choose an address in \(vswitch.cidr), or leave it out to have one allocated")
+                } else if let address = eni.address, address == vswitch.cidr.first || address == vswitch.cidr.last, vswitch.cidr.length < 31 {
+                    report("\(zpath).address", "\(address) is the network or broadcast address of \(vswitch.cidr)", hint: "choose a host address")
+                }
+            }
+        }
+    }
+
+    // MARK: DNS listeners
+
+    private mutating func checkListeners() {
+        for (i, listener) in resolved.dns.listen.enumerated() {
+            guard let vpcID = listener.vpc else {
+                if listener.zone != nil {
+                    report("dns.listen[\(i)].zone", "a zone needs a VPC", hint: "add vpc: to this listener, or remove zone:")
+                }
+                continue
+            }
+            guard let vpc = resolved.vpcs.first(where: { $0.id == vpcID }) else {
+                report("dns.listen[\(i)].vpc", "unknown VPC '\(vpcID)'", hint: hintList(resolved.vpcs.map(\.id), "VPC"))
+                continue
+            }
+            if let zone = listener.zone, !vpc.vswitches.contains(where: { $0.zone == zone }) {
+                report("dns.listen[\(i)].zone", "VPC \(vpc.id) has no vSwitch in zone '\(zone)'", hint: hintList(Set(vpc.vswitches.map(\.zone)).sorted(), "zone"))
+            }
+        }
+        checkUnique(resolved.dns.listen.map(\.address.description), path: { "dns.listen[\($0)].address" }, what: "listener address")
+    }
+
+    // MARK: Addresses
+
+    /// Addresses ZoneLink listens on or sends from inside a VPC: no two alike in one VPC.
+    private func ownedAddresses(of vpcID: String) -> [(address: IPv4Address, path: String)] {
+        var owned: [(IPv4Address, String)] = []
+        if let v = resolved.vpcs.firstIndex(where: { $0.id == vpcID }), let dns = resolved.vpcs[v].dnsAddress {
+            owned.append((dns, "vpcs[\(v)].dnsAddress"))
+        }
+        for (l, lb) in resolved.loadBalancers.enumerated() where lb.vpc == vpcID {
+            owned += lb.natAddresses.enumerated().map { ($1, "loadBalancers[\(l)].natAddresses[\($0)]") }
+            if let address = lb.address { owned.append((address, "loadBalancers[\(l)].address")) }
+        }
+        for (e, endpoint) in resolved.endpoints.enumerated() where endpoint.vpc == vpcID {
+            for (z, eni) in endpoint.enis.enumerated() {
+                if let address = eni.address { owned.append((address, "endpoints[\(e)].zones[\(z)].address")) }
+            }
+        }
+        return owned
+    }
+
+    private func backendAddresses(of vpcID: String) -> Set<IPv4Address> {
+        Set(resolved.loadBalancers.filter { $0.vpc == vpcID }.flatMap { $0.listeners.flatMap { $0.backends.map(\.address) } })
+    }
+
+    private mutating func checkAddressOwnership() {
+        for vpc in resolved.vpcs {
+            var first: [IPv4Address: String] = [:]
+            let backends = backendAddresses(of: vpc.id)
+            for (address, path) in ownedAddresses(of: vpc.id) {
+                if let previous = first[address] {
+                    report(path, "\(address) is already taken in VPC \(vpc.id) by \(previous)", hint: "each address is used once within a VPC")
+                } else {
+                    first[address] = path
+                }
+                if backends.contains(address) {
+                    report(path, "\(address) is a backend server's address in VPC \(vpc.id)", hint: "choose an address no server uses")
+                }
+            }
+        }
+    }
+
+    /// Gives each ENI without an address the lowest free host address of its vSwitch after
+    /// the first three, never the broadcast address; in file order, so it is deterministic.
+    private mutating func allocateENIAddresses() {
+        for e in resolved.endpoints.indices {
+            for z in resolved.endpoints[e].enis.indices where resolved.endpoints[e].enis[z].address == nil {
+                let endpoint = resolved.endpoints[e]
+                let eni = endpoint.enis[z]
+                guard let vswitch = resolved.vpcs.first(where: { $0.id == endpoint.vpc })?.vswitches.first(where: { $0.id == eni.vswitch }) else { continue }
+                let taken = Set(ownedAddresses(of: endpoint.vpc).map(\.address)).union(backendAddresses(of: endpoint.vpc))
+                let low = UInt64(vswitch.cidr.network.value) + UInt64(Self.reservedLowAddresses)
+                let high = UInt64(vswitch.cidr.last.value)  // exclusive: the broadcast address
+                var candidate = low
+                while candidate < high, taken.contains(IPv4Address(UInt32(candidate))) { candidate += 1 }
+                if candidate < high {
+                    resolved.endpoints[e].enis[z].address = IPv4Address(UInt32(candidate))
+                } else {
+                    report("endpoints[\(e)].zones[\(z)]", "vSwitch \(vswitch.id) (\(vswitch.cidr)) has no free address to allocate", hint: "give an address, or use a larger vSwitch")
+                }
+            }
+        }
+    }
+
+    /// VPCs without a namespace share the host's addresses, so their listeners must differ.
+    private mutating func checkHostNamespaceAddresses() {
+        var first: [IPv4Address: (vpc: String, path: String)] = [:]
+        for vpc in resolved.vpcs where vpc.netns == nil {
+            for (address, path) in ownedAddresses(of: vpc.id) {
+                if let previous = first[address], previous.vpc != vpc.id {
+                    report(path, "\(address) is also used by \(previous.path) (VPC \(previous.vpc)); both VPCs have no netns and share the host's addresses", hint: "use another address, or give one of the VPCs a netns")
+                } else if first[address] == nil {
+                    first[address] = (vpc.id, path)
+                }
+            }
+        }
+        // A VPC's DNS listener in the host's namespace is dnsAddress:53; dns.listen must not take it.
+        for (i, listener) in resolved.dns.listen.enumerated() where listener.address.port == 53 {
+            for (v, vpc) in resolved.vpcs.enumerated() where vpc.netns == nil && vpc.dnsAddress == listener.address.address {
+                report("dns.listen[\(i)].address", "\(listener.address) is also vpcs[\(v)].dnsAddress in the host's namespace", hint: "use another address or port")
+            }
+        }
+    }
+
+    // MARK: Helpers
+
+    private mutating func checkUnique(_ values: [String], path: (Int) -> String, what: String, ignoringEmpty: Bool = false) {
+        var seen: [String: Int] = [:]
+        for (i, value) in values.enumerated() where !(ignoringEmpty && value.isEmpty) {
+            if let first = seen[value] {
+                report(path(i), "\(what) '\(value)' is declared twice", hint: "IDs are unique; the first is at \(path(first))")
+            } else {
+                seen[value] = i
+            }
+        }
+    }
+
+    /// The key path of the n-th vSwitch when all VPCs' vSwitches are counted in order.
+    private var vswitchPath: (Int) -> String {
+        let flat = resolved.vpcs.enumerated().flatMap { v, vpc in vpc.vswitches.indices.map { (v, $0) } }
+        return { "vpcs[\(flat[$0].0)].vswitches[\(flat[$0].1)].id" }
+    }
+
+    private func hintList(_ choices: [String], _ what: String) -> String {
+        choices.isEmpty ? "declare the \(what) first" : "one of: \(choices.joined(separator: ", "))"
+    }
+}
+
+/// A DNS label of letters, digits and hyphens (RFC 1123), 1 to 63 characters, hyphen not at an end.
+func isLabel(_ text: String) -> Bool {
+    let bytes = Array(text.utf8)
+    guard (1...63).contains(bytes.count), bytes.first != UInt8(ascii: "-"), bytes.last != UInt8(ascii: "-") else { return false }
+    return bytes.allSatisfy { $0 == UInt8(ascii: "-") || ($0 >= 48 && $0 <= 57) || ($0 | 0x20 >= 97 && $0 | 0x20 <= 122) }
+}
+
+func isDomainName(_ text: String) -> Bool {
+    text.utf8.count <= 240 && text.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { isLabel(String($0)) }
+}
+
+func isAccountID(_ text: String) -> Bool {
+    text.utf8.count == 16 && text.utf8.allSatisfy { $0 >= 48 && $0 <= 57 }
+}
+
+func isInterfaceName(_ text: String) -> Bool {
+    (1...15).contains(text.utf8.count) && text.utf8.allSatisfy {
+        ($0 >= 48 && $0 <= 57) || ($0 | 0x20 >= 97 && $0 | 0x20 <= 122) || $0 == 45 || $0 == 95 || $0 == 46
+    }
+}

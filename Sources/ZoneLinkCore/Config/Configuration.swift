@@ -1,0 +1,310 @@
+import Foundation
+import Yams
+
+/// A config file as written: every field typed, every reference still an ID or name.
+///
+/// `Catalog(configuration:)` validates it; nothing runs on a `Configuration` directly.
+public struct Configuration: Hashable, Sendable {
+    public var region: String
+    public var domain: String
+    public var dns: DNSSettings
+    public var accounts: [Account]
+    public var vpcs: [VPC]
+    public var loadBalancers: [LoadBalancer]
+    public var endpointServices: [EndpointService]
+    public var endpoints: [Endpoint]
+
+    public init(
+        region: String, domain: String, dns: DNSSettings = DNSSettings(), accounts: [Account] = [],
+        vpcs: [VPC] = [], loadBalancers: [LoadBalancer] = [], endpointServices: [EndpointService] = [],
+        endpoints: [Endpoint] = []
+    ) {
+        self.region = region
+        self.domain = domain
+        self.dns = dns
+        self.accounts = accounts
+        self.vpcs = vpcs
+        self.loadBalancers = loadBalancers
+        self.endpointServices = endpointServices
+        self.endpoints = endpoints
+    }
+}
+
+extension Configuration {
+    /// Parses YAML text. Throws a `ConfigError` naming `file` with every problem found.
+    public static func parse(yaml text: String, file: String) throws(ConfigError) -> Configuration {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch {
+            throw ConfigError(file: file, issues: [ConfigIssue("", "is not valid YAML: \(error)", hint: "fix the syntax at the position shown")])
+        }
+        let reader = YAMLReader()
+        let configuration = ConfigParser(reader: reader).parse(root)
+        guard reader.issues.isEmpty, let configuration else {
+            throw ConfigError(file: file, issues: reader.issues)
+        }
+        return configuration
+    }
+
+    /// Reads and parses a file.
+    public static func load(file: String) throws(ConfigError) -> Configuration {
+        let text: String
+        do {
+            text = try String(contentsOfFile: file, encoding: .utf8)
+        } catch {
+            throw ConfigError(file: file, issues: [ConfigIssue("", "cannot be read: \(error.localizedDescription)", hint: "check the path and its permissions")])
+        }
+        return try parse(yaml: text, file: file)
+    }
+}
+
+/// Turns YAML nodes into a `Configuration`, one function per object kind.
+private struct ConfigParser {
+    let reader: YAMLReader
+
+    func parse(_ root: Node?) -> Configuration? {
+        guard let top = reader.mapping(
+            root, at: "",
+            allowed: ["region", "domain", "dns", "accounts", "vpcs", "loadBalancers", "endpointServices", "endpoints"],
+            required: ["region", "domain"]
+        ) else { return nil }
+        let region = reader.string(top["region"], at: "region")
+        let domain = reader.string(top["domain"], at: "domain")
+        let dns = top["dns"].map { parseDNS($0) } ?? DNSSettings()
+        let accounts = reader.sequence(top["accounts"], at: "accounts").compactMap(parseAccount)
+        let vpcs = reader.sequence(top["vpcs"], at: "vpcs").compactMap(parseVPC)
+        let loadBalancers = reader.sequence(top["loadBalancers"], at: "loadBalancers").compactMap(parseLoadBalancer)
+        let services = reader.sequence(top["endpointServices"], at: "endpointServices").compactMap(parseService)
+        let endpoints = reader.sequence(top["endpoints"], at: "endpoints").compactMap(parseEndpoint)
+        guard let region, let domain else { return nil }
+        return Configuration(
+            region: region, domain: domain, dns: dns ?? DNSSettings(), accounts: accounts, vpcs: vpcs,
+            loadBalancers: loadBalancers, endpointServices: services, endpoints: endpoints
+        )
+    }
+
+    func parseDNS(_ node: Node) -> DNSSettings? {
+        guard let map = reader.mapping(
+            node, at: "dns", allowed: ["ttl", "listen", "upstreams", "zoneFiles", "tcpIdleTimeout"]
+        ) else { return nil }
+        var settings = DNSSettings()
+        if let ttl = reader.int(map["ttl"], at: "dns.ttl", range: 0...2_147_483_647) { settings.ttl = UInt32(ttl) }
+        settings.listen = reader.sequence(map["listen"], at: "dns.listen").compactMap { node, path in
+            guard let entry = reader.mapping(node, at: path, allowed: ["address", "vpc", "zone"], required: ["address"]),
+                  let address = reader.endpoint(entry["address"], at: "\(path).address")
+            else { return nil }
+            return DNSListener(
+                address: address, vpc: reader.string(entry["vpc"], at: "\(path).vpc"),
+                zone: reader.string(entry["zone"], at: "\(path).zone"))
+        }
+        settings.upstreams = reader.sequence(map["upstreams"], at: "dns.upstreams").compactMap {
+            reader.endpoint($0.node, at: $0.path)
+        }
+        settings.zoneFiles = reader.sequence(map["zoneFiles"], at: "dns.zoneFiles").compactMap {
+            reader.string($0.node, at: $0.path)
+        }
+        if let timeout = reader.duration(map["tcpIdleTimeout"], at: "dns.tcpIdleTimeout") { settings.tcpIdleTimeout = timeout }
+        return settings
+    }
+
+    func parseAccount(_ node: Node, _ path: String) -> Account? {
+        guard let map = reader.mapping(node, at: path, allowed: ["id", "name"], required: ["id", "name"]),
+              let id = reader.string(map["id"], at: "\(path).id"),
+              let name = reader.string(map["name"], at: "\(path).name")
+        else { return nil }
+        return Account(id: id, name: name)
+    }
+
+    func parseVPC(_ node: Node, _ path: String) -> VPC? {
+        guard let map = reader.mapping(
+            node, at: path,
+            allowed: ["id", "account", "cidr", "netns", "interface", "dnsAddress", "vswitches", "securityGroups"],
+            required: ["id", "account", "cidr"]
+        ) else { return nil }
+        let vswitches = reader.sequence(map["vswitches"], at: "\(path).vswitches").compactMap { node, path -> VSwitch? in
+            guard let entry = reader.mapping(node, at: path, allowed: ["id", "zone", "cidr"], required: ["id", "zone", "cidr"]),
+                  let id = reader.string(entry["id"], at: "\(path).id"),
+                  let zone = reader.string(entry["zone"], at: "\(path).zone"),
+                  let cidr = reader.prefix(entry["cidr"], at: "\(path).cidr")
+            else { return nil }
+            return VSwitch(id: id, zone: zone, cidr: cidr)
+        }
+        let groups = reader.sequence(map["securityGroups"], at: "\(path).securityGroups").compactMap(parseSecurityGroup)
+        guard let id = reader.string(map["id"], at: "\(path).id"),
+              let account = reader.string(map["account"], at: "\(path).account"),
+              let cidr = reader.prefix(map["cidr"], at: "\(path).cidr")
+        else { return nil }
+        let dnsAddress = map["dnsAddress"].flatMap { reader.address($0, at: "\(path).dnsAddress") }
+        return VPC(
+            id: id, account: account, cidr: cidr, netns: reader.string(map["netns"], at: "\(path).netns"),
+            interface: reader.string(map["interface"], at: "\(path).interface"), dnsAddress: dnsAddress,
+            vswitches: vswitches, securityGroups: groups)
+    }
+
+    func parseSecurityGroup(_ node: Node, _ path: String) -> SecurityGroup? {
+        guard let map = reader.mapping(node, at: path, allowed: ["id", "ingress"], required: ["id"]),
+              let id = reader.string(map["id"], at: "\(path).id")
+        else { return nil }
+        let rules = reader.sequence(map["ingress"], at: "\(path).ingress").compactMap { node, path -> IngressRule? in
+            guard let rule = reader.mapping(node, at: path, allowed: ["protocol", "ports", "source"], required: ["protocol", "source"])
+            else { return nil }
+            let proto: TransportProtocol??
+            switch reader.string(rule["protocol"], at: "\(path).protocol") {
+            case "all": proto = .some(nil)
+            case let text?:
+                proto = TransportProtocol(rawValue: text).map { .some($0) }
+                if proto == nil { reader.report("\(path).protocol", "'\(text)' is not a protocol", hint: "one of: tcp, udp, all") }
+            case nil: proto = nil
+            }
+            let ports = rule["ports"].map { parsePorts($0, at: "\(path).ports") } ?? .some(1...65535)
+            guard let proto, let ports, let source = reader.prefix(rule["source"], at: "\(path).source") else { return nil }
+            return IngressRule(protocol: proto, ports: ports, source: source)
+        }
+        return SecurityGroup(id: id, ingress: rules)
+    }
+
+    /// `"80"`, `"8000-8080"` or `"all"`.
+    func parsePorts(_ node: Node, at path: String) -> ClosedRange<UInt16>? {
+        guard let text = reader.string(node, at: path) else { return nil }
+        if text == "all" { return 1...65535 }
+        let bounds = text.split(separator: "-", omittingEmptySubsequences: false).map { UInt16($0) }
+        if bounds.count == 1, let port = bounds[0], port > 0 { return port...port }
+        if bounds.count == 2, let low = bounds[0], let high = bounds[1], low > 0, low <= high { return low...high }
+        reader.report(path, "'\(text)' is not a port or port range", hint: "write \"80\", \"8000-8080\" or \"all\"")
+        return nil
+    }
+
+    func parseLoadBalancer(_ node: Node, _ path: String) -> LoadBalancer? {
+        guard let map = reader.mapping(
+            node, at: path,
+            allowed: ["id", "account", "vpc", "zone", "natAddresses", "address", "listeners"],
+            required: ["id", "account", "vpc", "zone"]
+        ) else { return nil }
+        let nat = reader.sequence(map["natAddresses"], at: "\(path).natAddresses").compactMap { reader.address($0.node, at: $0.path) }
+        let address = map["address"].flatMap { reader.address($0, at: "\(path).address") }
+        let listeners = reader.sequence(map["listeners"], at: "\(path).listeners").compactMap(parseListener)
+        guard let id = reader.string(map["id"], at: "\(path).id"),
+              let account = reader.string(map["account"], at: "\(path).account"),
+              let vpc = reader.string(map["vpc"], at: "\(path).vpc"),
+              let zone = reader.string(map["zone"], at: "\(path).zone")
+        else { return nil }
+        return LoadBalancer(
+            id: id, account: account, vpc: vpc, zone: zone, natAddresses: nat, address: address, listeners: listeners)
+    }
+
+    func parseListener(_ node: Node, _ path: String) -> LoadBalancerListener? {
+        guard let map = reader.mapping(
+            node, at: path,
+            allowed: ["protocol", "port", "backendPort", "scheduler", "backends", "healthCheck"],
+            required: ["protocol", "port"]
+        ) else { return nil }
+        let proto = reader.oneOf(map["protocol"], at: "\(path).protocol", TransportProtocol.self, choices: TransportProtocol.allCases)
+        let port = reader.port(map["port"], at: "\(path).port")
+        let backendPort = map["backendPort"].flatMap { reader.port($0, at: "\(path).backendPort") }
+        let scheduler = map["scheduler"].flatMap {
+            reader.oneOf($0, at: "\(path).scheduler", Scheduler.self, choices: [.wrr, .wlc])
+        } ?? .wrr
+        let backends = reader.sequence(map["backends"], at: "\(path).backends").compactMap { node, path -> Backend? in
+            guard let entry = reader.mapping(node, at: path, allowed: ["address", "weight"], required: ["address"]),
+                  let address = reader.address(entry["address"], at: "\(path).address")
+            else { return nil }
+            let weight = entry["weight"].flatMap { reader.int($0, at: "\(path).weight", range: 0...65535) } ?? 100
+            return Backend(address: address, weight: weight)
+        }
+        let healthCheck = map["healthCheck"].flatMap { parseHealthCheck($0, at: "\(path).healthCheck") } ?? HealthCheck()
+        guard let proto, let port else { return nil }
+        return LoadBalancerListener(
+            protocol: proto, port: port, backendPort: backendPort, scheduler: scheduler, backends: backends,
+            healthCheck: healthCheck)
+    }
+
+    func parseHealthCheck(_ node: Node, at path: String) -> HealthCheck? {
+        guard let map = reader.mapping(
+            node, at: path,
+            allowed: ["type", "path", "expectStatus", "interval", "timeout", "healthyThreshold", "unhealthyThreshold"]
+        ) else { return nil }
+        var check = HealthCheck()
+        switch map["type"].flatMap({ reader.string($0, at: "\(path).type") }) ?? "tcp" {
+        case "tcp":
+            for key in ["path", "expectStatus"] where map[key] != nil {
+                reader.report("\(path).\(key)", "only applies to HTTP health checks", hint: "add 'type: http' or remove it")
+            }
+        case "http":
+            let urlPath = map["path"].flatMap { reader.string($0, at: "\(path).path") } ?? "/"
+            if !urlPath.hasPrefix("/") { reader.report("\(path).path", "'\(urlPath)' is not an absolute path", hint: "start it with /") }
+            let status = map["expectStatus"].flatMap { reader.int($0, at: "\(path).expectStatus", range: 100...599) } ?? 200
+            check.kind = .http(path: urlPath, expectStatus: status)
+        case let other:
+            reader.report("\(path).type", "'\(other)' is not a health check type", hint: "one of: tcp, http")
+        }
+        if let interval = reader.duration(map["interval"], at: "\(path).interval") { check.interval = interval }
+        if let timeout = reader.duration(map["timeout"], at: "\(path).timeout") { check.timeout = timeout }
+        if let n = reader.int(map["healthyThreshold"], at: "\(path).healthyThreshold", range: 1...10) { check.healthyThreshold = n }
+        if let n = reader.int(map["unhealthyThreshold"], at: "\(path).unhealthyThreshold", range: 1...10) { check.unhealthyThreshold = n }
+        return check
+    }
+
+    func parseService(_ node: Node, _ path: String) -> EndpointService? {
+        guard let map = reader.mapping(
+            node, at: path,
+            allowed: ["id", "account", "resources", "autoAcceptConnections", "zoneAffinity", "whitelist", "privateDomain", "proxyProtocol"],
+            required: ["id", "account", "resources"]
+        ) else { return nil }
+        let resources = reader.sequence(map["resources"], at: "\(path).resources").compactMap { node, path -> ServiceResource? in
+            guard let entry = reader.mapping(node, at: path, allowed: ["zone", "loadBalancer"], required: ["zone", "loadBalancer"]),
+                  let zone = reader.string(entry["zone"], at: "\(path).zone"),
+                  let lb = reader.string(entry["loadBalancer"], at: "\(path).loadBalancer")
+            else { return nil }
+            return ServiceResource(zone: zone, loadBalancer: lb)
+        }
+        let whitelist = reader.sequence(map["whitelist"], at: "\(path).whitelist").compactMap { reader.string($0.node, at: $0.path) }
+        var proxyProtocol = false
+        if let value = map["proxyProtocol"].flatMap({ reader.string($0, at: "\(path).proxyProtocol") }) {
+            if value == "v2" { proxyProtocol = true } else if value != "off" {
+                reader.report("\(path).proxyProtocol", "'\(value)' is not supported", hint: "write v2, or off")
+            }
+        }
+        guard let id = reader.string(map["id"], at: "\(path).id"),
+              let account = reader.string(map["account"], at: "\(path).account")
+        else { return nil }
+        return EndpointService(
+            id: id, account: account, resources: resources,
+            autoAcceptConnections: reader.bool(map["autoAcceptConnections"], at: "\(path).autoAcceptConnections") ?? false,
+            zoneAffinity: reader.bool(map["zoneAffinity"], at: "\(path).zoneAffinity") ?? false,
+            whitelist: whitelist,
+            privateDomain: reader.string(map["privateDomain"], at: "\(path).privateDomain"),
+            proxyProtocol: proxyProtocol)
+    }
+
+    func parseEndpoint(_ node: Node, _ path: String) -> Endpoint? {
+        guard let map = reader.mapping(
+            node, at: path,
+            allowed: ["id", "account", "service", "vpc", "securityGroups", "zones", "connection"],
+            required: ["id", "account", "service", "vpc", "zones"]
+        ) else { return nil }
+        let groups = reader.sequence(map["securityGroups"], at: "\(path).securityGroups").compactMap { reader.string($0.node, at: $0.path) }
+        let enis = reader.sequence(map["zones"], at: "\(path).zones").compactMap { node, path -> ENI? in
+            guard let entry = reader.mapping(node, at: path, allowed: ["zone", "vswitch", "address"], required: ["zone", "vswitch"]),
+                  let zone = reader.string(entry["zone"], at: "\(path).zone"),
+                  let vswitch = reader.string(entry["vswitch"], at: "\(path).vswitch")
+            else { return nil }
+            if let node = entry["address"] {
+                guard let address = reader.address(node, at: "\(path).address") else { return nil }
+                return ENI(zone: zone, vswitch: vswitch, address: address)
+            }
+            return ENI(zone: zone, vswitch: vswitch)
+        }
+        let connection = map["connection"].flatMap {
+            reader.oneOf($0, at: "\(path).connection", ConnectionState.self, choices: ConnectionState.allCases)
+        }
+        guard let id = reader.string(map["id"], at: "\(path).id"),
+              let account = reader.string(map["account"], at: "\(path).account"),
+              let service = reader.string(map["service"], at: "\(path).service"),
+              let vpc = reader.string(map["vpc"], at: "\(path).vpc")
+        else { return nil }
+        return Endpoint(
+            id: id, account: account, service: service, vpc: vpc, securityGroups: groups, enis: enis,
+            connection: connection)
+    }
+}

@@ -1,0 +1,311 @@
+/// The topology and the PrivateLink objects of one configuration, as plain values.
+///
+/// These are what the config file says, after parsing; references between them are by ID.
+/// `Catalog` is the validated whole, with every reference known to resolve.
+
+/// A tenant. `id` is the cloud's 16-digit account ID (whitelists hold these); `name` is
+/// what other objects use to refer to it in a config.
+public struct Account: Hashable, Sendable {
+    public var id: String
+    public var name: String
+
+    public init(id: String, name: String) {
+        self.id = id
+        self.name = name
+    }
+}
+
+/// A subnet of a VPC in one zone.
+public struct VSwitch: Hashable, Sendable {
+    public var id: String
+    public var zone: String
+    public var cidr: IPv4Prefix
+
+    public init(id: String, zone: String, cidr: IPv4Prefix) {
+        self.id = id
+        self.zone = zone
+        self.cidr = cidr
+    }
+}
+
+public enum TransportProtocol: String, Hashable, Sendable, CaseIterable {
+    case tcp, udp
+}
+
+/// One ingress rule of a security group. `protocol == nil` means every protocol.
+public struct IngressRule: Hashable, Sendable {
+    public var `protocol`: TransportProtocol?
+    public var ports: ClosedRange<UInt16>
+    public var source: IPv4Prefix
+
+    public init(protocol: TransportProtocol?, ports: ClosedRange<UInt16>, source: IPv4Prefix) {
+        self.protocol = `protocol`
+        self.ports = ports
+        self.source = source
+    }
+
+    public func allows(_ proto: TransportProtocol, port: UInt16, from address: IPv4Address) -> Bool {
+        (self.protocol == nil || self.protocol == proto) && ports.contains(port) && source.contains(address)
+    }
+}
+
+/// Ingress rules applied to an endpoint's ENIs. Allow rules only; what no rule allows is denied.
+public struct SecurityGroup: Hashable, Sendable {
+    public var id: String
+    public var ingress: [IngressRule]
+
+    public init(id: String, ingress: [IngressRule]) {
+        self.id = id
+        self.ingress = ingress
+    }
+}
+
+/// An isolated address space of one account, optionally hosted in a Linux network namespace.
+public struct VPC: Hashable, Sendable {
+    public var id: String
+    /// The owning account's ID (resolved from a name or ID in the file).
+    public var account: String
+    public var cidr: IPv4Prefix
+    public var netns: String?
+    public var interface: String?
+    public var dnsAddress: IPv4Address?
+    public var vswitches: [VSwitch]
+    public var securityGroups: [SecurityGroup]
+
+    public init(
+        id: String, account: String, cidr: IPv4Prefix, netns: String? = nil, interface: String? = nil,
+        dnsAddress: IPv4Address? = nil, vswitches: [VSwitch] = [], securityGroups: [SecurityGroup] = []
+    ) {
+        self.id = id
+        self.account = account
+        self.cidr = cidr
+        self.netns = netns
+        self.interface = interface
+        self.dnsAddress = dnsAddress
+        self.vswitches = vswitches
+        self.securityGroups = securityGroups
+    }
+
+    /// The vSwitch whose block holds `address`, if any: this is how a client's zone is found.
+    public func vswitch(holding address: IPv4Address) -> VSwitch? {
+        vswitches.first { $0.cidr.contains(address) }
+    }
+}
+
+public enum Scheduler: String, Hashable, Sendable {
+    /// Smooth weighted round robin.
+    case wrr
+    /// Weighted least connections.
+    case wlc
+}
+
+public struct Backend: Hashable, Sendable {
+    public var address: IPv4Address
+    public var weight: Int
+
+    public init(address: IPv4Address, weight: Int = 100) {
+        self.address = address
+        self.weight = weight
+    }
+}
+
+public struct HealthCheck: Hashable, Sendable {
+    public enum Kind: Hashable, Sendable {
+        case tcp
+        case http(path: String, expectStatus: Int)
+    }
+
+    public var kind: Kind
+    public var interval: Duration
+    public var timeout: Duration
+    public var healthyThreshold: Int
+    public var unhealthyThreshold: Int
+
+    public init(
+        kind: Kind = .tcp, interval: Duration = .seconds(2), timeout: Duration = .seconds(5),
+        healthyThreshold: Int = 3, unhealthyThreshold: Int = 3
+    ) {
+        self.kind = kind
+        self.interval = interval
+        self.timeout = timeout
+        self.healthyThreshold = healthyThreshold
+        self.unhealthyThreshold = unhealthyThreshold
+    }
+}
+
+public struct LoadBalancerListener: Hashable, Sendable {
+    public var `protocol`: TransportProtocol
+    public var port: UInt16
+    public var backendPort: UInt16
+    public var scheduler: Scheduler
+    public var backends: [Backend]
+    public var healthCheck: HealthCheck
+
+    public init(
+        protocol: TransportProtocol, port: UInt16, backendPort: UInt16? = nil, scheduler: Scheduler = .wrr,
+        backends: [Backend] = [], healthCheck: HealthCheck = HealthCheck()
+    ) {
+        self.protocol = `protocol`
+        self.port = port
+        self.backendPort = backendPort ?? port
+        self.scheduler = scheduler
+        self.backends = backends
+        self.healthCheck = healthCheck
+    }
+}
+
+/// A provider's L4 load balancer in one zone: built in (listeners with backends) or external
+/// (`address` set, no backends: flows go to that address).
+public struct LoadBalancer: Hashable, Sendable {
+    public var id: String
+    public var account: String
+    public var vpc: String
+    public var zone: String
+    public var natAddresses: [IPv4Address]
+    public var address: IPv4Address?
+    public var listeners: [LoadBalancerListener]
+
+    public init(
+        id: String, account: String, vpc: String, zone: String, natAddresses: [IPv4Address] = [],
+        address: IPv4Address? = nil, listeners: [LoadBalancerListener] = []
+    ) {
+        self.id = id
+        self.account = account
+        self.vpc = vpc
+        self.zone = zone
+        self.natAddresses = natAddresses
+        self.address = address
+        self.listeners = listeners
+    }
+
+    public var isExternal: Bool { address != nil }
+}
+
+/// The load balancer that serves an endpoint service in one zone.
+public struct ServiceResource: Hashable, Sendable {
+    public var zone: String
+    public var loadBalancer: String
+
+    public init(zone: String, loadBalancer: String) {
+        self.zone = zone
+        self.loadBalancer = loadBalancer
+    }
+}
+
+/// What a provider offers to other accounts' VPCs.
+public struct EndpointService: Hashable, Sendable {
+    public var id: String
+    public var account: String
+    public var resources: [ServiceResource]
+    public var autoAcceptConnections: Bool
+    public var zoneAffinity: Bool
+    /// Account IDs allowed to create endpoints of this service (the owner always may).
+    public var whitelist: [String]
+    public var privateDomain: String?
+    public var proxyProtocol: Bool
+
+    public init(
+        id: String, account: String, resources: [ServiceResource], autoAcceptConnections: Bool = false,
+        zoneAffinity: Bool = false, whitelist: [String] = [], privateDomain: String? = nil,
+        proxyProtocol: Bool = false
+    ) {
+        self.id = id
+        self.account = account
+        self.resources = resources
+        self.autoAcceptConnections = autoAcceptConnections
+        self.zoneAffinity = zoneAffinity
+        self.whitelist = whitelist
+        self.privateDomain = privateDomain
+        self.proxyProtocol = proxyProtocol
+    }
+
+    public var zones: [String] { resources.map(\.zone) }
+
+    public func allows(account accountID: String) -> Bool {
+        accountID == account || whitelist.contains(accountID)
+    }
+}
+
+/// The state of an endpoint's connection to its service, in the console's words.
+public enum ConnectionState: String, Hashable, Sendable, CaseIterable {
+    case disconnected = "Disconnected"
+    case connected = "Connected"
+    case rejected = "Rejected"
+}
+
+/// An endpoint's network interface in one zone: where ZoneLink listens for the consumer.
+public struct ENI: Hashable, Sendable {
+    public var zone: String
+    public var vswitch: String
+    /// Nil only before allocation; every ENI in a `Catalog` has an address.
+    public var address: IPv4Address?
+
+    public init(zone: String, vswitch: String, address: IPv4Address? = nil) {
+        self.zone = zone
+        self.vswitch = vswitch
+        self.address = address
+    }
+}
+
+/// A consumer's attachment to a service in one of its VPCs.
+public struct Endpoint: Hashable, Sendable {
+    public var id: String
+    public var account: String
+    public var service: String
+    public var vpc: String
+    public var securityGroups: [String]
+    public var enis: [ENI]
+    /// The state declared in the file; nil means "as the service's auto-accept says".
+    public var connection: ConnectionState?
+
+    public init(
+        id: String, account: String, service: String, vpc: String, securityGroups: [String] = [],
+        enis: [ENI], connection: ConnectionState? = nil
+    ) {
+        self.id = id
+        self.account = account
+        self.service = service
+        self.vpc = vpc
+        self.securityGroups = securityGroups
+        self.enis = enis
+        self.connection = connection
+    }
+}
+
+/// A DNS listener outside any VPC namespace (`dns.listen`).
+public struct DNSListener: Hashable, Sendable {
+    public var address: IPv4Endpoint
+    /// Answer as a client of this VPC (nil: as a client of no VPC).
+    public var vpc: String?
+    /// Answer as a client in this zone (nil: the zone of the vSwitch holding the source address).
+    public var zone: String?
+
+    public init(address: IPv4Endpoint, vpc: String? = nil, zone: String? = nil) {
+        self.address = address
+        self.vpc = vpc
+        self.zone = zone
+    }
+}
+
+public struct DNSSettings: Hashable, Sendable {
+    /// TTL of generated records, and the SOA minimum of the generated zone.
+    public var ttl: UInt32
+    public var listen: [DNSListener]
+    public var upstreams: [IPv4Endpoint]
+    /// Static zones, RFC 1035 master files, as written in the config (relative to the
+    /// server's working directory).
+    public var zoneFiles: [String]
+    /// How long an idle DNS-over-TCP connection is kept (RFC 7766 section 6.2.3).
+    public var tcpIdleTimeout: Duration
+
+    public init(
+        ttl: UInt32 = 60, listen: [DNSListener] = [], upstreams: [IPv4Endpoint] = [], zoneFiles: [String] = [],
+        tcpIdleTimeout: Duration = .seconds(10)
+    ) {
+        self.ttl = ttl
+        self.listen = listen
+        self.upstreams = upstreams
+        self.zoneFiles = zoneFiles
+        self.tcpIdleTimeout = tcpIdleTimeout
+    }
+}

@@ -1,0 +1,83 @@
+import NIOCore
+import Synchronization
+import ZoneLinkCore
+
+/// Who is asking, as far as answering cares: the listener's VPC and zone, and the source.
+public struct ListenerContext: Sendable {
+    /// The VPC whose view this listener answers with (nil: a client of no VPC).
+    public var vpc: String?
+    /// The zone clients of this listener are in, when the listener says so.
+    public var zone: String?
+
+    public init(vpc: String?, zone: String?) {
+        self.vpc = vpc
+        self.zone = zone
+    }
+}
+
+/// Turns one query message into one response message: parse, decide, encode.
+///
+/// The same for UDP and TCP; they differ only in the size limit. Every malformed input ends
+/// in FORMERR or no answer, never in a trap.
+public struct Responder: Sendable {
+    public let engine: AnswerEngine
+    public let health: ZoneHealth
+
+    public init(engine: AnswerEngine, health: ZoneHealth = .allHealthy) {
+        self.engine = engine
+        self.health = health
+    }
+
+    public enum Transport: Sendable { case udp, tcp }
+
+    /// Appends the response to `output`; false when the message deserves no answer.
+    public func respond(
+        to message: UnsafeRawBufferPointer, listener: ListenerContext, source: IPv4Address?,
+        transport: Transport, into output: inout ByteBuffer
+    ) -> Bool {
+        switch QueryParser.parse(message) {
+        case .drop:
+            return false
+        case .reject(let id, let flags, let rcode, let query):
+            ResponseWriter.writeError(rcode, id: id, flags: flags, query: query, message: message, into: &output)
+        case .query(let query):
+            if let edns = query.edns, edns.version > 0 {
+                ResponseWriter.writeError(.badVers, id: query.id, flags: query.flags, query: query, message: message, into: &output)
+                return true
+            }
+            let zone = listener.zone ?? source.flatMap { address in listener.vpc.flatMap { engine.zone(of: address, in: $0) } }
+            let answer = engine.answer(query, vpc: listener.vpc, clientZone: zone, health: health)
+            let limit = transport == .tcp ? 65535 : query.udpPayloadLimit
+            ResponseWriter.write(answer, to: query, message: message, limit: limit, into: &output)
+        }
+        return true
+    }
+}
+
+/// The current responder, published by whoever builds catalogs and read by every listener.
+///
+/// Readers check a generation number (one atomic load) and take the lock only when a new
+/// responder was published, so answering never contends with other answering.
+public final class ResponderPublisher: Sendable {
+    private let generation = Atomic<Int>(0)
+    private let current: Mutex<Responder>
+
+    public init(_ responder: Responder) {
+        self.current = Mutex(responder)
+    }
+
+    public func publish(_ responder: Responder) {
+        current.withLock { $0 = responder }
+        generation.add(1, ordering: .releasing)
+    }
+
+    /// The responder, if one newer than `seen` was published; updates `seen`.
+    public func refresh(_ cached: inout Responder, seen: inout Int) {
+        let now = generation.load(ordering: .acquiring)
+        guard now != seen else { return }
+        cached = current.withLock { $0 }
+        seen = now
+    }
+
+    public var responder: Responder { current.withLock { $0 } }
+}

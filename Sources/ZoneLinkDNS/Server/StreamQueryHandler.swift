@@ -1,0 +1,55 @@
+import Logging
+import NIOCore
+import ZoneLinkCore
+
+/// Answers DNS queries on one TCP connection (RFC 7766): many per connection, in order,
+/// each response behind its two-byte length. Closes the connection when it has been idle for
+/// the configured time, and on a message that deserves no answer (its peer is not a DNS client).
+final class StreamQueryHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let publisher: ResponderPublisher
+    private var responder: Responder
+    private var generation = -1
+    private let listener: ListenerContext
+
+    init(publisher: ResponderPublisher, listener: ListenerContext) {
+        self.publisher = publisher
+        self.responder = publisher.responder
+        self.listener = listener
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let message = unwrapInboundIn(data)
+        publisher.refresh(&responder, seen: &generation)
+        var output = context.channel.allocator.buffer(capacity: 514)
+        output.writeInteger(UInt16(0))
+        let source = context.channel.remoteAddress?.ipv4Address
+        let answered = message.withUnsafeReadableBytes {
+            responder.respond(to: $0, listener: listener, source: source, transport: .tcp, into: &output)
+        }
+        guard answered else {
+            context.close(promise: nil)
+            return
+        }
+        output.setInteger(UInt16(output.readableBytes - 2), at: output.readerIndex)
+        context.write(wrapOutboundOut(output), promise: nil)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        context.flush()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+}

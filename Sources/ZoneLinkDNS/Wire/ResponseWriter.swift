@@ -1,0 +1,169 @@
+import NIOCore
+
+/// Encodes a decided `Answer` as a response to a query, within a size limit.
+///
+/// Deciding and encoding are separate (as in NSD): the writer never changes what is said,
+/// only whether it fits. When the answer or authority section does not fit, the response
+/// carries the question alone with TC set (RFC 2181 section 9), and the client retries over
+/// TCP; additional records that do not fit are simply left out.
+public struct ResponseWriter {
+    private var buffer: ByteBuffer
+    private let start: Int
+    private let limit: Int
+    /// Names written so far, for compression (RFC 1035 section 4.1.4): where each suffix starts.
+    private var written: [(offset: Int, name: DNSName, from: Int)] = []
+
+    /// Writes the response for `answer` into `buffer` (appending) and returns it.
+    /// `message` is the query as received; its question is echoed byte for byte.
+    public static func write(
+        _ answer: Answer, to query: Query, message: UnsafeRawBufferPointer, limit: Int,
+        into buffer: inout ByteBuffer
+    ) {
+        var writer = ResponseWriter(buffer: buffer, limit: limit)
+        buffer = ByteBuffer()  // hand the storage to the writer, so appending does not copy
+        writer.encode(answer, query: query, message: message)
+        buffer = writer.buffer
+    }
+
+    /// A response with no records: FORMERR, NOTIMP, REFUSED and the like. The question is
+    /// echoed when it could be read.
+    public static func writeError(
+        _ rcode: RCode, id: UInt16, flags: UInt16, query: Query?, message: UnsafeRawBufferPointer,
+        into buffer: inout ByteBuffer
+    ) {
+        var writer = ResponseWriter(buffer: buffer, limit: 65535)
+        buffer = ByteBuffer()
+        writer.encodeHeader(id: id, queryFlags: flags, rcode: rcode, authoritative: false, truncated: false)
+        if let query {
+            writer.buffer.writeBytes(UnsafeRawBufferPointer(rebasing: message[12..<query.questionEnd]))
+            writer.setCount(at: 4, 1)
+            if query.edns != nil {
+                writer.writeOPT(rcode: rcode, dnssecOK: query.edns!.dnssecOK)
+                writer.setCount(at: 10, 1)
+            }
+        }
+        buffer = writer.buffer
+    }
+
+    private init(buffer: ByteBuffer, limit: Int) {
+        self.buffer = buffer
+        self.start = buffer.writerIndex
+        self.limit = limit
+        self.written.reserveCapacity(8)
+    }
+
+    private var length: Int { buffer.writerIndex - start }
+
+    private mutating func encode(_ answer: Answer, query: Query, message: UnsafeRawBufferPointer) {
+        encodeHeader(id: query.id, queryFlags: query.flags, rcode: answer.rcode, authoritative: answer.authoritative, truncated: false)
+        buffer.writeBytes(UnsafeRawBufferPointer(rebasing: message[12..<query.questionEnd]))
+        setCount(at: 4, 1)
+        written.append((12, query.name, 0))
+        let questionEnd = buffer.writerIndex
+        // Room kept for the OPT record (11 bytes), which must go out whatever else does not.
+        let reserve = query.edns == nil ? 0 : 11
+
+        var fits = true
+        var counts = (0, 0, 0)
+        for set in answer.answer where fits {
+            fits = writeRecordSet(set, limit: limit - reserve, count: &counts.0)
+        }
+        for set in answer.authority where fits {
+            fits = writeRecordSet(set, limit: limit - reserve, count: &counts.1)
+        }
+        if !fits {
+            buffer.moveWriterIndex(to: questionEnd)
+            counts = (0, 0, 0)
+            setFlag(HeaderFlags.tc)
+        } else {
+            for set in answer.additional {
+                let mark = buffer.writerIndex
+                var added = 0
+                if !writeRecordSet(set, limit: limit - reserve, count: &added) {
+                    buffer.moveWriterIndex(to: mark)
+                    break
+                }
+                counts.2 += added
+            }
+        }
+        if let edns = query.edns {
+            writeOPT(rcode: answer.rcode, dnssecOK: edns.dnssecOK)
+            counts.2 += 1
+        }
+        setCount(at: 6, counts.0)
+        setCount(at: 8, counts.1)
+        setCount(at: 10, counts.2)
+    }
+
+    private mutating func encodeHeader(id: UInt16, queryFlags: UInt16, rcode: RCode, authoritative: Bool, truncated: Bool) {
+        // Echo opcode, RD and CD (RFC 6840 section 5.9); RA clear: ZoneLink offers no recursion yet.
+        var flags = HeaderFlags.qr | (queryFlags & (HeaderFlags.opcodeMask | HeaderFlags.rd | HeaderFlags.cd))
+        if authoritative { flags |= HeaderFlags.aa }
+        if truncated { flags |= HeaderFlags.tc }
+        flags |= rcode.rawValue & 0x000F
+        buffer.writeInteger(id)
+        buffer.writeInteger(flags)
+        buffer.writeInteger(UInt64(0))
+    }
+
+    private mutating func setFlag(_ flag: UInt16) {
+        let flags: UInt16 = buffer.getInteger(at: start + 2)!
+        buffer.setInteger(flags | flag, at: start + 2)
+    }
+
+    private mutating func setCount(at offset: Int, _ count: Int) {
+        buffer.setInteger(UInt16(count), at: start + offset)
+    }
+
+    /// OPT (RFC 6891 section 6.1.2): the upper 8 bits of an extended rcode go in its TTL.
+    private mutating func writeOPT(rcode: RCode, dnssecOK: Bool) {
+        buffer.writeInteger(UInt8(0))
+        buffer.writeInteger(RRType.opt.rawValue)
+        buffer.writeInteger(EDNS.advertisedPayloadSize)
+        let ttl = UInt32(rcode.rawValue >> 4) << 24 | (dnssecOK ? EDNS.dnssecOK : 0)
+        buffer.writeInteger(ttl)
+        buffer.writeInteger(UInt16(0))
+    }
+
+    /// Writes every record of `set`; false (with the partial write left for the caller to
+    /// undo) when it would pass `limit`.
+    private mutating func writeRecordSet(_ set: RecordSet, limit: Int, count: inout Int) -> Bool {
+        for data in set.rrset.rdata {
+            writeName(set.owner)
+            buffer.writeInteger(set.rrset.type.rawValue)
+            buffer.writeInteger(DNSClass.internet)
+            buffer.writeInteger(set.rrset.ttl)
+            buffer.writeInteger(UInt16(data.count))
+            buffer.writeBytes(data)
+            guard length <= limit else { return false }
+            count += 1
+        }
+        return true
+    }
+
+    /// Writes `name`, replacing its longest suffix already in the message by a pointer.
+    private mutating func writeName(_ name: DNSName) {
+        let wire = name.wire
+        var from = 0
+        while wire[from] != 0 {
+            if let target = pointer(to: wire, from: from) {
+                buffer.writeInteger(UInt16(0xC000) | UInt16(target))
+                return
+            }
+            let offset = length
+            let labelEnd = from + Int(wire[from]) + 1
+            buffer.writeBytes(wire[from..<labelEnd])
+            if offset < 0x4000 { written.append((offset, name, from)) }
+            from = labelEnd
+        }
+        buffer.writeInteger(UInt8(0))
+    }
+
+    private func pointer(to wire: [UInt8], from: Int) -> Int? {
+        let suffixLength = wire.count - from
+        for entry in written where entry.name.wire.count - entry.from == suffixLength {
+            if entry.name.wire[entry.from...].elementsEqual(wire[from...]) { return entry.offset }
+        }
+        return nil
+    }
+}

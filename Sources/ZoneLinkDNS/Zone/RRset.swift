@@ -1,0 +1,71 @@
+import ZoneLinkCore
+
+/// The records of one name and type, with their data in wire form (names uncompressed).
+public struct RRset: Sendable {
+    public var type: RRType
+    public var ttl: UInt32
+    public var rdata: [[UInt8]]
+    /// Names inside the data that answering follows: a CNAME's target, NS hosts, MX exchanges.
+    public var targets: [DNSName]
+    /// On an endpoint's generated A records: which ENI each record is, so that answering can
+    /// apply zone affinity and health. Nil on every other rrset.
+    public var enis: ENISelection?
+
+    public init(type: RRType, ttl: UInt32, rdata: [[UInt8]], targets: [DNSName] = [], enis: ENISelection? = nil) {
+        self.type = type
+        self.ttl = ttl
+        self.rdata = rdata
+        self.targets = targets
+        self.enis = enis
+    }
+}
+
+/// One ENI of an endpoint, as health is reported for it.
+public struct ENIKey: Hashable, Sendable {
+    public var endpoint: String
+    public var zone: String
+
+    public init(endpoint: String, zone: String) {
+        self.endpoint = endpoint
+        self.zone = zone
+    }
+}
+
+/// Which ENI each record of an rrset stands for, and whether its service asks for affinity.
+public struct ENISelection: Sendable {
+    public var keys: [ENIKey]
+    public var zoneAffinity: Bool
+}
+
+/// A name and an rrset of it, as it goes into a section of a response.
+public struct RecordSet: Sendable {
+    public var owner: DNSName
+    public var rrset: RRset
+
+    public init(owner: DNSName, rrset: RRset) {
+        self.owner = owner
+        self.rrset = rrset
+    }
+}
+
+/// What the answer engine decided; the writer encodes it, truncating if it must.
+public struct Answer: Sendable {
+    public var rcode: RCode
+    public var authoritative: Bool
+    public var answer: [RecordSet]
+    public var authority: [RecordSet]
+    public var additional: [RecordSet]
+
+    public init(
+        rcode: RCode, authoritative: Bool, answer: [RecordSet] = [], authority: [RecordSet] = [],
+        additional: [RecordSet] = []
+    ) {
+        self.rcode = rcode
+        self.authoritative = authoritative
+        self.answer = answer
+        self.authority = authority
+        self.additional = additional
+    }
+
+    public static let refused = Answer(rcode: .refused, authoritative: false)
+}
