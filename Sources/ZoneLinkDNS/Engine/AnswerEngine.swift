@@ -96,10 +96,11 @@ public struct AnswerEngine: Sendable {
         guard let selection = rrset.enis else { return rrset }
         let indices = rrset.rdata.indices
         var chosen = indices.filter { health.isHealthy(selection.keys[$0]) }
-        if chosen.isEmpty { chosen = Array(indices) }
+        let someHealthy = !chosen.isEmpty
+        if !someHealthy { chosen = Array(indices) }
         if let clientZone {
             let local = chosen.filter { selection.keys[$0].zone == clientZone }
-            if selection.zoneAffinity && !local.isEmpty {
+            if selection.zoneAffinity && someHealthy && !local.isEmpty {
                 chosen = local
             } else {
                 chosen = local + chosen.filter { selection.keys[$0].zone != clientZone }
