@@ -22,11 +22,12 @@ struct ZoneLink: AsyncParsableCommand {
     )
 }
 
-/// Loads and validates a config and its zone files, printing every issue to stderr.
-func loadCatalog(_ file: String) throws -> (Catalog, [Zone]) {
+/// Loads and validates a config and (unless told not to) its zone files, printing every issue
+/// to stderr.
+func loadCatalog(_ file: String, staticZones: Bool = true) throws -> (Catalog, [Zone]) {
     do {
         let catalog = try Catalog.load(file: file)
-        return (catalog, try catalog.loadStaticZones(file: file))
+        return (catalog, staticZones ? try catalog.loadStaticZones(file: file) : [])
     } catch {
         FileHandle.standardError.write(Data((error.description + "\n").utf8))
         throw ExitStatus.invalidInput
@@ -61,7 +62,8 @@ struct ZoneCommand: ParsableCommand {
         var vpc: String?
 
         func run() throws {
-            let (catalog, _) = try loadCatalog(config)
+            // Static zones are served from their own files; the export needs only the catalog.
+            let (catalog, _) = try loadCatalog(config, staticZones: false)
             if let vpc, catalog.vpc(vpc) == nil {
                 FileHandle.standardError.write(Data("zonelink: no VPC '\(vpc)' in \(config) (one of: \(catalog.vpcs.map(\.id).joined(separator: ", ")))\n".utf8))
                 throw ExitStatus.invalidInput

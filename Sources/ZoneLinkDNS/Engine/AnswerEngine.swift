@@ -6,7 +6,10 @@ import ZoneLinkCore
 /// A view is what a client of one VPC sees (or of no VPC). Zones are found by the longest
 /// matching suffix of the question name; names in no zone are REFUSED here (forwarding is the
 /// server's business, not the engine's).
-public struct AnswerEngine: Sendable {
+///
+/// A class so that the listeners share one engine by reference: copying a catalog's worth of
+/// arrays per query would cost more than answering.
+public final class AnswerEngine: Sendable {
     public let catalog: Catalog
     private let views: [String: View]
     private let outsideView: View
@@ -14,8 +17,8 @@ public struct AnswerEngine: Sendable {
     /// The zones one client population sees, by apex.
     struct View: Sendable {
         var zones: [DNSName: Zone]
-        /// The longest apex, in labels: no suffix longer than this needs looking up.
-        var deepestApex: Int
+        /// The same zones, longest apex first: the first whose apex ends the name is its zone.
+        var byDepth: [Zone]
     }
 
     public init(catalog: Catalog, staticZones: [Zone] = []) {
@@ -76,40 +79,22 @@ public struct AnswerEngine: Sendable {
         vpc.flatMap { views[$0] } ?? outsideView
     }
 
+    /// The zone with the longest apex that `name` lies in. Views hold a handful of zones, so a
+    /// scan without allocation beats hashing every suffix.
     private func zone(for name: DNSName, in view: View) -> Zone? {
-        var suffix = name
-        var labels = name.labelCount
-        while labels > view.deepestApex {
-            suffix = suffix.parent
-            labels -= 1
-        }
-        while true {
-            if let zone = view.zones[suffix] { return zone }
-            if suffix.isRoot { return nil }
-            suffix = suffix.parent
-        }
+        view.byDepth.first { name.endsWith($0.apex) }
     }
 
-    /// DESIGN section 5: with affinity on and a healthy ENI in the client's zone, only that
-    /// zone's ENIs; otherwise every healthy ENI, same zone first; with none healthy, every ENI.
+    /// The records of an endpoint's rrset that this client is answered (`ENISelection.choose`).
     func applyAffinity(_ rrset: RRset, clientZone: String?, health: ZoneHealth) -> RRset {
         guard let selection = rrset.enis else { return rrset }
-        let indices = rrset.rdata.indices
-        var chosen = indices.filter { health.isHealthy(selection.keys[$0]) }
-        let someHealthy = !chosen.isEmpty
-        if !someHealthy { chosen = Array(indices) }
-        if let clientZone {
-            let local = chosen.filter { selection.keys[$0].zone == clientZone }
-            if selection.zoneAffinity && someHealthy && !local.isEmpty {
-                chosen = local
-            } else {
-                chosen = local + chosen.filter { selection.keys[$0].zone != clientZone }
-            }
-        }
-        if chosen.count == rrset.rdata.count && chosen == Array(indices) { return rrset }
         var result = rrset
-        result.rdata = chosen.map { rrset.rdata[$0] }
-        result.enis = ENISelection(keys: chosen.map { selection.keys[$0] }, zoneAffinity: selection.zoneAffinity)
+        result.enis = nil
+        if health.unhealthy.isEmpty, let rdata = selection.whileHealthy[clientZone ?? ""] {
+            result.rdata = rdata
+        } else {
+            result.rdata = selection.choose(clientZone: clientZone, health: health).map { rrset.rdata[$0] }
+        }
         return result
     }
 }
@@ -117,7 +102,7 @@ public struct AnswerEngine: Sendable {
 extension AnswerEngine.View {
     init(zones: [DNSName: Zone]) {
         self.zones = zones
-        self.deepestApex = zones.keys.map(\.labelCount).max() ?? 0
+        self.byDepth = zones.values.sorted { $0.apex.wire.count > $1.apex.wire.count }
     }
 }
 

@@ -44,10 +44,13 @@ struct GeneratedNames {
     /// The A records of a set of ENIs, tagged so that answering can apply affinity and health.
     func addresses(of enis: [(Endpoint, ENI)], zoneAffinity: Bool) -> RRset {
         let ordered = enis.sorted { ($0.1.zone, $0.0.id) < ($1.1.zone, $1.0.id) }
-        return RRset(
-            type: .a, ttl: ttl,
-            rdata: ordered.map { addressData($0.1.address!) },
-            enis: ENISelection(keys: ordered.map { ENIKey(endpoint: $0.0.id, zone: $0.1.zone) }, zoneAffinity: zoneAffinity))
+        let rdata = ordered.map { addressData($0.1.address!) }
+        var selection = ENISelection(keys: ordered.map { ENIKey(endpoint: $0.0.id, zone: $0.1.zone) }, zoneAffinity: zoneAffinity)
+        for zone in Set(selection.keys.map(\.zone)) {
+            selection.whileHealthy[zone] = selection.choose(clientZone: zone, health: .allHealthy).map { rdata[$0] }
+        }
+        selection.whileHealthy[""] = rdata
+        return RRset(type: .a, ttl: ttl, rdata: rdata, enis: selection)
     }
 
     func addressData(_ address: IPv4Address) -> [UInt8] {

@@ -68,6 +68,7 @@ public struct DNSServer: Service {
                 .channelOption(.socketOption(.so_reuseaddr), value: 1)
                 .channelOption(ChannelOptions.Types.SocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_REUSEPORT)), value: 1)
                 .channelOption(.datagramVectorReadMessageCount, value: 32)
+                .channelOption(.maxMessagesPerRead, value: 1)
                 .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 32 * 2048))
                 .channelInitializer { [publisher, logger] channel in
                     channel.eventLoop.makeCompletedFuture {

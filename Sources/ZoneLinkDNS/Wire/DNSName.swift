@@ -1,3 +1,5 @@
+import Glibc
+
 /// A domain name in wire form (RFC 1035 section 3.1): length-prefixed labels ending in the
 /// root label, uncompressed, folded to lower case.
 ///
@@ -5,6 +7,28 @@
 /// the client's own spelling is echoed from the question, never stored here.
 public struct DNSName: Hashable, Sendable, CustomStringConvertible {
     public private(set) var wire: [UInt8]
+
+    /// Hashes the bytes in one call; the synthesised conformance would feed them one at a time.
+    public func hash(into hasher: inout Hasher) {
+        wire.withUnsafeBytes { hasher.combine(bytes: $0) }
+    }
+
+    public static func == (lhs: DNSName, rhs: DNSName) -> Bool { lhs.wire == rhs.wire }
+
+    /// True when the last `apex.wire.count` bytes of this name are `apex` and start at a label:
+    /// `isSubdomain(of:)` without allocating, for the hot path.
+    @inline(__always)
+    func endsWith(_ apex: DNSName) -> Bool {
+        let start = wire.count - apex.wire.count
+        guard start >= 0 else { return false }
+        var i = 0
+        while i < start { i += Int(wire[i]) + 1 }
+        return i == start && wire.withUnsafeBufferPointer { mine in
+            apex.wire.withUnsafeBufferPointer { theirs in
+                memcmp(mine.baseAddress! + start, theirs.baseAddress!, theirs.count) == 0
+            }
+        }
+    }
 
     public static let root = DNSName(uncheckedWire: [0])
     /// Longest name on the wire, counting length bytes and the root label.

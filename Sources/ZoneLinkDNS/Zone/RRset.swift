@@ -35,6 +35,27 @@ public struct ENIKey: Hashable, Sendable {
 public struct ENISelection: Sendable {
     public var keys: [ENIKey]
     public var zoneAffinity: Bool
+    /// What a client of each zone is answered while every ENI is healthy ("" for a client of
+    /// no known zone), worked out once when the catalog is built: the common case costs a lookup.
+    var whileHealthy: [String: [[UInt8]]] = [:]
+
+    public init(keys: [ENIKey], zoneAffinity: Bool) {
+        self.keys = keys
+        self.zoneAffinity = zoneAffinity
+    }
+
+    /// DESIGN section 5: with affinity on and a healthy ENI in the client's zone, only that
+    /// zone's ENIs; otherwise every healthy ENI, same zone first; with none healthy, every ENI.
+    /// Returns the indices of the chosen records, in answer order.
+    func choose(clientZone: String?, health: ZoneHealth) -> [Int] {
+        var chosen = keys.indices.filter { health.isHealthy(keys[$0]) }
+        let someHealthy = !chosen.isEmpty
+        if !someHealthy { chosen = Array(keys.indices) }
+        guard let clientZone else { return chosen }
+        let local = chosen.filter { keys[$0].zone == clientZone }
+        if zoneAffinity && someHealthy && !local.isEmpty { return local }
+        return local + chosen.filter { keys[$0].zone != clientZone }
+    }
 }
 
 /// A name and an rrset of it, as it goes into a section of a response.

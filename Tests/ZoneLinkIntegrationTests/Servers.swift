@@ -1,0 +1,267 @@
+// The servers the tests run: `zonelink serve` on its own config and ports, and NSD.
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Test configs: zones/local.yaml with the two listener ports moved to free ones and the static
+/// zone path made absolute.
+struct TestConfig: Sendable {
+    /// `dns.listen[0]`: VPC 1, pinned to zone eu-central-1b.
+    var pinnedPort: UInt16
+    /// `dns.listen[1]`: VPC 1, zone of the source address.
+    var sourcePort: UInt16
+    var yaml: String
+
+    static func local(mutate: (String) -> String = { $0 }) throws -> TestConfig {
+        var text = try String(contentsOf: Paths.localYAML, encoding: .utf8)
+        let pinned = try Ports.free(), source = try Ports.free()
+        for (old, new) in [("127.0.0.1:5353", "127.0.0.1:\(pinned)"), ("127.0.0.1:5354", "127.0.0.1:\(source)"),
+                           ("zones/example.internal.zone", Paths.staticZone.path)] {
+            guard text.contains(old) else { throw HarnessError("zones/local.yaml no longer contains `\(old)`") }
+            text = text.replacingOccurrences(of: old, with: new)
+        }
+        return TestConfig(pinnedPort: pinned, sourcePort: source, yaml: mutate(text))
+    }
+}
+
+/// A running `zonelink serve`.
+final class ZoneLinkServer: @unchecked Sendable {
+    let process: Process
+    let dir: URL
+    let configURL: URL
+    let config: TestConfig
+    let stderrURL: URL
+    let stdoutURL: URL
+
+    var pinnedPort: UInt16 { config.pinnedPort }
+    var sourcePort: UInt16 { config.sourcePort }
+    var isRunning: Bool { process.isRunning }
+
+    private init(process: Process, dir: URL, configURL: URL, config: TestConfig, stderrURL: URL, stdoutURL: URL) {
+        self.process = process
+        self.dir = dir
+        self.configURL = configURL
+        self.config = config
+        self.stderrURL = stderrURL
+        self.stdoutURL = stdoutURL
+    }
+
+    var logs: String {
+        let err = (try? String(contentsOf: stderrURL, encoding: .utf8)) ?? ""
+        let out = (try? String(contentsOf: stdoutURL, encoding: .utf8)) ?? ""
+        return "stderr:\n\(cap(err, 4000))\nstdout:\n\(cap(out, 2000))"
+    }
+
+    /// Launches `zonelink serve --config F --threads 1` in a temp dir (its current directory).
+    static func launch(_ config: TestConfig, tag: String) throws -> ZoneLinkServer {
+        let binary = try Paths.requireZonelink()
+        let dir = try Paths.makeTempDir(tag)
+        let configURL = dir.appendingPathComponent("zonelink.yaml")
+        try config.yaml.write(to: configURL, atomically: true, encoding: .utf8)
+        let errURL = dir.appendingPathComponent("server.stderr")
+        let outURL = dir.appendingPathComponent("server.stdout")
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        let p = Process()
+        p.executableURL = binary
+        p.arguments = ["serve", "--config", configURL.path, "--threads", "1"]
+        p.currentDirectoryURL = dir
+        p.standardInput = FileHandle.nullDevice
+        p.standardError = try FileHandle(forWritingTo: errURL)
+        p.standardOutput = try FileHandle(forWritingTo: outURL)
+        try launchProcess(p)
+        return ZoneLinkServer(process: p, dir: dir, configURL: configURL, config: config,
+                              stderrURL: errURL, stdoutURL: outURL)
+    }
+
+    /// Waits (at most `timeout` s) until both listeners answer a UDP query and accept TCP.
+    func waitUntilReady(timeout: Double = 20) throws {
+        let deadline = monotonicNow() + timeout
+        let client = try UDPClient()
+        var ready: Set<UInt16> = []
+        var id: UInt16 = 1
+        while monotonicNow() < deadline {
+            guard process.isRunning else {
+                throw HarnessError("zonelink serve exited early (status \(process.terminationStatus)) before answering.\n\(logs)")
+            }
+            for port in [pinnedPort, sourcePort] where !ready.contains(port) {
+                id &+= 1
+                let q = DNSQuery.build(id: id, name: "privatelink.internal", type: RRType.SOA)
+                if let reply = client.query(q, port: port, timeout: 0.2), reply.count >= 12, reply[2] & 0x80 != 0,
+                   (try? TCPClient(port: port))?.close_() != nil {
+                    ready.insert(port)
+                }
+            }
+            if ready.count == 2 { return }
+            sleepSeconds(0.1)
+        }
+        throw HarnessError("zonelink serve did not answer on 127.0.0.1:\(pinnedPort) and :\(sourcePort) within \(Int(timeout)) s.\n\(logs)")
+    }
+
+    func kill() {
+        if process.isRunning {
+            Glibc.kill(process.processIdentifier, SIGKILL)
+            _ = waitForExit(process, timeout: 5)
+        }
+    }
+
+    /// SIGTERM; (ended within the timeout, exited normally, status).
+    func terminate(timeout: Double = 5) -> (ended: Bool, exited: Bool, status: Int32) {
+        guard process.isRunning else {
+            return (true, process.terminationReason == .exit, process.terminationStatus)
+        }
+        process.terminate()
+        guard waitForExit(process, timeout: timeout) else {
+            kill()
+            return (false, false, -1)
+        }
+        return (true, process.terminationReason == .exit, process.terminationStatus)
+    }
+
+    func cleanUp() { try? FileManager.default.removeItem(at: dir) }
+}
+
+/// Starts a server on a test config, runs `body`, then stops it with SIGTERM and expects
+/// exit status 0 within 5 s. On a thrown error the server is killed and the error rethrown.
+func withZoneLink(tag: String, mutate: (String) -> String = { $0 },
+                  _ body: (ZoneLinkServer) async throws -> Void) async throws {
+    let config = try TestConfig.local(mutate: mutate)
+    let server = try ZoneLinkServer.launch(config, tag: tag)
+    do {
+        try await offload { try server.waitUntilReady() }
+        try await body(server)
+    } catch {
+        server.kill()
+        server.cleanUp()
+        throw error
+    }
+    let logs = server.logs
+    let (ended, exited, status) = try await offload { server.terminate() }
+    #expect(ended, "zonelink serve did not exit within 5 s of SIGTERM.\n\(logs)")
+    if ended {
+        #expect(exited && status == 0, "zonelink serve: after SIGTERM expected exit status 0, got \(exited ? "exit" : "signal") \(status).\n\(server.logs)")
+    }
+    server.cleanUp()
+}
+
+/// NSD serving zone files on a loopback port (foreground, `-d`, stopped by pid).
+final class NSDServer: @unchecked Sendable {
+    let process: Process
+    let dir: URL
+    let port: UInt16
+
+    private init(process: Process, dir: URL, port: UInt16) {
+        self.process = process
+        self.dir = dir
+        self.port = port
+    }
+
+    /// zones: (origin, absolute zone file path).
+    static func start(zones: [(String, String)], probe: String, timeout: Double = 20) throws -> NSDServer {
+        guard let nsd = Tools.nsd else { throw HarnessError("nsd is not installed") }
+        let dir = try Paths.makeTempDir("nsd")
+        let port = try Ports.free()
+        var conf = """
+        server:
+            server-count: 1
+            ip-address: 127.0.0.1@\(port)
+            do-ip6: no
+            minimal-responses: yes
+            database: ""
+            zonelistfile: "\(dir.path)/zone.list"
+            xfrdfile: "\(dir.path)/xfrd.state"
+            pidfile: "\(dir.path)/nsd.pid"
+            logfile: "\(dir.path)/nsd.log"
+            zonesdir: "\(dir.path)"
+            username: ""
+            chroot: ""
+            verbosity: 1
+            rrl-ratelimit: 0
+            rrl-whitelist-ratelimit: 0
+        remote-control:
+            control-enable: no
+
+        """
+        for (origin, file) in zones {
+            conf += "zone:\n    name: \"\(origin)\"\n    zonefile: \"\(file)\"\n"
+        }
+        let confURL = dir.appendingPathComponent("nsd.conf")
+        try conf.write(to: confURL, atomically: true, encoding: .utf8)
+        let errURL = dir.appendingPathComponent("nsd.stderr")
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: nsd)
+        p.arguments = ["-d", "-c", confURL.path]
+        p.currentDirectoryURL = dir
+        p.standardInput = FileHandle.nullDevice
+        p.standardOutput = try FileHandle(forWritingTo: errURL)
+        p.standardError = try FileHandle(forWritingTo: errURL)
+        try launchProcess(p)
+        let server = NSDServer(process: p, dir: dir, port: port)
+        let client = try UDPClient()
+        let deadline = monotonicNow() + timeout
+        var id: UInt16 = 7
+        while monotonicNow() < deadline {
+            guard p.isRunning else {
+                throw HarnessError("nsd exited early: \(server.logs)")
+            }
+            id &+= 1
+            if let reply = client.query(DNSQuery.build(id: id, name: probe, type: RRType.SOA), port: port, timeout: 0.2),
+               let r = DNSResponse.parse(reply), r.rcode == Rcode.NOERROR, !r.answer.isEmpty {
+                return server
+            }
+            sleepSeconds(0.1)
+        }
+        server.stop()
+        throw HarnessError("nsd did not serve \(probe) on port \(port) within \(Int(timeout)) s: \(server.logs)")
+    }
+
+    var logs: String {
+        let a = (try? String(contentsOf: dir.appendingPathComponent("nsd.stderr"), encoding: .utf8)) ?? ""
+        let b = (try? String(contentsOf: dir.appendingPathComponent("nsd.log"), encoding: .utf8)) ?? ""
+        return cap(a + b, 4000)
+    }
+
+    /// SIGTERM by pid to NSD and its children (NSD forks: xfrd, main, server), SIGKILL after 5 s,
+    /// then removes its directory.
+    func stop() {
+        let pids = [process.processIdentifier] + descendants(of: process.processIdentifier)
+        for pid in pids { Glibc.kill(pid, SIGTERM) }
+        let deadline = monotonicNow() + 5
+        while monotonicNow() < deadline && pids.contains(where: { isAlive($0) }) { usleep(10_000) }
+        for pid in pids where isAlive(pid) { Glibc.kill(pid, SIGKILL) }
+        _ = waitForExit(process, timeout: 5)
+        try? FileManager.default.removeItem(at: dir)
+    }
+}
+
+/// Live descendants of a process, from /proc (parents first).
+func descendants(of root: pid_t) -> [pid_t] {
+    var parent: [pid_t: pid_t] = [:]
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    for entry in entries {
+        guard let pid = pid_t(entry),
+              let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { continue }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        if fields.count > 1, let ppid = pid_t(fields[1]) { parent[pid] = ppid }
+    }
+    var out: [pid_t] = []
+    var frontier = [root]
+    while let next = frontier.popLast(), out.count < 1000 {
+        let children = parent.filter { $0.value == next }.map(\.key)
+        out += children
+        frontier += children
+    }
+    return out
+}
+
+/// True while the process exists and is not a zombie.
+func isAlive(_ pid: pid_t) -> Bool {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+          let close = stat.lastIndex(of: ")") else { return false }
+    let state = stat[stat.index(after: close)...].split(separator: " ").first
+    return state != "Z" && state != "X"
+}
