@@ -69,7 +69,7 @@ func makeEngine() throws -> AnswerEngine {
 
 /// The addresses in an answer section, in order.
 func addresses(_ answer: Answer) -> [String] {
-    answer.answer.filter { $0.rrset.type == .a }.flatMap { $0.rrset.rdata.map { $0.map(String.init).joined(separator: ".") } }
+    answer.answer.filter { $0.rrset.type == .a }.flatMap { $0.records.map { $0.map(String.init).joined(separator: ".") } }
 }
 
 func ask(_ engine: AnswerEngine, _ name: String, _ type: RRType = .a, vpc: String? = "vpc-1", zone: String? = nil, health: ZoneHealth = .allHealthy) -> Answer {

@@ -69,8 +69,10 @@ public final class AnswerEngine: Sendable {
         // Zone transfers are not offered.
         if query.type == .axfr || query.type == .ixfr { return .refused }
         var answer = zone.answer(query.name, query.type)
-        for i in answer.answer.indices where answer.answer[i].rrset.enis != nil {
-            answer.answer[i].rrset = applyAffinity(answer.answer[i].rrset, clientZone: clientZone, health: health)
+        for i in answer.answer.indices {
+            if let selection = answer.answer[i].rrset.enis {
+                answer.answer[i].records = records(of: answer.answer[i].rrset, chosenBy: selection, clientZone: clientZone, health: health)
+            }
         }
         return answer
     }
@@ -86,16 +88,9 @@ public final class AnswerEngine: Sendable {
     }
 
     /// The records of an endpoint's rrset that this client is answered (`ENISelection.choose`).
-    func applyAffinity(_ rrset: RRset, clientZone: String?, health: ZoneHealth) -> RRset {
-        guard let selection = rrset.enis else { return rrset }
-        var result = rrset
-        result.enis = nil
-        if health.unhealthy.isEmpty, let rdata = selection.whileHealthy[clientZone ?? ""] {
-            result.rdata = rdata
-        } else {
-            result.rdata = selection.choose(clientZone: clientZone, health: health).map { rrset.rdata[$0] }
-        }
-        return result
+    func records(of rrset: RRset, chosenBy selection: ENISelection, clientZone: String?, health: ZoneHealth) -> [[UInt8]] {
+        if health.unhealthy.isEmpty, let rdata = selection.whileHealthy[clientZone ?? ""] { return rdata }
+        return selection.choose(clientZone: clientZone, health: health).map { rrset.rdata[$0] }
     }
 }
 

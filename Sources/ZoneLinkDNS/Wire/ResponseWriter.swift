@@ -121,7 +121,7 @@ public struct ResponseWriter {
     /// Writes every record of `set`; false (with the partial write left for the caller to
     /// undo) when it would pass `limit`.
     private mutating func writeRecordSet(_ set: RecordSet, limit: Int, count: inout Int, into buffer: inout ByteBuffer) -> Bool {
-        for data in set.rrset.rdata {
+        for data in set.records {
             writeName(set.owner, into: &buffer)
             buffer.writeInteger(set.rrset.type.rawValue)
             buffer.writeInteger(DNSClass.internet)

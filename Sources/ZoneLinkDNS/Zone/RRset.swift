@@ -1,15 +1,18 @@
 import ZoneLinkCore
 
 /// The records of one name and type, with their data in wire form (names uncompressed).
-public struct RRset: Sendable {
-    public var type: RRType
-    public var ttl: UInt32
-    public var rdata: [[UInt8]]
+///
+/// Immutable and shared by reference: an answer holds it with one retain, however many
+/// records it has.
+public final class RRset: Sendable {
+    public let type: RRType
+    public let ttl: UInt32
+    public let rdata: [[UInt8]]
     /// Names inside the data that answering follows: a CNAME's target, NS hosts, MX exchanges.
-    public var targets: [DNSName]
+    public let targets: [DNSName]
     /// On an endpoint's generated A records: which ENI each record is, so that answering can
     /// apply zone affinity and health. Nil on every other rrset.
-    public var enis: ENISelection?
+    public let enis: ENISelection?
 
     public init(type: RRType, ttl: UInt32, rdata: [[UInt8]], targets: [DNSName] = [], enis: ENISelection? = nil) {
         self.type = type
@@ -17,6 +20,11 @@ public struct RRset: Sendable {
         self.rdata = rdata
         self.targets = targets
         self.enis = enis
+    }
+
+    /// This rrset with `other`'s records added, at the lower of the two TTLs (RFC 2181 section 5.2).
+    func merging(_ other: RRset) -> RRset {
+        RRset(type: type, ttl: min(ttl, other.ttl), rdata: rdata + other.rdata, targets: targets + other.targets, enis: enis)
     }
 }
 
@@ -58,14 +66,18 @@ public struct ENISelection: Sendable {
     }
 }
 
-/// A name and an rrset of it, as it goes into a section of a response.
+/// A name and an rrset of it, as it goes into a section of a response: all of its records,
+/// or the ones zone affinity chose.
 public struct RecordSet: Sendable {
     public var owner: DNSName
     public var rrset: RRset
+    /// The records to send: `rrset.rdata`, or the subset chosen for this client.
+    public var records: [[UInt8]]
 
     public init(owner: DNSName, rrset: RRset) {
         self.owner = owner
         self.rrset = rrset
+        self.records = rrset.rdata
     }
 }
 

@@ -28,9 +28,7 @@ public struct Zone: Sendable {
                 continue
             }
             if let i = nodes[owner]?.firstIndex(where: { $0.type == rrset.type }) {
-                nodes[owner]![i].rdata += rrset.rdata
-                nodes[owner]![i].targets += rrset.targets
-                nodes[owner]![i].ttl = min(nodes[owner]![i].ttl, rrset.ttl)
+                nodes[owner]![i] = nodes[owner]![i].merging(rrset)
             } else {
                 nodes[owner, default: []].append(rrset)
             }
@@ -40,9 +38,7 @@ public struct Zone: Sendable {
             return nil
         }
         let minimum = data.suffix(4).reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
-        var negative = soa
-        negative.ttl = min(soa.ttl, minimum)
-        negative.rdata = [data]
+        let negative = RRset(type: .soa, ttl: min(soa.ttl, minimum), rdata: [data])
         self.apex = apex
         self.nodes = nodes
         self.negativeSOA = RecordSet(owner: apex, rrset: negative)
