@@ -22,6 +22,8 @@ let package = Package(
             pkgConfig: "ldns",
             providers: [.apt(["libldns-dev"])]
         ),
+        // Linux calls Swift's Glibc module leaves out: recvmmsg/sendmmsg (and, later, setns).
+        .target(name: "CZoneLinkSystem"),
         // Topology, config, validation and the catalog: pure, no I/O but reading a file.
         .target(
             name: "ZoneLinkCore",
@@ -33,6 +35,7 @@ let package = Package(
             dependencies: [
                 "ZoneLinkCore",
                 "CLDNS",
+                "CZoneLinkSystem",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

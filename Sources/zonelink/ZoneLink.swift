@@ -82,7 +82,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("state-dir"), help: "Where state is kept (used by the control plane).")
     var stateDir = ".zonelink"
 
-    @Option(name: .long, help: "DNS event-loop threads (default: one per core).")
+    @Option(name: .long, help: "DNS threads: UDP workers, and TCP event loops (default: one per core).")
     var threads = System.coreCount
 
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
@@ -104,7 +104,7 @@ struct Serve: AsyncParsableCommand {
         let publisher = ResponderPublisher(Responder(engine: AnswerEngine(catalog: catalog, staticZones: zones)))
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         let dns = DNSServer(
-            listeners: DNSServer.listeners(of: catalog), publisher: publisher, group: group,
+            listeners: DNSServer.listeners(of: catalog), publisher: publisher, group: group, workers: threads,
             tcpIdleTimeout: catalog.dns.tcpIdleTimeout, logger: logger,
             onReady: { logger.notice("ready", metadata: ["config": "\(config)", "endpoints": "\(catalog.endpoints.count)"]) })
         let services = ServiceGroup(

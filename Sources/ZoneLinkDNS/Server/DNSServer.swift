@@ -1,3 +1,5 @@
+import Foundation
+import Glibc
 import Logging
 import NIOCore
 import NIOPosix
@@ -6,8 +8,9 @@ import ZoneLinkCore
 
 /// DNS over UDP and TCP on every configured listener, until graceful shutdown.
 ///
-/// Each event loop gets its own UDP socket per listener (SO_REUSEPORT), so the kernel spreads
-/// datagrams over the loops; TCP connections are spread by the accepting bootstrap.
+/// UDP: `workers` threads (`DatagramWorker`), each with its own socket per listener
+/// (SO_REUSEPORT), so the kernel spreads datagrams over them. TCP: one listening socket per
+/// listener on the NIO event loop group, connections spread over its loops.
 public struct DNSServer: Service {
     public struct Listener: Sendable {
         public var address: IPv4Endpoint
@@ -22,18 +25,21 @@ public struct DNSServer: Service {
     let listeners: [Listener]
     let publisher: ResponderPublisher
     let group: MultiThreadedEventLoopGroup
+    let workers: Int
     let tcpIdleTimeout: TimeAmount
     let logger: Logger
     let onReady: @Sendable () -> Void
 
     public init(
-        listeners: [Listener], publisher: ResponderPublisher, group: MultiThreadedEventLoopGroup,
+        listeners: [Listener], publisher: ResponderPublisher, group: MultiThreadedEventLoopGroup, workers: Int,
         tcpIdleTimeout: Duration, logger: Logger, onReady: @escaping @Sendable () -> Void = {}
     ) {
         self.listeners = listeners
         self.publisher = publisher
         self.group = group
-        self.tcpIdleTimeout = .nanoseconds(Int64(tcpIdleTimeout.components.seconds) * 1_000_000_000 + tcpIdleTimeout.components.attoseconds / 1_000_000_000)
+        self.workers = workers
+        let (seconds, attoseconds) = tcpIdleTimeout.components
+        self.tcpIdleTimeout = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
         self.logger = logger
         self.onReady = onReady
     }
@@ -44,66 +50,89 @@ public struct DNSServer: Service {
     }
 
     public func run() async throws {
+        var sockets: [[DatagramSocket]] = Array(repeating: [], count: workers)
         var channels: [Channel] = []
+        func closeAll() async {
+            for socket in sockets.joined() { close(socket.fd) }
+            for channel in channels { try? await channel.close() }
+        }
         do {
             for listener in listeners {
-                channels += try await bind(listener)
+                for worker in 0..<workers {
+                    let fd = try DatagramWorker.openSocket(listener.address)
+                    sockets[worker].append(DatagramSocket(fd: fd, address: listener.address, context: listener.context))
+                }
+                channels.append(try await bindStream(listener))
                 logger.info("listening", metadata: ["dns.listen": "\(listener.address)", "dns.proto": "udp+tcp"])
             }
         } catch {
-            for channel in channels { try? await channel.close() }
-            throw DNSServerError.bindFailed(error)
+            await closeAll()
+            throw error
+        }
+
+        let stop = StopSignal()
+        let (finished, finishing) = AsyncStream<Void>.makeStream()
+        for (index, assigned) in sockets.enumerated() {
+            let thread = Thread { [publisher, logger] in
+                DatagramWorker.run(sockets: assigned, publisher: publisher, stop: stop, logger: logger)
+                finishing.yield()
+            }
+            thread.name = "dns-udp-\(index)"
+            thread.start()
         }
         onReady()
         try? await gracefulShutdown()
-        for channel in channels { try? await channel.close() }
+
+        stop.stop()
+        var stopped = 0
+        for await _ in finished {
+            stopped += 1
+            if stopped == workers { break }
+        }
+        await closeAll()
         logger.info("stopped")
     }
 
-    private func bind(_ listener: Listener) async throws -> [Channel] {
+    private func bindStream(_ listener: Listener) async throws -> Channel {
         let address = try SocketAddress(ipAddress: listener.address.address.description, port: Int(listener.address.port))
-        var channels: [Channel] = []
-        for loop in group.makeIterator() {
-            let udp = try await DatagramBootstrap(group: loop)
-                .channelOption(.socketOption(.so_reuseaddr), value: 1)
-                .channelOption(ChannelOptions.Types.SocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_REUSEPORT)), value: 1)
-                .channelOption(.datagramVectorReadMessageCount, value: 32)
-                .channelOption(.maxMessagesPerRead, value: 1)
-                .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 32 * 2048))
-                .channelInitializer { [publisher, logger] channel in
+        do {
+            return try await ServerBootstrap(group: group)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .serverChannelOption(.backlog, value: 256)
+                .childChannelInitializer { [publisher, tcpIdleTimeout] channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(
-                            DatagramQueryHandler(publisher: publisher, listener: listener.context, logger: logger))
+                        try channel.pipeline.syncOperations.addHandlers([
+                            IdleStateHandler(allTimeout: tcpIdleTimeout),
+                            ByteToMessageHandler(TCPFrameDecoder()),
+                            StreamQueryHandler(publisher: publisher, listener: listener.context),
+                        ])
                     }
                 }
                 .bind(to: address).get()
-            channels.append(udp)
+        } catch {
+            throw DNSServerError.bind(listener.address, error)
         }
-        let tcp = try await ServerBootstrap(group: group)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .serverChannelOption(.backlog, value: 256)
-            .childChannelInitializer { [publisher, tcpIdleTimeout] channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandlers([
-                        IdleStateHandler(allTimeout: tcpIdleTimeout),
-                        ByteToMessageHandler(TCPFrameDecoder()),
-                        StreamQueryHandler(publisher: publisher, listener: listener.context),
-                    ])
-                }
-            }
-            .bind(to: address).get()
-        channels.append(tcp)
-        return channels
     }
 }
 
 public enum DNSServerError: Error, CustomStringConvertible {
-    case bindFailed(Error)
+    case socket(IPv4Endpoint, errno: Int32)
+    case bind(IPv4Endpoint, Error)
 
     public var description: String {
         switch self {
-        case .bindFailed(let error):
-            "cannot listen: \(error) (is another server using the address, or is the address not local?)"
+        case .socket(let address, let code):
+            "cannot listen on \(address)/udp: \(String(cString: strerror(code))) (is another server using it, or is the address not local?)"
+        case .bind(let address, let error):
+            "cannot listen on \(address)/tcp: \(error) (is another server using it, or is the address not local?)"
         }
+    }
+}
+
+extension SocketAddress {
+    /// The IPv4 address, for zone lookup by source; nil for IPv6 and Unix sockets.
+    var ipv4Address: ZoneLinkCore.IPv4Address? {
+        guard case .v4(let address) = self else { return nil }
+        return ZoneLinkCore.IPv4Address(UInt32(bigEndian: address.address.sin_addr.s_addr))
     }
 }

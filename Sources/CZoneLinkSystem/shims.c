@@ -1,0 +1,14 @@
+#define _GNU_SOURCE
+#include <stddef.h>
+#include <sys/socket.h>
+#include "CZoneLinkSystem.h"
+
+_Static_assert(sizeof(struct zl_mmsghdr) == sizeof(struct mmsghdr), "zl_mmsghdr must match mmsghdr");
+
+int zl_recvmmsg(int fd, struct zl_mmsghdr *messages, unsigned int count, int flags) {
+    return recvmmsg(fd, (struct mmsghdr *)messages, count, flags, NULL);
+}
+
+int zl_sendmmsg(int fd, struct zl_mmsghdr *messages, unsigned int count, int flags) {
+    return sendmmsg(fd, (struct mmsghdr *)messages, count, flags);
+}
