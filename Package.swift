@@ -24,6 +24,17 @@ let package = Package(
         ),
         // Linux calls Swift's Glibc module leaves out: recvmmsg/sendmmsg (and, later, setns).
         .target(name: "CZoneLinkSystem"),
+        // Network namespaces (a thread per namespace) and the addresses ZoneLink adds to them.
+        .target(
+            name: "ZoneLinkNetwork",
+            dependencies: [
+                "ZoneLinkCore",
+                "CZoneLinkSystem",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // Topology, config, validation and the catalog: pure, no I/O but reading a file.
         .target(
             name: "ZoneLinkCore",
@@ -36,6 +47,20 @@ let package = Package(
                 "ZoneLinkCore",
                 "CLDNS",
                 "CZoneLinkSystem",
+                "ZoneLinkNetwork",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // The ENI gateway: NAT table, schedulers, health and admission (pure, Core/), the plan
+        // derived from a catalog (Plan/), and namespaces, listeners and relays (Shell/).
+        .target(
+            name: "ZoneLinkGateway",
+            dependencies: [
+                "ZoneLinkCore",
+                "ZoneLinkNetwork",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -47,7 +72,10 @@ let package = Package(
             dependencies: [
                 "ZoneLinkCore",
                 "ZoneLinkDNS",
+                "ZoneLinkGateway",
+                "ZoneLinkNetwork",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -56,6 +84,7 @@ let package = Package(
         ),
         .testTarget(name: "ZoneLinkCoreTests", dependencies: ["ZoneLinkCore"]),
         .testTarget(name: "ZoneLinkDNSTests", dependencies: ["ZoneLinkDNS", "ZoneLinkCore", "CLDNS"]),
+        .testTarget(name: "ZoneLinkGatewayTests", dependencies: ["ZoneLinkGateway", "ZoneLinkCore"]),
         .testTarget(
             name: "ZoneLinkIntegrationTests",
             dependencies: ["CLDNS"]

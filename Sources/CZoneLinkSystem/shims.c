@@ -1,4 +1,5 @@
 #define _GNU_SOURCE
+#include <sched.h>
 #include <stddef.h>
 #include <sys/socket.h>
 #include "CZoneLinkSystem.h"
@@ -11,4 +12,8 @@ int zl_recvmmsg(int fd, struct zl_mmsghdr *messages, unsigned int count, int fla
 
 int zl_sendmmsg(int fd, struct zl_mmsghdr *messages, unsigned int count, int flags) {
     return sendmmsg(fd, (struct mmsghdr *)messages, count, flags);
+}
+
+int zl_enter_network_namespace(int fd) {
+    return setns(fd, CLONE_NEWNET);
 }

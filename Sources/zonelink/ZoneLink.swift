@@ -6,6 +6,8 @@ import NIOPosix
 import ServiceLifecycle
 import ZoneLinkCore
 import ZoneLinkDNS
+import ZoneLinkGateway
+import ZoneLinkNetwork
 
 /// Exit codes of DESIGN section 3.
 enum ExitStatus {
@@ -18,7 +20,7 @@ struct ZoneLink: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "zonelink",
         abstract: "A PrivateLink data plane: zone-affine endpoint DNS, ENI gateway and control plane.",
-        subcommands: [Serve.self, Check.self, ZoneCommand.self]
+        subcommands: [Serve.self, Check.self, ZoneCommand.self, NATCommand.self]
     )
 }
 
@@ -101,22 +103,99 @@ struct Serve: AsyncParsableCommand {
         }
         let logger = Logger(label: "zonelink")
         let (catalog, zones) = try loadCatalog(config)
-        let publisher = ResponderPublisher(Responder(engine: AnswerEngine(catalog: catalog, staticZones: zones)))
+        do {
+            try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true)
+        } catch {
+            logger.error("cannot create the state directory \(stateDir): \(error.localizedDescription)")
+            throw ExitStatus.runtimeFailure
+        }
+
+        // Addresses first: the DNS and ENI listeners bind to them.
+        let addresses = InterfaceAddresses()
+        let namespaces = NamespaceRegistry()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        func cleanUp() async {
+            await addresses.releaseAll()
+            await namespaces.shutdown()
+            try? await group.shutdownGracefully()
+        }
+        do {
+            for wanted in GatewayPlan(catalog: catalog).namespaces {
+                try await addresses.ensure(wanted.addresses, interface: wanted.interface, netns: wanted.netns)
+            }
+        } catch {
+            logger.error("\(error)")
+            await cleanUp()
+            throw ExitStatus.runtimeFailure
+        }
+
+        let engine = AnswerEngine(catalog: catalog, staticZones: zones)
+        let publisher = ResponderPublisher(Responder(engine: engine))
         let dns = DNSServer(
-            listeners: DNSServer.listeners(of: catalog), publisher: publisher, group: group, workers: threads,
-            tcpIdleTimeout: catalog.dns.tcpIdleTimeout, logger: logger,
+            listeners: DNSServer.listeners(of: catalog), namespaces: namespaces, publisher: publisher, group: group,
+            workers: threads, tcpIdleTimeout: catalog.dns.tcpIdleTimeout, logger: logger,
             onReady: { logger.notice("ready", metadata: ["config": "\(config)", "endpoints": "\(catalog.endpoints.count)"]) })
+        let flows = FlowRegistry(table: NATTable(
+            portRange: catalog.gateway.natPorts, tcpIdleTimeout: catalog.gateway.tcpIdleTimeout,
+            udpIdleTimeout: catalog.gateway.udpIdleTimeout))
+        let gateway = Gateway(
+            catalog: catalog, namespaces: namespaces, group: group, flows: flows, logger: logger,
+            onZoneHealth: { unhealthy in
+                let health = ZoneHealth(unhealthy: Set(unhealthy.map { ENIKey(endpoint: $0.endpoint, zone: $0.zone) }))
+                publisher.publish(Responder(engine: engine, health: health))
+                logger.info("zone health", metadata: ["dns.unhealthy": "\(unhealthy.map { "\($0.endpoint)/\($0.zone)" }.sorted())"])
+            })
+        let control = ControlSocket(path: "\(stateDir)/control.sock", flows: flows, group: group, logger: logger)
         let services = ServiceGroup(
-            services: [dns], gracefulShutdownSignals: [.sigterm, .sigint], cancellationSignals: [], logger: logger)
+            services: [dns, gateway, control], gracefulShutdownSignals: [.sigterm, .sigint], cancellationSignals: [],
+            logger: logger)
         do {
             try await services.run()
         } catch {
             logger.error("\(error)")
-            try? await group.shutdownGracefully()
+            await cleanUp()
             throw ExitStatus.runtimeFailure
         }
-        try await group.shutdownGracefully()
+        await cleanUp()
+    }
+}
+
+struct NATCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "nat", abstract: "The gateway's NAT table.", subcommands: [List.self])
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show the live flows of the server running with this state directory.")
+
+        @Option(name: .customLong("state-dir"), help: "The state directory of the running `zonelink serve`.")
+        var stateDir = ".zonelink"
+
+        @Flag(help: "Print JSON instead of a table.")
+        var json = false
+
+        func run() throws {
+            let body: Data
+            do {
+                body = try fetchFromControlSocket("\(stateDir)/control.sock", path: "/v1/nat")
+            } catch {
+                FileHandle.standardError.write(Data("zonelink: \(error)\n".utf8))
+                throw ExitStatus.runtimeFailure
+            }
+            if json {
+                FileHandle.standardOutput.write(body)
+                print()
+                return
+            }
+            let rows = (try? JSONDecoder().decode([NATRow].self, from: body)) ?? []
+            let header = ["PROTO", "VPC", "CLIENT", "ENI", "NAT", "TARGET", "ENDPOINT", "AGE", "BYTES IN", "BYTES OUT"]
+            let table = [header] + rows.map {
+                [$0.protocol, $0.vpc, $0.client, $0.eni, $0.nat, $0.target, $0.endpoint, String(format: "%.0fs", $0.ageSeconds),
+                 "\($0.bytesFromClient)", "\($0.bytesFromTarget)"]
+            }
+            let widths = header.indices.map { column in table.map { $0[column].count }.max() ?? 0 }
+            for row in table {
+                print(row.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  "))
+            }
+        }
     }
 }
 

@@ -5,8 +5,8 @@ import Testing
 import Glibc
 #endif
 
-/// Test configs: zones/local.yaml with the two listener ports moved to free ones and the static
-/// zone path made absolute.
+/// Test configs: zones/local.yaml with the two DNS listener ports and the ENI port moved to free
+/// ones and the static zone path made absolute.
 struct TestConfig: Sendable {
     /// `dns.listen[0]`: VPC 1, pinned to zone eu-central-1b.
     var pinnedPort: UInt16
@@ -16,9 +16,11 @@ struct TestConfig: Sendable {
 
     static func local(mutate: (String) -> String = { $0 }) throws -> TestConfig {
         var text = try String(contentsOf: Paths.localYAML, encoding: .utf8)
-        let pinned = try Ports.free(), source = try Ports.free()
+        let pinned = try Ports.free(), source = try Ports.free(), eni = try Ports.free()
+        // The ENI port too: servers of tests running side by side must not share a listener.
         for (old, new) in [("127.0.0.1:5353", "127.0.0.1:\(pinned)"), ("127.0.0.1:5354", "127.0.0.1:\(source)"),
-                           ("zones/example.internal.zone", Paths.staticZone.path)] {
+                           ("zones/example.internal.zone", Paths.staticZone.path), ("port: 8080", "port: \(eni)"),
+                           ("ports: \"8080\"", "ports: \"\(eni)\"")] {
             guard text.contains(old) else { throw HarnessError("zones/local.yaml no longer contains `\(old)`") }
             text = text.replacingOccurrences(of: old, with: new)
         }
@@ -66,7 +68,7 @@ final class ZoneLinkServer: @unchecked Sendable {
         _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
         let p = Process()
         p.executableURL = binary
-        p.arguments = ["serve", "--config", configURL.path, "--threads", "1"]
+        p.arguments = ["serve", "--config", configURL.path, "--threads", "1", "--state-dir", dir.appendingPathComponent("state").path]
         p.currentDirectoryURL = dir
         p.standardInput = FileHandle.nullDevice
         p.standardError = try FileHandle(forWritingTo: errURL)

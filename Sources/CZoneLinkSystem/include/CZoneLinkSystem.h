@@ -14,4 +14,7 @@ struct zl_mmsghdr {
 int zl_recvmmsg(int fd, struct zl_mmsghdr *messages, unsigned int count, int flags);
 int zl_sendmmsg(int fd, struct zl_mmsghdr *messages, unsigned int count, int flags);
 
+/// Moves the calling thread into the network namespace open at `fd` (setns with CLONE_NEWNET).
+int zl_enter_network_namespace(int fd);
+
 #endif

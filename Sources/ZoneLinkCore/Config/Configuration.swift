@@ -8,6 +8,7 @@ public struct Configuration: Hashable, Sendable {
     public var region: String
     public var domain: String
     public var dns: DNSSettings
+    public var gateway: GatewaySettings
     public var accounts: [Account]
     public var vpcs: [VPC]
     public var loadBalancers: [LoadBalancer]
@@ -15,13 +16,15 @@ public struct Configuration: Hashable, Sendable {
     public var endpoints: [Endpoint]
 
     public init(
-        region: String, domain: String, dns: DNSSettings = DNSSettings(), accounts: [Account] = [],
+        region: String, domain: String, dns: DNSSettings = DNSSettings(), gateway: GatewaySettings = GatewaySettings(),
+        accounts: [Account] = [],
         vpcs: [VPC] = [], loadBalancers: [LoadBalancer] = [], endpointServices: [EndpointService] = [],
         endpoints: [Endpoint] = []
     ) {
         self.region = region
         self.domain = domain
         self.dns = dns
+        self.gateway = gateway
         self.accounts = accounts
         self.vpcs = vpcs
         self.loadBalancers = loadBalancers
@@ -66,12 +69,13 @@ private struct ConfigParser {
     func parse(_ root: Node?) -> Configuration? {
         guard let top = reader.mapping(
             root, at: "",
-            allowed: ["region", "domain", "dns", "accounts", "vpcs", "loadBalancers", "endpointServices", "endpoints"],
+            allowed: ["region", "domain", "dns", "gateway", "accounts", "vpcs", "loadBalancers", "endpointServices", "endpoints"],
             required: ["region", "domain"]
         ) else { return nil }
         let region = reader.string(top["region"], at: "region")
         let domain = reader.string(top["domain"], at: "domain")
         let dns = top["dns"].map { parseDNS($0) } ?? DNSSettings()
+        let gateway = top["gateway"].map { parseGateway($0) } ?? GatewaySettings()
         let accounts = reader.sequence(top["accounts"], at: "accounts").compactMap(parseAccount)
         let vpcs = reader.sequence(top["vpcs"], at: "vpcs").compactMap(parseVPC)
         let loadBalancers = reader.sequence(top["loadBalancers"], at: "loadBalancers").compactMap(parseLoadBalancer)
@@ -79,7 +83,8 @@ private struct ConfigParser {
         let endpoints = reader.sequence(top["endpoints"], at: "endpoints").compactMap(parseEndpoint)
         guard let region, let domain else { return nil }
         return Configuration(
-            region: region, domain: domain, dns: dns ?? DNSSettings(), accounts: accounts, vpcs: vpcs,
+            region: region, domain: domain, dns: dns ?? DNSSettings(), gateway: gateway ?? GatewaySettings(),
+            accounts: accounts, vpcs: vpcs,
             loadBalancers: loadBalancers, endpointServices: services, endpoints: endpoints
         )
     }
@@ -105,6 +110,17 @@ private struct ConfigParser {
             reader.string($0.node, at: $0.path)
         }
         if let timeout = reader.duration(map["tcpIdleTimeout"], at: "dns.tcpIdleTimeout") { settings.tcpIdleTimeout = timeout }
+        return settings
+    }
+
+    func parseGateway(_ node: Node) -> GatewaySettings? {
+        guard let map = reader.mapping(node, at: "gateway", allowed: ["tcpIdleTimeout", "udpIdleTimeout", "natPorts"]) else {
+            return nil
+        }
+        var settings = GatewaySettings()
+        if let timeout = reader.duration(map["tcpIdleTimeout"], at: "gateway.tcpIdleTimeout") { settings.tcpIdleTimeout = timeout }
+        if let timeout = reader.duration(map["udpIdleTimeout"], at: "gateway.udpIdleTimeout") { settings.udpIdleTimeout = timeout }
+        if let ports = map["natPorts"].flatMap({ parsePorts($0, at: "gateway.natPorts") }) { settings.natPorts = ports }
         return settings
     }
 

@@ -8,6 +8,7 @@ public struct Catalog: Sendable {
     /// The suffix of every generated name, lower case, without a trailing dot.
     public let domain: String
     public let dns: DNSSettings
+    public let gateway: GatewaySettings
     public let accounts: [Account]
     public let vpcs: [VPC]
     public let loadBalancers: [LoadBalancer]
@@ -40,6 +41,7 @@ public struct Catalog: Sendable {
         self.region = resolved.region.lowercased()
         self.domain = resolved.domain.lowercased().trimmingTrailingDot
         self.dns = resolved.dns
+        self.gateway = resolved.gateway
         self.accounts = resolved.accounts
         self.vpcs = resolved.vpcs
         self.loadBalancers = resolved.loadBalancers

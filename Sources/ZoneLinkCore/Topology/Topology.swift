@@ -309,3 +309,20 @@ public struct DNSSettings: Hashable, Sendable {
         self.tcpIdleTimeout = tcpIdleTimeout
     }
 }
+
+/// Gateway settings (`gateway:`): how long idle flows live, and the NAT ports flows may use.
+public struct GatewaySettings: Hashable, Sendable {
+    public var tcpIdleTimeout: Duration
+    public var udpIdleTimeout: Duration
+    /// Provider-side source ports, per NAT address and protocol.
+    public var natPorts: ClosedRange<UInt16>
+
+    public init(
+        tcpIdleTimeout: Duration = .seconds(900), udpIdleTimeout: Duration = .seconds(60),
+        natPorts: ClosedRange<UInt16> = 1024...65535
+    ) {
+        self.tcpIdleTimeout = tcpIdleTimeout
+        self.udpIdleTimeout = udpIdleTimeout
+        self.natPorts = natPorts
+    }
+}

@@ -5,6 +5,7 @@ import NIOCore
 import NIOPosix
 import ServiceLifecycle
 import ZoneLinkCore
+import ZoneLinkNetwork
 
 /// DNS over UDP and TCP on every configured listener, until graceful shutdown.
 ///
@@ -15,14 +16,18 @@ public struct DNSServer: Service {
     public struct Listener: Sendable {
         public var address: IPv4Endpoint
         public var context: ListenerContext
+        /// The namespace whose address this is: its sockets are made there.
+        public var netns: String?
 
-        public init(address: IPv4Endpoint, context: ListenerContext) {
+        public init(address: IPv4Endpoint, context: ListenerContext, netns: String? = nil) {
             self.address = address
             self.context = context
+            self.netns = netns
         }
     }
 
     let listeners: [Listener]
+    let namespaces: NamespaceRegistry
     let publisher: ResponderPublisher
     let group: MultiThreadedEventLoopGroup
     let workers: Int
@@ -31,10 +36,12 @@ public struct DNSServer: Service {
     let onReady: @Sendable () -> Void
 
     public init(
-        listeners: [Listener], publisher: ResponderPublisher, group: MultiThreadedEventLoopGroup, workers: Int,
-        tcpIdleTimeout: Duration, logger: Logger, onReady: @escaping @Sendable () -> Void = {}
+        listeners: [Listener], namespaces: NamespaceRegistry, publisher: ResponderPublisher,
+        group: MultiThreadedEventLoopGroup, workers: Int, tcpIdleTimeout: Duration, logger: Logger,
+        onReady: @escaping @Sendable () -> Void = {}
     ) {
         self.listeners = listeners
+        self.namespaces = namespaces
         self.publisher = publisher
         self.group = group
         self.workers = workers
@@ -44,9 +51,14 @@ public struct DNSServer: Service {
         self.onReady = onReady
     }
 
-    /// The listeners `dns.listen` asks for.
+    /// The listeners `dns.listen` asks for, and each VPC's own on `dnsAddress`:53 in its namespace.
     public static func listeners(of catalog: Catalog) -> [Listener] {
         catalog.dns.listen.map { Listener(address: $0.address, context: ListenerContext(vpc: $0.vpc, zone: $0.zone)) }
+            + catalog.vpcs.compactMap { vpc in
+                vpc.dnsAddress.map {
+                    Listener(address: IPv4Endpoint(address: $0, port: 53), context: ListenerContext(vpc: vpc.id, zone: nil), netns: vpc.netns)
+                }
+            }
     }
 
     public func run() async throws {
@@ -58,12 +70,16 @@ public struct DNSServer: Service {
         }
         do {
             for listener in listeners {
+                let namespace = try await namespaces.namespace(listener.netns)
                 for worker in 0..<workers {
-                    let fd = try DatagramWorker.openSocket(listener.address)
+                    let fd = try await namespace.run { [address = listener.address] in try DatagramWorker.openSocket(address) }
                     sockets[worker].append(DatagramSocket(fd: fd, address: listener.address, context: listener.context))
                 }
-                channels.append(try await bindStream(listener))
-                logger.info("listening", metadata: ["dns.listen": "\(listener.address)", "dns.proto": "udp+tcp"])
+                channels.append(try await bindStream(listener, in: namespace))
+                logger.info("listening", metadata: [
+                    "dns.listen": "\(listener.address)", "dns.proto": "udp+tcp", "dns.vpc": "\(listener.context.vpc ?? "-")",
+                    "dns.netns": "\(listener.netns ?? "-")",
+                ])
             }
         } catch {
             await closeAll()
@@ -93,22 +109,25 @@ public struct DNSServer: Service {
         logger.info("stopped")
     }
 
-    private func bindStream(_ listener: Listener) async throws -> Channel {
+    private func bindStream(_ listener: Listener, in namespace: NetworkNamespace) async throws -> Channel {
         let address = try SocketAddress(ipAddress: listener.address.address.description, port: Int(listener.address.port))
         do {
-            return try await ServerBootstrap(group: group)
-                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                .serverChannelOption(.backlog, value: 256)
-                .childChannelInitializer { [publisher, tcpIdleTimeout] channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandlers([
-                            IdleStateHandler(allTimeout: tcpIdleTimeout),
-                            ByteToMessageHandler(TCPFrameDecoder()),
-                            StreamQueryHandler(publisher: publisher, listener: listener.context),
-                        ])
+            // bind creates the socket on the calling thread: the namespace's.
+            return try await namespace.run { [group, publisher, tcpIdleTimeout] in
+                ServerBootstrap(group: group)
+                    .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                    .serverChannelOption(.backlog, value: 256)
+                    .childChannelInitializer { channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandlers([
+                                IdleStateHandler(allTimeout: tcpIdleTimeout),
+                                ByteToMessageHandler(TCPFrameDecoder()),
+                                StreamQueryHandler(publisher: publisher, listener: listener.context),
+                            ])
+                        }
                     }
-                }
-                .bind(to: address).get()
+                    .bind(to: address)
+            }.get()
         } catch {
             throw DNSServerError.bind(listener.address, error)
         }

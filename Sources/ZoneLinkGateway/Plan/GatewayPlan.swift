@@ -1,0 +1,105 @@
+import ZoneLinkCore
+
+/// What the gateway must have running for one catalog: every ENI listener, the provider side
+/// of every load balancer listener, and the addresses each namespace needs (ENIs, VPC DNS, NAT). Pure: derived from the catalog alone, so
+/// a new catalog's plan can be compared with the running one.
+public struct GatewayPlan: Sendable, Equatable {
+    /// One port of one ENI: where a consumer connects, and where its flows go.
+    public struct ENIListener: Sendable, Hashable {
+        public var proto: TransportProtocol
+        public var vpc: String
+        public var netns: String?
+        public var address: IPv4Endpoint
+        public var endpoint: String
+        public var zone: String
+        public var loadBalancer: String
+        /// Index of the load balancer listener this port belongs to.
+        public var listener: Int
+        /// The endpoint's security groups, resolved: admission reads them per flow.
+        public var securityGroups: [SecurityGroup]
+        public var connection: ConnectionState
+    }
+
+    /// The provider side of one load balancer listener: where flows leave from and go to.
+    public struct Upstream: Sendable, Hashable {
+        public var loadBalancer: String
+        public var listener: Int
+        public var providerVPC: String
+        public var providerNetns: String?
+        public var natAddresses: [IPv4Address]
+        /// The external load balancer's address, or nil for built-in scheduling over `backends`.
+        public var external: IPv4Endpoint?
+        public var backends: [Backend]
+        public var backendPort: UInt16
+        public var scheduler: Scheduler
+        public var healthCheck: HealthCheck
+    }
+
+    /// Addresses ZoneLink binds inside one namespace (nil: the host's), to be added as /32 to
+    /// `interface` when missing.
+    public struct NamespaceAddresses: Sendable, Hashable {
+        public var netns: String?
+        public var interface: String
+        public var addresses: [IPv4Address]
+    }
+
+    public var eniListeners: [ENIListener]
+    public var upstreams: [Upstream]
+    public var namespaces: [NamespaceAddresses]
+
+    public init(catalog: Catalog) {
+        var listeners: [ENIListener] = []
+        var upstreams: [Upstream] = []
+        var wanted: [String?: (interface: String, addresses: [IPv4Address])] = [:]
+        func want(_ address: IPv4Address, in vpc: VPC) {
+            var entry = wanted[vpc.netns] ?? (vpc.interface ?? "lo", [])
+            if !entry.addresses.contains(address) { entry.addresses.append(address) }
+            wanted[vpc.netns] = entry
+        }
+
+        for balancer in catalog.loadBalancers {
+            guard let vpc = catalog.vpc(balancer.vpc) else { continue }
+            for (index, listener) in balancer.listeners.enumerated() {
+                upstreams.append(Upstream(
+                    loadBalancer: balancer.id, listener: index, providerVPC: vpc.id, providerNetns: vpc.netns,
+                    natAddresses: balancer.natAddresses,
+                    external: balancer.address.map { IPv4Endpoint(address: $0, port: listener.backendPort) },
+                    backends: listener.backends, backendPort: listener.backendPort, scheduler: listener.scheduler,
+                    healthCheck: listener.healthCheck))
+            }
+            for address in balancer.natAddresses { want(address, in: vpc) }
+        }
+        for endpoint in catalog.endpoints {
+            guard let vpc = catalog.vpc(endpoint.vpc), let service = catalog.service(endpoint.service) else { continue }
+            for eni in endpoint.enis {
+                guard let address = eni.address,
+                      let resource = service.resources.first(where: { $0.zone == eni.zone }),
+                      let balancer = catalog.loadBalancer(resource.loadBalancer)
+                else { continue }
+                // Every ENI address exists, so that a consumer of an endpoint that is not
+                // Connected gets a reset (nothing listens) rather than silence.
+                want(address, in: vpc)
+                guard catalog.connection(of: endpoint) == .connected else { continue }
+                for (index, listener) in balancer.listeners.enumerated() {
+                    listeners.append(ENIListener(
+                        proto: listener.protocol, vpc: vpc.id, netns: vpc.netns,
+                        address: IPv4Endpoint(address: address, port: listener.port), endpoint: endpoint.id,
+                        zone: eni.zone, loadBalancer: balancer.id, listener: index,
+                        securityGroups: endpoint.securityGroups.compactMap { id in vpc.securityGroups.first { $0.id == id } },
+                        connection: .connected))
+                }
+            }
+        }
+        for vpc in catalog.vpcs {
+            if let address = vpc.dnsAddress { want(address, in: vpc) }
+        }
+        self.eniListeners = listeners
+        self.upstreams = upstreams
+        self.namespaces = wanted.map { NamespaceAddresses(netns: $0.key, interface: $0.value.interface, addresses: $0.value.addresses) }
+            .sorted { ($0.netns ?? "") < ($1.netns ?? "") }
+    }
+
+    public func upstream(of listener: ENIListener) -> Upstream? {
+        upstreams.first { $0.loadBalancer == listener.loadBalancer && $0.listener == listener.listener }
+    }
+}

@@ -1,0 +1,127 @@
+import NIOCore
+
+/// One half of a relay between two TCP channels on the same event loop: what one side reads,
+/// the other writes. It reads only while its partner can write (back-pressure), passes a
+/// half-close on as a half-close (FIN for FIN), and closes its partner when its own channel goes.
+///
+/// `counted` hears how many bytes this side read, once per read burst. Loop-bound, not Sendable.
+final class GlueHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private var partner: GlueHandler?
+    private var context: ChannelHandlerContext?
+    private var pendingRead = false
+    private var inputClosed = false
+    private var outputClosed = false
+    private var bytesSinceReport = 0
+    private let counted: (Int) -> Void
+
+    private init(counted: @escaping (Int) -> Void) {
+        self.counted = counted
+    }
+
+    static func matchedPair(
+        countingFirst first: @escaping (Int) -> Void, second: @escaping (Int) -> Void
+    ) -> (GlueHandler, GlueHandler) {
+        let a = GlueHandler(counted: first)
+        let b = GlueHandler(counted: second)
+        a.partner = b
+        b.partner = a
+        return (a, b)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        self.partner = nil
+    }
+
+    // MARK: What the partner asks of this side
+
+    private func partnerWrite(_ data: NIOAny) {
+        context?.write(data, promise: nil)
+    }
+
+    private func partnerFlush() {
+        context?.flush()
+    }
+
+    private func partnerWriteEOF() {
+        outputClosed = true
+        context?.close(mode: .output, promise: nil)
+        closeIfDone()
+    }
+
+    /// Both directions finished: nothing more can cross this connection.
+    private func closeIfDone() {
+        if inputClosed && outputClosed { context?.close(promise: nil) }
+    }
+
+    private func partnerCloseFull() {
+        context?.close(promise: nil)
+    }
+
+    private func partnerBecameWritable() {
+        if pendingRead {
+            pendingRead = false
+            context?.read()
+        }
+    }
+
+    private var partnerWritable: Bool {
+        context?.channel.isWritable ?? false
+    }
+
+    // MARK: This side's events
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        bytesSinceReport += unwrapInboundIn(data).readableBytes
+        partner?.partnerWrite(data)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        partner?.partnerFlush()
+        if bytesSinceReport > 0 {
+            counted(bytesSinceReport)
+            bytesSinceReport = 0
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        partner?.partnerCloseFull()
+        context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, case .inputClosed = event {
+            inputClosed = true
+            partner?.partnerWriteEOF()
+            closeIfDone()
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            partner?.partnerBecameWritable()
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if let partner, partner.partnerWritable {
+            context.read()
+        } else {
+            pendingRead = true
+        }
+    }
+}

@@ -1,0 +1,75 @@
+import NIOCore
+import NIOPosix
+import ZoneLinkCore
+import ZoneLinkNetwork
+
+/// One probe of one backend, from inside the provider's namespace: a TCP connect, or for HTTP
+/// checks a `GET` whose status line must carry the expected code. Succeeds or fails within
+/// the check's timeout.
+enum HealthProbe {
+    static func run(
+        _ check: HealthCheck, backend: IPv4Endpoint, provider: NetworkNamespace, on loop: EventLoop
+    ) -> EventLoopFuture<ProbeResult> {
+        let timeout = TimeAmount.nanoseconds(Int64(check.timeout.components.seconds) * 1_000_000_000 + check.timeout.components.attoseconds / 1_000_000_000)
+        let connected = provider.run(on: loop) {
+            ClientBootstrap(group: loop)
+                .connectTimeout(timeout)
+                .connect(to: try SocketAddress(ipAddress: backend.address.description, port: Int(backend.port)))
+        }.flatMap { $0 }
+        let result: EventLoopFuture<ProbeResult> = connected.flatMap { channel in
+            switch check.kind {
+            case .tcp:
+                channel.close(promise: nil)
+                return loop.makeSucceededFuture(.success)
+            case .http(let path, let expectStatus):
+                let status = loop.makePromise(of: Int.self)
+                let request = "GET \(path) HTTP/1.0\r\nHost: \(backend.address)\r\nUser-Agent: zonelink-health\r\n\r\n"
+                do {
+                    try channel.pipeline.syncOperations.addHandler(StatusLineHandler(status: status))
+                } catch {
+                    status.fail(error)
+                }
+                channel.writeAndFlush(ByteBuffer(string: request), promise: nil)
+                loop.scheduleTask(in: timeout) { status.fail(ChannelError.connectTimeout(timeout)) }
+                return status.futureResult.always { _ in channel.close(promise: nil) }
+                    .map { $0 == expectStatus ? .success : .failure }
+            }
+        }
+        return result.recover { _ in .failure }
+    }
+}
+
+/// Reads an HTTP response's status line (`HTTP/1.x CODE …`) and reports the code.
+final class StatusLineHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+
+    private let status: EventLoopPromise<Int>
+    private var received = ByteBuffer()
+
+    init(status: EventLoopPromise<Int>) {
+        self.status = status
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        received.writeBuffer(&bytes)
+        let text = String(buffer: received)
+        guard let end = text.firstIndex(of: "\r\n") ?? (received.readableBytes > 512 ? text.endIndex : nil) else { return }
+        let fields = text[..<end].split(separator: " ")
+        if fields.count >= 2, fields[0].hasPrefix("HTTP/"), let code = Int(fields[1]) {
+            status.succeed(code)
+        } else {
+            status.fail(ChannelError.inputClosed)
+        }
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        status.fail(ChannelError.inputClosed)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        status.fail(error)
+        context.close(promise: nil)
+    }
+}

@@ -1,0 +1,118 @@
+import Logging
+import NIOCore
+import NIOPosix
+import ZoneLinkCore
+import ZoneLinkNetwork
+
+/// Everything one ENI listener needs to turn an accepted connection into a flow.
+struct ENIRoute: Sendable {
+    let listener: GatewayPlan.ENIListener
+    let balancer: Balancer
+    let provider: NetworkNamespace
+    let flows: FlowRegistry
+    let logger: Logger
+}
+
+/// Starts a TCP flow on a connection accepted at an ENI: admit it (security groups), pick a
+/// target, take a NAT port, connect from the NAT address inside the provider's namespace, then
+/// hand both channels to a `GlueHandler` pair and step aside. Every refusal is a reset.
+///
+/// The accepted channel does not read until the provider side is connected, so nothing needs
+/// buffering here. Loop-bound, not Sendable.
+final class TCPFlowHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+
+    private let route: ENIRoute
+
+    init(route: ENIRoute) {
+        self.route = route
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        context.fireChannelActive()
+        guard let client = context.channel.remoteAddress?.ipv4Endpoint else { return reset(context, "no client address") }
+        let listener = route.listener
+        let decision = Admission.admit(
+            protocol: .tcp, port: listener.address.port, source: client.address, connection: listener.connection,
+            securityGroups: listener.securityGroups)
+        guard decision == .admit else { return reset(context, "\(decision)") }
+        guard let (target, backend) = route.balancer.pick() else {
+            return reset(context, "no healthy backend behind \(listener.loadBalancer)")
+        }
+        let key = FlowKey(proto: .tcp, vpc: listener.vpc, client: client, eni: listener.address)
+        let flow: Flow
+        do {
+            flow = try route.flows.open(key, target: target, upstream: route.balancer.upstream, endpoint: listener.endpoint, backend: backend)
+        } catch {
+            route.balancer.release(backend: backend)
+            route.logger.warning("flow refused", metadata: ["flow.vpc": "\(listener.vpc)", "flow.client": "\(client)", "flow.error": "\(error)"])
+            return reset(context, "\(error)")
+        }
+
+        let loop = context.eventLoop
+        let consumer = context.channel
+        let natAddress = flow.binding.nat
+        let connected = route.provider.run(on: loop) {
+            // Runs on the provider namespace's thread: the socket is created there.
+            ClientBootstrap(group: loop)
+                .channelOption(.allowRemoteHalfClosure, value: true)
+                .channelOption(.socketOption(.so_reuseaddr), value: 1)
+                .connectTimeout(.seconds(5))
+                .bind(to: try SocketAddress(ipAddress: natAddress.address.description, port: Int(natAddress.port)))
+                .connect(to: try SocketAddress(ipAddress: target.address.description, port: Int(target.port)))
+        }.flatMap { $0 }
+
+        let handler = NIOLoopBound(self, eventLoop: loop)
+        let boundContext = NIOLoopBound(context, eventLoop: loop)
+        let flows = route.flows
+        let balancer = route.balancer
+        connected.whenComplete { result in
+            switch result {
+            case .success(let provider):
+                let (consumerSide, providerSide) = GlueHandler.matchedPair(
+                    countingFirst: { flows.recordTraffic(key, fromClient: $0, fromTarget: 0) },
+                    second: { flows.recordTraffic(key, fromClient: 0, fromTarget: $0) })
+                do {
+                    try provider.pipeline.syncOperations.addHandler(providerSide)
+                    try consumer.pipeline.syncOperations.addHandler(consumerSide)
+                    boundContext.value.pipeline.syncOperations.removeHandler(handler.value, promise: nil)
+                } catch {
+                    provider.close(promise: nil)
+                    consumer.close(promise: nil)
+                }
+                flows.attach(key) {
+                    consumer.close(promise: nil)
+                    provider.close(promise: nil)
+                }
+                consumer.closeFuture.and(provider.closeFuture).whenComplete { _ in
+                    flows.remove(key)
+                    balancer.release(backend: backend)
+                }
+                consumer.setOption(.autoRead, value: true).whenComplete { _ in }
+            case .failure(let error):
+                flows.remove(key)
+                balancer.release(backend: backend)
+                handler.value.reset(boundContext.value, "cannot reach \(target) from \(natAddress): \(error)")
+            }
+        }
+    }
+
+    /// Refuses a connection with a reset (SO_LINGER 0), as a closed port would.
+    private func reset(_ context: ChannelHandlerContext, _ why: String) {
+        route.logger.debug("connection reset", metadata: ["flow.eni": "\(route.listener.address)", "flow.reason": "\(why)"])
+        let channel = context.channel
+        guard let options = channel as? SocketOptionProvider else { return channel.close(promise: nil) }
+        options.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in
+            channel.close(promise: nil)
+        }
+    }
+}
+
+extension SocketAddress {
+    var ipv4Endpoint: IPv4Endpoint? {
+        guard case .v4(let address) = self else { return nil }
+        return IPv4Endpoint(
+            address: ZoneLinkCore.IPv4Address(UInt32(bigEndian: address.address.sin_addr.s_addr)),
+            port: UInt16(bigEndian: address.address.sin_port))
+    }
+}

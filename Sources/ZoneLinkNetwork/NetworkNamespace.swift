@@ -1,0 +1,86 @@
+import CZoneLinkSystem
+import Glibc
+import NIOCore
+import NIOPosix
+
+/// Where sockets are made: the host's network namespace, or a named one (`ip netns`).
+///
+/// A socket belongs to the namespace of the thread that created it, and `setns` changes only
+/// the calling thread. So each named namespace gets one thread of its own that entered it once
+/// and then creates every socket of that namespace: listeners, and the provider-side
+/// connections of flows. SwiftNIO's `bind` and `connect(to:)` create their socket
+/// synchronously on the calling thread and only then hand it to an event loop, so calling them
+/// here is enough. Never `setns` on an event loop or in a Swift task: both serve other work.
+public final class NetworkNamespace: Sendable {
+    /// Nil for the host's namespace.
+    public let name: String?
+    /// The one thread inside the namespace (nil for the host: any thread will do).
+    private let thread: NIOThreadPool?
+
+    public static let host = NetworkNamespace(name: nil, thread: nil)
+
+    private init(name: String?, thread: NIOThreadPool?) {
+        self.name = name
+        self.thread = thread
+    }
+
+    /// Enters `/var/run/netns/NAME` on a new thread. Needs CAP_SYS_ADMIN.
+    public static func named(_ name: String) async throws(NamespaceError) -> NetworkNamespace {
+        let path = "/var/run/netns/\(name)"
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .cannotOpen(name: name, errno: errno) }
+        let pool = NIOThreadPool(numberOfThreads: 1)
+        pool.start()
+        let entered: Int32
+        do {
+            entered = try await pool.runIfActive {
+                defer { close(fd) }
+                return zl_enter_network_namespace(fd) == 0 ? 0 : errno
+            }
+        } catch {
+            close(fd)
+            try? await pool.shutdownGracefully()
+            throw .cannotEnter(name: name, errno: EINVAL)
+        }
+        guard entered == 0 else {
+            try? await pool.shutdownGracefully()
+            throw .cannotEnter(name: name, errno: entered)
+        }
+        return NetworkNamespace(name: name, thread: pool)
+    }
+
+    /// Runs `body` where sockets it creates belong to this namespace.
+    public func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        guard let thread else { return try body() }
+        return try await thread.runIfActive(body)
+    }
+
+    /// The same, for callers on an event loop: the result arrives on `eventLoop`.
+    public func run<T: Sendable>(on eventLoop: EventLoop, _ body: @escaping @Sendable () throws -> T) -> EventLoopFuture<T> {
+        guard let thread else { return eventLoop.makeCompletedFuture { try body() } }
+        return thread.runIfActive(eventLoop: eventLoop, body)
+    }
+
+    public func shutdown() async {
+        try? await thread?.shutdownGracefully()
+    }
+
+    public var description: String { name.map { "netns \($0)" } ?? "the host namespace" }
+}
+
+public enum NamespaceError: Error, CustomStringConvertible {
+    case cannotOpen(name: String, errno: Int32)
+    case cannotEnter(name: String, errno: Int32)
+    case command(String, status: Int32, output: String)
+
+    public var description: String {
+        switch self {
+        case .cannotOpen(let name, let code):
+            "network namespace '\(name)' cannot be opened: \(String(cString: strerror(code))) (create it with `ip netns add \(name)`)"
+        case .cannotEnter(let name, let code):
+            "cannot enter network namespace '\(name)': \(String(cString: strerror(code))) (ZoneLink needs CAP_SYS_ADMIN for namespaces: run it as root)"
+        case .command(let command, let status, let output):
+            "`\(command)` failed with status \(status): \(output)"
+        }
+    }
+}
