@@ -120,19 +120,16 @@ struct Serve: AsyncParsableCommand {
             try? await group.shutdownGracefully()
         }
         do {
-            for wanted in GatewayPlan(catalog: catalog).namespaces {
-                try await addresses.ensure(wanted.addresses, interface: wanted.interface, netns: wanted.netns)
-            }
+            try await Runtime.ensureAddresses(of: catalog, with: addresses)
         } catch {
             logger.error("\(error)")
             await cleanUp()
             throw ExitStatus.runtimeFailure
         }
 
-        let engine = AnswerEngine(catalog: catalog, staticZones: zones)
-        let publisher = ResponderPublisher(Responder(engine: engine))
+        let answers = AnswerState(engine: AnswerEngine(catalog: catalog, staticZones: zones))
         let dns = DNSServer(
-            listeners: DNSServer.listeners(of: catalog), namespaces: namespaces, publisher: publisher, group: group,
+            listeners: DNSServer.listeners(of: catalog), namespaces: namespaces, publisher: answers.publisher, group: group,
             workers: threads, tcpIdleTimeout: catalog.dns.tcpIdleTimeout, logger: logger,
             onReady: { logger.notice("ready", metadata: ["config": "\(config)", "endpoints": "\(catalog.endpoints.count)"]) })
         let flows = FlowRegistry(table: NATTable(
@@ -141,14 +138,16 @@ struct Serve: AsyncParsableCommand {
         let gateway = Gateway(
             catalog: catalog, namespaces: namespaces, group: group, flows: flows, logger: logger,
             onZoneHealth: { unhealthy in
-                let health = ZoneHealth(unhealthy: Set(unhealthy.map { ENIKey(endpoint: $0.endpoint, zone: $0.zone) }))
-                publisher.publish(Responder(engine: engine, health: health))
+                answers.update(health: ZoneHealth(unhealthy: Set(unhealthy.map { ENIKey(endpoint: $0.endpoint, zone: $0.zone) })))
                 logger.info("zone health", metadata: ["dns.unhealthy": "\(unhealthy.map { "\($0.endpoint)/\($0.zone)" }.sorted())"])
             })
+        let runtime = Runtime(
+            configPath: config, catalog: catalog, addresses: addresses, answers: answers, dns: dns, gateway: gateway,
+            logger: logger)
         let control = ControlSocket(path: "\(stateDir)/control.sock", flows: flows, group: group, logger: logger)
         let services = ServiceGroup(
-            services: [dns, gateway, control], gracefulShutdownSignals: [.sigterm, .sigint], cancellationSignals: [],
-            logger: logger)
+            services: [dns, gateway, control, ReloadOnHangup(runtime: runtime)], gracefulShutdownSignals: [.sigterm, .sigint],
+            cancellationSignals: [], logger: logger)
         do {
             try await services.run()
         } catch {

@@ -11,9 +11,10 @@ import ZoneLinkNetwork
 ///
 /// UDP: `workers` threads (`DatagramWorker`), each with its own socket per listener
 /// (SO_REUSEPORT), so the kernel spreads datagrams over them. TCP: one listening socket per
-/// listener on the NIO event loop group, connections spread over its loops.
-public struct DNSServer: Service {
-    public struct Listener: Sendable {
+/// listener on the NIO event loop group, connections spread over its loops. `apply` changes the
+/// listeners while serving: the ones that stay keep their sockets.
+public actor DNSServer: Service {
+    public struct Listener: Sendable, Hashable {
         public var address: IPv4Endpoint
         public var context: ListenerContext
         /// The namespace whose address this is: its sockets are made there.
@@ -26,21 +27,29 @@ public struct DNSServer: Service {
         }
     }
 
-    let listeners: [Listener]
-    let namespaces: NamespaceRegistry
-    let publisher: ResponderPublisher
-    let group: MultiThreadedEventLoopGroup
-    let workers: Int
-    let tcpIdleTimeout: TimeAmount
-    let logger: Logger
-    let onReady: @Sendable () -> Void
+    private struct Bound {
+        var udp: [DatagramSocket]  // one per worker
+        var tcp: Channel
+    }
+
+    private var wanted: [Listener]
+    private var bound: [Listener: Bound] = [:]
+    private let table: SocketTable
+    private let namespaces: NamespaceRegistry
+    private let publisher: ResponderPublisher
+    private let group: MultiThreadedEventLoopGroup
+    private let workers: Int
+    private let tcpIdleTimeout: TimeAmount
+    private let logger: Logger
+    private let onReady: @Sendable () -> Void
 
     public init(
         listeners: [Listener], namespaces: NamespaceRegistry, publisher: ResponderPublisher,
         group: MultiThreadedEventLoopGroup, workers: Int, tcpIdleTimeout: Duration, logger: Logger,
         onReady: @escaping @Sendable () -> Void = {}
     ) {
-        self.listeners = listeners
+        self.wanted = listeners
+        self.table = SocketTable(workers: workers)
         self.namespaces = namespaces
         self.publisher = publisher
         self.group = group
@@ -62,38 +71,15 @@ public struct DNSServer: Service {
     }
 
     public func run() async throws {
-        var sockets: [[DatagramSocket]] = Array(repeating: [], count: workers)
-        var channels: [Channel] = []
-        func closeAll() async {
-            for socket in sockets.joined() { close(socket.fd) }
-            for channel in channels { try? await channel.close() }
-        }
-        do {
-            for listener in listeners {
-                let namespace = try await namespaces.namespace(listener.netns)
-                for worker in 0..<workers {
-                    let fd = try await namespace.run { [address = listener.address] in try DatagramWorker.openSocket(address) }
-                    sockets[worker].append(DatagramSocket(fd: fd, address: listener.address, context: listener.context))
-                }
-                channels.append(try await bindStream(listener, in: namespace))
-                logger.info("listening", metadata: [
-                    "dns.listen": "\(listener.address)", "dns.proto": "udp+tcp", "dns.vpc": "\(listener.context.vpc ?? "-")",
-                    "dns.netns": "\(listener.netns ?? "-")",
-                ])
-            }
-        } catch {
-            await closeAll()
-            throw error
-        }
-
+        try await apply(wanted)
         let stop = StopSignal()
         let (finished, finishing) = AsyncStream<Void>.makeStream()
-        for (index, assigned) in sockets.enumerated() {
-            let thread = Thread { [publisher, logger] in
-                DatagramWorker.run(sockets: assigned, publisher: publisher, stop: stop, logger: logger)
+        for worker in 0..<workers {
+            let thread = Thread { [table, publisher, logger] in
+                DatagramWorker.run(worker: worker, table: table, publisher: publisher, stop: stop, logger: logger)
                 finishing.yield()
             }
-            thread.name = "dns-udp-\(index)"
+            thread.name = "dns-udp-\(worker)"
             thread.start()
         }
         onReady()
@@ -105,8 +91,75 @@ public struct DNSServer: Service {
             stopped += 1
             if stopped == workers { break }
         }
-        await closeAll()
+        // The workers are gone: nothing polls these sockets any more.
+        for sockets in bound.values {
+            for socket in sockets.udp { close(socket.fd) }
+            try? await sockets.tcp.close()
+        }
+        bound = [:]
         logger.info("stopped")
+    }
+
+    /// Serves exactly `listeners` from now on: binds the new ones (all or nothing), then closes
+    /// the ones no longer wanted. Listeners in both keep their sockets.
+    public func apply(_ listeners: [Listener]) async throws {
+        wanted = listeners
+        let added = listeners.filter { bound[$0] == nil }
+        var opened: [Listener: Bound] = [:]
+        do {
+            for listener in added where opened[listener] == nil {
+                opened[listener] = try await bind(listener)
+            }
+        } catch {
+            for (_, sockets) in opened {
+                for socket in sockets.udp { close(socket.fd) }
+                try? await sockets.tcp.close()
+            }
+            throw error
+        }
+        if !opened.isEmpty {
+            _ = table.publish { perWorker in
+                for (_, sockets) in opened {
+                    for (worker, socket) in sockets.udp.enumerated() { perWorker[worker].append(socket) }
+                }
+            }
+            for (listener, sockets) in opened {
+                bound[listener] = sockets
+                logger.info("listening", metadata: [
+                    "dns.listen": "\(listener.address)", "dns.proto": "udp+tcp", "dns.vpc": "\(listener.context.vpc ?? "-")",
+                    "dns.netns": "\(listener.netns ?? "-")",
+                ])
+            }
+        }
+        let keep = Set(listeners)
+        for listener in Array(bound.keys) where !keep.contains(listener) { await unbind(listener) }
+    }
+
+    private func bind(_ listener: Listener) async throws -> Bound {
+        let namespace = try await namespaces.namespace(listener.netns)
+        var udp: [DatagramSocket] = []
+        do {
+            for _ in 0..<workers {
+                let fd = try await namespace.run { [address = listener.address] in try DatagramWorker.openSocket(address) }
+                udp.append(DatagramSocket(fd: fd, address: listener.address, context: listener.context))
+            }
+            return Bound(udp: udp, tcp: try await bindStream(listener, in: namespace))
+        } catch {
+            for socket in udp { close(socket.fd) }
+            throw error
+        }
+    }
+
+    private func unbind(_ listener: Listener) async {
+        guard let sockets = bound.removeValue(forKey: listener) else { return }
+        let fds = Set(sockets.udp.map(\.fd))
+        let generation = table.publish { perWorker in
+            for worker in perWorker.indices { perWorker[worker].removeAll { fds.contains($0.fd) } }
+        }
+        await table.waitUntilSeen(generation)
+        for fd in fds { close(fd) }
+        try? await sockets.tcp.close()
+        logger.info("stopped listening", metadata: ["dns.listen": "\(listener.address)", "dns.netns": "\(listener.netns ?? "-")"])
     }
 
     private func bindStream(_ listener: Listener, in namespace: NetworkNamespace) async throws -> Channel {

@@ -32,9 +32,11 @@ enum DatagramWorker {
     static let slotSize = 4096
     static let pollTimeout: Int32 = 200  // milliseconds
 
-    static func run(sockets: [DatagramSocket], publisher: ResponderPublisher, stop: StopSignal, logger: Logger) {
+    static func run(worker: Int, table: SocketTable, publisher: ResponderPublisher, stop: StopSignal, logger: Logger) {
         // A worker holds one socket per listener: a handful, which poll serves as well as epoll.
-        var watched = sockets.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
+        var sockets: [DatagramSocket] = []
+        var watched: [pollfd] = []
+        var known = -1
         let received = UnsafeMutableRawBufferPointer.allocate(byteCount: batch * slotSize, alignment: 16)
         let replies = UnsafeMutableRawBufferPointer.allocate(byteCount: batch * slotSize, alignment: 16)
         let peers = UnsafeMutablePointer<sockaddr_in>.allocate(capacity: batch)
@@ -62,6 +64,10 @@ enum DatagramWorker {
         let addressLength = socklen_t(MemoryLayout<sockaddr_in>.size)
 
         while !stop.isStopped {
+            if let current = table.refresh(worker: worker, known: &known) {
+                sockets = current
+                watched = sockets.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
+            }
             let ready = poll(&watched, nfds_t(watched.count), pollTimeout)
             guard ready > 0 else { continue }  // timeout or EINTR: look at the stop signal
             publisher.refresh(&responder, seen: &generation)

@@ -3,7 +3,7 @@ import Synchronization
 import ZoneLinkCore
 
 /// Who is asking, as far as answering cares: the listener's VPC and zone, and the source.
-public struct ListenerContext: Sendable {
+public struct ListenerContext: Sendable, Hashable {
     /// The VPC whose view this listener answers with (nil: a client of no VPC).
     public var vpc: String?
     /// The zone clients of this listener are in, when the listener says so.

@@ -55,6 +55,14 @@ public final class FlowRegistry: Sendable {
         for close in closing { close() }
     }
 
+    /// Ends every flow `matches` picks (say, the flows of an endpoint that is gone): closes their
+    /// sockets, which removes them.
+    func close(where matches: (Flow) -> Bool) {
+        let keys = table.withLock { $0.flows.filter(matches).map(\.key) }
+        let closing = closers.withLock { closers in keys.compactMap { closers[$0] } }
+        for close in closing { close() }
+    }
+
     /// The live table, for `zonelink nat list`, with each flow's age.
     public func snapshot() -> [(flow: Flow, age: Duration)] {
         let now = self.now

@@ -6,31 +6,51 @@ import Synchronization
 import ZoneLinkCore
 import ZoneLinkNetwork
 
-/// The ENI gateway of one catalog: listeners on every ENI port of Connected endpoints, inside
-/// the consumer VPCs' namespaces; health checks of every built-in load balancer's backends; and
-/// the zone health that DNS reads. Runs until graceful shutdown.
-public struct Gateway: Service {
+/// The ENI gateway: listeners on every ENI port of Connected endpoints, inside the consumer
+/// VPCs' namespaces; health checks of every built-in load balancer's backends; and the zone
+/// health that DNS reads. `apply` moves it to a new catalog while it runs: listeners and load
+/// balancers that did not change keep their sockets and health, open flows survive unless
+/// their endpoint is gone or no longer Connected.
+public actor Gateway: Service {
     /// An ENI as health is reported for it: its endpoint and zone.
     public struct ENIZone: Hashable, Sendable {
         public var endpoint: String
         public var zone: String
     }
 
-    let plan: GatewayPlan
-    /// Every ENI of the catalog, Connected or not: the ones not served are reported unhealthy.
-    let allENIs: [ENIZone]
-    let namespaces: NamespaceRegistry
-    let group: MultiThreadedEventLoopGroup
-    let flows: FlowRegistry
-    let logger: Logger
-    let onZoneHealth: @Sendable (_ unhealthy: Set<ENIZone>) -> Void
+    /// What identifies a listening socket: the same key across catalogs means the same socket.
+    private struct SocketKey: Hashable {
+        var proto: TransportProtocol
+        var address: IPv4Endpoint
+        var netns: String?
+    }
+
+    private struct Running {
+        var channel: Channel
+        var route: RouteBox
+    }
+
+    private struct Checked {
+        var balancer: Balancer
+        var probes: [RepeatedTask]
+    }
+
+    private var catalog: Catalog
+    private var running: [SocketKey: Running] = [:]
+    private var balancers: [String: Checked] = [:]
+    private var tracker: ZoneHealthTracker?
+    private var sweeper: RepeatedTask?
+    private let namespaces: NamespaceRegistry
+    private let group: MultiThreadedEventLoopGroup
+    private let flows: FlowRegistry
+    private let logger: Logger
+    private let onZoneHealth: @Sendable (_ unhealthy: Set<ENIZone>) -> Void
 
     public init(
         catalog: Catalog, namespaces: NamespaceRegistry, group: MultiThreadedEventLoopGroup, flows: FlowRegistry,
         logger: Logger, onZoneHealth: @escaping @Sendable (Set<ENIZone>) -> Void
     ) {
-        self.plan = GatewayPlan(catalog: catalog)
-        self.allENIs = catalog.endpoints.flatMap { endpoint in endpoint.enis.map { ENIZone(endpoint: endpoint.id, zone: $0.zone) } }
+        self.catalog = catalog
         self.namespaces = namespaces
         self.group = group
         self.flows = flows
@@ -39,44 +59,88 @@ public struct Gateway: Service {
     }
 
     public func run() async throws {
-        let balancers = Dictionary(uniqueKeysWithValues: plan.upstreams.map { ("\($0.loadBalancer)#\($0.listener)", Balancer($0)) })
-        var channels: [Channel] = []
+        try await apply(catalog)
+        sweeper = group.next().scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [flows] _ in
+            flows.expireIdle()
+        }
+        try? await gracefulShutdown()
+        sweeper?.cancel()
+        for checked in balancers.values { checked.probes.forEach { $0.cancel() } }
+        for running in running.values { try? await running.channel.close() }
+        flows.close { _ in true }
+    }
+
+    /// Runs `catalog` from now on. New listeners are bound first (all or nothing: on failure
+    /// the old catalog keeps running), then the ones no longer wanted close.
+    public func apply(_ catalog: Catalog) async throws {
+        let plan = GatewayPlan(catalog: catalog)
+
+        var next: [String: Checked] = [:]
+        for upstream in plan.upstreams {
+            let key = "\(upstream.loadBalancer)#\(upstream.listener)"
+            if let checked = balancers[key], checked.balancer.upstream == upstream {
+                next[key] = checked
+            } else {
+                next[key] = Checked(balancer: Balancer(upstream), probes: [])
+            }
+        }
+
+        var routes: [SocketKey: ENIRoute] = [:]
+        for listener in plan.eniListeners {
+            guard let balancer = next["\(listener.loadBalancer)#\(listener.listener)"]?.balancer else { continue }
+            routes[SocketKey(proto: listener.proto, address: listener.address, netns: listener.netns)] = ENIRoute(
+                listener: listener, balancer: balancer,
+                provider: try await namespaces.namespace(balancer.upstream.providerNetns), flows: flows, logger: logger)
+        }
+        var opened: [SocketKey: Running] = [:]
         do {
-            for listener in plan.eniListeners {
-                guard let balancer = balancers["\(listener.loadBalancer)#\(listener.listener)"] else { continue }
-                let route = ENIRoute(
-                    listener: listener, balancer: balancer,
-                    provider: try await namespaces.namespace(balancer.upstream.providerNetns), flows: flows, logger: logger)
-                channels.append(try await bind(route, in: namespaces.namespace(listener.netns)))
-                logger.info("listening", metadata: [
-                    "flow.eni": "\(listener.address)", "flow.proto": "\(listener.proto.rawValue)", "flow.vpc": "\(listener.vpc)",
-                    "flow.endpoint": "\(listener.endpoint)",
-                ])
+            for (key, route) in routes where running[key] == nil {
+                let box = RouteBox(route)
+                opened[key] = Running(channel: try await bind(box, in: namespaces.namespace(key.netns)), route: box)
             }
         } catch {
-            for channel in channels { try? await channel.close() }
+            for running in opened.values { try? await running.channel.close() }
             throw error
         }
 
-        let health = ZoneHealthTracker(plan: plan, allENIs: allENIs, balancers: balancers, publish: onZoneHealth)
-        health.publish()
-        var tasks: [RepeatedTask] = []
-        for balancer in balancers.values where balancer.upstream.external == nil {
-            let provider = try await namespaces.namespace(balancer.upstream.providerNetns)
-            tasks += startHealthChecks(balancer, provider: provider, tracker: health)
+        // Committed: from here on nothing fails.
+        for (key, route) in routes {
+            if let existing = running[key] { existing.route.update(route) }
         }
-        let loop = group.next()
-        tasks.append(loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [flows] _ in
-            flows.expireIdle()
-        })
+        for (key, running) in opened {
+            self.running[key] = running
+            logger.info("listening", metadata: [
+                "flow.eni": "\(key.address)", "flow.proto": "\(key.proto.rawValue)", "flow.vpc": "\(running.route.current.listener.vpc)",
+                "flow.endpoint": "\(running.route.current.listener.endpoint)",
+            ])
+        }
+        for key in Array(running.keys) where routes[key] == nil {
+            if let gone = running.removeValue(forKey: key) {
+                try? await gone.channel.close()
+                logger.info("stopped listening", metadata: ["flow.eni": "\(key.address)", "flow.proto": "\(key.proto.rawValue)"])
+            }
+        }
+        let served = Set(plan.eniListeners.map(\.endpoint))
+        flows.close { !served.contains($0.endpoint) }
 
-        try? await gracefulShutdown()
-        for task in tasks { task.cancel() }
-        for channel in channels { try? await channel.close() }
+        for (key, checked) in balancers where next[key]?.balancer !== checked.balancer {
+            checked.probes.forEach { $0.cancel() }
+        }
+        let tracker = ZoneHealthTracker(
+            plan: plan, allENIs: catalog.endpoints.flatMap { endpoint in endpoint.enis.map { ENIZone(endpoint: endpoint.id, zone: $0.zone) } },
+            balancers: next.mapValues(\.balancer), publish: onZoneHealth)
+        for (key, checked) in next where checked.probes.isEmpty && checked.balancer.upstream.external == nil {
+            let provider = try await namespaces.namespace(checked.balancer.upstream.providerNetns)
+            next[key]?.probes = startHealthChecks(checked.balancer, provider: provider)
+        }
+        balancers = next
+        self.tracker = tracker
+        self.catalog = catalog
+        tracker.publish()
     }
 
-    private func bind(_ route: ENIRoute, in namespace: NetworkNamespace) async throws -> Channel {
-        let listener = route.listener
+    private func bind(_ route: RouteBox, in namespace: NetworkNamespace) async throws -> Channel {
+        let listener = route.current.listener
         let address = try SocketAddress(ipAddress: listener.address.address.description, port: Int(listener.address.port))
         do {
             return try await namespace.run { [group] () -> EventLoopFuture<Channel> in
@@ -109,7 +173,9 @@ public struct Gateway: Service {
         }
     }
 
-    private func startHealthChecks(_ balancer: Balancer, provider: NetworkNamespace, tracker: ZoneHealthTracker) -> [RepeatedTask] {
+    /// Probes every backend of `balancer` on its interval; a transition is logged and
+    /// recomputes zone health.
+    private func startHealthChecks(_ balancer: Balancer, provider: NetworkNamespace) -> [RepeatedTask] {
         let upstream = balancer.upstream
         let check = upstream.healthCheck
         return upstream.backends.indices.map { index in
@@ -121,8 +187,21 @@ public struct Gateway: Service {
                     logger.notice("backend \(transition == .becameHealthy ? "healthy" : "unhealthy")", metadata: [
                         "lb.id": "\(upstream.loadBalancer)", "lb.backend": "\(backend)",
                     ])
-                    tracker.publish()
+                    Task { await self.healthChanged() }
                 }
+            }
+        }
+    }
+
+    private func healthChanged() {
+        tracker?.publish()
+    }
+
+    /// Each built-in load balancer listener's backends and whether they are healthy.
+    public func backendHealth() -> [(loadBalancer: String, listener: Int, backend: Backend, healthy: Bool)] {
+        balancers.values.flatMap { checked in
+            checked.balancer.backendHealth.map {
+                (checked.balancer.upstream.loadBalancer, checked.balancer.upstream.listener, $0.backend, $0.healthy)
             }
         }
     }

@@ -51,10 +51,19 @@ final class GlueHandler: ChannelDuplexHandler {
         context?.flush()
     }
 
+    /// The partner's peer sent FIN: send ours once everything it sent before is written. (Closing
+    /// at once could drop those bytes: NIO turns an output close into a full one, failing
+    /// pending writes, when the input is already closed.)
     private func partnerWriteEOF() {
+        guard let context, !outputClosed else { return }
         outputClosed = true
-        context?.close(mode: .output, promise: nil)
-        closeIfDone()
+        let written = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer()), promise: written)
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        written.futureResult.whenComplete { _ in
+            handler.value.context?.close(mode: .output, promise: nil)
+            handler.value.closeIfDone()
+        }
     }
 
     /// Both directions finished: nothing more can cross this connection.

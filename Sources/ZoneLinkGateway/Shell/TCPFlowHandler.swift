@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import Synchronization
 import NIOPosix
 import ZoneLinkCore
 import ZoneLinkNetwork
@@ -13,23 +14,41 @@ struct ENIRoute: Sendable {
     let logger: Logger
 }
 
+/// An ENI listener's current route: a reload that changes, say, the security groups replaces
+/// it, and the next flow reads the new one while flows already open keep theirs.
+final class RouteBox: Sendable {
+    private let route: Mutex<ENIRoute>
+
+    init(_ route: ENIRoute) { self.route = Mutex(route) }
+
+    var current: ENIRoute { route.withLock { $0 } }
+
+    func update(_ new: ENIRoute) { route.withLock { $0 = new } }
+}
+
 /// Starts a TCP flow on a connection accepted at an ENI: admit it (security groups), pick a
 /// target, take a NAT port, connect from the NAT address inside the provider's namespace, then
 /// hand both channels to a `GlueHandler` pair and step aside. Every refusal is a reset.
 ///
-/// The accepted channel does not read until the provider side is connected, so nothing needs
-/// buffering here. Loop-bound, not Sendable.
+/// The accepted channel does not ask to read until the provider side is connected; what NIO
+/// reads anyway (it reads when the peer half-closes early) is held here and replayed into the
+/// relay once it is in place. Loop-bound, not Sendable.
 final class TCPFlowHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
 
-    private let route: ENIRoute
+    private let box: RouteBox
+    private var route: ENIRoute
+    private var early: [NIOAny] = []
+    private var inputClosedEarly = false
 
-    init(route: ENIRoute) {
-        self.route = route
+    init(route: RouteBox) {
+        self.box = route
+        self.route = route.current
     }
 
     func channelActive(context: ChannelHandlerContext) {
         context.fireChannelActive()
+        route = box.current
         guard let client = context.channel.remoteAddress?.ipv4Endpoint else { return reset(context, "no client address") }
         let listener = route.listener
         let decision = Admission.admit(
@@ -75,6 +94,7 @@ final class TCPFlowHandler: ChannelInboundHandler, RemovableChannelHandler {
                 do {
                     try provider.pipeline.syncOperations.addHandler(providerSide)
                     try consumer.pipeline.syncOperations.addHandler(consumerSide)
+                    handler.value.replayEarlyInput(boundContext.value)
                     boundContext.value.pipeline.syncOperations.removeHandler(handler.value, promise: nil)
                 } catch {
                     provider.close(promise: nil)
@@ -95,6 +115,26 @@ final class TCPFlowHandler: ChannelInboundHandler, RemovableChannelHandler {
                 handler.value.reset(boundContext.value, "cannot reach \(target) from \(natAddress): \(error)")
             }
         }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        early.append(data)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, case .inputClosed = event {
+            inputClosedEarly = true
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    /// Hands what arrived before the relay existed to the relay, in order.
+    private func replayEarlyInput(_ context: ChannelHandlerContext) {
+        for data in early { context.fireChannelRead(data) }
+        if !early.isEmpty { context.fireChannelReadComplete() }
+        early = []
+        if inputClosedEarly { context.fireUserInboundEventTriggered(ChannelEvent.inputClosed) }
     }
 
     /// Refuses a connection with a reset (SO_LINGER 0), as a closed port would.

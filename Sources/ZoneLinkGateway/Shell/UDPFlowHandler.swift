@@ -31,11 +31,13 @@ final class UDPFlowHandler: ChannelInboundHandler {
         }
     }
 
-    private let route: ENIRoute
+    private let box: RouteBox
+    private var route: ENIRoute
     private var sessions: [IPv4Endpoint: Session] = [:]
 
-    init(route: ENIRoute) {
-        self.route = route
+    init(route: RouteBox) {
+        self.box = route
+        self.route = route.current
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -45,6 +47,7 @@ final class UDPFlowHandler: ChannelInboundHandler {
             forward(envelope.data, in: session)
             return
         }
+        route = box.current
         let listener = route.listener
         guard Admission.admit(
             protocol: .udp, port: listener.address.port, source: client.address, connection: listener.connection,

@@ -1,0 +1,111 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+import UnixSignals
+import ZoneLinkCore
+import ZoneLinkDNS
+import ZoneLinkGateway
+import ZoneLinkNetwork
+
+/// What DNS answers with: the engine of the current catalog and the gateway's zone health,
+/// published together whenever either changes.
+final class AnswerState: Sendable {
+    private let state: Mutex<(engine: AnswerEngine, health: ZoneHealth)>
+    let publisher: ResponderPublisher
+
+    init(engine: AnswerEngine) {
+        self.state = Mutex((engine, .allHealthy))
+        self.publisher = ResponderPublisher(Responder(engine: engine))
+    }
+
+    func update(engine: AnswerEngine) {
+        state.withLock { state in
+            state.engine = engine
+            publisher.publish(Responder(engine: engine, health: state.health))
+        }
+    }
+
+    func update(health: ZoneHealth) {
+        state.withLock { state in
+            state.health = health
+            publisher.publish(Responder(engine: state.engine, health: health))
+        }
+    }
+}
+
+/// The running configuration, and moving to a new one: on SIGHUP the config file is read and
+/// validated again; a valid one is applied to addresses, DNS and the gateway while they serve,
+/// an invalid one is refused with its errors logged and the old one kept.
+actor Runtime {
+    private let configPath: String
+    private var catalog: Catalog
+    private let addresses: InterfaceAddresses
+    private let answers: AnswerState
+    private let dns: DNSServer
+    private let gateway: Gateway
+    private let logger: Logger
+
+    init(
+        configPath: String, catalog: Catalog, addresses: InterfaceAddresses, answers: AnswerState, dns: DNSServer,
+        gateway: Gateway, logger: Logger
+    ) {
+        self.configPath = configPath
+        self.catalog = catalog
+        self.addresses = addresses
+        self.answers = answers
+        self.dns = dns
+        self.gateway = gateway
+        self.logger = logger
+    }
+
+    /// Adds the addresses a catalog's listeners bind to.
+    static func ensureAddresses(of catalog: Catalog, with addresses: InterfaceAddresses) async throws {
+        for wanted in GatewayPlan(catalog: catalog).namespaces {
+            try await addresses.ensure(wanted.addresses, interface: wanted.interface, netns: wanted.netns)
+        }
+    }
+
+    /// Re-reads the config file and applies it. Returns false (and logs why) when the new
+    /// config is refused; the old one then keeps running untouched.
+    @discardableResult
+    func reload() async -> Bool {
+        logger.notice("reloading", metadata: ["config": "\(configPath)"])
+        let next: Catalog
+        let zones: [Zone]
+        do {
+            next = try Catalog.load(file: configPath, serial: catalog.serial &+ 1)
+            zones = try next.loadStaticZones(file: configPath)
+        } catch {
+            for line in error.lines { logger.error("reload refused: \(line)") }
+            return false
+        }
+        do {
+            try await Self.ensureAddresses(of: next, with: addresses)
+            try await dns.apply(DNSServer.listeners(of: next))
+            try await gateway.apply(next)
+        } catch {
+            logger.error("reload refused: \(error); the previous configuration keeps running")
+            try? await dns.apply(DNSServer.listeners(of: catalog))
+            return false
+        }
+        answers.update(engine: AnswerEngine(catalog: next, staticZones: zones))
+        let keep = GatewayPlan(catalog: next).namespaces
+        for namespace in Set(GatewayPlan(catalog: catalog).namespaces.map(\.netns) + keep.map(\.netns)) {
+            await addresses.release(netns: namespace, keeping: Set(keep.filter { $0.netns == namespace }.flatMap(\.addresses)))
+        }
+        catalog = next
+        logger.notice("reloaded", metadata: ["config": "\(configPath)", "serial": "\(next.serial)", "endpoints": "\(next.endpoints.count)"])
+        return true
+    }
+}
+
+/// Reloads on every SIGHUP until shutdown.
+struct ReloadOnHangup: Service {
+    let runtime: Runtime
+
+    func run() async throws {
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
+        for await _ in hangups.cancelOnGracefulShutdown() { await runtime.reload() }
+    }
+}
