@@ -44,12 +44,14 @@ actor Runtime {
     private let answers: AnswerState
     private let dns: DNSServer
     private let gateway: Gateway
+    private let notifier: SystemdNotifier
     private let logger: Logger
 
     init(
         configPath: String, catalog: Catalog, addresses: InterfaceAddresses, answers: AnswerState, dns: DNSServer,
-        gateway: Gateway, logger: Logger
+        gateway: Gateway, notifier: SystemdNotifier, logger: Logger
     ) {
+        self.notifier = notifier
         self.configPath = configPath
         self.catalog = catalog
         self.addresses = addresses
@@ -70,6 +72,19 @@ actor Runtime {
     /// config is refused; the old one then keeps running untouched.
     @discardableResult
     func reload() async -> Bool {
+        notifier.reloading()
+        let applied = await apply()
+        notifier.reloaded(status: Self.status(catalog))
+        return applied
+    }
+
+    /// The one-line STATUS= that `systemctl status` shows.
+    static func status(_ catalog: Catalog) -> String {
+        let connected = catalog.endpoints.filter { catalog.connection(of: $0) == .connected }.count
+        return "serving \(catalog.endpoints.count) endpoints (\(connected) connected), \(catalog.vpcs.count) VPCs, config serial \(catalog.serial)"
+    }
+
+    private func apply() async -> Bool {
         logger.notice("reloading", metadata: ["config": "\(configPath)"])
         let next: Catalog
         let zones: [Zone]
@@ -100,12 +115,14 @@ actor Runtime {
     }
 }
 
-/// Reloads on every SIGHUP until shutdown.
+/// Reloads on every SIGHUP until shutdown, then tells systemd the service is stopping.
 struct ReloadOnHangup: Service {
     let runtime: Runtime
+    let notifier: SystemdNotifier
 
     func run() async throws {
         let hangups = await UnixSignalsSequence(trapping: .sighup)
         for await _ in hangups.cancelOnGracefulShutdown() { await runtime.reload() }
+        notifier.stopping()
     }
 }

@@ -84,6 +84,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("state-dir"), help: "Where state is kept (used by the control plane).")
     var stateDir = ".zonelink"
 
+    @Option(name: .customLong("control-socket"), help: "The control socket (default: <state-dir>/control.sock).")
+    var controlSocket: String?
+
     @Option(name: .long, help: "DNS threads: UDP workers, and TCP event loops (default: one per core).")
     var threads = System.coreCount
 
@@ -127,11 +130,16 @@ struct Serve: AsyncParsableCommand {
             throw ExitStatus.runtimeFailure
         }
 
+        let notifier = SystemdNotifier(waitingFor: ["dns", "gateway"])
+        let status = Runtime.status(catalog)
         let answers = AnswerState(engine: AnswerEngine(catalog: catalog, staticZones: zones))
         let dns = DNSServer(
             listeners: DNSServer.listeners(of: catalog), namespaces: namespaces, publisher: answers.publisher, group: group,
             workers: threads, tcpIdleTimeout: catalog.dns.tcpIdleTimeout, logger: logger,
-            onReady: { logger.notice("ready", metadata: ["config": "\(config)", "endpoints": "\(catalog.endpoints.count)"]) })
+            onReady: {
+                logger.notice("ready", metadata: ["config": "\(config)", "endpoints": "\(catalog.endpoints.count)"])
+                notifier.ready("dns", status: status)
+            })
         let flows = FlowRegistry(table: NATTable(
             portRange: catalog.gateway.natPorts, tcpIdleTimeout: catalog.gateway.tcpIdleTimeout,
             udpIdleTimeout: catalog.gateway.udpIdleTimeout))
@@ -140,21 +148,26 @@ struct Serve: AsyncParsableCommand {
             onZoneHealth: { unhealthy in
                 answers.update(health: ZoneHealth(unhealthy: Set(unhealthy.map { ENIKey(endpoint: $0.endpoint, zone: $0.zone) })))
                 logger.info("zone health", metadata: ["dns.unhealthy": "\(unhealthy.map { "\($0.endpoint)/\($0.zone)" }.sorted())"])
-            })
+            },
+            onReady: { notifier.ready("gateway", status: status) })
         let runtime = Runtime(
             configPath: config, catalog: catalog, addresses: addresses, answers: answers, dns: dns, gateway: gateway,
-            logger: logger)
-        let control = ControlSocket(path: "\(stateDir)/control.sock", flows: flows, group: group, logger: logger)
+            notifier: notifier, logger: logger)
+        let watchdog = notifier.startWatchdog(on: group.next())
+        let control = ControlSocket(path: controlSocket ?? "\(stateDir)/control.sock", flows: flows, group: group, logger: logger)
         let services = ServiceGroup(
-            services: [dns, gateway, control, ReloadOnHangup(runtime: runtime)], gracefulShutdownSignals: [.sigterm, .sigint],
+            services: [dns, gateway, control, ReloadOnHangup(runtime: runtime, notifier: notifier)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
             cancellationSignals: [], logger: logger)
         do {
             try await services.run()
         } catch {
+            watchdog?.cancel()
             logger.error("\(error)")
             await cleanUp()
             throw ExitStatus.runtimeFailure
         }
+        watchdog?.cancel()
         await cleanUp()
     }
 }
@@ -168,13 +181,16 @@ struct NATCommand: ParsableCommand {
         @Option(name: .customLong("state-dir"), help: "The state directory of the running `zonelink serve`.")
         var stateDir = ".zonelink"
 
+        @Option(name: .customLong("control-socket"), help: "Its control socket (default: <state-dir>/control.sock; /run/zonelink/control.sock under systemd).")
+        var controlSocket: String?
+
         @Flag(help: "Print JSON instead of a table.")
         var json = false
 
         func run() throws {
             let body: Data
             do {
-                body = try fetchFromControlSocket("\(stateDir)/control.sock", path: "/v1/nat")
+                body = try fetchFromControlSocket(controlSocket ?? "\(stateDir)/control.sock", path: "/v1/nat")
             } catch {
                 FileHandle.standardError.write(Data("zonelink: \(error)\n".utf8))
                 throw ExitStatus.runtimeFailure

@@ -3,13 +3,14 @@ import Testing
 import ZoneLinkCore
 import ZoneLinkDNS
 
-/// Every config in `zones/` and every YAML example in the README still parses and validates,
+/// Every config in `zones/`, the one `scripts/install` puts in /etc, and every YAML example in
+/// the README still parses and validates,
 /// zone files included, so the docs cannot rot.
 @Suite("Example configs")
 struct ExampleConfigTests {
     static var shippedConfigs: [String] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: "\(packageRoot)/zones")) ?? []
-        return names.filter { $0.hasSuffix(".yaml") }.sorted().map { "zones/\($0)" }
+        return names.filter { $0.hasSuffix(".yaml") }.sorted().map { "zones/\($0)" } + ["systemd/zonelink.yaml"]
     }
 
     /// The fenced ```yaml blocks of a Markdown file.

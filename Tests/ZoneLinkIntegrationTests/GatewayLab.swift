@@ -502,6 +502,12 @@ final class GatewayLab: @unchecked Sendable {
                       cmdline.contains(fields[2]) else { continue }
                 Glibc.kill(pid, SIGKILL)
             }
+            for line in lines.dropFirst() {
+                let fields = line.split(separator: " ", maxSplits: 2).map(String.init)
+                if fields.count == 3, fields[2].contains("/zonelink-it-gw-") {
+                    try? FileManager.default.removeItem(atPath: fields[2])
+                }
+            }
             for line in existing.split(separator: "\n") {
                 let name = String(line.split(separator: " ").first ?? "")
                 guard name.hasPrefix(prefix + "-") else { continue }

@@ -171,6 +171,41 @@ struct GatewayTests {
             }
             #expect(waiting.exited && [7, 56].contains(waiting.status),
                     "ep-waiting (Disconnected): expected a reset (curl exit 7 or 56), got \(waiting.summary)")
+            // UDP: ep-no80 admits no udp/5353 (dropped: no reply), ep-waiting has no listener
+            // (ICMP port unreachable: a connected socket sees ECONNREFUSED), ep-consumer1 answers.
+            if let python = GatewayLabRequirements.python3 {
+                let probe = """
+                import socket, sys
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                s.bind((sys.argv[1], 0))
+                s.connect((sys.argv[2], int(sys.argv[3])))
+                s.settimeout(1.5)
+                try:
+                    s.send(b"admission")
+                    print("reply " + s.recv(65535).decode(errors="replace"))
+                except ConnectionRefusedError:
+                    print("refused")
+                except socket.timeout:
+                    print("timeout")
+
+                """
+                let url = lab.dir.appendingPathComponent("udp-probe.py")
+                try probe.write(to: url, atomically: true, encoding: .utf8)
+                let port = "\(LabAddress.udpPort)"
+                let client = LabConsumer.vpc1.client
+                let (open, dropped, refused) = try await offload {
+                    (try lab.exec(.vpc1, [python, url.path, client, LabConsumer.vpc1.eni, port]),
+                     try lab.exec(.vpc1, [python, url.path, client, LabAddress.eniNo80, port]),
+                     try lab.exec(.vpc1, [python, url.path, client, LabAddress.eniWaiting, port]))
+                }
+                #expect(open.stdout.hasPrefix("reply \(LabAddress.udpEcho) from \(LabAddress.nat):"),
+                        "udp/\(port) to ep-consumer1 (allowed): expected the echo's reply, got \(open.summary)")
+                #expect(dropped.stdout == "timeout\n",
+                        "udp/\(port) to ep-no80 (no rule admits it): expected the datagram dropped (no reply), got \(dropped.summary)")
+                #expect(refused.stdout == "refused\n",
+                        "udp/\(port) to ep-waiting (Disconnected, no listener): expected ICMP port unreachable (ECONNREFUSED), got \(refused.summary)")
+            }
+
             // Nothing of it reached a backend: only the one allowed request is logged.
             let logged = LabBackend.allCases.flatMap { lab.accessLog($0) }.filter { !$0.contains("/healthz") }
             #expect(logged.count == 1, "backends logged \(logged.count) requests, expected 1 (the allowed one): \(logged)")
@@ -303,7 +338,18 @@ struct GatewayTests {
             let line = peerLog.split(separator: "\n").first { $0.contains("sent-after-the-targets-fin") }.map(String.init)
             #expect(line != nil && NATFlow.host(String(line!.split(separator: " ")[1])) == LabAddress.nat,
                     "the half-close peer should have read `sent-after-the-targets-fin`, sent after its own FIN, from \(LabAddress.nat); its log:\n\(cap(peerLog, 2000))")
-            _ = server
+            // Both flows closed both ways: they leave the NAT table.
+            let (gone, left) = try await offload { () throws -> (Bool, String) in
+                var left = ""
+                let gone = try GatewayLab.poll(timeout: 3, every: 0.2) {
+                    guard case .success(let all) = try server.natFlows() else { return false }
+                    let tcp = all.filter { $0.protocolName.lowercased() == "tcp" && $0.vpc == "vpc-1" }
+                    left = tcp.map(\.description).joined(separator: "\n")
+                    return tcp.isEmpty
+                }
+                return (gone, left)
+            }
+            #expect(gone, "3 s after both half-closed flows ended, the NAT table still holds TCP flows of vpc-1:\n\(left)")
         }
     }
 

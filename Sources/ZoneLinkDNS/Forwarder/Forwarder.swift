@@ -155,6 +155,8 @@ public final class Forwarder: Sendable {
     /// complete response for this client: the answer, or SERVFAIL on failure, within
     /// `settings.timeout` (plus scheduling slack). `message` is the client's query as received;
     /// `limit` as for `answerFromCache`. Zone transfers (AXFR, IXFR) are not forwarded: REFUSED.
+    /// `reply` runs on an event loop of `group` (or on the caller's thread, for a cache hit or
+    /// an immediate failure): it must not block; hand the bytes to the client's socket and return.
     public func resolve(_ query: Query, message: [UInt8], limit: Int, reply: @escaping @Sendable (ByteBuffer) -> Void) {
         guard !upstreams.isEmpty, query.type != .axfr, query.type != .ixfr else {
             reply(Self.error(.refused, for: query, message: message))

@@ -45,11 +45,13 @@ public actor Gateway: Service {
     private let flows: FlowRegistry
     private let logger: Logger
     private let onZoneHealth: @Sendable (_ unhealthy: Set<ENIZone>) -> Void
+    private let onReady: @Sendable () -> Void
 
     public init(
         catalog: Catalog, namespaces: NamespaceRegistry, group: MultiThreadedEventLoopGroup, flows: FlowRegistry,
-        logger: Logger, onZoneHealth: @escaping @Sendable (Set<ENIZone>) -> Void
+        logger: Logger, onZoneHealth: @escaping @Sendable (Set<ENIZone>) -> Void, onReady: @escaping @Sendable () -> Void = {}
     ) {
+        self.onReady = onReady
         self.catalog = catalog
         self.namespaces = namespaces
         self.group = group
@@ -60,6 +62,7 @@ public actor Gateway: Service {
 
     public func run() async throws {
         try await apply(catalog)
+        onReady()
         sweeper = group.next().scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [flows] _ in
             flows.expireIdle()
         }
@@ -196,6 +199,8 @@ public actor Gateway: Service {
     private func healthChanged() {
         tracker?.publish()
     }
+
+    public var listenerCount: Int { running.count }
 
     /// Each built-in load balancer listener's backends and whether they are healthy.
     public func backendHealth() -> [(loadBalancer: String, listener: Int, backend: Backend, healthy: Bool)] {
