@@ -53,7 +53,18 @@ struct GatewayTests {
             #expect(lines >= 120, "the two access logs hold \(lines) requests, expected at least 120 (3 consumers × 40)")
             #expect(Set(sources.keys) == [LabAddress.nat],
                     "backends saw sources \(sources), expected only the NAT address \(LabAddress.nat)")
-            _ = server
+            // 120 finished requests leave no flow behind.
+            let (empty, left) = try await offload { () throws -> (Bool, String) in
+                var left = ""
+                let empty = try GatewayLab.poll(timeout: 3, every: 0.2) {
+                    guard case .success(let all) = try server.natFlows() else { return false }
+                    let tcp = all.filter { $0.protocolName.lowercased() == "tcp" }
+                    left = "\(tcp.count) flows, first: " + tcp.prefix(3).map(\.description).joined(separator: "\n")
+                    return tcp.isEmpty
+                }
+                return (empty, left)
+            }
+            #expect(empty, "3 s after the last of 120 requests ended, the NAT table still holds TCP flows: \(left)")
         }
     }
 

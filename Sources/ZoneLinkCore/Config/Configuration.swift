@@ -91,7 +91,7 @@ private struct ConfigParser {
 
     func parseDNS(_ node: Node) -> DNSSettings? {
         guard let map = reader.mapping(
-            node, at: "dns", allowed: ["ttl", "listen", "upstreams", "zoneFiles", "tcpIdleTimeout"]
+            node, at: "dns", allowed: ["ttl", "listen", "upstreams", "zoneFiles", "tcpIdleTimeout", "trustedForwarders"]
         ) else { return nil }
         var settings = DNSSettings()
         if let ttl = reader.int(map["ttl"], at: "dns.ttl", range: 0...2_147_483_647) { settings.ttl = UInt32(ttl) }
@@ -110,6 +110,13 @@ private struct ConfigParser {
             reader.string($0.node, at: $0.path)
         }
         if let timeout = reader.duration(map["tcpIdleTimeout"], at: "dns.tcpIdleTimeout") { settings.tcpIdleTimeout = timeout }
+        settings.trustedForwarders = reader.sequence(map["trustedForwarders"], at: "dns.trustedForwarders").compactMap { node, path in
+            // A bare address means that one host.
+            if case .scalar(let scalar) = node, !scalar.string.contains("/") {
+                return reader.address(node, at: path).map { IPv4Prefix(network: $0, length: 32)! }
+            }
+            return reader.prefix(node, at: path)
+        }
         return settings
     }
 

@@ -297,11 +297,14 @@ public struct DNSSettings: Hashable, Sendable {
     public var zoneFiles: [String]
     /// How long an idle DNS-over-TCP connection is kept (RFC 7766 section 6.2.3).
     public var tcpIdleTimeout: Duration
+    /// Resolvers whose EDNS Client Subnet option is believed (RFC 7871): it names the client's zone.
+    public var trustedForwarders: [IPv4Prefix]
 
     public init(
         ttl: UInt32 = 60, listen: [DNSListener] = [], upstreams: [IPv4Endpoint] = [], zoneFiles: [String] = [],
-        tcpIdleTimeout: Duration = .seconds(10)
+        tcpIdleTimeout: Duration = .seconds(10), trustedForwarders: [IPv4Prefix] = []
     ) {
+        self.trustedForwarders = trustedForwarders
         self.ttl = ttl
         self.listen = listen
         self.upstreams = upstreams

@@ -45,12 +45,29 @@ public struct Responder: Sendable {
                 ResponseWriter.writeError(.badVers, id: query.id, flags: query.flags, query: query, message: message, into: &output)
                 return true
             }
-            let zone = listener.zone ?? source.flatMap { address in listener.vpc.flatMap { engine.zone(of: address, in: $0) } }
-            let answer = engine.answer(query, vpc: listener.vpc, clientZone: zone, health: health)
+            let (zone, scope) = clientZone(of: query, listener: listener, source: source)
+            var answer = engine.answer(query, vpc: listener.vpc, clientZone: zone, health: health)
+            if scope > 0, answer.answer.contains(where: { $0.rrset.enis != nil }) { answer.clientSubnetScope = scope }
             let limit = transport == .tcp ? 65535 : query.udpPayloadLimit
             ResponseWriter.write(answer, to: query, message: message, limit: limit, into: &output)
         }
         return true
+    }
+}
+
+extension Responder {
+    /// The client's zone (DESIGN section 5): the listener's, else that of the vSwitch holding the
+    /// source address, else that of the vSwitch holding the EDNS Client Subnet a trusted
+    /// forwarder sent (with that vSwitch's prefix length as the scope of the answer).
+    func clientZone(of query: Query, listener: ListenerContext, source: IPv4Address?) -> (zone: String?, scope: UInt8) {
+        if let zone = listener.zone { return (zone, 0) }
+        guard let vpcID = listener.vpc, let vpc = engine.catalog.vpc(vpcID) else { return (nil, 0) }
+        if let source, let vswitch = vpc.vswitch(holding: source) { return (vswitch.zone, 0) }
+        guard let source, let network = query.edns?.clientSubnet?.ipv4Network,
+              engine.catalog.dns.trustedForwarders.contains(where: { $0.contains(source) }),
+              let vswitch = vpc.vswitches.first(where: { $0.cidr.contains(network) })
+        else { return (nil, 0) }
+        return (vswitch.zone, UInt8(vswitch.cidr.length))
     }
 }
 

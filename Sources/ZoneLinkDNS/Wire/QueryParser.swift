@@ -1,3 +1,5 @@
+import ZoneLinkCore
+
 /// What an incoming message says, once it is known to be a well-formed query.
 public struct Query: Sendable {
     public var id: UInt16
@@ -25,6 +27,30 @@ public struct EDNSOptions: Sendable, Equatable {
     public var payloadSize: UInt16
     public var version: UInt8
     public var dnssecOK: Bool
+    /// The EDNS Client Subnet option (RFC 7871), when the query carried one.
+    public var clientSubnet: ClientSubnet? = nil
+}
+
+/// An EDNS Client Subnet option: the network a forwarder's client is in.
+public struct ClientSubnet: Sendable, Equatable {
+    public static let optionCode: UInt16 = 8
+
+    /// 1 for IPv4, 2 for IPv6 (RFC 7871 section 6, address family numbers).
+    public var family: UInt16
+    public var sourcePrefix: UInt8
+    public var scopePrefix: UInt8
+    /// The address, exactly ceil(sourcePrefix / 8) bytes, as sent.
+    public var address: [UInt8]
+
+    /// The IPv4 network of the option, for finding the client's vSwitch.
+    public var ipv4Network: IPv4Prefix? {
+        guard family == 1, sourcePrefix <= 32 else { return nil }
+        var value: UInt32 = 0
+        for i in 0..<4 { value = value << 8 | UInt32(i < address.count ? address[i] : 0) }
+        let length = Int(sourcePrefix)
+        let mask: UInt32 = length == 0 ? 0 : UInt32.max << UInt32(32 - length)
+        return IPv4Prefix(network: IPv4Address(value & mask), length: length)
+    }
 }
 
 /// The outcome of reading a datagram or TCP message.
@@ -86,6 +112,11 @@ public enum QueryParser {
                     payloadSize: read16(bytes, ownerEnd + 2), version: UInt8(ttl >> 16 & 0xFF),
                     dnssecOK: ttl & EDNS.dnssecOK != 0)
                 guard validOptions(bytes, from: ownerEnd + 10, to: end) else { return reject(.formErr, query) }
+                switch clientSubnet(bytes, from: ownerEnd + 10, to: end) {
+                case .none: break
+                case .some(.none): return reject(.formErr, query)
+                case .some(.some(let subnet)): query.edns?.clientSubnet = subnet
+                }
             }
             offset = end
         }
@@ -136,6 +167,30 @@ public enum QueryParser {
             }
         }
         return nil
+    }
+
+    /// The Client Subnet option among the OPT record's options: nil when there is none,
+    /// `.some(nil)` when it is malformed (RFC 7871 section 7.1.2: FORMERR).
+    static func clientSubnet(_ bytes: UnsafeRawBufferPointer, from start: Int, to end: Int) -> ClientSubnet?? {
+        var offset = start
+        while offset + 4 <= end {
+            let code = read16(bytes, offset)
+            let length = Int(read16(bytes, offset + 2))
+            let data = offset + 4
+            offset = data + length
+            guard code == ClientSubnet.optionCode else { continue }
+            guard length >= 4 else { return .some(nil) }
+            let family = read16(bytes, data)
+            let source = bytes[data + 2], scope = bytes[data + 3]
+            let maxPrefix: UInt8 = family == 1 ? 32 : family == 2 ? 128 : 0
+            let addressLength = (Int(source) + 7) / 8
+            guard maxPrefix > 0, source <= maxPrefix, scope == 0, length == 4 + addressLength else { return .some(nil) }
+            let address = Array(UnsafeRawBufferPointer(rebasing: bytes[(data + 4)..<(data + 4 + addressLength)]))
+            // Bits beyond the source prefix must be zero.
+            if source % 8 != 0, let last = address.last, last & (0xFF >> (source % 8)) != 0 { return .some(nil) }
+            return .some(ClientSubnet(family: family, sourcePrefix: source, scopePrefix: 0, address: address))
+        }
+        return .none
     }
 
     /// EDNS options are TLVs that must exactly fill the OPT record's data.

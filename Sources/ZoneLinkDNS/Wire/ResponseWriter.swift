@@ -37,7 +37,7 @@ public struct ResponseWriter {
             buffer.writeBytes(UnsafeRawBufferPointer(rebasing: message[12..<query.questionEnd]))
             writer.setCount(at: 4, 1, in: &buffer)
             if let edns = query.edns {
-                writer.writeOPT(rcode: rcode, dnssecOK: edns.dnssecOK, into: &buffer)
+                writer.writeOPT(rcode: rcode, dnssecOK: edns.dnssecOK, clientSubnet: edns.clientSubnet, into: &buffer)
                 writer.setCount(at: 10, 1, in: &buffer)
             }
         }
@@ -55,7 +55,7 @@ public struct ResponseWriter {
         questionName = query.name
         let questionEnd = buffer.writerIndex
         // Room kept for the OPT record (11 bytes), which must go out whatever else does not.
-        let reserve = query.edns == nil ? 0 : 11
+        let reserve = query.edns == nil ? 0 : 11 + (query.edns?.clientSubnet.map { 8 + $0.address.count } ?? 0)
 
         var fits = true
         var counts = (0, 0, 0)
@@ -81,7 +81,9 @@ public struct ResponseWriter {
             }
         }
         if let edns = query.edns {
-            writeOPT(rcode: answer.rcode, dnssecOK: edns.dnssecOK, into: &buffer)
+            var subnet = edns.clientSubnet
+            subnet?.scopePrefix = answer.clientSubnetScope
+            writeOPT(rcode: answer.rcode, dnssecOK: edns.dnssecOK, clientSubnet: subnet, into: &buffer)
             counts.2 += 1
         }
         setCount(at: 6, counts.0, in: &buffer)
@@ -109,13 +111,24 @@ public struct ResponseWriter {
     }
 
     /// OPT (RFC 6891 section 6.1.2): the upper 8 bits of an extended rcode go in its TTL.
-    private func writeOPT(rcode: RCode, dnssecOK: Bool, into buffer: inout ByteBuffer) {
+    private func writeOPT(rcode: RCode, dnssecOK: Bool, clientSubnet: ClientSubnet?, into buffer: inout ByteBuffer) {
         buffer.writeInteger(UInt8(0))
         buffer.writeInteger(RRType.opt.rawValue)
         buffer.writeInteger(EDNS.advertisedPayloadSize)
         let ttl = UInt32(rcode.rawValue >> 4) << 24 | (dnssecOK ? EDNS.dnssecOK : 0)
         buffer.writeInteger(ttl)
-        buffer.writeInteger(UInt16(0))
+        guard let subnet = clientSubnet else {
+            buffer.writeInteger(UInt16(0))
+            return
+        }
+        // RFC 7871 section 7.2.2: the option comes back with the scope the answer depended on.
+        buffer.writeInteger(UInt16(8 + subnet.address.count))
+        buffer.writeInteger(ClientSubnet.optionCode)
+        buffer.writeInteger(UInt16(4 + subnet.address.count))
+        buffer.writeInteger(subnet.family)
+        buffer.writeInteger(subnet.sourcePrefix)
+        buffer.writeInteger(subnet.scopePrefix)
+        buffer.writeBytes(subnet.address)
     }
 
     /// Writes every record of `set`; false (with the partial write left for the caller to

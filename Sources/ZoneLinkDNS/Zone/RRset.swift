@@ -88,6 +88,9 @@ public struct Answer: Sendable {
     public var answer: [RecordSet]
     public var authority: [RecordSet]
     public var additional: [RecordSet]
+    /// For EDNS Client Subnet: the prefix length of the client network the answer was chosen
+    /// for (0 when it would be the same for any client).
+    public var clientSubnetScope: UInt8 = 0
 
     public init(
         rcode: RCode, authoritative: Bool, answer: [RecordSet] = [], authority: [RecordSet] = [],
