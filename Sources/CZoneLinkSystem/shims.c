@@ -1,4 +1,5 @@
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <sched.h>
 #include <stddef.h>
 #include <sys/socket.h>
@@ -16,4 +17,8 @@ int zl_sendmmsg(int fd, struct zl_mmsghdr *messages, unsigned int count, int fla
 
 int zl_enter_network_namespace(int fd) {
     return setns(fd, CLONE_NEWNET);
+}
+
+void zl_set_thread_name(const char *name) {
+    pthread_setname_np(pthread_self(), name);
 }

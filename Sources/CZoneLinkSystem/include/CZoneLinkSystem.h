@@ -17,4 +17,7 @@ int zl_sendmmsg(int fd, struct zl_mmsghdr *messages, unsigned int count, int fla
 /// Moves the calling thread into the network namespace open at `fd` (setns with CLONE_NEWNET).
 int zl_enter_network_namespace(int fd);
 
+/// Names the calling thread (15 characters at most), as top(1) and /proc show it.
+void zl_set_thread_name(const char *name);
+
 #endif

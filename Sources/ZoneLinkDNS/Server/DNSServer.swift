@@ -1,3 +1,4 @@
+import CZoneLinkSystem
 import Foundation
 import Glibc
 import Logging
@@ -76,10 +77,11 @@ public actor DNSServer: Service {
         let (finished, finishing) = AsyncStream<Void>.makeStream()
         for worker in 0..<workers {
             let thread = Thread { [table, publisher, logger] in
+                // Named for top(1) and /proc/PID/task/*/comm, where benchmarks look.
+                zl_set_thread_name("dns-udp-\(worker)")
                 DatagramWorker.run(worker: worker, table: table, publisher: publisher, stop: stop, logger: logger)
                 finishing.yield()
             }
-            thread.name = "dns-udp-\(worker)"
             thread.start()
         }
         onReady()

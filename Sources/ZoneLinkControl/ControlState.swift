@@ -1,0 +1,113 @@
+import ZoneLinkCore
+
+/// One row's change: what a store commits. An operation's changes are committed together,
+/// in one transaction, before the operation is acknowledged. Applying a change twice has
+/// the effect of applying it once, so a store may replay a journal.
+public enum StateChange: Hashable, Sendable, Codable {
+    /// Insert or replace the service with this ID.
+    case putService(ServiceRecord)
+    case deleteService(id: String)
+    case addWhitelistEntry(WhitelistRecord)
+    case removeWhitelistEntry(WhitelistRecord)
+    /// Insert or replace the endpoint with this ID.
+    case putEndpoint(EndpointRecord)
+    case deleteEndpoint(id: String)
+    /// Insert or replace the connection state of this endpoint.
+    case setConnection(ConnectionRecord)
+    case clearConnection(endpoint: String)
+}
+
+/// What the control plane manages on top of the config file: services, whitelist entries and
+/// endpoints created through the API, and recorded connection states (of API and file
+/// endpoints alike). A plain value; nothing here reads files or clocks.
+///
+/// The file's own objects are not copied in: they come from the `Configuration` passed to
+/// `configuration(base:)`, so an object's origin is where it is found (`Origin`). Orphans
+/// (whitelist entries and connection states of objects gone from the file) are ignored by
+/// the merge and removed by `ControlPlane.reloading(base:file:)`.
+public struct ControlState: Hashable, Sendable, Codable {
+    /// In creation order (the order does not change the merged catalog once every API
+    /// endpoint has its addresses recorded, so a store may load rows in any order).
+    public private(set) var services: [ServiceRecord]
+    public private(set) var whitelist: [WhitelistRecord]
+    public private(set) var endpoints: [EndpointRecord]
+    public private(set) var connections: [ConnectionRecord]
+
+    public init(
+        services: [ServiceRecord] = [], whitelist: [WhitelistRecord] = [], endpoints: [EndpointRecord] = [],
+        connections: [ConnectionRecord] = []
+    ) {
+        self.services = services
+        self.whitelist = whitelist
+        self.endpoints = endpoints
+        self.connections = connections
+    }
+
+    /// Replays changes, e.g. a store's journal, or an operation's list on the state it was
+    /// computed from.
+    public init(replaying changes: [StateChange]) {
+        self.init()
+        apply(changes)
+    }
+
+    public func applying(_ changes: [StateChange]) -> ControlState {
+        var state = self
+        state.apply(changes)
+        return state
+    }
+
+    public mutating func apply(_ changes: [StateChange]) {
+        for change in changes { apply(change) }
+    }
+
+    public mutating func apply(_ change: StateChange) {
+        switch change {
+        case .putService(let record): services.upsert(record, by: \.id)
+        case .deleteService(let id): services.removeAll { $0.id == id }
+        case .addWhitelistEntry(let record): if !whitelist.contains(record) { whitelist.append(record) }
+        case .removeWhitelistEntry(let record): whitelist.removeAll { $0 == record }
+        case .putEndpoint(let record): endpoints.upsert(record, by: \.id)
+        case .deleteEndpoint(let id): endpoints.removeAll { $0.id == id }
+        case .setConnection(let record): connections.upsert(record, by: \.endpoint)
+        case .clearConnection(let endpoint): connections.removeAll { $0.endpoint == endpoint }
+        }
+    }
+
+    public func service(_ id: String) -> ServiceRecord? { services.first { $0.id == id } }
+    public func endpoint(_ id: String) -> EndpointRecord? { endpoints.first { $0.id == id } }
+    public func connection(of endpoint: String) -> ConnectionState? { connections.first { $0.endpoint == endpoint }?.state }
+
+    /// The file's configuration with the API's objects added: API whitelist entries join
+    /// their service's whitelist, API services and endpoints follow the file's, and every
+    /// endpoint with a recorded connection state gets it as its `connection`.
+    /// `Catalog(configuration:file:)` validates and builds the result.
+    public func configuration(base: Configuration) -> Configuration {
+        var merged = base
+        let added = Dictionary(grouping: whitelist, by: \.service)
+        func withAdded(_ whitelist: [String], of service: String) -> [String] {
+            var result = whitelist
+            for entry in added[service] ?? [] where !result.contains(entry.account) { result.append(entry.account) }
+            return result
+        }
+        for i in merged.endpointServices.indices {
+            merged.endpointServices[i].whitelist = withAdded(merged.endpointServices[i].whitelist, of: merged.endpointServices[i].id)
+        }
+        merged.endpointServices += services.map { $0.service(whitelist: withAdded([], of: $0.id)) }
+        merged.endpoints += endpoints.map(\.endpoint)
+        let recorded = Dictionary(connections.map { ($0.endpoint, $0.state) }, uniquingKeysWith: { $1 })
+        for i in merged.endpoints.indices {
+            if let state = recorded[merged.endpoints[i].id] { merged.endpoints[i].connection = state }
+        }
+        return merged
+    }
+}
+
+extension Array {
+    fileprivate mutating func upsert<Key: Equatable>(_ element: Element, by key: KeyPath<Element, Key>) {
+        if let i = firstIndex(where: { $0[keyPath: key] == element[keyPath: key] }) {
+            self[i] = element
+        } else {
+            append(element)
+        }
+    }
+}

@@ -1,0 +1,126 @@
+import ZoneLinkCore
+
+/// Endpoints: the consumer's side of the console.
+extension ControlPlane {
+    /// Creates an endpoint of a service whose whitelist holds the consumer (or that it owns),
+    /// in one of the consumer's VPCs. Zones, vSwitches, addresses and security groups are
+    /// checked by the catalog's own rules; missing addresses are allocated and recorded.
+    /// Its connection starts `Connected` when the service auto-accepts, else `Disconnected`.
+    public func createEndpoint(_ request: CreateEndpointRequest, by principal: Principal) throws(ControlError) -> Applied<EndpointView> {
+        let consumer = try actingAccount(principal, requested: request.account, creating: "endpoints")
+        let service = try existingService(request.service)
+        guard service.allows(account: consumer) else {
+            throw .forbidden(rule: "account \(consumer) is not on the whitelist of \(service.id): only accounts its provider whitelists may connect to it")
+        }
+        guard let vpc = catalog.vpc(request.vpc) else {
+            let own = catalog.vpcs.filter { $0.account == consumer }.map(\.id)
+            throw .invalid(issues: [ConfigIssue("vpc", "unknown VPC '\(request.vpc)'", hint: choices(own, "VPC of account \(consumer)"))])
+        }
+        guard vpc.account == consumer else {
+            throw .forbidden(rule: "VPC \(vpc.id) belongs to another account: an endpoint is created in one of its own account's VPCs")
+        }
+        // Addresses the current catalog gives to ENIs (allocated ones too): taking one would move them.
+        var taken: [IPv4Address: String] = [:]
+        for endpoint in catalog.endpoints where endpoint.vpc == vpc.id {
+            for eni in endpoint.enis { if let address = eni.address { taken[address] = "\(endpoint.id) in \(eni.zone)" } }
+        }
+        var issues: [ConfigIssue] = []
+        let zones = request.zones.enumerated().map { z, choice in
+            var eni = ENIRecord(zone: choice.zone, vswitch: choice.vswitch)
+            guard let text = choice.address else { return eni }
+            guard let address = IPv4Address(text) else {
+                issues.append(ConfigIssue("zones[\(z)].address", "'\(text)' is not an IPv4 address", hint: "write four decimal octets such as 10.10.2.50, or leave it out to have one allocated"))
+                return eni
+            }
+            if let owner = taken[address] {
+                issues.append(ConfigIssue("zones[\(z)].address", "\(address) is already taken in VPC \(vpc.id) by the ENI of \(owner)", hint: "choose a free address, or leave it out to have one allocated"))
+            }
+            eni.address = address
+            return eni
+        }
+        guard issues.isEmpty else { throw .invalid(issues: issues) }
+        let id = try newID(request.id, prefix: "ep-", what: "endpoint") { id in catalog.endpoints.contains { $0.id == id } }
+        var record = EndpointRecord(
+            id: id, account: consumer, service: service.id, vpc: vpc.id, securityGroups: request.securityGroups ?? [], zones: zones)
+        let connection = ConnectionRecord(endpoint: id, state: ConnectionAction.initialState(autoAccept: service.autoAcceptConnections))
+        let next = try applying([.putEndpoint(record), .setConnection(connection)], subject: .endpoint(id))
+        // Record the allocated addresses: the ENIs keep them whatever the file declares later.
+        let created = next.catalog.endpoints.first { $0.id == id }!
+        record.zones = created.enis.map { ENIRecord(zone: $0.zone, vswitch: $0.vswitch, address: $0.address) }
+        let changes: [StateChange] = [.putEndpoint(record), .setConnection(connection)]
+        let plane = ControlPlane(base: base, file: file, state: state.applying(changes), catalog: next.catalog, makeSuffix: makeSuffix)
+        return Applied(plane: plane, changes: changes, value: plane.view(of: created, for: principal))
+    }
+
+    /// The principal's endpoints, and the endpoints connecting to its services (as their
+    /// provider sees them); the operator's: all; by ID.
+    public func listEndpoints(by principal: Principal) -> [EndpointView] {
+        catalog.endpoints.filter { maySee(principal, endpoint: $0) }.sorted { $0.id < $1.id }.map { view(of: $0, for: principal) }
+    }
+
+    public func endpoint(_ id: String, by principal: Principal) throws(ControlError) -> EndpointView {
+        let endpoint = try existingEndpoint(id)
+        guard maySee(principal, endpoint: endpoint) else {
+            throw .forbidden(rule: "\(principal) does not own \(id) nor provide its service: only its owner, the provider of its service or the operator may see it")
+        }
+        return view(of: endpoint, for: principal)
+    }
+
+    /// Deletes an endpoint created through the API, with its connection. Returns it as it was.
+    public func deleteEndpoint(_ id: String, by principal: Principal) throws(ControlError) -> Applied<EndpointView> {
+        let endpoint = try existingEndpoint(id)
+        guard principal.isOperator || principal.accountID == endpoint.account else {
+            let provider = principal.accountID == catalog.service(endpoint.service)?.account
+            throw .forbidden(rule: "\(principal) does not own \(id): only its owner or the operator may delete it"
+                + (provider ? "; as the provider of \(endpoint.service), reject or disconnect its connection instead" : ""))
+        }
+        guard state.endpoint(id) != nil else { throw fileManaged(id, change: "delete it") }
+        let changes: [StateChange] = [.deleteEndpoint(id: id), .clearConnection(endpoint: id)]
+        let next = try applying(changes)
+        return Applied(plane: next, changes: changes, value: view(of: endpoint, for: principal))
+    }
+}
+
+/// The connections of a service: the provider accepts, rejects and disconnects them.
+extension ControlPlane {
+    public func connections(of serviceID: String, by principal: Principal) throws(ControlError) -> [EndpointView] {
+        let service = try existingService(serviceID)
+        try requireProvider(principal, of: service, to: "see, accept, reject or disconnect its connections")
+        return catalog.endpoints.filter { $0.service == serviceID }.sorted { $0.id < $1.id }.map { view(of: $0, for: principal) }
+    }
+
+    /// Moves the connection of `endpointID` to `serviceID` as `action` says
+    /// (`ConnectionAction.appliesTo`); other transitions are conflicts naming the current state.
+    public func changeConnection(
+        _ action: ConnectionAction, service serviceID: String, endpoint endpointID: String, by principal: Principal
+    ) throws(ControlError) -> Applied<EndpointView> {
+        let service = try existingService(serviceID)
+        try requireProvider(principal, of: service, to: "accept, reject or disconnect its connections")
+        guard let endpoint = catalog.endpoints.first(where: { $0.id == endpointID && $0.service == serviceID }) else {
+            throw .notFound("\(serviceID) has no endpoint '\(endpointID)'")
+        }
+        let current = catalog.connection(of: endpoint)
+        guard let target = action.apply(to: current) else {
+            let from = action.appliesTo.map(\.rawValue).joined(separator: " or ")
+            throw .conflict("the connection of \(endpointID) to \(serviceID) is \(current.rawValue); \(action.rawValue) applies to \(from) connections")
+        }
+        let changes: [StateChange] = [.setConnection(ConnectionRecord(endpoint: endpointID, state: target))]
+        let next = try applying(changes)
+        return Applied(plane: next, changes: changes, value: next.view(of: next.catalog.endpoints.first { $0.id == endpointID }!, for: principal))
+    }
+
+    /// Disconnected or Rejected → Connected.
+    public func accept(service: String, endpoint: String, by principal: Principal) throws(ControlError) -> Applied<EndpointView> {
+        try changeConnection(.accept, service: service, endpoint: endpoint, by: principal)
+    }
+
+    /// Disconnected or Connected → Rejected.
+    public func reject(service: String, endpoint: String, by principal: Principal) throws(ControlError) -> Applied<EndpointView> {
+        try changeConnection(.reject, service: service, endpoint: endpoint, by: principal)
+    }
+
+    /// Connected → Disconnected.
+    public func disconnect(service: String, endpoint: String, by principal: Principal) throws(ControlError) -> Applied<EndpointView> {
+        try changeConnection(.disconnect, service: service, endpoint: endpoint, by: principal)
+    }
+}
