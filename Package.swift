@@ -67,6 +67,9 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // The control plane: services, whitelists, endpoints and connections as operations with
+        // authorisation (pure, over Core), persisted and served by the shells of later steps.
+        .target(name: "ZoneLinkControl", dependencies: ["ZoneLinkCore"]),
         .executableTarget(
             name: "zonelink",
             dependencies: [
@@ -86,6 +89,7 @@ let package = Package(
         .testTarget(name: "ZoneLinkCoreTests", dependencies: ["ZoneLinkCore"]),
         .testTarget(name: "ZoneLinkDNSTests", dependencies: ["ZoneLinkDNS", "ZoneLinkCore", "CLDNS"]),
         .testTarget(name: "ZoneLinkGatewayTests", dependencies: ["ZoneLinkGateway", "ZoneLinkCore"]),
+        .testTarget(name: "ZoneLinkControlTests", dependencies: ["ZoneLinkControl", "ZoneLinkCore"]),
         .testTarget(
             name: "ZoneLinkIntegrationTests",
             dependencies: ["CLDNS"]

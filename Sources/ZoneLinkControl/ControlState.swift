@@ -2,7 +2,8 @@ import ZoneLinkCore
 
 /// One row's change: what a store commits. An operation's changes are committed together,
 /// in one transaction, before the operation is acknowledged. Applying a change twice has
-/// the effect of applying it once, so a store may replay a journal.
+/// the effect of applying it once, so a store may replay a journal. In JSON, one flat object
+/// per change: `{"op": "setConnection", "connection": {"endpoint": "ep-1", "state": "Connected"}}`.
 public enum StateChange: Hashable, Sendable, Codable {
     /// Insert or replace the service with this ID.
     case putService(ServiceRecord)
@@ -15,6 +16,57 @@ public enum StateChange: Hashable, Sendable, Codable {
     /// Insert or replace the connection state of this endpoint.
     case setConnection(ConnectionRecord)
     case clearConnection(endpoint: String)
+
+    private enum Op: String, Codable {
+        case putService, deleteService, addWhitelistEntry, removeWhitelistEntry
+        case putEndpoint, deleteEndpoint, setConnection, clearConnection
+    }
+
+    private enum CodingKeys: String, CodingKey { case op, service, entry, endpoint, connection, id }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        switch try container.decode(Op.self, forKey: .op) {
+        case .putService: self = .putService(try container.decode(ServiceRecord.self, forKey: .service))
+        case .deleteService: self = .deleteService(id: try container.decode(String.self, forKey: .id))
+        case .addWhitelistEntry: self = .addWhitelistEntry(try container.decode(WhitelistRecord.self, forKey: .entry))
+        case .removeWhitelistEntry: self = .removeWhitelistEntry(try container.decode(WhitelistRecord.self, forKey: .entry))
+        case .putEndpoint: self = .putEndpoint(try container.decode(EndpointRecord.self, forKey: .endpoint))
+        case .deleteEndpoint: self = .deleteEndpoint(id: try container.decode(String.self, forKey: .id))
+        case .setConnection: self = .setConnection(try container.decode(ConnectionRecord.self, forKey: .connection))
+        case .clearConnection: self = .clearConnection(endpoint: try container.decode(String.self, forKey: .id))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        switch self {
+        case .putService(let record):
+            try container.encode(Op.putService, forKey: .op)
+            try container.encode(record, forKey: .service)
+        case .deleteService(let id):
+            try container.encode(Op.deleteService, forKey: .op)
+            try container.encode(id, forKey: .id)
+        case .addWhitelistEntry(let record):
+            try container.encode(Op.addWhitelistEntry, forKey: .op)
+            try container.encode(record, forKey: .entry)
+        case .removeWhitelistEntry(let record):
+            try container.encode(Op.removeWhitelistEntry, forKey: .op)
+            try container.encode(record, forKey: .entry)
+        case .putEndpoint(let record):
+            try container.encode(Op.putEndpoint, forKey: .op)
+            try container.encode(record, forKey: .endpoint)
+        case .deleteEndpoint(let id):
+            try container.encode(Op.deleteEndpoint, forKey: .op)
+            try container.encode(id, forKey: .id)
+        case .setConnection(let record):
+            try container.encode(Op.setConnection, forKey: .op)
+            try container.encode(record, forKey: .connection)
+        case .clearConnection(let endpoint):
+            try container.encode(Op.clearConnection, forKey: .op)
+            try container.encode(endpoint, forKey: .id)
+        }
+    }
 }
 
 /// What the control plane manages on top of the config file: services, whitelist entries and

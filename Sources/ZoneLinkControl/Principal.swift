@@ -1,6 +1,6 @@
 /// Who asks. The I/O shell turns a bearer token into a principal (an unknown token is its
 /// 401, decided before the control plane is asked); the control plane decides the rest.
-public enum Principal: Hashable, Sendable, Codable, CustomStringConvertible {
+public enum Principal: Hashable, Sendable, CustomStringConvertible {
     /// A tenant, by its 16-digit account ID: a provider of its own services and a consumer
     /// of the services whose whitelist holds it.
     case account(String)

@@ -39,7 +39,7 @@ extension ControlPlane {
     public func service(_ id: String, by principal: Principal) throws(ControlError) -> ServiceView {
         let service = try existingService(id)
         guard maySee(principal, service: service) else {
-            throw .forbidden(rule: "\(principal) is neither the provider of \(id) nor on its whitelist")
+            throw .forbidden(rule: "\(principal) is neither the provider of \(id) nor on its whitelist: only they and the operator may see it")
         }
         return view(of: service, for: principal)
     }

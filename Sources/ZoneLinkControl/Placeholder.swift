@@ -1,1 +1,0 @@
-// The control plane core; see ControlPlane.swift.
