@@ -74,7 +74,8 @@ actor Runtime {
     func reload() async -> Bool {
         notifier.reloading()
         let applied = await apply()
-        notifier.reloaded(status: Self.status(catalog))
+        // A refusal shows in `systemctl status`: systemd itself only sees the reload finish.
+        notifier.reloaded(status: (applied ? "" : "reload refused (see the journal); ") + Self.status(catalog))
         return applied
     }
 
