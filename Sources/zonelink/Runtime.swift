@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOCore
 import ServiceLifecycle
 import Synchronization
 import UnixSignals
@@ -8,30 +9,49 @@ import ZoneLinkDNS
 import ZoneLinkGateway
 import ZoneLinkNetwork
 
-/// What DNS answers with: the engine of the current catalog and the gateway's zone health,
-/// published together whenever either changes.
+/// What DNS answers with: the engine of the current catalog, the gateway's zone health and the
+/// forwarder for other names, published together whenever one of them changes.
 final class AnswerState: Sendable {
-    private let state: Mutex<(engine: AnswerEngine, health: ZoneHealth)>
+    private let state: Mutex<Responder>
     let publisher: ResponderPublisher
 
-    init(engine: AnswerEngine) {
-        self.state = Mutex((engine, .allHealthy))
-        self.publisher = ResponderPublisher(Responder(engine: engine))
+    init(engine: AnswerEngine, forwarder: Forwarder?) {
+        let responder = Responder(engine: engine, forwarder: forwarder)
+        self.state = Mutex(responder)
+        self.publisher = ResponderPublisher(responder)
     }
 
-    func update(engine: AnswerEngine) {
+    var forwarder: Forwarder? { state.withLock { $0.forwarder } }
+
+    func update(engine: AnswerEngine, forwarder: Forwarder?) {
         state.withLock { state in
-            state.engine = engine
-            publisher.publish(Responder(engine: engine, health: state.health))
+            state = Responder(engine: engine, health: state.health, forwarder: forwarder)
+            publisher.publish(state)
         }
     }
 
     func update(health: ZoneHealth) {
         state.withLock { state in
-            state.health = health
-            publisher.publish(Responder(engine: state.engine, health: health))
+            state = Responder(engine: state.engine, health: health, forwarder: state.forwarder)
+            publisher.publish(state)
         }
     }
+}
+
+/// The forwarder a catalog asks for: none without upstreams.
+func makeForwarder(_ catalog: Catalog, group: any EventLoopGroup, logger: Logger) -> Forwarder? {
+    guard !catalog.dns.upstreams.isEmpty else { return nil }
+    let timeout = catalog.dns.forwardTimeout
+    let settings = ForwarderSettings(
+        timeout: timeout, attemptTimeout: min(.milliseconds(800), timeout),
+        maxTTL: UInt32(clamping: catalog.dns.cacheMaxTTL.components.seconds), cacheSize: catalog.dns.cacheSize)
+    return Forwarder(upstreams: catalog.dns.upstreams, group: group, settings: settings, logger: logger)
+}
+
+/// True when two catalogs forward the same way, so the forwarder (and its cache) carries over.
+func sameForwarding(_ a: Catalog, _ b: Catalog) -> Bool {
+    a.dns.upstreams == b.dns.upstreams && a.dns.forwardTimeout == b.dns.forwardTimeout
+        && a.dns.cacheMaxTTL == b.dns.cacheMaxTTL && a.dns.cacheSize == b.dns.cacheSize
 }
 
 /// The running configuration, and moving to a new one: on SIGHUP the config file is read and
@@ -45,13 +65,15 @@ actor Runtime {
     private let dns: DNSServer
     private let gateway: Gateway
     private let notifier: SystemdNotifier
+    private let group: any EventLoopGroup
     private let logger: Logger
 
     init(
         configPath: String, catalog: Catalog, addresses: InterfaceAddresses, answers: AnswerState, dns: DNSServer,
-        gateway: Gateway, notifier: SystemdNotifier, logger: Logger
+        gateway: Gateway, notifier: SystemdNotifier, group: any EventLoopGroup, logger: Logger
     ) {
         self.notifier = notifier
+        self.group = group
         self.configPath = configPath
         self.catalog = catalog
         self.addresses = addresses
@@ -105,7 +127,8 @@ actor Runtime {
             try? await dns.apply(DNSServer.listeners(of: catalog))
             return false
         }
-        answers.update(engine: AnswerEngine(catalog: next, staticZones: zones))
+        let forwarder = sameForwarding(catalog, next) ? answers.forwarder : makeForwarder(next, group: group, logger: logger)
+        answers.update(engine: AnswerEngine(catalog: next, staticZones: zones), forwarder: forwarder)
         let keep = GatewayPlan(catalog: next).namespaces
         for namespace in Set(GatewayPlan(catalog: catalog).namespaces.map(\.netns) + keep.map(\.netns)) {
             await addresses.release(netns: namespace, keeping: Set(keep.filter { $0.netns == namespace }.flatMap(\.addresses)))

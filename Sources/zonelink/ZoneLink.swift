@@ -137,7 +137,8 @@ struct Serve: AsyncParsableCommand {
 
         let notifier = SystemdNotifier(waitingFor: ["dns", "gateway"])
         let status = Runtime.status(catalog)
-        let answers = AnswerState(engine: AnswerEngine(catalog: catalog, staticZones: zones))
+        let answers = AnswerState(
+            engine: AnswerEngine(catalog: catalog, staticZones: zones), forwarder: makeForwarder(catalog, group: group, logger: logger))
         let dns = DNSServer(
             listeners: DNSServer.listeners(of: catalog), namespaces: namespaces, publisher: answers.publisher, group: group,
             workers: threads, tcpIdleTimeout: catalog.dns.tcpIdleTimeout, logger: logger,
@@ -157,7 +158,7 @@ struct Serve: AsyncParsableCommand {
             onReady: { notifier.ready("gateway", status: status) })
         let runtime = Runtime(
             configPath: config, catalog: catalog, addresses: addresses, answers: answers, dns: dns, gateway: gateway,
-            notifier: notifier, logger: logger)
+            notifier: notifier, group: group, logger: logger)
         let watchdog = notifier.startWatchdog(on: group.next())
         let control = ControlSocket(path: controlSocket ?? "\(stateDir)/control.sock", flows: flows, group: group, logger: logger)
         let services = ServiceGroup(

@@ -72,10 +72,11 @@ func respond(
     transport: Responder.Transport = .udp
 ) -> [UInt8]? {
     var output = ByteBuffer()
-    let answered = message.withUnsafeBytes {
+    let outcome = message.withUnsafeBytes {
         responder.respond(
             to: $0, listener: ListenerContext(vpc: vpc, zone: zone), source: source.flatMap { IPv4Address($0) },
             transport: transport, into: &output)
     }
-    return answered ? Array(output.readableBytesView) : nil
+    guard case .answered = outcome else { return nil }
+    return Array(output.readableBytesView)
 }

@@ -91,7 +91,8 @@ private struct ConfigParser {
 
     func parseDNS(_ node: Node) -> DNSSettings? {
         guard let map = reader.mapping(
-            node, at: "dns", allowed: ["ttl", "listen", "upstreams", "zoneFiles", "tcpIdleTimeout", "trustedForwarders"]
+            node, at: "dns", allowed: ["ttl", "listen", "upstreams", "zoneFiles", "tcpIdleTimeout", "trustedForwarders",
+                               "forwardTimeout", "cacheMaxTTL", "cacheSize"]
         ) else { return nil }
         var settings = DNSSettings()
         if let ttl = reader.int(map["ttl"], at: "dns.ttl", range: 0...2_147_483_647) { settings.ttl = UInt32(ttl) }
@@ -110,6 +111,9 @@ private struct ConfigParser {
             reader.string($0.node, at: $0.path)
         }
         if let timeout = reader.duration(map["tcpIdleTimeout"], at: "dns.tcpIdleTimeout") { settings.tcpIdleTimeout = timeout }
+        if let timeout = reader.duration(map["forwardTimeout"], at: "dns.forwardTimeout") { settings.forwardTimeout = timeout }
+        if let ttl = reader.duration(map["cacheMaxTTL"], at: "dns.cacheMaxTTL") { settings.cacheMaxTTL = ttl }
+        if let size = reader.int(map["cacheSize"], at: "dns.cacheSize", range: 0...10_000_000) { settings.cacheSize = size }
         settings.trustedForwarders = reader.sequence(map["trustedForwarders"], at: "dns.trustedForwarders").compactMap { node, path in
             // A bare address means that one host.
             if case .scalar(let scalar) = node, !scalar.string.contains("/") {

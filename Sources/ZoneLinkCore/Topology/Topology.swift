@@ -299,6 +299,12 @@ public struct DNSSettings: Hashable, Sendable {
     public var tcpIdleTimeout: Duration
     /// Resolvers whose EDNS Client Subnet option is believed (RFC 7871): it names the client's zone.
     public var trustedForwarders: [IPv4Prefix]
+    /// Forwarding: the bound within which a client gets an answer or SERVFAIL.
+    public var forwardTimeout: Duration = .seconds(2)
+    /// Forwarding: the longest a forwarded answer is cached, whatever its TTL says.
+    public var cacheMaxTTL: Duration = .seconds(3600)
+    /// Forwarding: how many answers the cache holds.
+    public var cacheSize: Int = 10_000
 
     public init(
         ttl: UInt32 = 60, listen: [DNSListener] = [], upstreams: [IPv4Endpoint] = [], zoneFiles: [String] = [],

@@ -93,6 +93,8 @@ public actor DNSServer: Service {
             stopped += 1
             if stopped == workers { break }
         }
+        // Late forwarded answers go out on these sockets: let them finish first.
+        await publisher.responder.forwarder?.drain()
         // The workers are gone: nothing polls these sockets any more.
         for sockets in bound.values {
             for socket in sockets.udp { close(socket.fd) }
@@ -159,6 +161,8 @@ public actor DNSServer: Service {
             for worker in perWorker.indices { perWorker[worker].removeAll { fds.contains($0.fd) } }
         }
         await table.waitUntilSeen(generation)
+        // A forwarded answer still on its way would use the descriptor (or its next owner).
+        await publisher.responder.forwarder?.drain()
         for fd in fds { close(fd) }
         try? await sockets.tcp.close()
         logger.info("stopped listening", metadata: ["dns.listen": "\(listener.address)", "dns.netns": "\(listener.netns ?? "-")"])

@@ -85,9 +85,19 @@ enum DatagramWorker {
                     let source = peers[i].sin_family == sa_family_t(AF_INET)
                         ? IPv4Address(UInt32(bigEndian: peers[i].sin_addr.s_addr)) : nil
                     output.clear()
-                    guard responder.respond(to: message, listener: socket.context, source: source, transport: .udp, into: &output),
-                          output.readableBytes <= slotSize
-                    else { continue }
+                    switch responder.respond(to: message, listener: socket.context, source: source, transport: .udp, into: &output) {
+                    case .answered:
+                        guard output.readableBytes <= slotSize else { continue }
+                    case .dropped:
+                        continue
+                    case .forward(let query, let forwarder):
+                        let peer = peers[i]
+                        let fd = socket.fd
+                        forwarder.resolve(query, message: Array(message), limit: query.udpPayloadLimit) { reply in
+                            sendReply(reply, to: peer, on: fd)
+                        }
+                        continue
+                    }
                     let slot = replies.baseAddress! + answers * slotSize
                     let length = output.withUnsafeReadableBytes { bytes in
                         slot.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
@@ -102,6 +112,18 @@ enum DatagramWorker {
                     answers += 1
                 }
                 send(sendHeaders, count: answers, on: socket.fd)
+            }
+        }
+    }
+
+    /// Sends one answer that arrived later (from the forwarder), from whatever thread it is on.
+    private static func sendReply(_ reply: ByteBuffer, to peer: sockaddr_in, on fd: Int32) {
+        var peer = peer
+        reply.withUnsafeReadableBytes { bytes in
+            _ = withUnsafePointer(to: &peer) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    sendto(fd, bytes.baseAddress, bytes.count, Int32(MSG_DONTWAIT), $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
             }
         }
     }

@@ -18,40 +18,67 @@ public struct ListenerContext: Sendable, Hashable {
 /// Turns one query message into one response message: parse, decide, encode.
 ///
 /// The same for UDP and TCP; they differ only in the size limit. Every malformed input ends
-/// in FORMERR or no answer, never in a trap.
+/// in FORMERR or no answer, never in a trap. Names outside the served zones go to the
+/// forwarder (when upstreams are configured), and only for the listener's own clients:
+/// ZoneLink is never an open resolver.
 public struct Responder: Sendable {
     public let engine: AnswerEngine
     public let health: ZoneHealth
+    public let forwarder: Forwarder?
 
-    public init(engine: AnswerEngine, health: ZoneHealth = .allHealthy) {
+    public init(engine: AnswerEngine, health: ZoneHealth = .allHealthy, forwarder: Forwarder? = nil) {
         self.engine = engine
         self.health = health
+        self.forwarder = forwarder
     }
 
     public enum Transport: Sendable { case udp, tcp }
 
-    /// Appends the response to `output`; false when the message deserves no answer.
+    public enum Outcome: Sendable {
+        /// The response is in the output buffer.
+        case answered
+        /// Nothing to send.
+        case dropped
+        /// Ask `forwarder` (`Forwarder.resolve`), which replies later.
+        case forward(Query, Forwarder)
+    }
+
+    /// Appends the response to `output`, or says why there is none yet.
     public func respond(
         to message: UnsafeRawBufferPointer, listener: ListenerContext, source: IPv4Address?,
         transport: Transport, into output: inout ByteBuffer
-    ) -> Bool {
+    ) -> Outcome {
         switch QueryParser.parse(message) {
         case .drop:
-            return false
+            return .dropped
         case .reject(let id, let flags, let rcode, let query):
             ResponseWriter.writeError(rcode, id: id, flags: flags, query: query, message: message, into: &output)
         case .query(let query):
             if let edns = query.edns, edns.version > 0 {
                 ResponseWriter.writeError(.badVers, id: query.id, flags: query.flags, query: query, message: message, into: &output)
-                return true
+                return .answered
+            }
+            let limit = transport == .tcp ? 65535 : query.udpPayloadLimit
+            if let forwarder, query.qclass == DNSClass.internet, !engine.serves(query.name, vpc: listener.vpc),
+               isOwnClient(source, of: listener) {
+                return forwarder.answerFromCache(query, message: message, limit: limit, into: &output)
+                    ? .answered : .forward(query, forwarder)
             }
             let (zone, scope) = clientZone(of: query, listener: listener, source: source)
             var answer = engine.answer(query, vpc: listener.vpc, clientZone: zone, health: health)
             if scope > 0, answer.answer.contains(where: { $0.rrset.enis != nil }) { answer.clientSubnetScope = scope }
-            let limit = transport == .tcp ? 65535 : query.udpPayloadLimit
             ResponseWriter.write(answer, to: query, message: message, limit: limit, into: &output)
         }
-        return true
+        return .answered
+    }
+
+    /// A listener's own clients, the only ones forwarded for: this host (loopback), the
+    /// listener's VPC, and trusted forwarders.
+    func isOwnClient(_ source: IPv4Address?, of listener: ListenerContext) -> Bool {
+        guard let source else { return false }
+        if IPv4Prefix(network: IPv4Address(0x7F00_0000), length: 8)!.contains(source) { return true }
+        if let vpc = listener.vpc.flatMap({ engine.catalog.vpc($0) }), vpc.cidr.contains(source) { return true }
+        return engine.catalog.dns.trustedForwarders.contains { $0.contains(source) }
     }
 }
 

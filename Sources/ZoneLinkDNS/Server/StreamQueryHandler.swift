@@ -26,15 +26,25 @@ final class StreamQueryHandler: ChannelInboundHandler {
         var output = context.channel.allocator.buffer(capacity: 514)
         output.writeInteger(UInt16(0))
         let source = context.channel.remoteAddress?.ipv4Address
-        let answered = message.withUnsafeReadableBytes {
+        let outcome = message.withUnsafeReadableBytes {
             responder.respond(to: $0, listener: listener, source: source, transport: .tcp, into: &output)
         }
-        guard answered else {
+        switch outcome {
+        case .answered:
+            output.setInteger(UInt16(output.readableBytes - 2), at: output.readerIndex)
+            context.write(wrapOutboundOut(output), promise: nil)
+        case .dropped:
             context.close(promise: nil)
-            return
+        case .forward(let query, let forwarder):
+            // Answered when the upstream is; RFC 7766 section 7 lets responses overtake each other.
+            let channel = context.channel
+            forwarder.resolve(query, message: Array(message.readableBytesView), limit: 65535) { reply in
+                var framed = channel.allocator.buffer(capacity: reply.readableBytes + 2)
+                framed.writeInteger(UInt16(reply.readableBytes))
+                framed.writeImmutableBuffer(reply)
+                channel.writeAndFlush(framed, promise: nil)
+            }
         }
-        output.setInteger(UInt16(output.readableBytes - 2), at: output.readerIndex)
-        context.write(wrapOutboundOut(output), promise: nil)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
