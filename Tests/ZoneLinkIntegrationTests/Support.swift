@@ -59,6 +59,8 @@ enum Tools {
     static let kdig = find("kdig")
     static let drill = find("drill")
     static let nsd = find("nsd")
+    static let curl = find("curl")
+    static let python3 = find("python3")
 }
 
 /// Runs blocking work (processes, sockets) on its own thread, so that tests running in
