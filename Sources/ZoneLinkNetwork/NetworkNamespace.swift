@@ -55,10 +55,16 @@ public final class NetworkNamespace: Sendable {
         return try await thread.runIfActive(body)
     }
 
-    /// The same, for callers on an event loop: the result arrives on `eventLoop`.
-    public func run<T: Sendable>(on eventLoop: EventLoop, _ body: @escaping @Sendable () throws -> T) -> EventLoopFuture<T> {
-        guard let thread else { return eventLoop.makeCompletedFuture { try body() } }
-        return thread.runIfActive(eventLoop: eventLoop, body)
+    /// Runs `body`, which starts an operation (a connect, a bind), where sockets it creates
+    /// belong to this namespace; the operation's result arrives on `eventLoop`. In the host's
+    /// namespace it runs right here, with no hop and no extra future.
+    public func start<T: Sendable>(
+        on eventLoop: EventLoop, _ body: @escaping @Sendable () throws -> EventLoopFuture<T>
+    ) -> EventLoopFuture<T> {
+        guard let thread else {
+            do { return try body() } catch { return eventLoop.makeFailedFuture(error) }
+        }
+        return thread.runIfActive(eventLoop: eventLoop, body).flatMap { $0 }
     }
 
     public func shutdown() async {

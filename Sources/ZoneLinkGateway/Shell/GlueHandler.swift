@@ -4,7 +4,9 @@ import NIOCore
 /// the other writes. It reads only while its partner can write (back-pressure), passes a
 /// half-close on as a half-close (FIN for FIN), and closes its partner when its own channel goes.
 ///
-/// `counted` hears how many bytes this side read, once per read burst. Loop-bound, not Sendable.
+/// `counted` hears how many bytes this side read: at most once a second while the flow is busy
+/// (the NAT table's idle clock needs no finer grain) and once more when the channel closes, so a
+/// short connection takes the table's lock once per side. Loop-bound, not Sendable.
 final class GlueHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
@@ -16,6 +18,8 @@ final class GlueHandler: ChannelDuplexHandler {
     private var inputClosed = false
     private var outputClosed = false
     private var bytesSinceReport = 0
+    /// When bytes were last reported; the first read is reported at once.
+    private var lastReport = ContinuousClock.now - .seconds(2)
     private let counted: (Int) -> Void
 
     private init(counted: @escaping (Int) -> Void) {
@@ -96,12 +100,22 @@ final class GlueHandler: ChannelDuplexHandler {
     func channelReadComplete(context: ChannelHandlerContext) {
         partner?.partnerFlush()
         if bytesSinceReport > 0 {
-            counted(bytesSinceReport)
-            bytesSinceReport = 0
+            let now = ContinuousClock.now
+            if now - lastReport >= .seconds(1) {
+                lastReport = now
+                report()
+            }
         }
     }
 
+    private func report() {
+        guard bytesSinceReport > 0 else { return }
+        counted(bytesSinceReport)
+        bytesSinceReport = 0
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
+        report()
         partner?.partnerCloseFull()
         context.fireChannelInactive()
     }

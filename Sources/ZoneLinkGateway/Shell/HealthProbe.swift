@@ -11,11 +11,11 @@ enum HealthProbe {
         _ check: HealthCheck, backend: IPv4Endpoint, provider: NetworkNamespace, on loop: EventLoop
     ) -> EventLoopFuture<ProbeResult> {
         let timeout = TimeAmount.nanoseconds(Int64(check.timeout.components.seconds) * 1_000_000_000 + check.timeout.components.attoseconds / 1_000_000_000)
-        let connected = provider.run(on: loop) {
+        let connected = provider.start(on: loop) {
             ClientBootstrap(group: loop)
                 .connectTimeout(timeout)
                 .connect(to: try SocketAddress(ipAddress: backend.address.description, port: Int(backend.port)))
-        }.flatMap { $0 }
+        }
         let result: EventLoopFuture<ProbeResult> = connected.flatMap { channel in
             switch check.kind {
             case .tcp:

@@ -71,7 +71,7 @@ final class TCPFlowHandler: ChannelInboundHandler, RemovableChannelHandler {
         let loop = context.eventLoop
         let consumer = context.channel
         let natAddress = flow.binding.nat
-        let connected = route.provider.run(on: loop) {
+        let connected = route.provider.start(on: loop) {
             // Runs on the provider namespace's thread: the socket is created there.
             ClientBootstrap(group: loop)
                 .channelOption(.allowRemoteHalfClosure, value: true)
@@ -79,7 +79,7 @@ final class TCPFlowHandler: ChannelInboundHandler, RemovableChannelHandler {
                 .connectTimeout(.seconds(5))
                 .bind(to: try SocketAddress(ipAddress: natAddress.address.description, port: Int(natAddress.port)))
                 .connect(to: try SocketAddress(ipAddress: target.address.description, port: Int(target.port)))
-        }.flatMap { $0 }
+        }
 
         let handler = NIOLoopBound(self, eventLoop: loop)
         let boundContext = NIOLoopBound(context, eventLoop: loop)
@@ -104,10 +104,17 @@ final class TCPFlowHandler: ChannelInboundHandler, RemovableChannelHandler {
                     consumer.close(promise: nil)
                     provider.close(promise: nil)
                 }
-                consumer.closeFuture.and(provider.closeFuture).whenComplete { _ in
-                    flows.remove(key)
-                    balancer.release(backend: backend)
+                // The flow ends when both sockets have closed, whichever goes last.
+                let end = NIOLoopBound(FlowEnd(), eventLoop: loop)
+                let finish: @Sendable (Result<Void, Error>) -> Void = { _ in
+                    end.value.remaining -= 1
+                    if end.value.remaining == 0 {
+                        flows.remove(key)
+                        balancer.release(backend: backend)
+                    }
                 }
+                consumer.closeFuture.whenComplete(finish)
+                provider.closeFuture.whenComplete(finish)
                 consumer.setOption(.autoRead, value: true).whenComplete { _ in }
             case .failure(let error):
                 flows.remove(key)
@@ -146,6 +153,11 @@ final class TCPFlowHandler: ChannelInboundHandler, RemovableChannelHandler {
             channel.close(promise: nil)
         }
     }
+}
+
+/// Counts the sockets of a flow still open. Loop-bound.
+final class FlowEnd {
+    var remaining = 2
 }
 
 extension SocketAddress {

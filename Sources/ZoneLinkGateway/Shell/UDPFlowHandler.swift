@@ -87,7 +87,7 @@ final class UDPFlowHandler: ChannelInboundHandler {
         let key = session.key
         let target = session.target
         let flows = route.flows
-        let made = route.provider.run(on: loop) {
+        let made = route.provider.start(on: loop) {
             DatagramBootstrap(group: loop)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
@@ -98,7 +98,7 @@ final class UDPFlowHandler: ChannelInboundHandler {
                     }
                 }
                 .bind(to: try SocketAddress(ipAddress: nat.address.description, port: Int(nat.port)))
-        }.flatMap { $0 }
+        }
         let handler = NIOLoopBound(self, eventLoop: loop)
         made.whenComplete { result in
             handler.value.upstreamOpened(result, for: key.client)
