@@ -25,6 +25,17 @@ struct ReloadFlowTests {
         c, _ = s.accept(); threading.Thread(target=serve, args=(c,), daemon=True).start()
     """
 
+    /// True when something accepts TCP connections at `host:port`.
+    static func accepts(_ host: String, _ port: UInt16) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in(port: port, host: host)
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+
     @Test("A transfer through an ENI survives two SIGHUP reloads that change other listeners",
           .enabled(if: Tools.python3 != nil && Tools.curl != nil, "needs python3 and curl"))
     func transferSurvivesReload() async throws {
@@ -44,12 +55,33 @@ struct ReloadFlowTests {
             backends.append(p)
         }
         defer { for p in backends { p.terminate() } }
+        // Python takes a moment to listen, longer on a busy machine.
+        let listening = try await offload { () -> Bool in
+            let deadline = Date().addingTimeInterval(10)
+            while Date() < deadline {
+                let up = ["127.168.24.200", "127.168.24.12"].allSatisfy { Self.accepts($0, backendPort) }
+                if up { return true }
+                usleep(50_000)
+            }
+            return false
+        }
+        try #require(listening, "the stand-in backends did not start listening on port \(backendPort)")
 
         try await withZoneLink(tag: "reload-flow", mutate: {
             $0.replacingOccurrences(of: "backendPort: 8080", with: "backendPort: \(backendPort)")
         }) { server in
             let yaml = server.config.yaml
             let eniPort = try #require(yaml.firstMatch(of: /port: (\d+)\n +backendPort/).map { String($0.1) })
+            // DNS answering (what `withZoneLink` waits for) can come before the ENI is bound.
+            let eniUp = try await offload { () -> Bool in
+                let deadline = Date().addingTimeInterval(10)
+                while Date() < deadline {
+                    if Self.accepts("127.10.2.50", UInt16(eniPort)!) { return true }
+                    usleep(50_000)
+                }
+                return false
+            }
+            try #require(eniUp, "the ENI 127.10.2.50:\(eniPort) never accepted a connection:\n\(server.logs)")
             let curl = Process()
             curl.executableURL = URL(fileURLWithPath: Tools.curl!)
             curl.arguments = ["-s", "-m", "10", "--interface", "127.10.2.1", "http://127.10.2.50:\(eniPort)/"]
@@ -71,7 +103,17 @@ struct ReloadFlowTests {
             }
             #expect(curl.terminationStatus == 0 && body == "00010203040506070809",
                     "the transfer should finish whole across the reloads; curl exit \(curl.terminationStatus), body '\(body)'\n\(server.logs)")
-            #expect(server.logs.components(separatedBy: "reloaded").count - 1 == 2, "two reloads applied:\n\(server.logs)")
+            let reloads = try await offload { () -> Int in
+                let deadline = Date().addingTimeInterval(10)
+                var count = 0
+                while Date() < deadline {
+                    count = server.logs.components(separatedBy: "reloaded").count - 1
+                    if count >= 2 { break }
+                    usleep(100_000)
+                }
+                return count
+            }
+            #expect(reloads == 2, "two reloads applied:\n\(server.logs)")
         }
     }
 }

@@ -152,10 +152,11 @@ public actor Gateway: Service {
                     ServerBootstrap(group: group)
                         .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                         .serverChannelOption(.backlog, value: 1024)
-                        .childChannelOption(.autoRead, value: false)
-                        .childChannelOption(.allowRemoteHalfClosure, value: true)
                         .childChannelInitializer { channel in
                             channel.eventLoop.makeCompletedFuture {
+                                let options = try channel.syncOptions.unwrap()
+                                try options.setOption(.autoRead, value: false)
+                                try options.setOption(.allowRemoteHalfClosure, value: true)
                                 try channel.pipeline.syncOperations.addHandler(TCPFlowHandler(route: route))
                             }
                         }

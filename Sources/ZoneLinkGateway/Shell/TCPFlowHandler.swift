@@ -59,6 +59,16 @@ final class TCPFlowHandler: ChannelInboundHandler, RemovableChannelHandler {
             return reset(context, "no healthy backend behind \(listener.loadBalancer)")
         }
         let key = FlowKey(proto: .tcp, vpc: listener.vpc, client: client, eni: listener.address)
+        open(key, target: target, backend: backend, context: context, attempt: 1)
+    }
+
+    /// NAT ports a flow tries before giving up when the port is taken by a socket outside
+    /// ZoneLink (EADDRINUSE): each retry gets the pool's next port.
+    static let portAttempts = 3
+
+    private func open(_ key: FlowKey, target: IPv4Endpoint, backend: Int?, context: ChannelHandlerContext, attempt: Int) {
+        let listener = route.listener
+        let client = key.client
         let flow: Flow
         do {
             flow = try route.flows.open(key, target: target, upstream: route.balancer.upstream, endpoint: listener.endpoint, backend: backend)
@@ -73,12 +83,18 @@ final class TCPFlowHandler: ChannelInboundHandler, RemovableChannelHandler {
         let natAddress = flow.binding.nat
         let connected = route.provider.start(on: loop) {
             // Runs on the provider namespace's thread: the socket is created there.
+            // Options set in the initializer, synchronously: bootstrap options cost a future each.
             ClientBootstrap(group: loop)
-                .channelOption(.allowRemoteHalfClosure, value: true)
-                .channelOption(.socketOption(.so_reuseaddr), value: 1)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        let options = try channel.syncOptions.unwrap()
+                        try options.setOption(.allowRemoteHalfClosure, value: true)
+                        try options.setOption(.socketOption(.so_reuseaddr), value: 1)
+                    }
+                }
                 .connectTimeout(.seconds(5))
-                .bind(to: try SocketAddress(ipAddress: natAddress.address.description, port: Int(natAddress.port)))
-                .connect(to: try SocketAddress(ipAddress: target.address.description, port: Int(target.port)))
+                .bind(to: natAddress.socketAddress)
+                .connect(to: target.socketAddress)
         }
 
         let handler = NIOLoopBound(self, eventLoop: loop)
@@ -118,6 +134,10 @@ final class TCPFlowHandler: ChannelInboundHandler, RemovableChannelHandler {
                 consumer.setOption(.autoRead, value: true).whenComplete { _ in }
             case .failure(let error):
                 flows.remove(key)
+                if let io = error as? IOError, io.errnoCode == EADDRINUSE, attempt < Self.portAttempts {
+                    handler.value.open(key, target: target, backend: backend, context: boundContext.value, attempt: attempt + 1)
+                    return
+                }
                 balancer.release(backend: backend)
                 handler.value.reset(boundContext.value, "cannot reach \(target) from \(natAddress): \(error)")
             }
@@ -158,6 +178,25 @@ final class TCPFlowHandler: ChannelInboundHandler, RemovableChannelHandler {
 /// Counts the sockets of a flow still open. Loop-bound.
 final class FlowEnd {
     var remaining = 2
+}
+
+extension IPv4Endpoint {
+    /// As NIO wants it, without formatting and parsing a string (the host name stays empty).
+    var socketAddress: SocketAddress {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = self.address.value.bigEndian
+        return SocketAddress(address, host: "")
+    }
+}
+
+extension Optional {
+    /// The value, or `ChannelError.operationUnsupported` (for `syncOptions`, absent off the loop).
+    func unwrap() throws -> Wrapped {
+        guard let value = self else { throw ChannelError.operationUnsupported }
+        return value
+    }
 }
 
 extension SocketAddress {

@@ -1,0 +1,331 @@
+#!/usr/bin/env python3
+"""Turn wrk and iperf3 outputs into the gateway benchmark's figures.
+
+  report.py record --out RUNS.jsonl --path P --round N --phase iperf|close|keepalive
+                   --output FILE --exit-status RC --clk-tck HZ --wall T0 T1
+                   --proxy-ticks T --backend-ticks T --proxy-core-ticks T --client-core-ticks T
+                   --proxy-softirqd-ticks T --client-softirqd-ticks T --client-time FILE
+      parses one run (`iperf3 -J` JSON, or wrk's output with wrk-report.lua's JSON line), adds
+      the CPU figures and appends one JSON line to RUNS.jsonl.
+  report.py summarize --runs RUNS.jsonl --dir RESULTS_DIR [--meta META.json] [--title TEXT]
+      writes runs.csv, summary.csv and summary.json to RESULTS_DIR and prints the table.
+
+Figures per path are the median over the rounds that succeeded and whose cores other processes
+left alone (all successful rounds if none was); the spread is (max - min) / median.
+"""
+
+import argparse
+import csv
+import json
+import re
+import statistics
+import sys
+from pathlib import Path
+
+# Share of a core that other processes may take before a run counts as disturbed.
+OTHER_LOAD_LIMIT = 0.10
+
+# ZoneLink's bar: its CPU per connection and per request within this factor of HAProxy's.
+BAR = 1.5
+
+PHASES = ("iperf", "close", "keepalive")
+
+
+def parse_wrk(text):
+    m = re.search(r"^WRK_JSON (\{.*\})$", text, re.M)
+    if not m:
+        raise ValueError("wrk printed no summary (WRK_JSON line): " + text.strip()[-300:])
+    d = json.loads(m.group(1))
+    errors = {k: v for k, v in d["errors"].items() if v}
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    if non2xx:
+        errors["non2xx"] = int(non2xx.group(1))
+    return {
+        "requests": d["requests"], "run_s": d["duration_us"] / 1e6, "bytes": d["bytes"],
+        "errors": errors, "latency_us": d["latency_us"],
+    }
+
+
+def parse_iperf(text):
+    try:
+        d = json.loads(text)
+    except json.JSONDecodeError:
+        raise ValueError("iperf3 printed no JSON: " + text.strip()[-300:])
+    if d.get("error"):
+        raise ValueError(f"iperf3: {d['error']}")
+    received = d["end"]["sum_received"]
+    sent = d["end"].get("sum_sent", {})
+    return {
+        "bytes": received["bytes"], "run_s": received["seconds"],
+        "gbit_s": received["bits_per_second"] / 1e9, "retransmits": sent.get("retransmits"),
+    }
+
+
+def record(args):
+    text = args.output.read_text(errors="replace") if args.output.exists() else ""
+    wall_s = args.wall[1] - args.wall[0]
+    hz = args.clk_tck
+    proxy_cpu_s = args.proxy_ticks / hz
+    backend_cpu_s = args.backend_ticks / hz
+    try:
+        client_cpu_s = sum(float(x) for x in args.client_time.read_text().split()[-2:])
+    except (OSError, ValueError):
+        client_cpu_s = 0.0
+    # What the measured processes (and the kernel's softirq thread, which carries their
+    # packets) did not use of their own cores, other processes did.
+    other_proxy_core = max(0.0, (args.proxy_core_ticks - args.proxy_ticks - args.proxy_softirqd_ticks) / hz) / wall_s
+    other_client_core = max(0.0, (args.client_core_ticks - args.backend_ticks - args.client_softirqd_ticks) / hz
+                            - client_cpu_s) / wall_s
+    row = {
+        "path": args.path, "round": args.round, "phase": args.phase, "ok": True, "error": None,
+        "wall_s": round(wall_s, 3),
+        "proxy_cpu_s": proxy_cpu_s if args.path != "direct" else None,
+        "proxy_cpu_util": round(proxy_cpu_s / wall_s, 4) if args.path != "direct" else None,
+        "proxy_softirqd_util": round(args.proxy_softirqd_ticks / hz / wall_s, 4),
+        "backend_cpu_util": round(backend_cpu_s / wall_s, 4),
+        "client_cpu_util": round(client_cpu_s / wall_s, 4),
+        "other_load_proxy_core": round(other_proxy_core, 4),
+        "other_load_client_core": round(other_client_core, 4),
+    }
+    try:
+        if args.phase == "iperf":
+            d = parse_iperf(text)
+            gb = d["bytes"] / 1e9
+            row.update({
+                "bytes": d["bytes"], "run_s": round(d["run_s"], 3), "gbit_s": round(d["gbit_s"], 3),
+                "retransmits": d["retransmits"],
+                "proxy_cpu_ms_per_gb": round(proxy_cpu_s * 1e3 / gb, 2) if gb and args.path != "direct" else None,
+            })
+        else:
+            d = parse_wrk(text)
+            row.update({
+                "requests": d["requests"], "run_s": round(d["run_s"], 3),
+                "rps": round(d["requests"] / d["run_s"], 1) if d["run_s"] else None,
+                "errors": d["errors"],
+                "p50_ms": d["latency_us"]["p50"] / 1e3, "p99_ms": d["latency_us"]["p99"] / 1e3,
+                "proxy_cpu_us_per_request": (round(proxy_cpu_s * 1e6 / d["requests"], 2)
+                                             if d["requests"] and args.path != "direct" else None),
+                "backend_cpu_us_per_request": round(backend_cpu_s * 1e6 / d["requests"], 2) if d["requests"] else None,
+            })
+            if d["errors"]:
+                row["error"] = "wrk errors " + ", ".join(f"{k} {v}" for k, v in d["errors"].items())
+            if not d["requests"]:
+                row["ok"] = False
+    except (ValueError, KeyError) as e:
+        row.update({"ok": False, "error": str(e)})
+    if args.exit_status and row["ok"]:
+        row["error"] = ((row["error"] + "; ") if row["error"] else "") + f"exit status {args.exit_status}"
+        if args.exit_status == 124:  # killed by `timeout`: the figures are incomplete
+            row["ok"] = False
+    with args.out.open("a") as f:
+        f.write(json.dumps(row) + "\n")
+
+    cpu = (f", proxy CPU {proxy_cpu_s:6.2f} s ({row['proxy_cpu_util']:.0%})" if args.path != "direct" else "")
+    if not row["ok"]:
+        figures = "FAILED: " + row["error"]
+    elif args.phase == "iperf":
+        figures = f"{row['gbit_s']:7.2f} Gbit/s{cpu}" + (
+            f", {row['proxy_cpu_ms_per_gb']:.0f} CPU-ms/GB" if row.get("proxy_cpu_ms_per_gb") else "")
+    else:
+        unit = "conn" if args.phase == "close" else "req"
+        figures = f"{row['rps']:9.0f} req/s{cpu}" + (
+            f", {row['proxy_cpu_us_per_request']:.1f} CPU-µs/{unit}" if row.get("proxy_cpu_us_per_request") else "")
+        figures += f", p99 {row['p99_ms']:.2f} ms"
+    print(f"  {args.path:9s} round {args.round} {args.phase:9s}: {figures}"
+          + (f"; {row['error']}" if row["ok"] and row["error"] else "")
+          + (f"; other load on the proxy's/client's core {other_proxy_core:.0%}/{other_client_core:.0%}"
+             if disturbed(row) else ""))
+
+
+def disturbed(run):
+    """Other processes took a share of a measured core. The direct path uses only the client's
+    core, so what runs on the proxy's core then does not disturb it."""
+    cores = ["other_load_client_core"] + ([] if run["path"] == "direct" else ["other_load_proxy_core"])
+    return max(run[c] for c in cores) > OTHER_LOAD_LIMIT
+
+
+def median_and_spread(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return None, None
+    med = statistics.median(values)
+    return med, ((max(values) - min(values)) / med if med else None)
+
+
+METRICS = {  # name: (phase, key)
+    "iperf_gbit_s": ("iperf", "gbit_s"),
+    "iperf_proxy_cpu_util": ("iperf", "proxy_cpu_util"),
+    "proxy_cpu_ms_per_gb": ("iperf", "proxy_cpu_ms_per_gb"),
+    "close_rps": ("close", "rps"),
+    "close_proxy_cpu_util": ("close", "proxy_cpu_util"),
+    "proxy_cpu_us_per_connection": ("close", "proxy_cpu_us_per_request"),
+    "close_p99_ms": ("close", "p99_ms"),
+    "keepalive_rps": ("keepalive", "rps"),
+    "keepalive_proxy_cpu_util": ("keepalive", "proxy_cpu_util"),
+    "proxy_cpu_us_per_request": ("keepalive", "proxy_cpu_us_per_request"),
+    "keepalive_p99_ms": ("keepalive", "p99_ms"),
+    "backend_cpu_us_per_connection": ("close", "backend_cpu_us_per_request"),
+    "backend_cpu_us_per_request": ("keepalive", "backend_cpu_us_per_request"),
+}
+
+RATIOS = {  # name in ratios: metric; CPU: lower is better, throughput: higher is better
+    "cpu_per_connection": "proxy_cpu_us_per_connection",
+    "cpu_per_request": "proxy_cpu_us_per_request",
+    "cpu_per_gb": "proxy_cpu_ms_per_gb",
+    "iperf_throughput": "iperf_gbit_s",
+    "close_requests_per_s": "close_rps",
+    "keepalive_requests_per_s": "keepalive_rps",
+}
+
+
+def summarize(args):
+    runs = [json.loads(line) for line in args.runs.read_text().splitlines() if line]
+    paths = list(dict.fromkeys(r["path"] for r in runs))  # in run order
+    summary = {"paths": {}, "ratios_to_haproxy": {}, "ratios_to_direct": {}, "warnings": []}
+    for p in paths:
+        mine = [r for r in runs if r["path"] == p]
+        good = [r for r in mine if r["ok"]]
+        # Runs that other processes disturbed are left out of the medians, unless every run
+        # of that phase was disturbed (then they are all the figures there are; warned below).
+        clean = [r for r in good if not disturbed(r)]
+        entry = {"rounds": len({r["round"] for r in mine}), "clean_runs": f"{len(clean)}/{len(mine)}",
+                 "failed_runs": len(mine) - len(good),
+                 "wrk_errors": sum(sum(r.get("errors", {}).values()) for r in mine)}
+        for name, (phase, key) in METRICS.items():
+            pool = [r for r in clean if r["phase"] == phase] or [r for r in good if r["phase"] == phase]
+            entry[name], entry[name + "_spread"] = median_and_spread([r.get(key) for r in pool])
+        summary["paths"][p] = entry
+        for r in mine:
+            where = f"{p} round {r['round']} {r['phase']}"
+            if not r["ok"]:
+                summary["warnings"].append(f"{where}: FAILED: {r['error']}")
+            elif r["error"]:
+                summary["warnings"].append(f"{where}: {r['error']}")
+            if r["ok"] and disturbed(r):
+                summary["warnings"].append(
+                    f"{where}: other processes took {r['other_load_proxy_core']:.0%} of the proxy's core and "
+                    f"{r['other_load_client_core']:.0%} of the client's"
+                    + ("" if r in clean or not any(c["phase"] == r["phase"] for c in clean)
+                       else "; left out of the medians"))
+
+    def ratios(base_name, cur_name):
+        base, cur = summary["paths"][base_name], summary["paths"][cur_name]
+        return {name: (round(cur[m] / base[m], 3) if cur.get(m) and base.get(m) else None)
+                for name, m in RATIOS.items()}
+
+    if "haproxy" in summary["paths"]:
+        for p in paths:
+            if p not in ("haproxy", "direct"):
+                summary["ratios_to_haproxy"][p] = ratios("haproxy", p)
+                r = summary["ratios_to_haproxy"][p]
+                checks = [r["cpu_per_connection"], r["cpu_per_request"]]
+                r["within_bar"] = None if None in checks else all(c <= BAR for c in checks)
+    if "direct" in summary["paths"]:
+        for p in paths:
+            if p != "direct":
+                summary["ratios_to_direct"][p] = {k: v for k, v in ratios("direct", p).items()
+                                                  if not k.startswith("cpu_")}
+
+    args.dir.mkdir(parents=True, exist_ok=True)
+    if args.meta:
+        summary["meta"] = json.loads(args.meta.read_text())
+    (args.dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    with (args.dir / "runs.csv").open("w", newline="") as f:
+        cols = ["path", "round", "phase", "ok", "error", "wall_s", "run_s", "gbit_s", "bytes", "retransmits",
+                "requests", "rps", "p50_ms", "p99_ms", "proxy_cpu_s", "proxy_cpu_util", "proxy_cpu_ms_per_gb",
+                "proxy_cpu_us_per_request", "backend_cpu_util", "backend_cpu_us_per_request", "client_cpu_util",
+                "proxy_softirqd_util", "other_load_proxy_core", "other_load_client_core", "errors"]
+        w = csv.DictWriter(f, cols, extrasaction="ignore")
+        w.writeheader()
+        for r in runs:
+            w.writerow({**r, "errors": " ".join(f"{k}={v}" for k, v in r.get("errors", {}).items())})
+    with (args.dir / "summary.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "clean_runs", "failed_runs", "wrk_errors", *METRICS,
+                    *(f"{k}_ratio_to_haproxy" for k in RATIOS)])
+        for p, e in summary["paths"].items():
+            r = summary["ratios_to_haproxy"].get(p, {})
+            w.writerow([p, e["clean_runs"], e["failed_runs"], e["wrk_errors"], *(e[m] for m in METRICS),
+                        *(r.get(k) for k in RATIOS)])
+    print_table(summary, args.title)
+
+
+def fmt(v, spec, spread=None):
+    if v is None:
+        return "-"
+    text = format(v, spec)
+    return text + (f" ±{spread / 2:.0%}" if spread else "")
+
+
+def print_table(summary, title):
+    print()
+    if title:
+        print(title)
+    groups = f"{'':9s} {'----------- iperf3 -----------':>32s} {'------- wrk, Connection: close -------':>41s} " \
+             f"{'--------- wrk, keep-alive ----------':>40s}"
+    head = (f"{'path':9s} {'Gbit/s':>11s} {'proxy CPU':>9s} {'CPU-ms/GB':>10s} "
+            f"{'req/s':>13s} {'proxy CPU':>9s} {'CPU-µs/conn':>17s} "
+            f"{'req/s':>13s} {'proxy CPU':>9s} {'CPU-µs/req':>16s} {'errors':>7s} {'clean runs':>11s}")
+    print(groups)
+    print(head)
+    print("-" * len(head))
+    for p, e in summary["paths"].items():
+        sp = lambda k: e.get(k + "_spread")
+        errors = e["wrk_errors"] + e["failed_runs"]
+        print(f"{p:9s} {fmt(e['iperf_gbit_s'], '.2f', sp('iperf_gbit_s')):>11s} "
+              f"{fmt(e['iperf_proxy_cpu_util'], '.0%'):>9s} "
+              f"{fmt(e['proxy_cpu_ms_per_gb'], '.0f'):>10s} "
+              f"{fmt(e['close_rps'], ',.0f', sp('close_rps')):>13s} {fmt(e['close_proxy_cpu_util'], '.0%'):>9s} "
+              f"{fmt(e['proxy_cpu_us_per_connection'], '.1f', sp('proxy_cpu_us_per_connection')):>17s} "
+              f"{fmt(e['keepalive_rps'], ',.0f', sp('keepalive_rps')):>13s} "
+              f"{fmt(e['keepalive_proxy_cpu_util'], '.0%'):>9s} "
+              f"{fmt(e['proxy_cpu_us_per_request'], '.1f', sp('proxy_cpu_us_per_request')):>16s} "
+              f"{errors:>7d} {e['clean_runs']:>11s}")
+    f = lambda v: "-" if v is None else f"{v:.2f}"
+    for p, r in summary["ratios_to_haproxy"].items():
+        verdict = {True: "within", False: "NOT within", None: "cannot tell whether within"}[r["within_bar"]]
+        print(f"\n{p} / haproxy: CPU per connection {f(r['cpu_per_connection'])}, CPU per request "
+              f"{f(r['cpu_per_request'])}, CPU per GB {f(r['cpu_per_gb'])} (lower is better; "
+              f"{verdict} the {BAR}x bar on connection and request)")
+        print(f"{' ' * len(p)}             throughput: iperf3 {f(r['iperf_throughput'])}, close req/s "
+              f"{f(r['close_requests_per_s'])}, keep-alive req/s {f(r['keepalive_requests_per_s'])} (higher is better)")
+    for p, r in summary["ratios_to_direct"].items():
+        print(f"{p} / direct: iperf3 {f(r['iperf_throughput'])}, close req/s {f(r['close_requests_per_s'])}, "
+              f"keep-alive req/s {f(r['keepalive_requests_per_s'])}")
+    for w in summary["warnings"]:
+        print(f"WARNING: {w}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+    rec = sub.add_parser("record")
+    rec.add_argument("--out", required=True, type=Path)
+    rec.add_argument("--path", required=True)
+    rec.add_argument("--round", required=True, type=int)
+    rec.add_argument("--phase", required=True, choices=PHASES)
+    rec.add_argument("--output", required=True, type=Path, help="iperf3 -J output, or wrk's output")
+    rec.add_argument("--exit-status", required=True, type=int)
+    rec.add_argument("--clk-tck", required=True, type=int, help="clock ticks per second")
+    rec.add_argument("--wall", required=True, type=float, nargs=2, help="start and end, epoch seconds")
+    rec.add_argument("--proxy-ticks", required=True, type=int, help="CPU time of the proxy")
+    rec.add_argument("--backend-ticks", required=True, type=int, help="CPU time of nginx and iperf3 -s")
+    rec.add_argument("--proxy-core-ticks", required=True, type=int, help="busy time of the proxy's core")
+    rec.add_argument("--client-core-ticks", required=True, type=int, help="busy time of the client's core")
+    rec.add_argument("--proxy-softirqd-ticks", required=True, type=int, help="ksoftirqd of the proxy's core")
+    rec.add_argument("--client-softirqd-ticks", required=True, type=int, help="ksoftirqd of the client's core")
+    rec.add_argument("--client-time", required=True, type=Path, help="`/usr/bin/time -f '%%U %%S'` of the client")
+    summ = sub.add_parser("summarize")
+    summ.add_argument("--runs", required=True, type=Path)
+    summ.add_argument("--dir", required=True, type=Path)
+    summ.add_argument("--meta", type=Path, help="JSON object describing the run, copied into summary.json")
+    summ.add_argument("--title")
+    args = ap.parse_args()
+    try:
+        record(args) if args.command == "record" else summarize(args)
+    except ValueError as e:
+        sys.exit(f"report.py: {e}")
+
+
+if __name__ == "__main__":
+    main()
