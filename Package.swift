@@ -13,6 +13,12 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
         // libldns, the DNS library of record: zone files in, master files out, and the
@@ -70,6 +76,24 @@ let package = Package(
         // The control plane: services, whitelists, endpoints and connections as operations with
         // authorisation (pure, over Core), persisted and served by the shells of later steps.
         .target(name: "ZoneLinkControl", dependencies: ["ZoneLinkCore"]),
+        // The control plane's shells: the SQLite state store, the service that serialises
+        // operations and publishes catalogs, and the HTTP/JSON API with tokens and metrics.
+        .target(
+            name: "ZoneLinkControlServer",
+            dependencies: [
+                "ZoneLinkControl",
+                "ZoneLinkCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .executableTarget(
             name: "zonelink",
             dependencies: [
@@ -90,6 +114,14 @@ let package = Package(
         .testTarget(name: "ZoneLinkDNSTests", dependencies: ["ZoneLinkDNS", "ZoneLinkCore", "CLDNS"]),
         .testTarget(name: "ZoneLinkGatewayTests", dependencies: ["ZoneLinkGateway", "ZoneLinkCore"]),
         .testTarget(name: "ZoneLinkControlTests", dependencies: ["ZoneLinkControl", "ZoneLinkCore"]),
+        .testTarget(
+            name: "ZoneLinkControlServerTests",
+            dependencies: [
+                "ZoneLinkControlServer", "ZoneLinkControl", "ZoneLinkCore",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(
             name: "ZoneLinkIntegrationTests",
             dependencies: ["CLDNS"]

@@ -1,0 +1,59 @@
+import Metrics
+import Prometheus
+import ZoneLinkControl
+import ZoneLinkCore
+
+/// The Prometheus registry `GET /metrics` renders, and the swift-metrics factory that feeds it.
+///
+/// The API counts its own requests here. Other parts of ZoneLink either set metrics through
+/// `gauge(_:labels:)` / `counter(_:labels:)`, or, after `bootstrapMetricsSystem()` (once per
+/// process), use plain swift-metrics (`Counter(label:dimensions:)`), which then lands here too.
+public final class ControlMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+    public let factory: PrometheusMetricsFactory
+
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.registry = registry
+        self.factory = PrometheusMetricsFactory(registry: registry)
+    }
+
+    /// Makes this registry the process's swift-metrics backend. Call once, at start.
+    public func bootstrapMetricsSystem() {
+        MetricsSystem.bootstrap(factory)
+    }
+
+    /// A gauge in this registry (the same one for the same name and labels).
+    public func gauge(_ name: String, labels: [(String, String)] = []) -> Metrics.Gauge {
+        Metrics.Gauge(label: name, dimensions: labels, factory: factory)
+    }
+
+    /// A counter in this registry (the same one for the same name and labels).
+    public func counter(_ name: String, labels: [(String, String)] = []) -> Metrics.Counter {
+        Metrics.Counter(label: name, dimensions: labels, factory: factory)
+    }
+
+    /// Counts one API request by route template (`GET /v1/services/{service}`) and status.
+    func countRequest(route: String, status: Int) {
+        counter("zonelink_control_requests_total", labels: [("route", route), ("status", String(status))]).increment()
+    }
+
+    /// Counts one committed change by operation.
+    func countChange(_ operation: String) {
+        counter("zonelink_control_changes_total", labels: [("operation", operation)]).increment()
+    }
+
+    /// The control plane's objects now, set before each scrape.
+    func record(_ catalog: Catalog) {
+        gauge("zonelink_catalog_serial").record(Int64(catalog.serial))
+        gauge("zonelink_control_services").record(catalog.services.count)
+        for state in ConnectionState.allCases {
+            let count = catalog.endpoints.filter { catalog.connection(of: $0) == state }.count
+            gauge("zonelink_control_endpoints", labels: [("connection", state.rawValue)]).record(count)
+        }
+    }
+
+    /// The Prometheus text exposition of everything in the registry.
+    public func render() -> String {
+        registry.emitToString()
+    }
+}

@@ -1,0 +1,116 @@
+import Foundation
+import ZoneLinkControl
+import ZoneLinkCore
+
+/// The running control plane: holds the current `ControlPlane` and runs changes one at a time.
+///
+/// A change is decided on the current plane, its rows committed to the store, the new plane
+/// swapped in, and its catalog handed to `publish` (DNS and the gateway apply it); only then
+/// does the caller get the result. A change that the plane refuses, or that the store cannot
+/// commit, leaves the plane, the store and the published catalog as they were.
+///
+/// Changes are queued in arrival order and never overlap, not even across the suspensions of
+/// committing and publishing (an actor alone would interleave them there), so catalogs are
+/// published in the order their changes were committed. Reads use the plane of the moment.
+/// `publish` runs inside that turn: it may read (`catalog`, `current`) but must not start a
+/// change or a reload, which would wait for itself.
+public actor ControlService {
+    public typealias Publish = @Sendable (Catalog) async -> Void
+
+    private var plane: ControlPlane
+    private let store: StateStore
+    private var publish: Publish
+    private var busy = false
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    /// Loads the committed state, merges it with the config file's `base`, and removes orphans
+    /// (whitelist entries and connection states of objects gone from the file), committing
+    /// that removal. Does not publish: serve starts DNS and the gateway with `catalog`.
+    /// - Throws: `ConfigError` when the file and the stored objects do not fit together (an
+    ///   API endpoint in a VPC the file no longer has, say), with the stored objects named by
+    ///   ID; the store's errors.
+    public init(
+        base: Configuration, file: String, store: StateStore, serial: UInt32 = 1,
+        suffix: @escaping @Sendable () -> String = ControlService.randomSuffix,
+        publish: @escaping Publish = { _ in }
+    ) async throws {
+        let loaded = try store.load()
+        let first = try ControlPlane(base: base, file: file, state: loaded, serial: serial, suffix: suffix)
+        let pruned = try first.reloading(base: base, file: file)
+        try await store.commit(pruned.changes)
+        self.plane = try ControlPlane(base: base, file: file, state: pruned.state, serial: serial, suffix: suffix)
+        self.store = store
+        self.publish = publish
+    }
+
+    /// Sets where catalogs go from the next change on (serve sets it once DNS and the gateway,
+    /// started with `catalog`, exist).
+    public func setPublish(_ publish: @escaping Publish) {
+        self.publish = publish
+    }
+
+    /// Twelve random lower-case letters and digits.
+    public static let randomSuffix: @Sendable () -> String = {
+        var generator = SystemRandomNumberGenerator()
+        return ControlPlane.randomSuffix(using: &generator)
+    }
+
+    /// The plane now: reads (lists, shows) are answered from it.
+    public var current: ControlPlane { plane }
+
+    /// The catalog now, as last published.
+    public var catalog: Catalog { plane.catalog }
+
+    /// Runs one change: decides it on the current plane, commits its rows, swaps in the new
+    /// plane and publishes its catalog, then returns its value.
+    /// - Throws: the operation's `ControlError`, or the store's error (nothing changed then).
+    public func perform<Value: Sendable>(_ operation: @Sendable (ControlPlane) throws -> Applied<Value>) async throws -> Value {
+        await acquire()
+        defer { release() }
+        let applied = try operation(plane)
+        try await commit(applied.changes)
+        plane = applied.plane
+        await publish(applied.catalog)
+        return applied.value
+    }
+
+    /// Applies a reloaded config file (SIGHUP): the API's objects stay, orphans are removed
+    /// (`ControlPlane.reloading(base:file:)`), the merged catalog is published and returned.
+    /// - Throws: `ConfigError` when the new file and the API's objects do not fit together;
+    ///   the old plane keeps running then.
+    @discardableResult
+    public func reload(base: Configuration, file: String) async throws -> Catalog {
+        await acquire()
+        defer { release() }
+        let applied = try plane.reloading(base: base, file: file)
+        try await commit(applied.changes)
+        plane = applied.plane
+        await publish(applied.catalog)
+        return applied.catalog
+    }
+
+    /// Commits in a task of its own: a cancelled request cannot cut a commit short after it
+    /// started, so what the store holds and what the plane says never part.
+    private func commit(_ changes: [StateChange]) async throws {
+        guard !changes.isEmpty else { return }
+        let store = store
+        try await Task { try await store.commit(changes) }.value
+    }
+
+    private func acquire() async {
+        guard busy else {
+            busy = true
+            return
+        }
+        await withCheckedContinuation { waiting.append($0) }
+    }
+
+    /// Hands the turn to the next waiting change (still busy), or frees it.
+    private func release() {
+        if waiting.isEmpty {
+            busy = false
+        } else {
+            waiting.removeFirst().resume()
+        }
+    }
+}

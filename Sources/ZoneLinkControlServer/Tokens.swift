@@ -1,0 +1,124 @@
+import Crypto
+import Foundation
+import Synchronization
+import ZoneLinkControl
+import ZoneLinkCore
+
+/// Who a bearer token stands for. Tokens are never stored: only their SHA-256 digests, as
+/// lower-case hex, each mapped to an account or the operator.
+///
+/// The tokens file (`<state-dir>/tokens` by default) has one digest a line, after whom it
+/// stands for; `#` starts a comment:
+///
+///     # zonelink tokens: WHO SHA256-HEX-OF-THE-TOKEN
+///     operator          9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+///     2222222222222222  60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752
+///
+/// WHO is `operator` or a 16-digit account ID. An account may have several tokens (to rotate
+/// them); a digest stands for one principal only.
+public struct TokenTable: Sendable, Hashable {
+    /// Lower-case hex SHA-256 digest of a token → its principal.
+    public var principals: [String: Principal]
+
+    public init(_ principals: [String: Principal] = [:]) {
+        self.principals = Dictionary(principals.map { ($0.key.lowercased(), $0.value) }, uniquingKeysWith: { $1 })
+    }
+
+    /// The principal a presented token stands for, or nil for a token nobody has.
+    public func principal(forToken token: String) -> Principal? {
+        principals[Self.digest(of: token)]
+    }
+
+    /// The lower-case hex SHA-256 digest of a token: what the tokens file holds.
+    public static func digest(of token: String) -> String {
+        SHA256.hash(data: Data(token.utf8)).map { byte in
+            let hex = String(byte, radix: 16)
+            return byte < 16 ? "0" + hex : hex
+        }.joined()
+    }
+
+    /// A new random token: 32 bytes as 64 hex digits.
+    public static func generateToken() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<32).map { _ in
+            let byte = UInt8.random(in: 0...255, using: &generator)
+            return byte < 16 ? "0" + String(byte, radix: 16) : String(byte, radix: 16)
+        }.joined()
+    }
+
+    /// Reads a tokens file. Every bad line is an issue with its line number as key path
+    /// (`line 3`).
+    public static func parse(_ text: String, file: String) throws(ConfigError) -> TokenTable {
+        var principals: [String: Principal] = [:]
+        var issues: [ConfigIssue] = []
+        for (n, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+            let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
+            guard !fields.isEmpty else { continue }
+            let where_ = "line \(n + 1)"
+            guard fields.count == 2 else {
+                issues.append(ConfigIssue(where_, "expected two fields, found \(fields.count)", hint: "write WHO SHA256-HEX, WHO being operator or a 16-digit account ID"))
+                continue
+            }
+            let who = String(fields[0])
+            let digest = fields[1].lowercased()
+            let principal: Principal
+            if who == "operator" {
+                principal = .operator
+            } else if who.utf8.count == 16, who.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
+                principal = .account(who)
+            } else {
+                issues.append(ConfigIssue(where_, "'\(who)' is neither operator nor an account ID", hint: "write operator or the 16-digit account ID"))
+                continue
+            }
+            guard digest.utf8.count == 64, digest.utf8.allSatisfy({ ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) || ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "f")) }) else {
+                issues.append(ConfigIssue(where_, "'\(fields[1])' is not a SHA-256 digest", hint: "write the 64 hex digits of sha256sum of the token (printf %s TOKEN | sha256sum), not the token"))
+                continue
+            }
+            if let earlier = principals[digest], earlier != principal {
+                issues.append(ConfigIssue(where_, "this digest already stands for \(earlier)", hint: "give each principal tokens of its own"))
+                continue
+            }
+            principals[digest] = principal
+        }
+        guard issues.isEmpty else { throw ConfigError(file: file, issues: issues) }
+        return TokenTable(principals)
+    }
+
+    /// Reads the tokens file at `path`; a missing file is an empty table (every request 401).
+    public static func load(file path: String) throws -> TokenTable {
+        guard FileManager.default.fileExists(atPath: path) else { return TokenTable() }
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        return try parse(text, file: path)
+    }
+}
+
+/// The tokens in force; `replace` swaps them (on SIGHUP, say) while requests are answered.
+public final class TokenStore: Sendable {
+    private let table: Mutex<TokenTable>
+
+    public init(_ table: TokenTable = TokenTable()) {
+        self.table = Mutex(table)
+    }
+
+    public convenience init(_ principals: [String: Principal]) {
+        self.init(TokenTable(principals))
+    }
+
+    public func replace(_ table: TokenTable) {
+        self.table.withLock { $0 = table }
+    }
+
+    public var current: TokenTable { table.withLock { $0 } }
+
+    /// The principal of an `Authorization` header value (`Bearer TOKEN`, the scheme in any
+    /// case), or nil when it is missing, of another scheme, or a token nobody has.
+    public func principal(authorization: String?) -> Principal? {
+        guard let authorization else { return nil }
+        let parts = authorization.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+        let token = parts[1].trimmingCharacters(in: .whitespaces)
+        guard !token.isEmpty else { return nil }
+        return current.principal(forToken: token)
+    }
+}
