@@ -95,6 +95,11 @@ public actor Gateway: Service {
                 listener: listener, balancer: balancer,
                 provider: try await namespaces.namespace(balancer.upstream.providerNetns), flows: flows, logger: logger)
         }
+        // Every namespace this catalog needs, opened before anything changes.
+        var providers: [String: NetworkNamespace] = [:]
+        for (key, checked) in next where checked.probes.isEmpty && checked.balancer.upstream.external == nil {
+            providers[key] = try await namespaces.namespace(checked.balancer.upstream.providerNetns)
+        }
         var opened: [SocketKey: Running] = [:]
         do {
             for (key, route) in routes where running[key] == nil {
@@ -132,9 +137,9 @@ public actor Gateway: Service {
         let tracker = ZoneHealthTracker(
             plan: plan, allENIs: catalog.endpoints.flatMap { endpoint in endpoint.enis.map { ENIZone(endpoint: endpoint.id, zone: $0.zone) } },
             balancers: next.mapValues(\.balancer), publish: onZoneHealth)
-        for (key, checked) in next where checked.probes.isEmpty && checked.balancer.upstream.external == nil {
-            let provider = try await namespaces.namespace(checked.balancer.upstream.providerNetns)
-            next[key]?.probes = startHealthChecks(checked.balancer, provider: provider)
+        for (key, provider) in providers {
+            guard let balancer = next[key]?.balancer else { continue }
+            next[key]?.probes = startHealthChecks(balancer, provider: provider)
         }
         balancers = next
         self.tracker = tracker
