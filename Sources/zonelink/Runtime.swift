@@ -4,6 +4,7 @@ import NIOCore
 import ServiceLifecycle
 import Synchronization
 import UnixSignals
+import ZoneLinkControlServer
 import ZoneLinkCore
 import ZoneLinkDNS
 import ZoneLinkGateway
@@ -67,6 +68,8 @@ actor Runtime {
     private let notifier: SystemdNotifier
     private let group: any EventLoopGroup
     private let logger: Logger
+    private var control: ControlService?
+    private var tokens: (store: TokenStore, file: String)?
 
     init(
         configPath: String, catalog: Catalog, addresses: InterfaceAddresses, answers: AnswerState, dns: DNSServer,
@@ -95,7 +98,7 @@ actor Runtime {
     @discardableResult
     func reload() async -> Bool {
         notifier.reloading()
-        let applied = await apply()
+        let applied = control == nil ? await apply() : await reloadThroughControlPlane()
         // A refusal shows in `systemctl status`: systemd itself only sees the reload finish.
         notifier.reloaded(status: (applied ? "" : "reload refused (see the journal); ") + Self.status(catalog))
         return applied
@@ -107,15 +110,56 @@ actor Runtime {
         return "serving \(catalog.endpoints.count) endpoints (\(connected) connected), \(catalog.vpcs.count) VPCs, config serial \(catalog.serial)"
     }
 
+    /// From now on SIGHUP goes through the control plane, which merges the file with the API's
+    /// objects and publishes the result to `apply(catalog:)`; the tokens file is re-read too.
+    func attach(control: ControlService, tokens: TokenStore, tokensFile: String) {
+        self.control = control
+        self.tokens = (tokens, tokensFile)
+    }
+
+    private func reloadThroughControlPlane() async -> Bool {
+        logger.notice("reloading", metadata: ["config": "\(configPath)"])
+        if let tokens {
+            do {
+                tokens.store.replace(try TokenTable.load(file: tokens.file))
+            } catch {
+                logger.error("tokens not reloaded, the previous ones stay: \(error)")
+            }
+        }
+        let serial = catalog.serial
+        do {
+            try await control?.reload(base: Configuration.load(file: configPath), file: configPath)
+        } catch let error as ConfigError {
+            for line in error.lines { logger.error("reload refused: \(line)") }
+            return false
+        } catch {
+            logger.error("reload refused: \(error)")
+            return false
+        }
+        return catalog.serial != serial  // apply(catalog:) took it
+    }
+
     private func apply() async -> Bool {
         logger.notice("reloading", metadata: ["config": "\(configPath)"])
         let next: Catalog
-        let zones: [Zone]
         do {
             next = try Catalog.load(file: configPath, serial: catalog.serial &+ 1)
-            zones = try next.loadStaticZones(file: configPath)
         } catch {
             for line in error.lines { logger.error("reload refused: \(line)") }
+            return false
+        }
+        return await apply(catalog: next)
+    }
+
+    /// Applies a catalog (the control plane's, after an API change or a reload) to addresses,
+    /// DNS and the gateway. False (logged) when they cannot take it: the old one keeps running.
+    @discardableResult
+    func apply(catalog next: Catalog) async -> Bool {
+        let zones: [Zone]
+        do {
+            zones = try next.loadStaticZones(file: configPath)
+        } catch {
+            for line in error.lines { logger.error("catalog \(next.serial) refused: \(line)") }
             return false
         }
         do {

@@ -4,6 +4,8 @@ import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
+import Synchronization
+import ZoneLinkControlServer
 import ZoneLinkCore
 import ZoneLinkDNS
 import ZoneLinkGateway
@@ -87,6 +89,12 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("control-socket"), help: "The control socket (default: <state-dir>/control.sock).")
     var controlSocket: String?
 
+    @Option(name: .customLong("control-tcp"), help: "Also serve the control API on this loopback TCP port.")
+    var controlTCP: Int?
+
+    @Option(name: .long, help: "The tokens file: lines `operator|ACCOUNT-ID SHA256-HEX` (default: <state-dir>/tokens).")
+    var tokens: String?
+
     @Option(name: .long, help: "DNS threads: UDP workers, and TCP event loops (default: one per core).")
     var threads = System.coreCount
 
@@ -110,11 +118,25 @@ struct Serve: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "zonelink")
-        let (catalog, zones) = try loadCatalog(config)
+        // The file's objects and the API's (the state store), validated together.
+        let tokensFile = tokens ?? "\(stateDir)/tokens"
+        let stateLock: StateDirectoryLock
+        let control: ControlService
+        let tokenStore: TokenStore
+        let catalog: Catalog
+        let zones: [Zone]
         do {
-            try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true)
+            let base = try Configuration.load(file: config)
+            stateLock = try StateDirectoryLock(directory: stateDir)
+            control = try await ControlService(base: base, file: config, store: StateStore.open(stateDirectory: stateDir))
+            tokenStore = TokenStore(try TokenTable.load(file: tokensFile))
+            catalog = await control.catalog
+            zones = try catalog.loadStaticZones(file: config)
+        } catch let error as ConfigError {
+            FileHandle.standardError.write(Data((error.description + "\n").utf8))
+            throw ExitStatus.invalidInput
         } catch {
-            logger.error("cannot create the state directory \(stateDir): \(error.localizedDescription)")
+            logger.error("cannot open the state in \(stateDir): \(error)")
             throw ExitStatus.runtimeFailure
         }
 
@@ -146,12 +168,14 @@ struct Serve: AsyncParsableCommand {
                 logger.notice("ready", metadata: ["config": "\(config)", "endpoints": "\(catalog.endpoints.count)"])
                 notifier.ready("dns", status: status)
             })
+        let unhealthyENIs = UnhealthyENIs()
         let flows = FlowRegistry(table: NATTable(
             portRange: catalog.gateway.natPorts, tcpIdleTimeout: catalog.gateway.tcpIdleTimeout,
             udpIdleTimeout: catalog.gateway.udpIdleTimeout))
         let gateway = Gateway(
             catalog: catalog, namespaces: namespaces, group: group, flows: flows, logger: logger,
             onZoneHealth: { unhealthy in
+                unhealthyENIs.set(unhealthy)
                 answers.update(health: ZoneHealth(unhealthy: Set(unhealthy.map { ENIKey(endpoint: $0.endpoint, zone: $0.zone) })))
                 logger.info("zone health", metadata: ["dns.unhealthy": "\(unhealthy.map { "\($0.endpoint)/\($0.zone)" }.sorted())"])
             },
@@ -160,9 +184,30 @@ struct Serve: AsyncParsableCommand {
             configPath: config, catalog: catalog, addresses: addresses, answers: answers, dns: dns, gateway: gateway,
             notifier: notifier, group: group, logger: logger)
         let watchdog = notifier.startWatchdog(on: group.next())
-        let control = ControlSocket(path: controlSocket ?? "\(stateDir)/control.sock", flows: flows, group: group, logger: logger)
+        // API changes and SIGHUP reloads publish the merged catalog to the runtime.
+        await runtime.attach(control: control, tokens: tokenStore, tokensFile: tokensFile)
+        await control.setPublish { catalog in await runtime.apply(catalog: catalog) }
+        let metrics = ControlMetrics()
+        metrics.bootstrapMetricsSystem()
+        let api = ControlAPI(
+            service: control, tokens: tokenStore, metrics: metrics,
+            nat: { flows.snapshot().map { NATRow($0.flow, age: $0.age) } },
+            health: {
+                let catalog = await control.catalog
+                let unhealthy = unhealthyENIs.get()
+                return HealthReport(
+                    backends: await gateway.backendHealth().map {
+                        BackendHealth(loadBalancer: $0.loadBalancer, listener: String($0.listener), address: "\($0.backend.address)", healthy: $0.healthy)
+                    },
+                    zones: catalog.endpoints.flatMap { endpoint in
+                        endpoint.enis.map { ZoneHealthRow(endpoint: endpoint.id, zone: $0.zone, healthy: !unhealthy.contains("\(endpoint.id)/\($0.zone)")) }
+                    })
+            },
+            logger: logger)
+        let controlServer = ControlServer(
+            api: api, socketPath: controlSocket ?? "\(stateDir)/control.sock", tcpPort: controlTCP, eventLoopGroup: group, logger: logger)
         let services = ServiceGroup(
-            services: [dns, gateway, control, ReloadOnHangup(runtime: runtime, notifier: notifier)],
+            services: [dns, gateway, controlServer, ReloadOnHangup(runtime: runtime, notifier: notifier)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             cancellationSignals: [], logger: logger)
         do {
@@ -175,6 +220,7 @@ struct Serve: AsyncParsableCommand {
         }
         watchdog?.cancel()
         await cleanUp()
+        withExtendedLifetime(stateLock) {}
     }
 }
 
@@ -184,23 +230,13 @@ struct NATCommand: ParsableCommand {
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show the live flows of the server running with this state directory.")
 
-        @Option(name: .customLong("state-dir"), help: "The state directory of the running `zonelink serve`.")
-        var stateDir = ".zonelink"
-
-        @Option(name: .customLong("control-socket"), help: "Its control socket (default: <state-dir>/control.sock; /run/zonelink/control.sock under systemd).")
-        var controlSocket: String?
+        @OptionGroup var api: APIOptions
 
         @Flag(help: "Print JSON instead of a table.")
         var json = false
 
         func run() throws {
-            let body: Data
-            do {
-                body = try fetchFromControlSocket(controlSocket ?? "\(stateDir)/control.sock", path: "/v1/nat")
-            } catch {
-                FileHandle.standardError.write(Data("zonelink: \(error)\n".utf8))
-                throw ExitStatus.runtimeFailure
-            }
+            let body = try api.call("GET", "/v1/nat")
             if json {
                 FileHandle.standardOutput.write(body)
                 print()
@@ -221,3 +257,48 @@ struct NATCommand: ParsableCommand {
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+/// The ENIs (`endpoint/zone`) the gateway last reported unhealthy, for `GET /v1/health`.
+final class UnhealthyENIs: Sendable {
+    private let value = Mutex<Set<String>>([])
+    func set(_ unhealthy: Set<Gateway.ENIZone>) { value.withLock { $0 = Set(unhealthy.map { "\($0.endpoint)/\($0.zone)" }) } }
+    func get() -> Set<String> { value.withLock { $0 } }
+}
+
+/// How a command reaches the control API: `--server` (default the control socket of
+/// `--state-dir`), `--token` or `ZONELINK_TOKEN`.
+struct APIOptions: ParsableArguments {
+    @Option(name: .customLong("state-dir"), help: "The state directory of the running `zonelink serve`.")
+    var stateDir = ".zonelink"
+
+    @Option(name: [.customLong("server"), .customLong("control-socket")], help: "The control API: a socket path or http://127.0.0.1:PORT (default: <state-dir>/control.sock; /run/zonelink/control.sock under systemd).")
+    var server: String?
+
+    @Option(name: .long, help: "The bearer token (default: $ZONELINK_TOKEN).")
+    var token: String?
+
+    /// The body of a 2xx answer; otherwise the error's message and issues on stderr, and exit
+    /// 1 (refused: 4xx) or 2 (unreachable, 5xx).
+    func call(_ method: String, _ path: String, body: Data? = nil) throws -> Data {
+        let response: ControlClient.Response
+        do {
+            let client = try ControlClient(server: server ?? "\(stateDir)/control.sock", token: token ?? ProcessInfo.processInfo.environment["ZONELINK_TOKEN"])
+            response = try client.send(method, path, body: body, headers: body == nil ? [] : [("Content-Type", "application/json")])
+        } catch {
+            FileHandle.standardError.write(Data("zonelink: \(error)\n".utf8))
+            throw ExitStatus.runtimeFailure
+        }
+        guard response.isSuccess else {
+            let error = response.error
+            var text = "zonelink: \(error?.message ?? response.text) (\(error?.code ?? "HTTP \(response.status)"))\n"
+            for issue in error?.issues ?? [] { text += "  \(issue.keyPath): \(issue.problem) (\(issue.hint))\n" }
+            FileHandle.standardError.write(Data(text.utf8))
+            throw response.status >= 500 ? ExitStatus.runtimeFailure : ExitStatus.invalidInput
+        }
+        return response.body
+    }
+
+    func call(_ method: String, _ path: String, json value: some Encodable) throws -> Data {
+        try call(method, path, body: try JSONEncoder().encode(value))
+    }
+}

@@ -358,6 +358,9 @@ final class GatewayServer: @unchecked Sendable {
         try LabConfig.yaml(namespaces: lab.namespaces).write(to: configURL, atomically: true, encoding: .utf8)
         stateDir = lab.dir.appendingPathComponent("state")
         try FileManager.default.createDirectory(at: stateDir, withIntermediateDirectories: true)
+        // The control API wants a bearer token: the operator's, for `nat list`.
+        try "operator \(GatewayServer.operatorTokenSHA256)\n".write(
+            to: stateDir.appendingPathComponent("tokens"), atomically: true, encoding: .utf8)
         process = try LabProcess(name: "zonelink", executable: binary.path,
                                  arguments: ["serve", "--config", configURL.path, "--state-dir", stateDir.path,
                                              "--threads", "1", "--log-level", "info"],
@@ -367,10 +370,15 @@ final class GatewayServer: @unchecked Sendable {
     var isRunning: Bool { process.isRunning }
     var logs: String { "zonelink serve output (last lines):\n\(capTail(process.stderr, 6000))\n[stdout]\n\(capTail(process.stdout, 2000))" }
 
-    /// `zonelink nat list --state-dir D [--json]`.
+    static let operatorToken = "lab-operator-token"
+    /// SHA-256 of `operatorToken`, as the tokens file holds it.
+    static let operatorTokenSHA256 = "cd04edb41c8d68d38c4e60685c4c8992d58effaba56e9338a0cf0e4ffb7681e6"
+
+    /// `zonelink nat list --state-dir D --token T [--json]`.
     func natList(json: Bool) throws -> ProcessResult {
         try runProcessBlocking(Paths.zonelinkBinary.path,
-                               ["nat", "list", "--state-dir", stateDir.path] + (json ? ["--json"] : []), timeout: 20)
+                               ["nat", "list", "--state-dir", stateDir.path, "--token", Self.operatorToken] + (json ? ["--json"] : []),
+                               timeout: 20)
     }
 
     /// The flows of `nat list --json`, or a description of what went wrong.
