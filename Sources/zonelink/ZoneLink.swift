@@ -22,7 +22,7 @@ struct ZoneLink: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "zonelink",
         abstract: "A PrivateLink data plane: zone-affine endpoint DNS, ENI gateway and control plane.",
-        subcommands: [Serve.self, Check.self, ZoneCommand.self, NATCommand.self]
+        subcommands: [Serve.self, Check.self, ZoneCommand.self, NATCommand.self, ServiceCommand.self, EndpointCommand.self, HealthCommand.self]
     )
 }
 

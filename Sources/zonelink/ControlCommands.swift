@@ -1,0 +1,525 @@
+// The control plane's command line (issue 4, item 6): one subcommand per seed step, over the
+// control API (docs/openapi.yaml), each printing a readable table or, with `--json`, the API's
+// own JSON. Errors: the API's message on stderr, exit 1 when refused (4xx), 2 otherwise.
+import ArgumentParser
+import Foundation
+import ZoneLinkControl
+import ZoneLinkControlServer
+import ZoneLinkCore
+
+// MARK: - Output helpers
+
+/// Prints rows as columns, padded to the widest cell of each.
+func printControlTable(_ header: [String], _ rows: [[String]]) {
+    let table = [header] + rows
+    let widths = header.indices.map { column in table.map { $0.indices.contains(column) ? $0[column].count : 0 }.max() ?? 0 }
+    for row in table {
+        let line = row.enumerated().map { index, cell in
+            index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+        }.joined(separator: "  ")
+        print(line)
+    }
+}
+
+/// Prints `key: value` lines, keys aligned.
+func printControlFields(_ fields: [(String, String)]) {
+    let width = fields.map(\.0.count).max() ?? 0
+    for (key, value) in fields {
+        print((key + ":").padding(toLength: width + 1, withPad: " ", startingAt: 0) + " " + value)
+    }
+}
+
+/// Writes the API's JSON as it came, with a final newline.
+func printControlJSON(_ body: Data) {
+    FileHandle.standardOutput.write(body)
+    if body.last != UInt8(ascii: "\n") { print() }
+}
+
+/// Decodes a 2xx answer; an answer that is not what the API documents is a runtime failure.
+func decodeControl<T: Decodable>(_ type: T.Type, _ body: Data) throws -> T {
+    do {
+        return try JSONDecoder().decode(type, from: body)
+    } catch {
+        FileHandle.standardError.write(Data("zonelink: the server's answer is not a \(type): \(String(decoding: body.prefix(200), as: UTF8.self))\n".utf8))
+        throw ExitStatus.runtimeFailure
+    }
+}
+
+/// One path segment, percent-encoded.
+func pathSegment(_ value: String) -> String {
+    var allowed = CharacterSet.alphanumerics
+    allowed.insert(charactersIn: "-._~")
+    return value.addingPercentEncoding(withAllowedCharacters: allowed) ?? value
+}
+
+func yesNo(_ value: Bool) -> String { value ? "yes" : "no" }
+
+func printService(_ service: ServiceView) {
+    var fields: [(String, String)] = [
+        ("ID", service.id), ("Account", service.account), ("Zones", service.zones.joined(separator: ", ")),
+        ("Auto-accept", yesNo(service.autoAcceptConnections)), ("Zone affinity", yesNo(service.zoneAffinity)),
+        ("Private domain", service.privateDomain ?? "-"), ("DNS name", service.dnsName), ("Origin", service.origin.rawValue),
+    ]
+    if let resources = service.resources {
+        fields.append(("Resources", resources.map { "\($0.zone)=\($0.loadBalancer)" }.joined(separator: ", ")))
+    }
+    if let proxyProtocol = service.proxyProtocol { fields.append(("PROXY protocol", yesNo(proxyProtocol))) }
+    if let whitelist = service.whitelist {
+        fields.append(("Whitelist", whitelist.isEmpty ? "-" : whitelist.map(\.account).joined(separator: ", ")))
+    }
+    printControlFields(fields)
+}
+
+func printServices(_ services: [ServiceView]) {
+    printControlTable(
+        ["ID", "ACCOUNT", "ZONES", "AUTO-ACCEPT", "ZONE-AFFINITY", "ORIGIN", "DNS NAME"],
+        services.map {
+            [$0.id, $0.account, $0.zones.joined(separator: ","), yesNo($0.autoAcceptConnections), yesNo($0.zoneAffinity),
+             $0.origin.rawValue, $0.dnsName]
+        })
+}
+
+func printEndpoint(_ endpoint: EndpointView) {
+    var fields: [(String, String)] = [
+        ("ID", endpoint.id), ("Service", endpoint.service), ("Account", endpoint.account),
+        ("Zones", endpoint.zones.joined(separator: ", ")), ("Connection", endpoint.connection.rawValue),
+        ("Origin", endpoint.origin.rawValue),
+    ]
+    if let placement = endpoint.placement {
+        fields += [("VPC", placement.vpc), ("Security groups", placement.securityGroups.joined(separator: ", ")),
+                   ("DNS name", placement.dnsName)]
+    }
+    printControlFields(fields)
+    if let enis = endpoint.placement?.enis, !enis.isEmpty {
+        print()
+        printControlTable(["ZONE", "VSWITCH", "ADDRESS", "DNS NAME"], enis.map { [$0.zone, $0.vswitch, $0.address, $0.dnsName] })
+    }
+}
+
+func printEndpoints(_ endpoints: [EndpointView]) {
+    printControlTable(
+        ["ID", "SERVICE", "ACCOUNT", "VPC", "ZONES", "CONNECTION", "ORIGIN"],
+        endpoints.map {
+            [$0.id, $0.service, $0.account, $0.placement?.vpc ?? "-", $0.zones.joined(separator: ","), $0.connection.rawValue,
+             $0.origin.rawValue]
+        })
+}
+
+func printWhitelist(_ entries: [WhitelistEntry]) {
+    printControlTable(["SERVICE", "ACCOUNT", "ORIGIN"], entries.map { [$0.service, $0.account, $0.origin.rawValue] })
+}
+
+// MARK: - zonelink service
+
+struct ServiceCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "service", abstract: "Endpoint services: the provider's side.",
+        subcommands: [Create.self, List.self, Show.self, Update.self, Delete.self, Whitelist.self, Connections.self])
+
+    struct Create: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create an endpoint service (the console's \"Create Endpoint Service\").")
+
+        @OptionGroup var api: APIOptions
+
+        @Option(name: .customLong("resource"), help: ArgumentHelp("A zone and its load balancer (repeatable).", valueName: "ZONE=LOAD-BALANCER"))
+        var resources: [String] = []
+
+        @Flag(inversion: .prefixedNo, help: "Accept new connections automatically (default: no, they wait as Disconnected).")
+        var autoAccept: Bool?
+
+        @Flag(inversion: .prefixedNo, help: "Zone affinity: an endpoint's name answers the ENI of the client's zone first (default: no).")
+        var zoneAffinity: Bool?
+
+        @Flag(inversion: .prefixedNo, help: "PROXY protocol v2 toward the provider (default: no).")
+        var proxyProtocol: Bool?
+
+        @Option(name: .customLong("private-domain"), help: "A private domain name for the service.")
+        var privateDomain: String?
+
+        @Option(name: .long, help: "The service ID, epsrv-… (default: generated).")
+        var id: String?
+
+        @Option(name: .long, help: "The provider's account ID (the operator must name one; default: the token's account).")
+        var account: String?
+
+        @Flag(help: "Print JSON instead of a table.")
+        var json = false
+
+        func validate() throws {
+            guard !resources.isEmpty else { throw ValidationError("give at least one --resource ZONE=LOAD-BALANCER") }
+            _ = try specs()
+        }
+
+        func specs() throws -> [ServiceResourceSpec] {
+            try resources.map { text in
+                let parts = text.split(separator: "=", omittingEmptySubsequences: false).map(String.init)
+                guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+                    throw ValidationError("--resource '\(text)': expected ZONE=LOAD-BALANCER, e.g. eu-central-1b=clb-1")
+                }
+                return ServiceResourceSpec(zone: parts[0], loadBalancer: parts[1])
+            }
+        }
+
+        func run() throws {
+            let request = CreateServiceRequest(
+                id: id, account: account, resources: try specs(), autoAcceptConnections: autoAccept, zoneAffinity: zoneAffinity,
+                privateDomain: privateDomain, proxyProtocol: proxyProtocol)
+            let body = try api.call("POST", "/v1/services", json: request)
+            if json { return printControlJSON(body) }
+            printService(try decodeControl(ServiceView.self, body))
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the services this token may see.")
+
+        @OptionGroup var api: APIOptions
+
+        @Flag(help: "Print JSON instead of a table.")
+        var json = false
+
+        func run() throws {
+            let body = try api.call("GET", "/v1/services")
+            if json { return printControlJSON(body) }
+            printServices(try decodeControl([ServiceView].self, body))
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one service.")
+
+        @OptionGroup var api: APIOptions
+
+        @Argument(help: "The service ID.")
+        var service: String
+
+        @Flag(help: "Print JSON instead of a table.")
+        var json = false
+
+        func run() throws {
+            let body = try api.call("GET", "/v1/services/\(pathSegment(service))")
+            if json { return printControlJSON(body) }
+            printService(try decodeControl(ServiceView.self, body))
+        }
+    }
+
+    struct Update: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Change auto-accept or zone affinity of a service (existing connections keep their state).")
+
+        @OptionGroup var api: APIOptions
+
+        @Argument(help: "The service ID.")
+        var service: String
+
+        @Flag(inversion: .prefixedNo, help: "Accept new connections automatically.")
+        var autoAccept: Bool?
+
+        @Flag(inversion: .prefixedNo, help: "Zone affinity.")
+        var zoneAffinity: Bool?
+
+        @Flag(help: "Print JSON instead of a table.")
+        var json = false
+
+        func validate() throws {
+            guard autoAccept != nil || zoneAffinity != nil else {
+                throw ValidationError("nothing to change: give --auto-accept/--no-auto-accept or --zone-affinity/--no-zone-affinity")
+            }
+        }
+
+        func run() throws {
+            let body = try api.call(
+                "PATCH", "/v1/services/\(pathSegment(service))",
+                json: UpdateServiceRequest(autoAcceptConnections: autoAccept, zoneAffinity: zoneAffinity))
+            if json { return printControlJSON(body) }
+            printService(try decodeControl(ServiceView.self, body))
+        }
+    }
+
+    struct Delete: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete a service created through the API.")
+
+        @OptionGroup var api: APIOptions
+
+        @Argument(help: "The service ID.")
+        var service: String
+
+        @Flag(help: "Print JSON instead of a message.")
+        var json = false
+
+        func run() throws {
+            let body = try api.call("DELETE", "/v1/services/\(pathSegment(service))")
+            if json { return printControlJSON(body) }
+            print("deleted service \(service)")
+        }
+    }
+
+    // MARK: zonelink service whitelist
+
+    struct Whitelist: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "The accounts allowed to create endpoints of a service.", subcommands: [Add.self, Remove.self, List.self])
+
+        struct Add: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Allow an account to connect to a service.")
+
+            @OptionGroup var api: APIOptions
+
+            @Argument(help: "The service ID.")
+            var service: String
+
+            @Argument(help: "The 16-digit account ID to allow.")
+            var account: String
+
+            @Flag(help: "Print JSON instead of a table.")
+            var json = false
+
+            func run() throws {
+                let body = try api.call("POST", "/v1/services/\(pathSegment(service))/whitelist", json: AddWhitelistEntryRequest(account: account))
+                if json { return printControlJSON(body) }
+                printWhitelist([try decodeControl(WhitelistEntry.self, body)])
+            }
+        }
+
+        struct Remove: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Remove an account from a service's whitelist.")
+
+            @OptionGroup var api: APIOptions
+
+            @Argument(help: "The service ID.")
+            var service: String
+
+            @Argument(help: "The account ID to remove.")
+            var account: String
+
+            @Flag(help: "Print JSON instead of a message.")
+            var json = false
+
+            func run() throws {
+                let body = try api.call("DELETE", "/v1/services/\(pathSegment(service))/whitelist/\(pathSegment(account))")
+                if json { return printControlJSON(body) }
+                print("removed \(account) from the whitelist of \(service)")
+            }
+        }
+
+        struct List: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "List a service's whitelist.")
+
+            @OptionGroup var api: APIOptions
+
+            @Argument(help: "The service ID.")
+            var service: String
+
+            @Flag(help: "Print JSON instead of a table.")
+            var json = false
+
+            func run() throws {
+                let body = try api.call("GET", "/v1/services/\(pathSegment(service))/whitelist")
+                if json { return printControlJSON(body) }
+                printWhitelist(try decodeControl([WhitelistEntry].self, body))
+            }
+        }
+    }
+
+    // MARK: zonelink service connections
+
+    struct Connections: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "The endpoints connecting to a service, and the provider's accept, reject and disconnect.",
+            subcommands: [List.self, Accept.self, Reject.self, Disconnect.self])
+
+        struct List: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "List the connections of a service.")
+
+            @OptionGroup var api: APIOptions
+
+            @Argument(help: "The service ID.")
+            var service: String
+
+            @Flag(help: "Print JSON instead of a table.")
+            var json = false
+
+            func run() throws {
+                let body = try api.call("GET", "/v1/services/\(pathSegment(service))/connections")
+                if json { return printControlJSON(body) }
+                printControlTable(
+                    ["ENDPOINT", "ACCOUNT", "ZONES", "CONNECTION", "ORIGIN"],
+                    try decodeControl([EndpointView].self, body).map {
+                        [$0.id, $0.account, $0.zones.joined(separator: ","), $0.connection.rawValue, $0.origin.rawValue]
+                    })
+            }
+        }
+
+        struct Accept: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Accept a connection: Disconnected or Rejected → Connected.")
+            @OptionGroup var action: ConnectionActionOptions
+            func run() throws { try action.perform(.accept) }
+        }
+
+        struct Reject: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Reject a connection: Disconnected or Connected → Rejected.")
+            @OptionGroup var action: ConnectionActionOptions
+            func run() throws { try action.perform(.reject) }
+        }
+
+        struct Disconnect: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Disconnect a connection: Connected → Disconnected.")
+            @OptionGroup var action: ConnectionActionOptions
+            func run() throws { try action.perform(.disconnect) }
+        }
+    }
+}
+
+/// What accept, reject and disconnect share: the service, the endpoint, the API.
+struct ConnectionActionOptions: ParsableArguments {
+    @OptionGroup var api: APIOptions
+
+    @Argument(help: "The service ID.")
+    var service: String
+
+    @Argument(help: "The endpoint ID.")
+    var endpoint: String
+
+    @Flag(help: "Print JSON instead of a table.")
+    var json = false
+
+    func perform(_ action: ConnectionAction) throws {
+        let body = try api.call("POST", "/v1/services/\(pathSegment(service))/connections/\(pathSegment(endpoint))/\(action.rawValue)")
+        if json { return printControlJSON(body) }
+        let view = try decodeControl(EndpointView.self, body)
+        print("\(view.id): \(view.connection.rawValue)")
+    }
+}
+
+// MARK: - zonelink endpoint
+
+struct EndpointCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "endpoint", abstract: "Endpoints: the consumer's side.",
+        subcommands: [Create.self, List.self, Show.self, Delete.self])
+
+    struct Create: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create an endpoint of a service in one of your VPCs (the console's \"Create Endpoint\").")
+
+        @OptionGroup var api: APIOptions
+
+        @Option(name: .long, help: "The service ID.")
+        var service: String
+
+        @Option(name: .long, help: "The VPC.")
+        var vpc: String
+
+        @Option(name: .customLong("zone"), help: ArgumentHelp("A zone, its vSwitch and optionally the ENI's address (repeatable).", valueName: "ZONE=VSWITCH[=ADDRESS]"))
+        var zones: [String] = []
+
+        @Option(name: .customLong("security-group"), help: "A security group of the VPC (repeatable, at most five).")
+        var securityGroups: [String] = []
+
+        @Option(name: .long, help: "The endpoint ID, ep-… (default: generated).")
+        var id: String?
+
+        @Option(name: .long, help: "The consumer's account ID (the operator must name one; default: the token's account).")
+        var account: String?
+
+        @Flag(help: "Print JSON instead of a table.")
+        var json = false
+
+        func validate() throws {
+            guard !zones.isEmpty else { throw ValidationError("give at least one --zone ZONE=VSWITCH[=ADDRESS]") }
+            _ = try choices()
+        }
+
+        func choices() throws -> [ZoneChoice] {
+            try zones.map { text in
+                let parts = text.split(separator: "=", omittingEmptySubsequences: false).map(String.init)
+                guard (2...3).contains(parts.count), parts.allSatisfy({ !$0.isEmpty }) else {
+                    throw ValidationError("--zone '\(text)': expected ZONE=VSWITCH[=ADDRESS], e.g. eu-central-1b=vsw-1b")
+                }
+                return ZoneChoice(zone: parts[0], vswitch: parts[1], address: parts.count == 3 ? parts[2] : nil)
+            }
+        }
+
+        func run() throws {
+            let request = CreateEndpointRequest(
+                id: id, account: account, service: service, vpc: vpc, securityGroups: securityGroups.isEmpty ? nil : securityGroups,
+                zones: try choices())
+            let body = try api.call("POST", "/v1/endpoints", json: request)
+            if json { return printControlJSON(body) }
+            printEndpoint(try decodeControl(EndpointView.self, body))
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the endpoints this token may see.")
+
+        @OptionGroup var api: APIOptions
+
+        @Flag(help: "Print JSON instead of a table.")
+        var json = false
+
+        func run() throws {
+            let body = try api.call("GET", "/v1/endpoints")
+            if json { return printControlJSON(body) }
+            printEndpoints(try decodeControl([EndpointView].self, body))
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one endpoint: its connection, names and ENIs.")
+
+        @OptionGroup var api: APIOptions
+
+        @Argument(help: "The endpoint ID.")
+        var endpoint: String
+
+        @Flag(help: "Print JSON instead of a table.")
+        var json = false
+
+        func run() throws {
+            let body = try api.call("GET", "/v1/endpoints/\(pathSegment(endpoint))")
+            if json { return printControlJSON(body) }
+            printEndpoint(try decodeControl(EndpointView.self, body))
+        }
+    }
+
+    struct Delete: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete an endpoint created through the API.")
+
+        @OptionGroup var api: APIOptions
+
+        @Argument(help: "The endpoint ID.")
+        var endpoint: String
+
+        @Flag(help: "Print JSON instead of a message.")
+        var json = false
+
+        func run() throws {
+            let body = try api.call("DELETE", "/v1/endpoints/\(pathSegment(endpoint))")
+            if json { return printControlJSON(body) }
+            print("deleted endpoint \(endpoint)")
+        }
+    }
+}
+
+// MARK: - zonelink health
+
+struct HealthCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "health", abstract: "Health of backends and endpoint zones, as the gateway sees it.")
+
+    @OptionGroup var api: APIOptions
+
+    @Flag(help: "Print JSON instead of a table.")
+    var json = false
+
+    func run() throws {
+        let body = try api.call("GET", "/v1/health")
+        if json { return printControlJSON(body) }
+        let report = try decodeControl(HealthReport.self, body)
+        print("status: \(report.status) (config serial \(report.configSerial))")
+        print()
+        printControlTable(
+            ["LOAD BALANCER", "LISTENER", "BACKEND", "HEALTHY"],
+            report.backends.map { [$0.loadBalancer, $0.listener, $0.address, yesNo($0.healthy)] })
+        print()
+        printControlTable(["ENDPOINT", "ZONE", "HEALTHY"], report.zones.map { [$0.endpoint, $0.zone, yesNo($0.healthy)] })
+    }
+}
