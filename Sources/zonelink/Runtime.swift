@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Metrics
 import NIOCore
 import ServiceLifecycle
 import Synchronization
@@ -101,6 +102,7 @@ actor Runtime {
         let applied = control == nil ? await apply() : await reloadThroughControlPlane()
         // A refusal shows in `systemctl status`: systemd itself only sees the reload finish.
         notifier.reloaded(status: (applied ? "" : "reload refused (see the journal); ") + Self.status(catalog))
+        Counter(label: "zonelink_config_reloads_total", dimensions: [("result", applied ? "applied" : "refused")]).increment()
         return applied
     }
 

@@ -184,6 +184,7 @@ struct Serve: AsyncParsableCommand {
             configPath: config, catalog: catalog, addresses: addresses, answers: answers, dns: dns, gateway: gateway,
             notifier: notifier, group: group, logger: logger)
         let watchdog = notifier.startWatchdog(on: group.next())
+        let gatewayMetrics = startGatewayMetrics(flows: flows, gateway: gateway, on: group.next())
         // API changes and SIGHUP reloads publish the merged catalog to the runtime.
         await runtime.attach(control: control, tokens: tokenStore, tokensFile: tokensFile)
         await control.setPublish { catalog in await runtime.apply(catalog: catalog) }
@@ -214,11 +215,13 @@ struct Serve: AsyncParsableCommand {
             try await services.run()
         } catch {
             watchdog?.cancel()
+            gatewayMetrics.cancel()
             logger.error("\(error)")
             await cleanUp()
             throw ExitStatus.runtimeFailure
         }
         watchdog?.cancel()
+        gatewayMetrics.cancel()
         await cleanUp()
         withExtendedLifetime(stateLock) {}
     }

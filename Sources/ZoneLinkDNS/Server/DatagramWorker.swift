@@ -33,6 +33,14 @@ enum DatagramWorker {
     static let pollTimeout: Int32 = 200  // milliseconds
 
     static func run(worker: Int, table: SocketTable, publisher: ResponderPublisher, stop: StopSignal, logger: Logger) {
+        var counts = QueryCounts()
+        defer { counts.flushIfDue(force: true) }
+        serve(worker: worker, table: table, publisher: publisher, stop: stop, counts: &counts)
+    }
+
+    private static func serve(
+        worker: Int, table: SocketTable, publisher: ResponderPublisher, stop: StopSignal, counts: inout QueryCounts
+    ) {
         // A worker holds one socket per listener: a handful, which poll serves as well as epoll.
         var sockets: [DatagramSocket] = []
         var watched: [pollfd] = []
@@ -69,6 +77,7 @@ enum DatagramWorker {
                 watched = sockets.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
             }
             let ready = poll(&watched, nfds_t(watched.count), pollTimeout)
+            counts.flushIfDue()
             guard ready > 0 else { continue }  // timeout or EINTR: look at the stop signal
             publisher.refresh(&responder, seen: &generation)
             for (index, socket) in sockets.enumerated() where watched[index].revents != 0 {
@@ -88,6 +97,7 @@ enum DatagramWorker {
                     switch responder.respond(to: message, listener: socket.context, source: source, transport: .udp, into: &output) {
                     case .answered:
                         guard output.readableBytes <= slotSize else { continue }
+                        counts.count(output, at: output.readerIndex, view: socket.context.vpc)
                     case .dropped:
                         continue
                     case .forward(let query, let forwarder):

@@ -13,6 +13,7 @@ final class StreamQueryHandler: ChannelInboundHandler {
     private var responder: Responder
     private var generation = -1
     private let listener: ListenerContext
+    private var counts = QueryCounts()
 
     init(publisher: ResponderPublisher, listener: ListenerContext) {
         self.publisher = publisher
@@ -32,6 +33,8 @@ final class StreamQueryHandler: ChannelInboundHandler {
         switch outcome {
         case .answered:
             output.setInteger(UInt16(output.readableBytes - 2), at: output.readerIndex)
+            counts.count(output, at: output.readerIndex + 2, view: listener.vpc)
+            counts.flushIfDue()
             context.write(wrapOutboundOut(output), promise: nil)
         case .dropped:
             context.close(promise: nil)
@@ -49,6 +52,11 @@ final class StreamQueryHandler: ChannelInboundHandler {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         context.flush()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        counts.flushIfDue(force: true)
+        context.fireChannelInactive()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {

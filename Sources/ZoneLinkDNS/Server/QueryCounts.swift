@@ -1,0 +1,33 @@
+import Metrics
+import NIOCore
+
+/// Counts answered queries by response code and view (`zonelink_dns_queries_total`), without
+/// touching shared state per query: a worker tallies locally and hands the totals to
+/// swift-metrics about once a second. Not Sendable: one per worker thread or connection.
+struct QueryCounts {
+    private var tally: [Key: Int] = [:]
+    private var lastFlush = ContinuousClock.now
+
+    private struct Key: Hashable {
+        var view: String
+        var rcode: UInt8
+    }
+
+    /// Counts the response in `output` (a whole DNS message starting at `start`).
+    mutating func count(_ output: ByteBuffer, at start: Int, view: String?) {
+        guard let flags: UInt8 = output.getInteger(at: start + 3) else { return }
+        tally[Key(view: view ?? "-", rcode: flags & 0x0F), default: 0] += 1
+    }
+
+    /// Hands the tally to swift-metrics when a second has passed (or when `force`).
+    mutating func flushIfDue(force: Bool = false) {
+        let now = ContinuousClock.now
+        guard force || now - lastFlush >= .seconds(1), !tally.isEmpty else { return }
+        lastFlush = now
+        for (key, count) in tally {
+            Counter(label: "zonelink_dns_queries_total", dimensions: [("rcode", RCode(rawValue: UInt16(key.rcode)).description), ("view", key.view)])
+                .increment(by: count)
+        }
+        tally.removeAll(keepingCapacity: true)
+    }
+}
