@@ -30,7 +30,8 @@ public actor InterfaceAddresses {
             if keep.contains($1.address) { $0.1.append($1) } else { $0.0.append($1) }
         }
         for (address, interface) in drop {
-            try? ip((netns.map { ["-n", $0] } ?? []) + ["addr", "del", "\(address)/32", "dev", interface])
+            // Best effort: someone may have removed it already, or the namespace is gone.
+            _ = try? ip((netns.map { ["-n", $0] } ?? []) + ["addr", "del", "\(address)/32", "dev", interface])
         }
         added[netns] = stay
     }

@@ -31,7 +31,8 @@ public final class FlowRegistry: Sendable {
 
     func recordTraffic(_ key: FlowKey, fromClient: Int, fromTarget: Int) {
         let now = self.now
-        table.withLock { $0.recordTraffic(key, fromClient: fromClient, fromTarget: fromTarget, now: now) }
+        // False when the flow is already gone (closed or expired): nothing left to count.
+        _ = table.withLock { $0.recordTraffic(key, fromClient: fromClient, fromTarget: fromTarget, now: now) }
     }
 
     /// How to end `key`'s flow: close its sockets. Called once the flow is established.
