@@ -35,6 +35,12 @@ func printControlJSON(_ body: Data) {
     if body.last != UInt8(ascii: "\n") { print() }
 }
 
+/// Prints a 2xx answer: as it came with `--json`, else decoded and shown by `show`.
+func present<T: Decodable>(_ body: Data, json: Bool, as type: T.Type, _ show: (T) -> Void) throws {
+    if json { return printControlJSON(body) }
+    show(try decodeControl(type, body))
+}
+
 /// Decodes a 2xx answer; an answer that is not what the API documents is a runtime failure.
 func decodeControl<T: Decodable>(_ type: T.Type, _ body: Data) throws -> T {
     do {
@@ -164,9 +170,7 @@ struct ServiceCommand: ParsableCommand {
             let request = CreateServiceRequest(
                 id: id, account: account, resources: try specs(), autoAcceptConnections: autoAccept, zoneAffinity: zoneAffinity,
                 privateDomain: privateDomain, proxyProtocol: proxyProtocol)
-            let body = try api.call("POST", "/v1/services", json: request)
-            if json { return printControlJSON(body) }
-            printService(try decodeControl(ServiceView.self, body))
+            try present(try api.call("POST", "/v1/services", json: request), json: json, as: ServiceView.self, printService)
         }
     }
 
@@ -179,9 +183,7 @@ struct ServiceCommand: ParsableCommand {
         var json = false
 
         func run() throws {
-            let body = try api.call("GET", "/v1/services")
-            if json { return printControlJSON(body) }
-            printServices(try decodeControl([ServiceView].self, body))
+            try present(try api.call("GET", "/v1/services"), json: json, as: [ServiceView].self, printServices)
         }
     }
 
@@ -197,9 +199,7 @@ struct ServiceCommand: ParsableCommand {
         var json = false
 
         func run() throws {
-            let body = try api.call("GET", "/v1/services/\(pathSegment(service))")
-            if json { return printControlJSON(body) }
-            printService(try decodeControl(ServiceView.self, body))
+            try present(try api.call("GET", "/v1/services/\(pathSegment(service))"), json: json, as: ServiceView.self, printService)
         }
     }
 
@@ -230,8 +230,7 @@ struct ServiceCommand: ParsableCommand {
             let body = try api.call(
                 "PATCH", "/v1/services/\(pathSegment(service))",
                 json: UpdateServiceRequest(autoAcceptConnections: autoAccept, zoneAffinity: zoneAffinity))
-            if json { return printControlJSON(body) }
-            printService(try decodeControl(ServiceView.self, body))
+            try present(body, json: json, as: ServiceView.self, printService)
         }
     }
 
@@ -275,8 +274,7 @@ struct ServiceCommand: ParsableCommand {
 
             func run() throws {
                 let body = try api.call("POST", "/v1/services/\(pathSegment(service))/whitelist", json: AddWhitelistEntryRequest(account: account))
-                if json { return printControlJSON(body) }
-                printWhitelist([try decodeControl(WhitelistEntry.self, body)])
+                try present(body, json: json, as: WhitelistEntry.self) { printWhitelist([$0]) }
             }
         }
 
@@ -313,9 +311,7 @@ struct ServiceCommand: ParsableCommand {
             var json = false
 
             func run() throws {
-                let body = try api.call("GET", "/v1/services/\(pathSegment(service))/whitelist")
-                if json { return printControlJSON(body) }
-                printWhitelist(try decodeControl([WhitelistEntry].self, body))
+                try present(try api.call("GET", "/v1/services/\(pathSegment(service))/whitelist"), json: json, as: [WhitelistEntry].self, printWhitelist)
             }
         }
     }
@@ -384,9 +380,7 @@ struct ConnectionActionOptions: ParsableArguments {
 
     func perform(_ action: ConnectionAction) throws {
         let body = try api.call("POST", "/v1/services/\(pathSegment(service))/connections/\(pathSegment(endpoint))/\(action.rawValue)")
-        if json { return printControlJSON(body) }
-        let view = try decodeControl(EndpointView.self, body)
-        print("\(view.id): \(view.connection.rawValue)")
+        try present(body, json: json, as: EndpointView.self) { print("\($0.id): \($0.connection.rawValue)") }
     }
 }
 
@@ -442,9 +436,7 @@ struct EndpointCommand: ParsableCommand {
             let request = CreateEndpointRequest(
                 id: id, account: account, service: service, vpc: vpc, securityGroups: securityGroups.isEmpty ? nil : securityGroups,
                 zones: try choices())
-            let body = try api.call("POST", "/v1/endpoints", json: request)
-            if json { return printControlJSON(body) }
-            printEndpoint(try decodeControl(EndpointView.self, body))
+            try present(try api.call("POST", "/v1/endpoints", json: request), json: json, as: EndpointView.self, printEndpoint)
         }
     }
 
@@ -457,9 +449,7 @@ struct EndpointCommand: ParsableCommand {
         var json = false
 
         func run() throws {
-            let body = try api.call("GET", "/v1/endpoints")
-            if json { return printControlJSON(body) }
-            printEndpoints(try decodeControl([EndpointView].self, body))
+            try present(try api.call("GET", "/v1/endpoints"), json: json, as: [EndpointView].self, printEndpoints)
         }
     }
 
@@ -475,9 +465,7 @@ struct EndpointCommand: ParsableCommand {
         var json = false
 
         func run() throws {
-            let body = try api.call("GET", "/v1/endpoints/\(pathSegment(endpoint))")
-            if json { return printControlJSON(body) }
-            printEndpoint(try decodeControl(EndpointView.self, body))
+            try present(try api.call("GET", "/v1/endpoints/\(pathSegment(endpoint))"), json: json, as: EndpointView.self, printEndpoint)
         }
     }
 

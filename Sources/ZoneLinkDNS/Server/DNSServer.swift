@@ -76,10 +76,10 @@ public actor DNSServer: Service {
         let stop = StopSignal()
         let (finished, finishing) = AsyncStream<Void>.makeStream()
         for worker in 0..<workers {
-            let thread = Thread { [table, publisher, logger] in
+            let thread = Thread { [table, publisher] in
                 // Named for top(1) and /proc/PID/task/*/comm, where benchmarks look.
                 zl_set_thread_name("dns-udp-\(worker)")
-                DatagramWorker.run(worker: worker, table: table, publisher: publisher, stop: stop, logger: logger)
+                DatagramWorker.run(worker: worker, table: table, publisher: publisher, stop: stop)
                 finishing.yield()
             }
             thread.start()

@@ -1,6 +1,5 @@
 import CZoneLinkSystem
 import Glibc
-import Logging
 import NIOCore
 import Synchronization
 import ZoneLinkCore
@@ -32,7 +31,7 @@ enum DatagramWorker {
     static let slotSize = 4096
     static let pollTimeout: Int32 = 200  // milliseconds
 
-    static func run(worker: Int, table: SocketTable, publisher: ResponderPublisher, stop: StopSignal, logger: Logger) {
+    static func run(worker: Int, table: SocketTable, publisher: ResponderPublisher, stop: StopSignal) {
         var counts = QueryCounts()
         defer { counts.flushIfDue(force: true) }
         serve(worker: worker, table: table, publisher: publisher, stop: stop, counts: &counts)

@@ -88,9 +88,6 @@ public struct DNSName: Hashable, Sendable, CustomStringConvertible {
         return DNSName(uncheckedWire: Array(wire[(Int(wire[0]) + 1)...]))
     }
 
-    /// The first label's bytes.
-    public var firstLabel: ArraySlice<UInt8> { wire[1..<(1 + Int(wire[0]))] }
-
     /// This name with `label` in front.
     public func prepending(_ label: some Collection<UInt8>) -> DNSName {
         DNSName(uncheckedWire: [UInt8(label.count)] + label.map(Self.lower) + wire)

@@ -54,8 +54,6 @@ public struct Zone: Sendable {
         }
     }
 
-    public func rrsets(at name: DNSName) -> [RRset]? { nodes[name] }
-
     /// Answers `type` at `name`, which must lie at or below the apex.
     public func answer(_ name: DNSName, _ type: RRType) -> Answer {
         var answer = Answer(rcode: .noError, authoritative: true)

@@ -98,8 +98,4 @@ public struct GatewayPlan: Sendable, Equatable {
         self.namespaces = wanted.map { NamespaceAddresses(netns: $0.key, interface: $0.value.interface, addresses: $0.value.addresses) }
             .sorted { ($0.netns ?? "") < ($1.netns ?? "") }
     }
-
-    public func upstream(of listener: ENIListener) -> Upstream? {
-        upstreams.first { $0.loadBalancer == listener.loadBalancer && $0.listener == listener.listener }
-    }
 }

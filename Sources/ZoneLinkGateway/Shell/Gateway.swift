@@ -206,8 +206,6 @@ public actor Gateway: Service {
         tracker?.publish()
     }
 
-    public var listenerCount: Int { running.count }
-
     /// Each built-in load balancer listener's backends and whether they are healthy.
     public func backendHealth() -> [(loadBalancer: String, listener: Int, backend: Backend, healthy: Bool)] {
         balancers.values.flatMap { checked in
