@@ -110,7 +110,10 @@ final class ZoneLinkServer: @unchecked Sendable {
     }
 
     /// SIGTERM; (ended within the timeout, exited normally, status).
-    func terminate(timeout: Double = 5) -> (ended: Bool, exited: Bool, status: Int32) {
+    /// SIGTERM, then wait for the exit. The bound is generous: on this 2-core machine the suite
+    /// runs schemathesis and namespace labs beside the server, and a clean stop there has taken
+    /// over 5 s; a stop that hangs still fails.
+    func terminate(timeout: Double = 15) -> (ended: Bool, exited: Bool, status: Int32) {
         guard process.isRunning else {
             return (true, process.terminationReason == .exit, process.terminationStatus)
         }
@@ -139,9 +142,8 @@ func withZoneLink(tag: String, mutate: (String) -> String = { $0 },
         server.cleanUp()
         throw error
     }
-    let logs = server.logs
     let (ended, exited, status) = try await offload { server.terminate() }
-    #expect(ended, "zonelink serve did not exit within 5 s of SIGTERM.\n\(logs)")
+    #expect(ended, "zonelink serve did not exit within 15 s of SIGTERM.\n\(server.logs)")
     if ended {
         #expect(exited && status == 0, "zonelink serve: after SIGTERM expected exit status 0, got \(exited ? "exit" : "signal") \(status).\n\(server.logs)")
     }
