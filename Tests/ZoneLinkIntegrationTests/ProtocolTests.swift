@@ -261,6 +261,20 @@ struct RawProtocolTests {
         }
     }
 
+    /// Health checks feed DNS: with ECS 2 and ECS 3 answering (the harness's `BackendListeners`),
+    /// zone b stays healthy once the probes have run, and its listener still gets only its ENI.
+    @Test("Zone affinity holds after unhealthyThreshold health-check intervals with the backends up")
+    func affinityOutlastsHealthChecks() async throws {
+        try await withZoneLink(tag: "health") { server in
+            // clb-1b: interval 2 s, unhealthyThreshold 3; one interval of margin.
+            try await Task.sleep(for: .seconds(8))
+            let q = DNSQuery.build(id: 0x2468, name: Names.endpoint, type: RRType.A)
+            let r = try await DNSClient.udp(q, port: server.pinnedPort).flatMap { DNSResponse.parse($0) }
+            #expect(r?.answerData("A") == [Names.eniB],
+                    "after 8 s of health checks: expected only the zone-b ENI; got \(r.map { "\($0)" } ?? "nothing")\n\(server.logs)")
+        }
+    }
+
     @Test("Negative TTLs, ANY, empty non-terminals, the service name in a VPC without an endpoint")
     func negativeAnswers() async throws {
         // A third listener answering as a client of VPC 2, which has no endpoint of the service.

@@ -1,36 +1,101 @@
 // The servers the tests run: `zonelink serve` on its own config and ports, and NSD.
 import Foundation
+import Synchronization
 import Testing
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Test configs: zones/local.yaml with the two DNS listener ports and the ENI port moved to free
-/// ones and the static zone path made absolute.
+/// Test configs: zones/local.yaml with the two DNS listener ports, the ENI port and the backend
+/// port moved to free ones and the static zone path made absolute.
 struct TestConfig: Sendable {
     /// `dns.listen[0]`: VPC 1, pinned to zone eu-central-1b.
     var pinnedPort: UInt16
     /// `dns.listen[1]`: VPC 1, zone of the source address.
     var sourcePort: UInt16
+    /// The port of ECS 2 and ECS 3 (`backendPort`), where `ZoneLinkServer` runs `BackendListeners`.
+    var backendPort: UInt16
     var yaml: String
+
+    /// ECS 2 and ECS 3 of zones/local.yaml.
+    static let backendAddresses = ["127.168.24.200", "127.168.24.12"]
 
     static func local(mutate: (String) -> String = { $0 }) throws -> TestConfig {
         var text = try String(contentsOf: Paths.localYAML, encoding: .utf8)
-        let pinned = try Ports.free(), source = try Ports.free(), eni = try Ports.free()
-        // The ENI port too: servers of tests running side by side must not share a listener.
+        let pinned = try Ports.free(), source = try Ports.free(), eni = try Ports.free(), backend = try Ports.free()
+        // The ENI and backend ports too: servers of tests running side by side must not share a
+        // listener. (`backendPort` goes first: `port: 8080` is a suffix of it.)
         for (old, new) in [("127.0.0.1:5353", "127.0.0.1:\(pinned)"), ("127.0.0.1:5354", "127.0.0.1:\(source)"),
-                           ("zones/example.internal.zone", Paths.staticZone.path), ("port: 8080", "port: \(eni)"),
+                           ("zones/example.internal.zone", Paths.staticZone.path),
+                           ("backendPort: 8080", "backendPort: \(backend)"), ("port: 8080", "port: \(eni)"),
                            ("ports: \"8080\"", "ports: \"\(eni)\"")] {
             guard text.contains(old) else { throw HarnessError("zones/local.yaml no longer contains `\(old)`") }
             text = text.replacingOccurrences(of: old, with: new)
         }
-        return TestConfig(pinnedPort: pinned, sourcePort: source, yaml: mutate(text))
+        return TestConfig(pinnedPort: pinned, sourcePort: source, backendPort: backend, yaml: mutate(text))
+    }
+}
+
+/// ECS 2 and ECS 3 for the tests that run `zonelink serve` on loopback without a lab: TCP
+/// listeners that accept and close, so the gateway's health checks pass. Without them the
+/// backends turn unhealthy after `unhealthyThreshold` probes, and DNS rightly stops answering
+/// with zone affinity (every ENI is unhealthy) halfway through a test.
+final class BackendListeners: Sendable {
+    private let sockets: [Int32]
+    private let stopped = DispatchGroup()
+    private let isStopped = Mutex(false)
+
+    init(addresses: [String], port: UInt16) throws {
+        var sockets: [Int32] = []
+        for address in addresses {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var one: Int32 = 1
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+            var addr = sockaddr_in(port: port, host: address)
+            let bound = withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard fd >= 0, bound == 0, listen(fd, 64) == 0 else {
+                let reason = String(cString: strerror(errno))
+                close(fd)
+                sockets.forEach { close($0) }
+                throw HarnessError("backend stand-in: cannot listen on \(address):\(port): \(reason)")
+            }
+            sockets.append(fd)
+        }
+        self.sockets = sockets
+        for fd in sockets {
+            stopped.enter()
+            Thread.detachNewThread { [stopped] in
+                // Runs until `stop()` shuts the socket down, which fails the blocked accept.
+                while true {
+                    let connection = accept(fd, nil, nil)
+                    if connection >= 0 { close(connection); continue }
+                    if errno == EINTR || errno == ECONNABORTED { continue }
+                    break
+                }
+                stopped.leave()
+            }
+        }
+    }
+
+    /// Stops accepting, waits for the threads, then closes (so no thread accepts on a reused fd).
+    func stop() {
+        let wasStopped = isStopped.withLock { stopped in
+            defer { stopped = true }
+            return stopped
+        }
+        guard !wasStopped else { return }
+        sockets.forEach { shutdown($0, Int32(SHUT_RDWR)) }
+        _ = stopped.wait(timeout: .now() + 5)
+        sockets.forEach { close($0) }
     }
 }
 
 /// A running `zonelink serve`.
 final class ZoneLinkServer: @unchecked Sendable {
     let process: Process
+    let backends: BackendListeners
     let dir: URL
     let configURL: URL
     let config: TestConfig
@@ -41,8 +106,10 @@ final class ZoneLinkServer: @unchecked Sendable {
     var sourcePort: UInt16 { config.sourcePort }
     var isRunning: Bool { process.isRunning }
 
-    private init(process: Process, dir: URL, configURL: URL, config: TestConfig, stderrURL: URL, stdoutURL: URL) {
+    private init(process: Process, backends: BackendListeners, dir: URL, configURL: URL, config: TestConfig,
+                 stderrURL: URL, stdoutURL: URL) {
         self.process = process
+        self.backends = backends
         self.dir = dir
         self.configURL = configURL
         self.config = config
@@ -73,8 +140,9 @@ final class ZoneLinkServer: @unchecked Sendable {
         p.standardInput = FileHandle.nullDevice
         p.standardError = try FileHandle(forWritingTo: errURL)
         p.standardOutput = try FileHandle(forWritingTo: outURL)
-        try launchProcess(p)
-        return ZoneLinkServer(process: p, dir: dir, configURL: configURL, config: config,
+        let backends = try BackendListeners(addresses: TestConfig.backendAddresses, port: config.backendPort)
+        do { try launchProcess(p) } catch { backends.stop(); throw error }
+        return ZoneLinkServer(process: p, backends: backends, dir: dir, configURL: configURL, config: config,
                               stderrURL: errURL, stdoutURL: outURL)
     }
 
@@ -125,7 +193,10 @@ final class ZoneLinkServer: @unchecked Sendable {
         return (true, process.terminationReason == .exit, process.terminationStatus)
     }
 
-    func cleanUp() { try? FileManager.default.removeItem(at: dir) }
+    func cleanUp() {
+        backends.stop()
+        try? FileManager.default.removeItem(at: dir)
+    }
 }
 
 /// Starts a server on a test config, runs `body`, then stops it with SIGTERM and expects
