@@ -68,6 +68,7 @@ let package = Package(
             dependencies: [
                 "ZoneLinkCore",
                 "ZoneLinkNetwork",
+                "CZoneLinkSystem",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -114,7 +115,10 @@ let package = Package(
         ),
         .testTarget(name: "ZoneLinkCoreTests", dependencies: ["ZoneLinkCore"]),
         .testTarget(name: "ZoneLinkDNSTests", dependencies: ["ZoneLinkDNS", "ZoneLinkCore", "CLDNS"]),
-        .testTarget(name: "ZoneLinkGatewayTests", dependencies: ["ZoneLinkGateway", "ZoneLinkCore"]),
+        .testTarget(
+            name: "ZoneLinkGatewayTests",
+            dependencies: ["ZoneLinkGateway", "ZoneLinkCore", "ZoneLinkNetwork", .product(name: "Logging", package: "swift-log")]
+        ),
         .testTarget(name: "ZoneLinkControlTests", dependencies: ["ZoneLinkControl", "ZoneLinkCore"]),
         .testTarget(
             name: "ZoneLinkControlServerTests",

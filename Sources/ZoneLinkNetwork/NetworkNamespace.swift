@@ -11,17 +11,35 @@ import NIOPosix
 /// connections of flows. SwiftNIO's `bind` and `connect(to:)` create their socket
 /// synchronously on the calling thread and only then hand it to an event loop, so calling them
 /// here is enough. Never `setns` on an event loop or in a Swift task: both serve other work.
+///
+/// A thread that does nothing but create sockets of its own (the TCP relay's workers) may
+/// instead `enter` the namespace it needs next; the namespace stays open for that (`handle`).
 public final class NetworkNamespace: Sendable {
     /// Nil for the host's namespace.
     public let name: String?
     /// The one thread inside the namespace (nil for the host: any thread will do).
     private let thread: NIOThreadPool?
+    /// The namespace, open for `enter` (-1 when it could not be opened).
+    private let handle: Int32
 
-    public static let host = NetworkNamespace(name: nil, thread: nil)
+    /// `/proc/self/ns/net` is the main thread's namespace, and ZoneLink never moves its main
+    /// thread: this is the host's namespace whichever thread first asks.
+    public static let host = NetworkNamespace(name: nil, thread: nil, handle: open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC))
 
-    private init(name: String?, thread: NIOThreadPool?) {
+    private init(name: String?, thread: NIOThreadPool?, handle: Int32) {
         self.name = name
         self.thread = thread
+        self.handle = handle
+    }
+
+    deinit {
+        if handle >= 0 { close(handle) }
+    }
+
+    /// Moves the calling thread into this namespace; false (with `errno` set) when it cannot.
+    /// Only for a dedicated thread of the caller's own: it stays there until it enters another.
+    public func enter() -> Bool {
+        handle >= 0 && zl_enter_network_namespace(handle) == 0
     }
 
     /// Enters `/var/run/netns/NAME` on a new thread. Needs CAP_SYS_ADMIN.
@@ -33,20 +51,18 @@ public final class NetworkNamespace: Sendable {
         pool.start()
         let entered: Int32
         do {
-            entered = try await pool.runIfActive {
-                defer { close(fd) }
-                return zl_enter_network_namespace(fd) == 0 ? 0 : errno
-            }
+            entered = try await pool.runIfActive { zl_enter_network_namespace(fd) == 0 ? 0 : errno }
         } catch {
             close(fd)
             try? await pool.shutdownGracefully()
             throw .cannotEnter(name: name, errno: EINVAL)
         }
         guard entered == 0 else {
+            close(fd)
             try? await pool.shutdownGracefully()
             throw .cannotEnter(name: name, errno: entered)
         }
-        return NetworkNamespace(name: name, thread: pool)
+        return NetworkNamespace(name: name, thread: pool, handle: fd)
     }
 
     /// Runs `body` where sockets it creates belong to this namespace.

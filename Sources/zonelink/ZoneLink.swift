@@ -95,7 +95,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "The tokens file: lines `operator|ACCOUNT-ID SHA256-HEX` (default: <state-dir>/tokens).")
     var tokens: String?
 
-    @Option(name: .long, help: "DNS threads: UDP workers, and TCP event loops (default: one per core).")
+    @Option(name: .long, help: "Threads of each kind: DNS UDP workers, TCP relay workers, event loops (default: one per core).")
     var threads = System.coreCount
 
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
@@ -172,14 +172,21 @@ struct Serve: AsyncParsableCommand {
         let flows = FlowRegistry(table: NATTable(
             portRange: catalog.gateway.natPorts, tcpIdleTimeout: catalog.gateway.tcpIdleTimeout,
             udpIdleTimeout: catalog.gateway.udpIdleTimeout))
-        let gateway = Gateway(
-            catalog: catalog, namespaces: namespaces, group: group, flows: flows, logger: logger,
-            onZoneHealth: { unhealthy in
-                unhealthyENIs.set(unhealthy)
-                answers.update(health: ZoneHealth(unhealthy: Set(unhealthy.map { ENIKey(endpoint: $0.endpoint, zone: $0.zone) })))
-                logger.info("zone health", metadata: ["dns.unhealthy": "\(unhealthy.map { "\($0.endpoint)/\($0.zone)" }.sorted())"])
-            },
-            onReady: { notifier.ready("gateway", status: status) })
+        let gateway: Gateway
+        do {
+            gateway = try Gateway(
+                catalog: catalog, namespaces: namespaces, group: group, relayThreads: threads, flows: flows, logger: logger,
+                onZoneHealth: { unhealthy in
+                    unhealthyENIs.set(unhealthy)
+                    answers.update(health: ZoneHealth(unhealthy: Set(unhealthy.map { ENIKey(endpoint: $0.endpoint, zone: $0.zone) })))
+                    logger.info("zone health", metadata: ["dns.unhealthy": "\(unhealthy.map { "\($0.endpoint)/\($0.zone)" }.sorted())"])
+                },
+                onReady: { notifier.ready("gateway", status: status) })
+        } catch {
+            logger.error("cannot start the gateway: \(error)")
+            await cleanUp()
+            throw ExitStatus.runtimeFailure
+        }
         let runtime = Runtime(
             configPath: config, catalog: catalog, addresses: addresses, answers: answers, dns: dns, gateway: gateway,
             notifier: notifier, group: group, logger: logger)

@@ -68,7 +68,8 @@ struct ReloadFlowTests {
         try #require(listening, "the stand-in backends did not start listening on port \(backendPort)")
 
         try await withZoneLink(tag: "reload-flow", mutate: {
-            $0.replacingOccurrences(of: "backendPort: 8080", with: "backendPort: \(backendPort)")
+            // The slow backends instead of the harness's stand-ins.
+            $0.replacing(/backendPort: \d+/, with: "backendPort: \(backendPort)")
         }) { server in
             let yaml = server.config.yaml
             let eniPort = try #require(yaml.firstMatch(of: /port: (\d+)\n +backendPort/).map { String($0.1) })

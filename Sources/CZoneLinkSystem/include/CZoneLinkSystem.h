@@ -1,7 +1,9 @@
 #ifndef ZONELINK_SYSTEM_H
 #define ZONELINK_SYSTEM_H
 // Linux calls that Swift's Glibc module does not expose (they need _GNU_SOURCE):
-// batched datagram I/O for the DNS listeners, and network namespaces for the gateway.
+// batched datagram I/O for the DNS listeners, network namespaces for the gateway, and the
+// epoll, eventfd and accept4 calls of the gateway's TCP relay.
+#include <stdint.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 
@@ -19,5 +21,23 @@ int zl_enter_network_namespace(int fd);
 
 /// Names the calling thread (15 characters at most), as top(1) and /proc show it.
 void zl_set_thread_name(const char *name);
+
+/// epoll_create1(EPOLL_CLOEXEC).
+int zl_epoll_create(void);
+/// epoll_ctl(EPOLL_CTL_ADD) with `events` and `token` as the event's data. (struct epoll_event
+/// is packed on x86_64, which Swift does not import faithfully; these take plain values.)
+int zl_epoll_add(int epoll, int fd, uint32_t events, uint64_t token);
+int zl_epoll_delete(int epoll, int fd);
+/// epoll_wait into two parallel arrays: each ready descriptor's token and its events.
+int zl_epoll_wait(int epoll, uint64_t *tokens, uint32_t *events, int capacity, int timeout_ms);
+
+/// The event bits the relay uses, and EPOLLEXCLUSIVE (one waiter woken per new connection).
+extern const uint32_t zl_epollin, zl_epollout, zl_epollrdhup, zl_epollerr, zl_epollhup, zl_epollet, zl_epollexclusive;
+
+/// A non-blocking, close-on-exec eventfd, for waking a thread blocked in epoll_wait.
+int zl_eventfd(void);
+
+/// accept4 with SOCK_NONBLOCK | SOCK_CLOEXEC: the peer's IPv4 address in `peer`.
+int zl_accept(int fd, struct sockaddr_in *peer);
 
 #endif

@@ -11,6 +11,10 @@ public final class FlowRegistry: Sendable {
     private let closers = Mutex<[FlowKey: @Sendable () -> Void]>([:])
     private let origin = ContinuousClock.now
 
+    /// NAT ports a flow tries before giving up when the port is taken by a socket outside
+    /// ZoneLink (EADDRINUSE): each retry gets the pool's next port.
+    static let natPortAttempts = 3
+
     public init(table: NATTable) {
         self.table = Mutex(table)
     }

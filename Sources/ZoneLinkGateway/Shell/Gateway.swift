@@ -25,8 +25,14 @@ public actor Gateway: Service {
         var netns: String?
     }
 
+    /// A TCP listener is the relay's; a UDP listener is a NIO channel.
+    private enum Listening {
+        case relay(ListeningSocket)
+        case channel(Channel)
+    }
+
     private struct Running {
-        var channel: Channel
+        var listening: Listening
         var route: RouteBox
     }
 
@@ -43,14 +49,18 @@ public actor Gateway: Service {
     private let namespaces: NamespaceRegistry
     private let group: MultiThreadedEventLoopGroup
     private let flows: FlowRegistry
+    private let relay: TCPRelay
     private let logger: Logger
     private let onZoneHealth: @Sendable (_ unhealthy: Set<ENIZone>) -> Void
     private let onReady: @Sendable () -> Void
 
+    /// `relayThreads`: threads that carry TCP flows (`TCPRelay`); UDP flows, health checks and
+    /// the idle sweep run on `group`. Throws only when the relay cannot make its epoll or eventfd.
     public init(
-        catalog: Catalog, namespaces: NamespaceRegistry, group: MultiThreadedEventLoopGroup, flows: FlowRegistry,
+        catalog: Catalog, namespaces: NamespaceRegistry, group: MultiThreadedEventLoopGroup, relayThreads: Int, flows: FlowRegistry,
         logger: Logger, onZoneHealth: @escaping @Sendable (Set<ENIZone>) -> Void, onReady: @escaping @Sendable () -> Void = {}
-    ) {
+    ) throws {
+        self.relay = try TCPRelay(workers: relayThreads, logger: logger)
         self.onReady = onReady
         self.catalog = catalog
         self.namespaces = namespaces
@@ -69,8 +79,9 @@ public actor Gateway: Service {
         try? await gracefulShutdown()
         sweeper?.cancel()
         for checked in balancers.values { checked.probes.forEach { $0.cancel() } }
-        for running in running.values { try? await running.channel.close() }
+        for running in running.values { await stop(running.listening) }
         flows.close { _ in true }
+        await relay.stop()
     }
 
     /// Runs `catalog` from now on. New listeners are bound first (all or nothing: on failure
@@ -104,10 +115,15 @@ public actor Gateway: Service {
         do {
             for (key, route) in routes where running[key] == nil {
                 let box = RouteBox(route)
-                opened[key] = Running(channel: try await bind(box, in: namespaces.namespace(key.netns)), route: box)
+                opened[key] = Running(listening: try await bind(box, in: namespaces.namespace(key.netns)), route: box)
             }
         } catch {
-            for running in opened.values { try? await running.channel.close() }
+            for running in opened.values {
+                switch running.listening {
+                case .relay(let socket): socket.close()  // no worker watches it yet
+                case .channel(let channel): try? await channel.close()
+                }
+            }
             throw error
         }
 
@@ -116,6 +132,7 @@ public actor Gateway: Service {
             if let existing = running[key] { existing.route.update(route) }
         }
         for (key, running) in opened {
+            if case .relay(let socket) = running.listening { relay.listen(socket) }
             self.running[key] = running
             logger.info("listening", metadata: [
                 "flow.eni": "\(key.address)", "flow.proto": "\(key.proto.rawValue)", "flow.vpc": "\(running.route.current.listener.vpc)",
@@ -124,7 +141,7 @@ public actor Gateway: Service {
         }
         for key in Array(running.keys) where routes[key] == nil {
             if let gone = running.removeValue(forKey: key) {
-                try? await gone.channel.close()
+                await stop(gone.listening)
                 logger.info("stopped listening", metadata: ["flow.eni": "\(key.address)", "flow.proto": "\(key.proto.rawValue)"])
             }
         }
@@ -147,26 +164,14 @@ public actor Gateway: Service {
         tracker.publish()
     }
 
-    private func bind(_ route: RouteBox, in namespace: NetworkNamespace) async throws -> Channel {
+    private func bind(_ route: RouteBox, in namespace: NetworkNamespace) async throws -> Listening {
         let listener = route.current.listener
-        let address = try SocketAddress(ipAddress: listener.address.address.description, port: Int(listener.address.port))
         do {
-            return try await namespace.run { [group] () -> EventLoopFuture<Channel> in
-                switch listener.proto {
-                case .tcp:
-                    ServerBootstrap(group: group)
-                        .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                        .serverChannelOption(.backlog, value: 1024)
-                        .childChannelInitializer { channel in
-                            channel.eventLoop.makeCompletedFuture {
-                                let options = try channel.syncOptions.unwrap()
-                                try options.setOption(.autoRead, value: false)
-                                try options.setOption(.allowRemoteHalfClosure, value: true)
-                                try channel.pipeline.syncOperations.addHandler(TCPFlowHandler(route: route))
-                            }
-                        }
-                        .bind(to: address)
-                case .udp:
+            switch listener.proto {
+            case .tcp:
+                return .relay(try await ListeningSocket.open(route, in: namespace))
+            case .udp:
+                let channel = try await namespace.run { [group] () -> EventLoopFuture<Channel> in
                     DatagramBootstrap(group: group)
                         .channelOption(.socketOption(.so_reuseaddr), value: 1)
                         .channelInitializer { channel in
@@ -174,11 +179,19 @@ public actor Gateway: Service {
                                 try channel.pipeline.syncOperations.addHandler(UDPFlowHandler(route: route))
                             }
                         }
-                        .bind(to: address)
-                }
-            }.get()
+                        .bind(to: listener.address.socketAddress)
+                }.get()
+                return .channel(channel)
+            }
         } catch {
             throw GatewayError.bind(listener.address, listener.proto, netns: listener.netns, error)
+        }
+    }
+
+    private func stop(_ listening: Listening) async {
+        switch listening {
+        case .relay(let socket): await relay.unlisten(socket)
+        case .channel(let channel): try? await channel.close()
         }
     }
 

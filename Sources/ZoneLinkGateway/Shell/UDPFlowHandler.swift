@@ -19,25 +19,38 @@ final class UDPFlowHandler: ChannelInboundHandler {
 
     private final class Session {
         let key: FlowKey
-        let target: SocketAddress
+        /// The route when the session began: its balancer and table, whatever reloads do later.
+        let route: ENIRoute
+        let client: SocketAddress
+        let target: IPv4Endpoint
+        let targetAddress: SocketAddress
         let backend: Int?
         var upstream: Channel?
         var queued: [ByteBuffer] = []
+        /// NAT ports tried so far (`FlowRegistry.natPortAttempts`).
+        var attempts = 1
 
-        init(key: FlowKey, target: SocketAddress, backend: Int?) {
+        init(key: FlowKey, route: ENIRoute, client: SocketAddress, target: IPv4Endpoint, backend: Int?) {
             self.key = key
+            self.route = route
+            self.client = client
             self.target = target
+            self.targetAddress = target.socketAddress
             self.backend = backend
         }
     }
 
     private let box: RouteBox
-    private var route: ENIRoute
     private var sessions: [IPv4Endpoint: Session] = [:]
+    /// The ENI socket's channel, which the sessions' replies go out of.
+    private var eni: Channel?
 
     init(route: RouteBox) {
         self.box = route
-        self.route = route.current
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        eni = context.channel
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -47,7 +60,7 @@ final class UDPFlowHandler: ChannelInboundHandler {
             forward(envelope.data, in: session)
             return
         }
-        route = box.current
+        let route = box.current
         let listener = route.listener
         guard Admission.admit(
             protocol: .udp, port: listener.address.port, source: client.address, connection: listener.connection,
@@ -55,21 +68,10 @@ final class UDPFlowHandler: ChannelInboundHandler {
             let (target, backend) = route.balancer.pick()
         else { return }
         let key = FlowKey(proto: .udp, vpc: listener.vpc, client: client, eni: listener.address)
-        let flow: Flow
-        let targetAddress: SocketAddress
-        do {
-            flow = try route.flows.open(key, target: target, upstream: route.balancer.upstream, endpoint: listener.endpoint, backend: backend)
-            targetAddress = try SocketAddress(ipAddress: target.address.description, port: Int(target.port))
-        } catch {
-            route.balancer.release(backend: backend)
-            route.flows.remove(key)
-            route.logger.warning("flow refused", metadata: ["flow.vpc": "\(listener.vpc)", "flow.client": "\(client)", "flow.error": "\(error)"])
-            return
-        }
-        let session = Session(key: key, target: targetAddress, backend: backend)
+        let session = Session(key: key, route: route, client: envelope.remoteAddress, target: target, backend: backend)
         session.queued.append(envelope.data)
         sessions[client] = session
-        openUpstream(for: session, client: envelope.remoteAddress, nat: flow.binding.nat, context: context)
+        openUpstream(for: session, loop: context.eventLoop)
     }
 
     private func forward(_ payload: ByteBuffer, in session: Session) {
@@ -77,15 +79,30 @@ final class UDPFlowHandler: ChannelInboundHandler {
             if session.queued.count < Self.queueLimit { session.queued.append(payload) }
             return
         }
-        route.flows.recordTraffic(session.key, fromClient: payload.readableBytes, fromTarget: 0)
-        upstream.writeAndFlush(AddressedEnvelope(remoteAddress: session.target, data: payload), promise: nil)
+        session.route.flows.recordTraffic(session.key, fromClient: payload.readableBytes, fromTarget: 0)
+        upstream.writeAndFlush(AddressedEnvelope(remoteAddress: session.targetAddress, data: payload), promise: nil)
     }
 
-    private func openUpstream(for session: Session, client: SocketAddress, nat: IPv4Endpoint, context: ChannelHandlerContext) {
-        let loop = context.eventLoop
-        let eni = context.channel
+    /// Takes a NAT port for `session` and binds its upstream socket there, in the provider's
+    /// namespace; the session waits (its datagrams queued) until it is bound.
+    private func openUpstream(for session: Session, loop: EventLoop) {
+        let route = session.route
+        let nat: IPv4Endpoint
+        do {
+            nat = try route.flows.open(
+                session.key, target: session.target, upstream: route.balancer.upstream, endpoint: route.listener.endpoint,
+                backend: session.backend
+            ).binding.nat
+        } catch {
+            route.logger.warning("flow refused", metadata: [
+                "flow.vpc": "\(route.listener.vpc)", "flow.client": "\(session.key.client)", "flow.error": "\(error)",
+            ])
+            return end(session.key.client, removingFlow: false)
+        }
+        guard let eni else { return end(session.key.client) }
         let key = session.key
-        let target = session.target
+        let client = session.client
+        let target = session.targetAddress
         let flows = route.flows
         let made = route.provider.start(on: loop) {
             DatagramBootstrap(group: loop)
@@ -97,16 +114,17 @@ final class UDPFlowHandler: ChannelInboundHandler {
                             }))
                     }
                 }
-                .bind(to: try SocketAddress(ipAddress: nat.address.description, port: Int(nat.port)))
+                .bind(to: nat.socketAddress)
         }
         let handler = NIOLoopBound(self, eventLoop: loop)
         made.whenComplete { result in
-            handler.value.upstreamOpened(result, for: key.client)
+            handler.value.upstreamOpened(result, for: key.client, loop: loop)
         }
     }
 
-    private func upstreamOpened(_ result: Result<Channel, Error>, for client: IPv4Endpoint) {
+    private func upstreamOpened(_ result: Result<Channel, Error>, for client: IPv4Endpoint, loop: EventLoop) {
         guard let session = sessions[client] else { return }
+        let route = session.route
         switch result {
         case .success(let upstream):
             session.upstream = upstream
@@ -116,16 +134,21 @@ final class UDPFlowHandler: ChannelInboundHandler {
             route.flows.attach(session.key) { upstream.close(promise: nil) }
             let handler = NIOLoopBound(self, eventLoop: upstream.eventLoop)
             upstream.closeFuture.whenComplete { _ in handler.value.end(client) }
+        case .failure(let error as IOError) where error.errnoCode == EADDRINUSE && session.attempts < FlowRegistry.natPortAttempts:
+            // A socket outside ZoneLink holds this NAT port: the pool's next one.
+            session.attempts += 1
+            route.flows.remove(session.key)
+            openUpstream(for: session, loop: loop)
         case .failure(let error):
             route.logger.warning("cannot open UDP flow", metadata: ["flow.client": "\(client)", "flow.error": "\(error)"])
             end(client)
         }
     }
 
-    private func end(_ client: IPv4Endpoint) {
+    private func end(_ client: IPv4Endpoint, removingFlow: Bool = true) {
         guard let session = sessions.removeValue(forKey: client) else { return }
-        route.flows.remove(session.key)
-        route.balancer.release(backend: session.backend)
+        if removingFlow { session.route.flows.remove(session.key) }
+        session.route.balancer.release(backend: session.backend)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -135,6 +158,7 @@ final class UDPFlowHandler: ChannelInboundHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         // An ICMP error for one client says nothing about the others.
+        let route = box.current
         route.logger.debug("udp error", metadata: ["flow.eni": "\(route.listener.address)", "flow.error": "\(error)"])
     }
 }

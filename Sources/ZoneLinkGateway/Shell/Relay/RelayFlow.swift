@@ -1,0 +1,145 @@
+import Glibc
+import ZoneLinkCore
+
+/// One socket of a relayed TCP flow, as its worker sees it.
+///
+/// The sockets are registered edge-triggered, so readiness is remembered here: `readable` and
+/// `writable` are set by epoll and cleared when a call would block.
+struct RelaySocket {
+    var fd: Int32
+    var readable = false
+    var writable = false
+    /// epoll reported the peer's FIN (or an error): read until a read says so, even after a
+    /// short read, because that event will not come again.
+    var hungUp = false
+    /// The peer sent FIN (a read returned 0): nothing more comes from this socket.
+    var inputClosed = false
+    /// We sent FIN (shutdown for writing): nothing more goes to this socket.
+    var outputClosed = false
+    /// Bytes read from the other socket that this one would not take yet. While any wait, the
+    /// other socket is not read: the kernel's buffers are the back-pressure.
+    var pending: [UInt8] = []
+    var pendingOffset = 0
+    /// Bytes read from this socket not yet reported to the NAT table.
+    var unreported = 0
+
+    init(fd: Int32) { self.fd = fd }
+
+    var hasPending: Bool { pendingOffset < pending.count }
+}
+
+/// A TCP flow between a consumer's client and a provider target, relayed by one worker:
+/// what one socket reads, the other writes; a FIN is passed on as a FIN once everything before
+/// it is written (half-close both ways); an error on either socket ends both.
+final class RelayFlow {
+    let key: FlowKey
+    let route: ENIRoute
+    let target: IPv4Endpoint
+    let backend: Int?
+    var client: RelaySocket
+    var provider: RelaySocket
+    /// False until the provider side's non-blocking connect completes.
+    var connected = false
+
+    init(key: FlowKey, route: ENIRoute, target: IPv4Endpoint, backend: Int?, client: Int32, provider: Int32) {
+        self.key = key
+        self.route = route
+        self.target = target
+        self.backend = backend
+        self.client = RelaySocket(fd: client)
+        self.provider = RelaySocket(fd: provider)
+    }
+
+    enum Progress { case open, finished, failed }
+
+    /// Moves whatever can move now, both ways.
+    func advance(buffer: UnsafeMutableRawBufferPointer) -> Progress {
+        guard Self.flush(&provider), Self.flush(&client),
+              Self.pump(from: &client, to: &provider, buffer: buffer),
+              Self.pump(from: &provider, to: &client, buffer: buffer)
+        else { return .failed }
+        let done = client.inputClosed && provider.outputClosed && provider.inputClosed && client.outputClosed
+        return done ? .finished : .open
+    }
+
+    /// Reports the bytes counted since the last report to the NAT table.
+    func report() {
+        guard client.unreported > 0 || provider.unreported > 0 else { return }
+        route.flows.recordTraffic(key, fromClient: client.unreported, fromTarget: provider.unreported)
+        client.unreported = 0
+        provider.unreported = 0
+    }
+
+    /// Reads from `source` and writes to `sink` until `source` has nothing more, `sink` is
+    /// full, or `source` sent FIN (passed on once `sink` has taken everything). False: an error.
+    private static func pump(from source: inout RelaySocket, to sink: inout RelaySocket, buffer: UnsafeMutableRawBufferPointer) -> Bool {
+        while source.readable && !source.inputClosed && !sink.hasPending {
+            let count = read(source.fd, buffer.baseAddress, buffer.count)
+            if count > 0 {
+                source.unreported += count
+                // A short read emptied the socket, and more data will raise a new edge; but a FIN
+                // that came with the data raised its edge already.
+                if count < buffer.count && !source.hungUp { source.readable = false }
+                guard write(UnsafeRawBufferPointer(rebasing: buffer[..<count]), to: &sink) else { return false }
+            } else if count == 0 {
+                source.inputClosed = true
+            } else if errno == EAGAIN || errno == EWOULDBLOCK {
+                source.readable = false
+            } else if errno != EINTR {
+                return false
+            }
+        }
+        if source.inputClosed && !sink.hasPending && !sink.outputClosed {
+            sink.outputClosed = true
+            // ENOTCONN: the peer is already gone; the read side will tell.
+            _ = shutdown(sink.fd, Int32(SHUT_WR))
+        }
+        return true
+    }
+
+    /// Writes `bytes` to `sink`, keeping what it will not take now. False: an error.
+    private static func write(_ bytes: UnsafeRawBufferPointer, to sink: inout RelaySocket) -> Bool {
+        var offset = 0
+        while offset < bytes.count {
+            let sent = send(sink.fd, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
+            if sent > 0 {
+                offset += sent
+            } else if sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                sink.writable = false
+                sink.pending.removeAll(keepingCapacity: true)
+                sink.pending.append(contentsOf: bytes[offset...])
+                sink.pendingOffset = 0
+                return true
+            } else if sent < 0 && errno == EINTR {
+                continue
+            } else {
+                return false
+            }
+        }
+        return true
+    }
+
+    /// Writes what `sink` kept, if it can take more now. False: an error.
+    private static func flush(_ sink: inout RelaySocket) -> Bool {
+        while sink.hasPending && sink.writable {
+            let (fd, offset) = (sink.fd, sink.pendingOffset)
+            let sent = sink.pending.withUnsafeBytes { bytes in
+                send(fd, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
+            }
+            if sent > 0 {
+                sink.pendingOffset += sent
+            } else if sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                sink.writable = false
+            } else if sent < 0 && errno == EINTR {
+                continue
+            } else {
+                return false
+            }
+        }
+        if !sink.hasPending && !sink.pending.isEmpty {
+            sink.pending.removeAll(keepingCapacity: true)
+            sink.pendingOffset = 0
+        }
+        return true
+    }
+}

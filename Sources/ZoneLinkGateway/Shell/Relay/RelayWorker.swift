@@ -1,0 +1,343 @@
+import CZoneLinkSystem
+import Glibc
+import Logging
+import ZoneLinkCore
+import ZoneLinkNetwork
+
+/// One thread of the TCP relay: accepts on every ENI listener (the kernel wakes one worker
+/// per new connection, EPOLLEXCLUSIVE), admits the connection, picks a target, takes a NAT
+/// port, connects from it inside the provider's namespace, and relays both sockets until both
+/// directions have ended. One epoll, one read buffer, no allocation per read.
+///
+/// This is the I/O shell around the pure core (admission, scheduler, NAT table). SwiftNIO's
+/// channels cost about 40 µs of CPU per relayed connection here (two pipelines, futures, and
+/// a dozen epoll_ctl and getsockname calls), where the kernel's share is about 70 µs; this
+/// loop makes one epoll_ctl per socket and none per read or write.
+///
+/// Provider sockets must be made inside the provider's namespace, and a socket belongs to the
+/// namespace of the thread that makes it: the worker `enter`s the namespace it needs next
+/// (a no-op when it is already there, which with one provider VPC is always).
+///
+/// All state is this thread's own; other threads reach it only through `RelayMailbox`.
+final class RelayWorker {
+    static let connectTimeout: Duration = .seconds(5)
+    static let bufferSize = 64 * 1024
+    /// Connections accepted from one listener per wake-up, so one busy listener cannot starve
+    /// the flows already open.
+    static let acceptBatch = 64
+
+    private let epoll: Int32
+    private let mailbox: RelayMailbox
+    private let logger: Logger
+    private let buffer: UnsafeMutableRawBufferPointer
+    private var listeners: [Int: ListeningSocket] = [:]
+    private var flows: [RelayFlow?] = []
+    private var generations: [UInt32] = []
+    private var freeSlots: [Int] = []
+    /// Connects in flight, oldest first (every one has the same timeout).
+    private var connecting: [(deadline: ContinuousClock.Instant, id: RelayFlowID)] = []
+    private var connectingHead = 0
+    /// The namespace this thread is in now: the provider sockets it makes go there.
+    private var namespace: NetworkNamespace?
+    private var now = ContinuousClock.now
+    /// Flows in `flows` (the rest are free slots).
+    private var liveFlows = 0
+    /// When the byte counts of every flow next go to the NAT table.
+    private var nextReport = ContinuousClock.now
+
+    init(epoll: Int32, mailbox: RelayMailbox, logger: Logger) {
+        self.epoll = epoll
+        self.mailbox = mailbox
+        self.logger = logger
+        self.buffer = .allocate(byteCount: Self.bufferSize, alignment: 16)
+    }
+
+    deinit {
+        buffer.deallocate()
+    }
+
+    /// Serves until told to stop, then closes every flow it holds.
+    func run() {
+        let capacity = 256
+        let tokens = UnsafeMutablePointer<UInt64>.allocate(capacity: capacity)
+        let events = UnsafeMutablePointer<UInt32>.allocate(capacity: capacity)
+        defer {
+            tokens.deallocate()
+            events.deallocate()
+        }
+        _ = zl_epoll_add(epoll, mailbox.wakeFD, zl_epollin, Token.wake.value)
+        var running = true
+        while running {
+            let count = zl_epoll_wait(epoll, tokens, events, Int32(capacity), waitTimeout())
+            now = .now
+            for i in 0..<max(0, Int(count)) {
+                switch Token(tokens[i]) {
+                case .wake: running = obey(mailbox.take()) && running
+                case .listener(let id): if let listener = listeners[id] { accept(from: listener) }
+                case .client(let id): ready(id, client: true, events: events[i])
+                case .provider(let id): ready(id, client: false, events: events[i])
+                }
+            }
+            expireConnects()
+            reportTraffic()
+        }
+        for slot in flows.indices {
+            if let flow = flows[slot] { end(flow, RelayFlowID(slot: slot, generation: generations[slot])) }
+        }
+    }
+
+    // MARK: Commands
+
+    /// False once told to stop.
+    private func obey(_ commands: [RelayCommand]) -> Bool {
+        var running = true
+        for command in commands {
+            switch command {
+            case .listen(let socket):
+                listeners[socket.id] = socket
+                if zl_epoll_add(epoll, socket.fd, zl_epollin | zl_epollexclusive, Token.listener(socket.id).value) != 0 {
+                    logger.error("cannot watch ENI listener", metadata: [
+                        "flow.eni": "\(socket.route.current.listener.address)", "error": "\(SocketCall.errorText(errno))",
+                    ])
+                }
+            case .unlisten(let socket, let done):
+                _ = zl_epoll_delete(epoll, socket.fd)
+                listeners[socket.id] = nil
+                done()
+            case .close(let id):
+                if let flow = flow(id) { end(flow, id) }
+            case .stop:
+                running = false
+            }
+        }
+        return running
+    }
+
+    // MARK: New connections
+
+    private func accept(from listener: ListeningSocket) {
+        for _ in 0..<Self.acceptBatch {
+            var peer = sockaddr_in()
+            let fd = zl_accept(listener.fd, &peer)
+            if fd >= 0 {
+                start(fd, client: IPv4Endpoint(peer), route: listener.route.current)
+            } else if errno == EINTR || errno == ECONNABORTED {
+                continue
+            } else {
+                if errno != EAGAIN && errno != EWOULDBLOCK {
+                    logger.warning("accept failed", metadata: [
+                        "flow.eni": "\(listener.route.current.listener.address)", "error": "\(SocketCall.errorText(errno))",
+                    ])
+                }
+                return
+            }
+        }
+    }
+
+    /// Admits a connection accepted at an ENI and starts its flow, or resets it.
+    private func start(_ clientFD: Int32, client: IPv4Endpoint, route: ENIRoute) {
+        let listener = route.listener
+        let decision = Admission.admit(
+            protocol: .tcp, port: listener.address.port, source: client.address, connection: listener.connection,
+            securityGroups: listener.securityGroups)
+        guard decision == .admit else { return refuse(clientFD, route, "\(decision)") }
+        guard let (target, backend) = route.balancer.pick() else {
+            return refuse(clientFD, route, "no healthy backend behind \(listener.loadBalancer)")
+        }
+        let key = FlowKey(proto: .tcp, vpc: listener.vpc, client: client, eni: listener.address)
+        for attempt in 1...FlowRegistry.natPortAttempts {
+            let nat: IPv4Endpoint
+            do {
+                nat = try route.flows.open(
+                    key, target: target, upstream: route.balancer.upstream, endpoint: listener.endpoint, backend: backend
+                ).binding.nat
+            } catch {
+                route.balancer.release(backend: backend)
+                route.logger.warning("flow refused", metadata: ["flow.vpc": "\(listener.vpc)", "flow.client": "\(client)", "flow.error": "\(error)"])
+                return refuse(clientFD, route, "\(error)")
+            }
+            switch connect(from: nat, to: target, in: route.provider) {
+            case .success(let providerFD):
+                SocketCall.setOption(clientFD, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
+                return watch(RelayFlow(key: key, route: route, target: target, backend: backend, client: clientFD, provider: providerFD))
+            case .failure(let error) where error.errno == EADDRINUSE && attempt < FlowRegistry.natPortAttempts:
+                route.flows.remove(key)
+            case .failure(let error):
+                route.flows.remove(key)
+                route.balancer.release(backend: backend)
+                return refuse(clientFD, route, "cannot reach \(target) from \(nat): \(error)")
+            }
+        }
+    }
+
+    /// A non-blocking connect from `nat` to `target`, made inside `provider`.
+    private func connect(from nat: IPv4Endpoint, to target: IPv4Endpoint, in provider: NetworkNamespace) -> Result<Int32, ListenError> {
+        if namespace !== provider {
+            guard provider.enter() else { return .failure(ListenError(errno: errno)) }
+            namespace = provider
+        }
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return .failure(ListenError(errno: errno)) }
+        SocketCall.setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1)
+        SocketCall.setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
+        guard SocketCall.bind(fd, to: nat) == 0, SocketCall.connect(fd, to: target) == 0 || errno == EINPROGRESS else {
+            let error = ListenError(errno: errno)
+            close(fd)
+            return .failure(error)
+        }
+        return .success(fd)
+    }
+
+    private func refuse(_ fd: Int32, _ route: ENIRoute, _ why: String) {
+        route.logger.debug("connection reset", metadata: ["flow.eni": "\(route.listener.address)", "flow.reason": "\(why)"])
+        SocketCall.reset(fd)
+    }
+
+    /// Gives the flow a slot and watches both sockets, edge-triggered, for everything at once:
+    /// no epoll_ctl is needed again until they close.
+    private func watch(_ flow: RelayFlow) {
+        let slot: Int
+        if let free = freeSlots.popLast() {
+            slot = free
+        } else {
+            slot = flows.count
+            flows.append(nil)
+            generations.append(0)
+        }
+        let id = RelayFlowID(slot: slot, generation: generations[slot])
+        flows[slot] = flow
+        liveFlows += 1
+        let interest = zl_epollin | zl_epollout | zl_epollrdhup | zl_epollet
+        guard zl_epoll_add(epoll, flow.client.fd, interest, Token.client(id).value) == 0,
+              zl_epoll_add(epoll, flow.provider.fd, interest, Token.provider(id).value) == 0
+        else {
+            flow.route.logger.warning("cannot watch a flow's sockets", metadata: ["flow.key": "\(flow.key)", "error": "\(SocketCall.errorText(errno))"])
+            return end(flow, id)
+        }
+        connecting.append((now + Self.connectTimeout, id))
+    }
+
+    // MARK: Established flows
+
+    private func ready(_ id: RelayFlowID, client: Bool, events: UInt32) {
+        guard let flow = flow(id) else { return }
+        let readable = events & (zl_epollin | zl_epollrdhup | zl_epollhup | zl_epollerr) != 0
+        let writable = events & (zl_epollout | zl_epollhup | zl_epollerr) != 0
+        let hungUp = events & (zl_epollrdhup | zl_epollhup | zl_epollerr) != 0
+        if client {
+            if readable { flow.client.readable = true }
+            if writable { flow.client.writable = true }
+            if hungUp { flow.client.hungUp = true }
+        } else {
+            if readable { flow.provider.readable = true }
+            if writable { flow.provider.writable = true }
+            if hungUp { flow.provider.hungUp = true }
+        }
+        if !flow.connected {
+            guard !client, writable else { return }
+            if events & (zl_epollerr | zl_epollhup) != 0 {
+                var code: Int32 = 0
+                var length = socklen_t(MemoryLayout<Int32>.size)
+                getsockopt(flow.provider.fd, SOL_SOCKET, SO_ERROR, &code, &length)
+                return failConnect(flow, id, ListenError(errno: code == 0 ? ECONNREFUSED : code))
+            }
+            flow.connected = true
+            flow.route.flows.attach(flow.key) { [mailbox] in mailbox.post(.close(id)) }
+        }
+        if flow.advance(buffer: buffer) != .open { end(flow, id) }
+    }
+
+    private func failConnect(_ flow: RelayFlow, _ id: RelayFlowID, _ error: ListenError) {
+        flow.route.logger.debug("connection reset", metadata: [
+            "flow.eni": "\(flow.route.listener.address)", "flow.reason": "cannot reach \(flow.target): \(error)",
+        ])
+        // A reset tells the client at once, as a refusing backend would have.
+        var hard = linger(l_onoff: 1, l_linger: 0)
+        setsockopt(flow.client.fd, SOL_SOCKET, SO_LINGER, &hard, socklen_t(MemoryLayout<linger>.size))
+        end(flow, id)
+    }
+
+    private func expireConnects() {
+        while connectingHead < connecting.count, connecting[connectingHead].deadline <= now {
+            let id = connecting[connectingHead].id
+            connectingHead += 1
+            if let flow = flow(id), !flow.connected { failConnect(flow, id, ListenError(errno: ETIMEDOUT)) }
+        }
+        if connectingHead == connecting.count {
+            connecting.removeAll(keepingCapacity: true)
+            connectingHead = 0
+        } else if connectingHead > 1024 {
+            connecting.removeFirst(connectingHead)
+            connectingHead = 0
+        }
+    }
+
+    /// Once a second, every flow's byte counts go to the NAT table, whose idle clock and
+    /// `nat list` need no finer grain: a busy flow takes the table's lock once a second, not
+    /// once per read. (Not on events alone: a flow waiting on a slow reader may see none for
+    /// many seconds while its bytes are on their way.)
+    private func reportTraffic() {
+        guard now >= nextReport else { return }
+        nextReport = now + .seconds(1)
+        for case let flow? in flows { flow.report() }
+    }
+
+    /// Milliseconds until the oldest connect times out or the next traffic report is due; -1
+    /// (wait for events) when neither is.
+    private func waitTimeout() -> Int32 {
+        var deadline: ContinuousClock.Instant?
+        if connectingHead < connecting.count { deadline = connecting[connectingHead].deadline }
+        if liveFlows > 0 { deadline = min(deadline ?? nextReport, nextReport) }
+        guard let deadline else { return -1 }
+        let (seconds, attoseconds) = (deadline - ContinuousClock.now).components
+        return Int32(clamping: max(0, seconds * 1000 + attoseconds / 1_000_000_000_000_000 + 1))
+    }
+
+    /// Closes both sockets (closing also drops them from epoll) and forgets the flow.
+    private func end(_ flow: RelayFlow, _ id: RelayFlowID) {
+        flow.report()
+        close(flow.client.fd)
+        close(flow.provider.fd)
+        flow.route.flows.remove(flow.key)
+        flow.route.balancer.release(backend: flow.backend)
+        flows[id.slot] = nil
+        liveFlows -= 1
+        generations[id.slot] = (generations[id.slot] &+ 1) & Token.generationMask
+        freeSlots.append(id.slot)
+    }
+
+    private func flow(_ id: RelayFlowID) -> RelayFlow? {
+        guard id.slot < flows.count, generations[id.slot] == id.generation else { return nil }
+        return flows[id.slot]
+    }
+}
+
+/// What an epoll event is about, packed into its 64-bit data: the kind in the low 2 bits, then
+/// a listener's ID, or a flow's slot (32 bits) and generation (30 bits).
+enum Token: Equatable {
+    case wake
+    case listener(Int)
+    case client(RelayFlowID)
+    case provider(RelayFlowID)
+
+    static let generationMask: UInt32 = (1 << 30) - 1
+
+    init(_ value: UInt64) {
+        let id = RelayFlowID(slot: Int((value >> 2) & 0xFFFF_FFFF), generation: UInt32(value >> 34))
+        switch value & 3 {
+        case 0: self = .wake
+        case 1: self = .listener(Int(value >> 2))
+        case 2: self = .client(id)
+        default: self = .provider(id)
+        }
+    }
+
+    var value: UInt64 {
+        switch self {
+        case .wake: 0
+        case .listener(let id): UInt64(id) << 2 | 1
+        case .client(let id): UInt64(id.generation) << 34 | UInt64(id.slot) << 2 | 2
+        case .provider(let id): UInt64(id.generation) << 34 | UInt64(id.slot) << 2 | 3
+        }
+    }
+}

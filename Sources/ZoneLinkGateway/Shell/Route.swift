@@ -1,0 +1,25 @@
+import Logging
+import Synchronization
+import ZoneLinkCore
+import ZoneLinkNetwork
+
+/// Everything one ENI listener needs to turn a new connection or datagram into a flow.
+struct ENIRoute: Sendable {
+    let listener: GatewayPlan.ENIListener
+    let balancer: Balancer
+    let provider: NetworkNamespace
+    let flows: FlowRegistry
+    let logger: Logger
+}
+
+/// An ENI listener's current route: a reload that changes, say, the security groups replaces
+/// it, and the next flow reads the new one while flows already open keep theirs.
+final class RouteBox: Sendable {
+    private let route: Mutex<ENIRoute>
+
+    init(_ route: ENIRoute) { self.route = Mutex(route) }
+
+    var current: ENIRoute { route.withLock { $0 } }
+
+    func update(_ new: ENIRoute) { route.withLock { $0 = new } }
+}

@@ -1,0 +1,69 @@
+import Glibc
+import NIOCore
+import ZoneLinkCore
+
+extension IPv4Endpoint {
+    /// As NIO wants it, without formatting and parsing a string (the host name stays empty).
+    var socketAddress: SocketAddress {
+        SocketAddress(sockaddr, host: "")
+    }
+
+    /// As the socket calls want it.
+    var sockaddr: sockaddr_in {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = self.address.value.bigEndian
+        return address
+    }
+
+    init(_ address: sockaddr_in) {
+        self.init(address: IPv4Address(UInt32(bigEndian: address.sin_addr.s_addr)), port: UInt16(bigEndian: address.sin_port))
+    }
+}
+
+extension SocketAddress {
+    var ipv4Endpoint: IPv4Endpoint? {
+        guard case .v4(let address) = self else { return nil }
+        return IPv4Endpoint(address.address)
+    }
+}
+
+extension Optional {
+    /// The value, or `ChannelError.operationUnsupported` (for `syncOptions`, absent off the loop).
+    func unwrap() throws -> Wrapped {
+        guard let value = self else { throw ChannelError.operationUnsupported }
+        return value
+    }
+}
+
+/// The socket calls that take an address, with an `IPv4Endpoint`.
+enum SocketCall {
+    static func bind(_ fd: Int32, to endpoint: IPv4Endpoint) -> Int32 {
+        var address = endpoint.sockaddr
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: Glibc.sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+    }
+
+    static func connect(_ fd: Int32, to endpoint: IPv4Endpoint) -> Int32 {
+        var address = endpoint.sockaddr
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: Glibc.sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+    }
+
+    static func setOption(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: Int32) {
+        var value = value
+        setsockopt(fd, level, name, &value, socklen_t(MemoryLayout<Int32>.size))
+    }
+
+    /// Closes with a reset (SO_LINGER 0), as a closed port or a refusing firewall would.
+    static func reset(_ fd: Int32) {
+        var hard = linger(l_onoff: 1, l_linger: 0)
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &hard, socklen_t(MemoryLayout<linger>.size))
+        close(fd)
+    }
+
+    static func errorText(_ code: Int32) -> String { String(cString: strerror(code)) }
+}

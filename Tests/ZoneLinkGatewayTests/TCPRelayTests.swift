@@ -1,0 +1,305 @@
+// The TCP relay's I/O shell on real loopback sockets in the host namespace (no root needed):
+// one relay worker, an ENI listener, a target served by a thread of the test, NAT from a third
+// address. Each test has its own 127.77.N.0/24 so that tests running side by side never meet.
+import Foundation
+import Glibc
+import Logging
+import Testing
+import ZoneLinkCore
+import ZoneLinkNetwork
+@testable import ZoneLinkGateway
+
+@Suite("TCP relay on loopback sockets")
+struct TCPRelayTests {
+    @Test("Bytes cross both ways; the client's FIN reaches the target after its data; the flow then leaves the table")
+    func clientClosesFirst() async throws {
+        let target = try TargetServer(address: "127.77.1.2") { connection in
+            // Echo until the client's FIN, then answer once more and close.
+            let received = Blocking.readToEOF(connection)
+            Blocking.sendAll(connection, received.bytes + Array("bye".utf8))
+            return received.bytes
+        }
+        let rig = try await RelayRig(subnet: 1, target: target.endpoint)
+        let payload = (0..<1_000_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        let client = try Blocking.connect(from: "127.77.1.10", to: rig.eni)
+        Blocking.sendAll(client, payload)
+        shutdown(client, Int32(SHUT_WR))
+        let answer = Blocking.readToEOF(client)
+        close(client)
+        #expect(answer.error == nil && answer.bytes == payload + Array("bye".utf8),
+                "expected the 1,000,000 bytes echoed then `bye` and EOF; got \(answer.bytes.count) bytes, error \(answer.error.map(SocketCall.errorText) ?? "none")")
+        #expect(target.peers.map(\.address) == [IPv4Address("127.77.1.3")!], "the target should see only the NAT address; saw \(target.peers)")
+        #expect(await rig.tableEmpties(), "the flow should leave the NAT table once both directions ended: \(rig.flows.snapshot())")
+        await rig.stop()
+        target.stop()
+    }
+
+    @Test("The target's FIN reaches the client first; the client's data after it still reaches the target")
+    func targetClosesFirst() async throws {
+        let target = try TargetServer(address: "127.77.2.2") { connection in
+            Blocking.sendAll(connection, Array("hello".utf8))
+            shutdown(connection, Int32(SHUT_WR))
+            return Blocking.readToEOF(connection).bytes
+        }
+        let rig = try await RelayRig(subnet: 2, target: target.endpoint)
+        let client = try Blocking.connect(from: "127.77.2.10", to: rig.eni)
+        let greeting = Blocking.readToEOF(client)
+        Blocking.sendAll(client, Array("sent after the target's FIN".utf8))
+        shutdown(client, Int32(SHUT_WR))
+        let rest = Blocking.readToEOF(client)
+        close(client)
+        #expect(greeting.bytes == Array("hello".utf8) && greeting.error == nil && rest.bytes.isEmpty && rest.error == nil)
+        #expect(await target.received() == [Array("sent after the target's FIN".utf8)])
+        #expect(await rig.tableEmpties(), "the flow should leave the NAT table: \(rig.flows.snapshot())")
+        await rig.stop()
+        target.stop()
+    }
+
+    @Test("A client that reads slowly gets all 16 MiB in order (back-pressure), and the bytes show in the table meanwhile")
+    func slowReader() async throws {
+        let size = 16 << 20
+        let target = try TargetServer(address: "127.77.3.2") { connection in
+            let block = (0..<65_536).map { UInt8(truncatingIfNeeded: $0 / 3) }
+            for _ in 0..<(size / block.count) { Blocking.sendAll(connection, block) }
+            return []
+        }
+        let rig = try await RelayRig(subnet: 3, target: target.endpoint)
+        let client = try Blocking.connect(from: "127.77.3.10", to: rig.eni)
+        // Nothing read for a while: the relay must hold back, not buffer 16 MiB, and still report.
+        try await Task.sleep(for: .milliseconds(1500))
+        let shown = rig.flows.snapshot().first?.flow.bytesFromTarget ?? 0
+        let answer = Blocking.readToEOF(client)
+        close(client)
+        let block = (0..<65_536).map { UInt8(truncatingIfNeeded: $0 / 3) }
+        let whole = answer.bytes.count == size && stride(from: 0, to: size, by: block.count).allSatisfy {
+            answer.bytes[$0..<($0 + block.count)].elementsEqual(block)
+        }
+        #expect(whole && answer.error == nil, "expected 16 MiB in order; got \(answer.bytes.count) bytes")
+        #expect(shown > 0, "after 1.5 s the NAT table should show the bytes read from the target so far")
+        #expect(await rig.tableEmpties())
+        await rig.stop()
+        target.stop()
+    }
+
+    @Test("A target that refuses: the client gets a reset, nothing stays in the table")
+    func refusedTarget() async throws {
+        // A port nothing listens on: bind it, read it back, close it.
+        let unused = try Blocking.listen("127.77.4.2")
+        close(unused.fd)
+        let rig = try await RelayRig(subnet: 4, target: IPv4Endpoint(address: IPv4Address("127.77.4.2")!, port: unused.port))
+        let client = try Blocking.connect(from: "127.77.4.10", to: rig.eni)
+        let answer = Blocking.readToEOF(client)
+        close(client)
+        #expect(answer.error == ECONNRESET, "expected ECONNRESET; got \(answer.error.map(SocketCall.errorText) ?? "EOF")")
+        #expect(await rig.tableEmpties())
+        await rig.stop()
+    }
+
+    @Test("A security group that does not admit the source: reset, and no flow is opened")
+    func refusedBySecurityGroup() async throws {
+        let target = try TargetServer(address: "127.77.5.2") { _ in [] }
+        let rig = try await RelayRig(subnet: 5, target: target.endpoint, admit: IPv4Prefix("10.0.0.0/8")!)
+        let client = try Blocking.connect(from: "127.77.5.10", to: rig.eni)
+        let answer = Blocking.readToEOF(client)
+        close(client)
+        #expect(answer.error == ECONNRESET, "expected ECONNRESET; got \(answer.error.map(SocketCall.errorText) ?? "EOF")")
+        #expect(target.peers.isEmpty)
+        await rig.stop()
+        target.stop()
+    }
+
+    @Test("A NAT port taken by a socket outside ZoneLink: the flow leaves from the pool's next port")
+    func natPortTakenOutside() async throws {
+        let target = try TargetServer(address: "127.77.6.2") { connection in Blocking.readToEOF(connection).bytes }
+        let rig = try await RelayRig(subnet: 6, target: target.endpoint)
+        let squatter = try Blocking.listen("127.77.6.3", port: rig.natPorts.lowerBound)
+        defer { close(squatter.fd) }
+        let client = try Blocking.connect(from: "127.77.6.10", to: rig.eni)
+        Blocking.sendAll(client, Array("x".utf8))
+        shutdown(client, Int32(SHUT_WR))
+        _ = Blocking.readToEOF(client)
+        close(client)
+        #expect(target.peers == [IPv4Endpoint(address: IPv4Address("127.77.6.3")!, port: rig.natPorts.lowerBound + 1)])
+        await rig.stop()
+        target.stop()
+    }
+
+    @Test("Closing a flow from outside (idle expiry, endpoint gone) closes both sockets")
+    func closedFromOutside() async throws {
+        let target = try TargetServer(address: "127.77.7.2") { connection in Blocking.readToEOF(connection).bytes }
+        let rig = try await RelayRig(subnet: 7, target: target.endpoint)
+        let client = try Blocking.connect(from: "127.77.7.10", to: rig.eni)
+        Blocking.sendAll(client, Array("open".utf8))
+        #expect(await rig.poll { rig.flows.snapshot().count == 1 })
+        rig.flows.close { _ in true }
+        let answer = Blocking.readToEOF(client)
+        close(client)
+        #expect(answer.bytes.isEmpty, "the client should see its connection end")
+        #expect(await target.received() == [Array("open".utf8)], "the target should see the data, then the end")
+        #expect(await rig.tableEmpties())
+        await rig.stop()
+        target.stop()
+    }
+}
+
+/// A relay with one worker and one ENI listener on 127.77.`subnet`.1 (a port the kernel
+/// picks), sending flows to `target` from NAT address 127.77.`subnet`.3.
+struct RelayRig {
+    let relay: TCPRelay
+    let socket: ListeningSocket
+    let flows: FlowRegistry
+    let eni: IPv4Endpoint
+    let natPorts: ClosedRange<UInt16>
+
+    init(subnet: Int, target: IPv4Endpoint, admit source: IPv4Prefix = IPv4Prefix("127.0.0.0/8")!) async throws {
+        let logger = Logger(label: "relay-test") { _ in SwiftLogNoOpLogHandler() }
+        // Ports of their own per subnet, above the ephemeral range the kernel hands out.
+        let first = UInt16(61_000 + subnet * 100)
+        natPorts = first...(first + 99)
+        flows = FlowRegistry(table: NATTable(portRange: natPorts))
+        let upstream = GatewayPlan.Upstream(
+            loadBalancer: "clb-test", listener: 0, providerVPC: "vpc-2", providerNetns: nil,
+            natAddresses: [IPv4Address("127.77.\(subnet).3")!], external: target, backends: [], backendPort: target.port,
+            scheduler: .wrr, healthCheck: HealthCheck())
+        let listener = GatewayPlan.ENIListener(
+            proto: .tcp, vpc: "vpc-1", netns: nil, address: IPv4Endpoint(address: IPv4Address("127.77.\(subnet).1")!, port: 0),
+            endpoint: "ep-test", zone: "zone-a", loadBalancer: "clb-test", listener: 0,
+            securityGroups: [SecurityGroup(id: "sg-test", ingress: [IngressRule(protocol: .tcp, ports: 0...65535, source: source)])],
+            connection: .connected)
+        let route = RouteBox(ENIRoute(listener: listener, balancer: Balancer(upstream), provider: .host, flows: flows, logger: logger))
+        relay = try TCPRelay(workers: 1, logger: logger)
+        socket = try await ListeningSocket.open(route, in: .host)
+        eni = IPv4Endpoint(address: listener.address.address, port: Blocking.localPort(socket.fd))
+        relay.listen(socket)
+    }
+
+    func poll(_ condition: () -> Bool) async -> Bool {
+        for _ in 0..<100 {
+            if condition() { return true }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return condition()
+    }
+
+    func tableEmpties() async -> Bool { await poll { flows.snapshot().isEmpty } }
+
+    func stop() async {
+        await relay.unlisten(socket)
+        await relay.stop()
+    }
+}
+
+/// A target: a listener on a thread that hands each connection to `serve` (on a thread of its
+/// own), keeps who connected and what `serve` returned, and closes the connection after.
+final class TargetServer: @unchecked Sendable {
+    // @unchecked: `lock` guards `_peers` and `_received`; `fd` and `endpoint` never change.
+    let endpoint: IPv4Endpoint
+    private let fd: Int32
+    private let lock = NSLock()
+    private var _peers: [IPv4Endpoint] = []
+    private var _received: [[UInt8]] = []
+
+    init(address: String, serve: @escaping @Sendable (Int32) -> [UInt8]) throws {
+        let listening = try Blocking.listen(address)
+        fd = listening.fd
+        endpoint = IPv4Endpoint(address: IPv4Address(address)!, port: listening.port)
+        Thread.detachNewThread { [self, fd] in
+            while true {
+                var peer = sockaddr_in()
+                var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+                let connection = withUnsafeMutablePointer(to: &peer) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { accept(fd, $0, &length) }
+                }
+                guard connection >= 0 else { return }
+                lock.withLock { _peers.append(IPv4Endpoint(peer)) }
+                Thread.detachNewThread {
+                    let received = serve(connection)
+                    close(connection)
+                    self.lock.withLock { self._received.append(received) }
+                }
+            }
+        }
+    }
+
+    var peers: [IPv4Endpoint] { lock.withLock { _peers } }
+
+    /// What `serve` returned for each connection, once at least one has finished (2 s at most).
+    func received() async -> [[UInt8]] {
+        for _ in 0..<100 where lock.withLock({ _received.isEmpty }) {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return lock.withLock { _received }
+    }
+
+    func stop() {
+        shutdown(fd, Int32(SHUT_RDWR))
+        close(fd)
+    }
+}
+
+/// Blocking socket calls for the test's own ends of a connection, each bounded by a 5 s timeout.
+enum Blocking {
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    static func listen(_ address: String, port: UInt16 = 0) throws -> (fd: Int32, port: UInt16) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        SocketCall.setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1)
+        guard SocketCall.bind(fd, to: IPv4Endpoint(address: IPv4Address(address)!, port: port)) == 0, Glibc.listen(fd, 16) == 0 else {
+            let error = SocketCall.errorText(errno)
+            close(fd)
+            throw Failure(description: "listen on \(address):\(port): \(error)")
+        }
+        return (fd, localPort(fd))
+    }
+
+    static func connect(from source: String, to target: IPv4Endpoint) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        guard SocketCall.bind(fd, to: IPv4Endpoint(address: IPv4Address(source)!, port: 0)) == 0,
+              SocketCall.connect(fd, to: target) == 0
+        else {
+            let error = SocketCall.errorText(errno)
+            close(fd)
+            throw Failure(description: "connect \(source) -> \(target): \(error)")
+        }
+        return fd
+    }
+
+    static func sendAll(_ fd: Int32, _ bytes: [UInt8]) {
+        var offset = 0
+        while offset < bytes.count {
+            let sent = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL)) }
+            guard sent > 0 else { return }
+            offset += sent
+        }
+    }
+
+    /// Everything until EOF; `error` is set when the connection ended otherwise (reset, timeout).
+    static func readToEOF(_ fd: Int32) -> (bytes: [UInt8], error: Int32?) {
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if count > 0 {
+                bytes += chunk[..<count]
+            } else if count == 0 {
+                return (bytes, nil)
+            } else if errno != EINTR {
+                return (bytes, errno)
+            }
+        }
+    }
+
+    static func localPort(_ fd: Int32) -> UInt16 {
+        var address = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        return UInt16(bigEndian: address.sin_port)
+    }
+}
