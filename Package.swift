@@ -117,7 +117,12 @@ let package = Package(
         .testTarget(name: "ZoneLinkDNSTests", dependencies: ["ZoneLinkDNS", "ZoneLinkCore", "CLDNS"]),
         .testTarget(
             name: "ZoneLinkGatewayTests",
-            dependencies: ["ZoneLinkGateway", "ZoneLinkCore", "ZoneLinkNetwork", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "ZoneLinkGateway", "ZoneLinkCore", "ZoneLinkNetwork",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
         ),
         .testTarget(name: "ZoneLinkControlTests", dependencies: ["ZoneLinkControl", "ZoneLinkCore"]),
         .testTarget(
