@@ -1,4 +1,6 @@
+import Logging
 import ZoneLinkCore
+import ZoneLinkNetwork
 @testable import ZoneLinkGateway
 
 func ip(_ text: String) -> IPv4Address { IPv4Address(text)! }
@@ -30,4 +32,22 @@ extension NATTable {
             key, target: target, providerVPC: providerVPC, natAddresses: nat, endpoint: "ep-consumer1",
             loadBalancer: loadBalancer, backend: 0, now: now)
     }
+}
+
+/// The route of an ENI listener on `eni` (a port the kernel picks: 0) in the host namespace
+/// whose flows go to `target`, an external load balancer, from `nat`; its security group
+/// admits `admit` on every port.
+func loopbackRoute(
+    _ proto: TransportProtocol, eni: IPv4Address, nat: IPv4Address, target: IPv4Endpoint, flows: FlowRegistry,
+    admit: IPv4Prefix, logger: Logger
+) -> RouteBox {
+    let upstream = GatewayPlan.Upstream(
+        loadBalancer: "clb-test", listener: 0, providerVPC: "vpc-2", providerNetns: nil, natAddresses: [nat],
+        external: target, backends: [], backendPort: target.port, scheduler: .wrr, healthCheck: HealthCheck())
+    let listener = GatewayPlan.ENIListener(
+        proto: proto, vpc: "vpc-1", netns: nil, address: IPv4Endpoint(address: eni, port: 0), endpoint: "ep-test",
+        zone: "zone-a", loadBalancer: "clb-test", listener: 0,
+        securityGroups: [SecurityGroup(id: "sg-test", ingress: [IngressRule(protocol: proto, ports: 0...65535, source: admit)])],
+        connection: .connected)
+    return RouteBox(ENIRoute(listener: listener, balancer: Balancer(upstream), provider: .host, flows: flows, logger: logger))
 }

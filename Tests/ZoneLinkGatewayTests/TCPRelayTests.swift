@@ -157,19 +157,12 @@ struct RelayRig {
         let first = UInt16(61_000 + subnet * 100)
         natPorts = first...(first + 99)
         flows = FlowRegistry(table: NATTable(portRange: natPorts))
-        let upstream = GatewayPlan.Upstream(
-            loadBalancer: "clb-test", listener: 0, providerVPC: "vpc-2", providerNetns: nil,
-            natAddresses: [IPv4Address("127.77.\(subnet).3")!], external: target, backends: [], backendPort: target.port,
-            scheduler: .wrr, healthCheck: HealthCheck())
-        let listener = GatewayPlan.ENIListener(
-            proto: .tcp, vpc: "vpc-1", netns: nil, address: IPv4Endpoint(address: IPv4Address("127.77.\(subnet).1")!, port: 0),
-            endpoint: "ep-test", zone: "zone-a", loadBalancer: "clb-test", listener: 0,
-            securityGroups: [SecurityGroup(id: "sg-test", ingress: [IngressRule(protocol: .tcp, ports: 0...65535, source: source)])],
-            connection: .connected)
-        let route = RouteBox(ENIRoute(listener: listener, balancer: Balancer(upstream), provider: .host, flows: flows, logger: logger))
+        let route = loopbackRoute(
+            .tcp, eni: IPv4Address("127.77.\(subnet).1")!, nat: IPv4Address("127.77.\(subnet).3")!, target: target,
+            flows: flows, admit: source, logger: logger)
         relay = try TCPRelay(workers: 1, logger: logger)
         socket = try await ListeningSocket.open(route, in: .host)
-        eni = IPv4Endpoint(address: listener.address.address, port: Blocking.localPort(socket.fd))
+        eni = IPv4Endpoint(address: route.current.listener.address.address, port: Blocking.localPort(socket.fd))
         relay.listen(socket)
     }
 

@@ -39,21 +39,15 @@ struct UDPFlowTests {
         let logger = Logger(label: "udp-test") { _ in SwiftLogNoOpLogHandler() }
         let flows = FlowRegistry(table: NATTable(portRange: natPorts))
         let target = IPv4Endpoint(address: IPv4Address("127.77.9.2")!, port: Datagram.localPort(echo))
-        let upstream = GatewayPlan.Upstream(
-            loadBalancer: "clb-test", listener: 0, providerVPC: "vpc-2", providerNetns: nil, natAddresses: [nat],
-            external: target, backends: [], backendPort: target.port, scheduler: .wrr, healthCheck: HealthCheck())
-        let listener = GatewayPlan.ENIListener(
-            proto: .udp, vpc: "vpc-1", netns: nil, address: IPv4Endpoint(address: IPv4Address("127.77.9.1")!, port: 0),
-            endpoint: "ep-test", zone: "zone-a", loadBalancer: "clb-test", listener: 0,
-            securityGroups: [SecurityGroup(id: "sg-test", ingress: [IngressRule(protocol: .udp, ports: 0...65535, source: IPv4Prefix("127.0.0.0/8")!)])],
-            connection: .connected)
-        let route = RouteBox(ENIRoute(listener: listener, balancer: Balancer(upstream), provider: .host, flows: flows, logger: logger))
+        let route = loopbackRoute(
+            .udp, eni: IPv4Address("127.77.9.1")!, nat: nat, target: target, flows: flows, admit: IPv4Prefix("127.0.0.0/8")!,
+            logger: logger)
         let eniChannel = try await DatagramBootstrap(group: group)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(UDPFlowHandler(route: route)) }
             }
-            .bind(to: listener.address.socketAddress).get()
-        let eni = IPv4Endpoint(address: listener.address.address, port: UInt16(eniChannel.localAddress?.port ?? 0))
+            .bind(to: route.current.listener.address.socketAddress).get()
+        let eni = IPv4Endpoint(address: route.current.listener.address.address, port: UInt16(eniChannel.localAddress?.port ?? 0))
 
         let client = try Datagram.bind(IPv4Endpoint(address: IPv4Address("127.77.9.10")!, port: 0))
         defer { close(client) }

@@ -44,6 +44,11 @@ final class RelayWorker {
     private var liveFlows = 0
     /// When the byte counts of every flow next go to the NAT table.
     private var nextReport = ContinuousClock.now
+    /// A descriptor held in reserve for when the process runs out of them (EMFILE): given up to
+    /// accept and reset the waiting connection, so that the listener does not stay readable
+    /// and spin the worker.
+    private var spareFD = open("/dev/null", O_RDONLY | O_CLOEXEC)
+    private var lastShedWarning: ContinuousClock.Instant?
 
     init(epoll: Int32, mailbox: RelayMailbox, logger: Logger) {
         self.epoll = epoll
@@ -54,6 +59,7 @@ final class RelayWorker {
 
     deinit {
         buffer.deallocate()
+        if spareFD >= 0 { close(spareFD) }
     }
 
     /// Serves until told to stop, then closes every flow it holds.
@@ -123,6 +129,8 @@ final class RelayWorker {
                 start(fd, client: IPv4Endpoint(peer), route: listener.route.current)
             } else if errno == EINTR || errno == ECONNABORTED {
                 continue
+            } else if errno == EMFILE || errno == ENFILE {
+                shed(listener)
             } else {
                 if errno != EAGAIN && errno != EWOULDBLOCK {
                     logger.warning("accept failed", metadata: [
@@ -131,6 +139,21 @@ final class RelayWorker {
                 }
                 return
             }
+        }
+    }
+
+    /// Out of descriptors: resets the oldest waiting connection with the reserve descriptor.
+    private func shed(_ listener: ListeningSocket) {
+        if spareFD >= 0 { close(spareFD) }
+        var peer = sockaddr_in()
+        let fd = zl_accept(listener.fd, &peer)
+        if fd >= 0 { SocketCall.reset(fd) }
+        spareFD = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        if lastShedWarning.map({ now - $0 >= .seconds(10) }) ?? true {
+            lastShedWarning = now
+            logger.warning("out of file descriptors: new connections are reset (raise the limit, e.g. LimitNOFILE=)", metadata: [
+                "flow.eni": "\(listener.route.current.listener.address)", "flows": "\(liveFlows)",
+            ])
         }
     }
 
