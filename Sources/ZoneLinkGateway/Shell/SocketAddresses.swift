@@ -29,14 +29,6 @@ extension SocketAddress {
     }
 }
 
-extension Optional {
-    /// The value, or `ChannelError.operationUnsupported` (for `syncOptions`, absent off the loop).
-    func unwrap() throws -> Wrapped {
-        guard let value = self else { throw ChannelError.operationUnsupported }
-        return value
-    }
-}
-
 /// The socket calls that take an address, with an `IPv4Endpoint`.
 enum SocketCall {
     static func bind(_ fd: Int32, to endpoint: IPv4Endpoint) -> Int32 {
