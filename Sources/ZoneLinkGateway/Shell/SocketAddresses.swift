@@ -52,9 +52,14 @@ enum SocketCall {
 
     /// Closes with a reset (SO_LINGER 0), as a closed port or a refusing firewall would.
     static func reset(_ fd: Int32) {
+        resetOnClose(fd)
+        close(fd)
+    }
+
+    /// Makes the socket's close a reset (SO_LINGER 0) rather than a FIN.
+    static func resetOnClose(_ fd: Int32) {
         var hard = linger(l_onoff: 1, l_linger: 0)
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &hard, socklen_t(MemoryLayout<linger>.size))
-        close(fd)
     }
 
     static func errorText(_ code: Int32) -> String { String(cString: strerror(code)) }

@@ -50,16 +50,14 @@ final class RelayFlow {
         self.provider = RelaySocket(fd: provider)
     }
 
-    enum Progress { case open, finished, failed }
-
-    /// Moves whatever can move now, both ways.
-    func advance(buffer: UnsafeMutableRawBufferPointer) -> Progress {
+    /// Moves whatever can move now, both ways. False when the flow is over: both directions
+    /// ended, or a socket failed.
+    func advance(buffer: UnsafeMutableRawBufferPointer) -> Bool {
         guard Self.flush(&provider), Self.flush(&client),
               Self.pump(from: &client, to: &provider, buffer: buffer),
               Self.pump(from: &provider, to: &client, buffer: buffer)
-        else { return .failed }
-        let done = client.inputClosed && provider.outputClosed && provider.inputClosed && client.outputClosed
-        return done ? .finished : .open
+        else { return false }
+        return !(client.inputClosed && provider.outputClosed && provider.inputClosed && client.outputClosed)
     }
 
     /// Reports the bytes counted since the last report to the NAT table.

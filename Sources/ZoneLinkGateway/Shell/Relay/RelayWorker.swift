@@ -267,7 +267,7 @@ final class RelayWorker {
             flow.connected = true
             flow.route.flows.attach(flow.key) { [mailbox] in mailbox.post(.close(id)) }
         }
-        if flow.advance(buffer: buffer) != .open { end(flow, id) }
+        if !flow.advance(buffer: buffer) { end(flow, id) }
     }
 
     private func failConnect(_ flow: RelayFlow, _ id: RelayFlowID, _ error: ListenError) {
@@ -275,8 +275,7 @@ final class RelayWorker {
             "flow.eni": "\(flow.route.listener.address)", "flow.reason": "cannot reach \(flow.target): \(error)",
         ])
         // A reset tells the client at once, as a refusing backend would have.
-        var hard = linger(l_onoff: 1, l_linger: 0)
-        setsockopt(flow.client.fd, SOL_SOCKET, SO_LINGER, &hard, socklen_t(MemoryLayout<linger>.size))
+        SocketCall.resetOnClose(flow.client.fd)
         end(flow, id)
     }
 
