@@ -25,7 +25,7 @@ void zl_set_thread_name(const char *name);
 /// epoll_create1(EPOLL_CLOEXEC).
 int zl_epoll_create(void);
 /// epoll_ctl(EPOLL_CTL_ADD) with `events` and `token` as the event's data. (struct epoll_event
-/// is packed on x86_64, which Swift does not import faithfully; these take plain values.)
+/// is packed on x86_64 and its data a union: plain values keep Swift clear of both.)
 int zl_epoll_add(int epoll, int fd, uint32_t events, uint64_t token);
 int zl_epoll_delete(int epoll, int fd);
 /// epoll_wait into two parallel arrays: each ready descriptor's token and its events.
