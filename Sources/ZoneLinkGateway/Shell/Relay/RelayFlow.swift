@@ -16,8 +16,9 @@ struct RelaySocket {
     var inputClosed = false
     /// We sent FIN (shutdown for writing): nothing more goes to this socket.
     var outputClosed = false
-    /// Bytes read from the other socket that this one would not take yet. While any wait, the
-    /// other socket is not read: the kernel's buffers are the back-pressure.
+    /// Bytes read from the other socket that this one would not take yet (at most one read).
+    /// While any wait, the other socket is not read: the kernel's buffers are the back-pressure.
+    /// Allocated only while something waits, so an idle or flowing socket holds no memory.
     var pending: [UInt8] = []
     var pendingOffset = 0
     /// Bytes read from this socket not yet reported to the NAT table.
@@ -104,8 +105,7 @@ final class RelayFlow {
                 offset += sent
             } else if sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
                 sink.writable = false
-                sink.pending.removeAll(keepingCapacity: true)
-                sink.pending.append(contentsOf: bytes[offset...])
+                sink.pending = Array(bytes[offset...])
                 sink.pendingOffset = 0
                 return true
             } else if sent < 0 && errno == EINTR {
@@ -135,7 +135,7 @@ final class RelayFlow {
             }
         }
         if !sink.hasPending && !sink.pending.isEmpty {
-            sink.pending.removeAll(keepingCapacity: true)
+            sink.pending = []
             sink.pendingOffset = 0
         }
         return true

@@ -21,7 +21,10 @@ import ZoneLinkNetwork
 /// All state is this thread's own; other threads reach it only through `RelayMailbox`.
 final class RelayWorker {
     static let connectTimeout: Duration = .seconds(5)
-    static let bufferSize = 64 * 1024
+    /// One read's worth: large reads and sends halve the syscalls of a bulk transfer (iperf3
+    /// through the relay: 13 → 18 Gbit/s against 64 KiB). Also the most a stalled direction
+    /// holds in user space.
+    static let bufferSize = 256 * 1024
     /// Connections accepted from one listener per wake-up, so one busy listener cannot starve
     /// the flows already open.
     static let acceptBatch = 64
