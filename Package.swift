@@ -113,12 +113,14 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // What several test targets share (a generator, free ports, processes, NSD); tests only.
+        .target(name: "ZoneLinkTestSupport", path: "Tests/ZoneLinkTestSupport"),
         .testTarget(name: "ZoneLinkCoreTests", dependencies: ["ZoneLinkCore"]),
-        .testTarget(name: "ZoneLinkDNSTests", dependencies: ["ZoneLinkDNS", "ZoneLinkCore", "CLDNS"]),
+        .testTarget(name: "ZoneLinkDNSTests", dependencies: ["ZoneLinkDNS", "ZoneLinkCore", "CLDNS", "ZoneLinkTestSupport"]),
         .testTarget(
             name: "ZoneLinkGatewayTests",
             dependencies: [
-                "ZoneLinkGateway", "ZoneLinkCore", "ZoneLinkNetwork",
+                "ZoneLinkGateway", "ZoneLinkCore", "ZoneLinkNetwork", "ZoneLinkTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -135,7 +137,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ZoneLinkIntegrationTests",
-            dependencies: ["CLDNS"]
+            dependencies: ["CLDNS", "ZoneLinkTestSupport"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -8,6 +8,7 @@ import NIOCore
 import NIOPosix
 import Synchronization
 import Testing
+import ZoneLinkTestSupport
 import ZoneLinkCore
 @testable import ZoneLinkDNS
 
@@ -306,38 +307,13 @@ struct HarnessFailure: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-enum LoopbackPorts {
-    private static let next = Mutex<UInt16>(UInt16(20_000 + Int(getpid()) % 5_000 * 2))
-
-    /// A loopback port free for both UDP and TCP, below the ephemeral range.
-    static func free() throws -> UInt16 {
-        for _ in 0..<2_000 {
-            let port = next.withLock { port in
-                port = port >= 31_000 ? 20_000 : port + 1
-                return port
-            }
-            if canBind(port, SOCK_DGRAM) && canBind(port, SOCK_STREAM) { return port }
-        }
-        throw HarnessFailure("no free loopback port")
-    }
-
-    private static func canBind(_ port: UInt16, _ type: __socket_type) -> Bool {
-        let fd = socket(AF_INET, Int32(type.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var address = loopback(port)
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
-    }
-
-    static func loopback(_ port: UInt16) -> sockaddr_in {
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-        return address
-    }
+/// 127.0.0.1:`port` as the socket calls want it.
+func loopback(_ port: UInt16) -> sockaddr_in {
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = port.bigEndian
+    address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+    return address
 }
 
 /// One UDP query to 127.0.0.1:`port` and its answer, or nil after `timeout` seconds.
@@ -345,7 +321,7 @@ func udpExchange(_ message: [UInt8], port: UInt16, timeout: Double) throws -> [U
     let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
     guard fd >= 0 else { throw HarnessFailure("socket: errno \(errno)") }
     defer { close(fd) }
-    var address = LoopbackPorts.loopback(port)
+    var address = loopback(port)
     _ = withUnsafePointer(to: &address) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, message, message.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
@@ -370,53 +346,12 @@ final class NSDUpstream: Sendable {
     }
 
     static func start(zone: String, origin: String) async throws -> NSDUpstream {
-        guard let nsd = ["/usr/sbin/nsd", "/usr/local/sbin/nsd"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
-            throw HarnessFailure("nsd is not installed (apt-get install nsd)")
-        }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("zonelink-fwd-nsd-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let port = try LoopbackPorts.free()
-        try zone.write(to: directory.appendingPathComponent("zone"), atomically: true, encoding: .utf8)
-        let conf = """
-            server:
-                server-count: 1
-                ip-address: 127.0.0.1@\(port)
-                do-ip6: no
-                minimal-responses: yes
-                database: ""
-                zonelistfile: "\(directory.path)/zone.list"
-                xfrdfile: "\(directory.path)/xfrd.state"
-                pidfile: "\(directory.path)/nsd.pid"
-                logfile: "\(directory.path)/nsd.log"
-                zonesdir: "\(directory.path)"
-                username: ""
-                chroot: ""
-                verbosity: 1
-                rrl-ratelimit: 0
-                rrl-whitelist-ratelimit: 0
-            remote-control:
-                control-enable: no
-            zone:
-                name: "\(origin)"
-                zonefile: "\(directory.path)/zone"
-
-            """
-        let confURL = directory.appendingPathComponent("nsd.conf")
-        try conf.write(to: confURL, atomically: true, encoding: .utf8)
-        let output = directory.appendingPathComponent("nsd.out")
-        _ = FileManager.default.createFile(atPath: output.path, contents: nil)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: nsd)
-        process.arguments = ["-d", "-c", confURL.path]
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = try FileHandle(forWritingTo: output)
-        process.standardError = try FileHandle(forWritingTo: output)
-        // A child inherits the spawning thread's signal mask; the Swift runtime blocks SIGTERM.
-        var empty = sigset_t(), old = sigset_t()
-        sigemptyset(&empty)
-        pthread_sigmask(SIG_SETMASK, &empty, &old)
-        defer { pthread_sigmask(SIG_SETMASK, &old, nil) }
-        try process.run()
+        let zoneFile = directory.appendingPathComponent("zone")
+        try zone.write(to: zoneFile, atomically: true, encoding: .utf8)
+        let process = try NSD.launch(zones: [(origin: origin, file: zoneFile.path)], port: port, in: directory)
         let server = NSDUpstream(process: process, directory: directory, port: port)
         for attempt in 0..<200 {
             guard process.isRunning else { break }
@@ -426,39 +361,16 @@ final class NSDUpstream: Sendable {
             }
             try await Task.sleep(for: .milliseconds(50))
         }
-        let log = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
+        let log = NSD.logs(in: directory)
         server.stop()
         throw HarnessFailure("nsd did not serve \(origin) on 127.0.0.1:\(port): \(log)")
     }
 
-    /// SIGTERM to NSD and its children, SIGKILL to what is left after 5 s; removes its files.
+    /// Stops NSD (`NSD.stop`) and removes its files; once only.
     func stop() {
         guard !stopped.exchange(true, ordering: .relaxed) else { return }
-        let pids = [process.processIdentifier] + Self.children(of: process.processIdentifier)
-        for pid in pids { kill(pid, SIGTERM) }
-        let deadline = Date().addingTimeInterval(5)
-        while Date() < deadline && pids.contains(where: Self.isAlive) { usleep(10_000) }
-        for pid in pids where Self.isAlive(pid) { kill(pid, SIGKILL) }
-        process.waitUntilExit()
+        NSD.stop(process)
         try? FileManager.default.removeItem(at: directory)
-    }
-
-    private static func children(of parent: pid_t) -> [pid_t] {
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        return entries.compactMap { entry -> pid_t? in
-            guard let pid = pid_t(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { return nil }
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            return fields.count > 1 && pid_t(fields[1]) == parent ? pid : nil
-        }
-    }
-
-    private static func isAlive(_ pid: pid_t) -> Bool {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else {
-            return false
-        }
-        let state = stat[stat.index(after: close)...].split(separator: " ").first
-        return state != "Z" && state != "X"
     }
 }
 
@@ -535,7 +447,7 @@ final class FakeUpstream: Sendable {
     private static func boundSocket() throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         guard fd >= 0 else { throw HarnessFailure("socket: errno \(errno)") }
-        var address = LoopbackPorts.loopback(0)
+        var address = loopback(0)
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }

@@ -1,5 +1,6 @@
 import NIOCore
 import Testing
+import ZoneLinkTestSupport
 import ZoneLinkCore
 @testable import ZoneLinkDNS
 

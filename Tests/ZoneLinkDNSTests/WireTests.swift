@@ -1,5 +1,6 @@
 import CLDNS
 import Testing
+import ZoneLinkTestSupport
 import ZoneLinkCore
 @testable import ZoneLinkDNS
 
@@ -109,19 +110,6 @@ struct QueryParserTests {
             if let edns = query.edns { #expect(ldns_pkt_edns_udp_size(packet) == edns.payloadSize) }
         }
         #expect(accepted > 1000, "the corpus should hold many acceptable queries, had \(accepted)")
-    }
-}
-
-/// A small deterministic generator, so fuzz corpora are the same on every run.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 

@@ -1,4 +1,5 @@
 import Testing
+import ZoneLinkTestSupport
 import ZoneLinkCore
 @testable import ZoneLinkGateway
 
@@ -295,7 +296,7 @@ import ZoneLinkCore
 
     @Test func indexesAgreeThroughARandomHistory() throws {
         var table = NATTable(portRange: 9000...9031, udpIdleTimeout: .seconds(5))
-        var random = SplitMix(seed: 7)
+        var random = SplitMix64(seed: 7)
         let nat = [ip("192.168.24.240"), ip("192.168.24.241")]
         for step in 0..<3_000 {
             let now = Moment.milliseconds(step * 100)
@@ -337,15 +338,7 @@ import ZoneLinkCore
     }
 }
 
-/// A small deterministic generator, so a "random" history is the same on every run.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next(_ bound: Int) -> Int {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return Int((z ^ (z >> 31)) % UInt64(bound))
-    }
+extension SplitMix64 {
+    /// A number below `bound`: a "random" history that is the same on every run.
+    mutating func next(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
 }

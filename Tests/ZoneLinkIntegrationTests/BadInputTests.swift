@@ -1,6 +1,7 @@
 // Issue 2, test 5: random and mutated input over UDP and TCP must neither crash the server nor
 // draw anything but well-formed responses (QR=1).
 import Foundation
+import ZoneLinkTestSupport
 import Testing
 #if canImport(Glibc)
 import Glibc

@@ -1,6 +1,7 @@
 // Issue 4, persistence: the control plane's state survives a restart, and `kill -9` during
 // 200 concurrent API writes loses no acknowledged write and invents none.
 import Foundation
+import ZoneLinkTestSupport
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -48,7 +49,7 @@ final class ControlAPIServer: @unchecked Sendable {
     func start(timeout: Double = 30) throws {
         precondition(process?.isRunning != true)
         run += 1
-        controlPort = try Ports.free()
+        controlPort = try LoopbackPorts.free()
         _ = FileManager.default.createFile(atPath: logPath.path, contents: nil)
         let p = Process()
         let binary = try Paths.requireZonelink()

@@ -1,6 +1,7 @@
 // Issue 2, test 4: ZoneLink against NSD serving the same data (the exported view of VPC 1
 // and the static zone file), on generated queries that zone affinity does not touch.
 import Foundation
+import ZoneLinkTestSupport
 import Testing
 
 struct GeneratedQuery: Sendable, CustomStringConvertible {

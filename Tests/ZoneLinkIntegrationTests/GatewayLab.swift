@@ -15,6 +15,7 @@
 // Every lab has its own namespaces (`zl<4 hex>-vpcN`) and processes, and removes them when it
 // ends, also when a test fails; a lab left behind by a killed test run is swept by the next one.
 import Foundation
+import ZoneLinkTestSupport
 import Testing
 #if canImport(Glibc)
 import Glibc

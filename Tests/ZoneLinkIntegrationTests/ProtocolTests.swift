@@ -1,6 +1,7 @@
 // Issue 2, test 1: the protocol as real clients (dig, kdig, drill) see it, over UDP and TCP,
 // plus the contract details a stock client cannot express (raw packets, decoded by ldns).
 import Foundation
+import ZoneLinkTestSupport
 import Testing
 
 enum Names {
@@ -278,7 +279,7 @@ struct RawProtocolTests {
     @Test("Negative TTLs, ANY, empty non-terminals, the service name in a VPC without an endpoint")
     func negativeAnswers() async throws {
         // A third listener answering as a client of VPC 2, which has no endpoint of the service.
-        let vpc2Port = try Ports.free()
+        let vpc2Port = try LoopbackPorts.free()
         let addListener: (String) -> String = { yaml in
             yaml.replacingOccurrences(of: "\n  zoneFiles:", with: "\n    - address: 127.0.0.1:\(vpc2Port)\n      vpc: vpc-2\n  zoneFiles:")
         }

@@ -1,4 +1,5 @@
 import Foundation
+import ZoneLinkTestSupport
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -39,7 +40,7 @@ struct ReloadFlowTests {
     @Test("A transfer through an ENI survives two SIGHUP reloads that change other listeners",
           .enabled(if: Tools.python3 != nil && Tools.curl != nil, "needs python3 and curl"))
     func transferSurvivesReload() async throws {
-        let backendPort = try Ports.free()
+        let backendPort = try LoopbackPorts.free()
         let dir = try Paths.makeTempDir("reload-flow")
         defer { try? FileManager.default.removeItem(at: dir) }
         let script = dir.appendingPathComponent("slow.py")
@@ -91,7 +92,7 @@ struct ReloadFlowTests {
             try launchProcess(curl)
             try await Task.sleep(for: .milliseconds(500))
             // Change something else (a DNS listener's port), reload, and reload again unchanged.
-            let moved = try Ports.free()
+            let moved = try LoopbackPorts.free()
             try yaml.replacingOccurrences(of: "127.0.0.1:\(server.sourcePort)", with: "127.0.0.1:\(moved)")
                 .write(to: server.configURL, atomically: true, encoding: .utf8)
             kill(server.process.processIdentifier, SIGHUP)

@@ -1,5 +1,6 @@
 // The servers the tests run: `zonelink serve` on its own config and ports, and NSD.
 import Foundation
+import ZoneLinkTestSupport
 import Synchronization
 import Testing
 #if canImport(Glibc)
@@ -22,7 +23,7 @@ struct TestConfig: Sendable {
 
     static func local(mutate: (String) -> String = { $0 }) throws -> TestConfig {
         var text = try String(contentsOf: Paths.localYAML, encoding: .utf8)
-        let pinned = try Ports.free(), source = try Ports.free(), eni = try Ports.free(), backend = try Ports.free()
+        let pinned = try LoopbackPorts.free(), source = try LoopbackPorts.free(), eni = try LoopbackPorts.free(), backend = try LoopbackPorts.free()
         // The ENI and backend ports too: servers of tests running side by side must not share a
         // listener. (`backendPort` goes first: `port: 8080` is a suffix of it.)
         for (old, new) in [("127.0.0.1:5353", "127.0.0.1:\(pinned)"), ("127.0.0.1:5354", "127.0.0.1:\(source)"),
@@ -235,45 +236,9 @@ final class NSDServer: @unchecked Sendable {
 
     /// zones: (origin, absolute zone file path).
     static func start(zones: [(String, String)], probe: String, timeout: Double = 20) throws -> NSDServer {
-        guard let nsd = Tools.nsd else { throw HarnessError("nsd is not installed") }
         let dir = try Paths.makeTempDir("nsd")
-        let port = try Ports.free()
-        var conf = """
-        server:
-            server-count: 1
-            ip-address: 127.0.0.1@\(port)
-            do-ip6: no
-            minimal-responses: yes
-            database: ""
-            zonelistfile: "\(dir.path)/zone.list"
-            xfrdfile: "\(dir.path)/xfrd.state"
-            pidfile: "\(dir.path)/nsd.pid"
-            logfile: "\(dir.path)/nsd.log"
-            zonesdir: "\(dir.path)"
-            username: ""
-            chroot: ""
-            verbosity: 1
-            rrl-ratelimit: 0
-            rrl-whitelist-ratelimit: 0
-        remote-control:
-            control-enable: no
-
-        """
-        for (origin, file) in zones {
-            conf += "zone:\n    name: \"\(origin)\"\n    zonefile: \"\(file)\"\n"
-        }
-        let confURL = dir.appendingPathComponent("nsd.conf")
-        try conf.write(to: confURL, atomically: true, encoding: .utf8)
-        let errURL = dir.appendingPathComponent("nsd.stderr")
-        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: nsd)
-        p.arguments = ["-d", "-c", confURL.path]
-        p.currentDirectoryURL = dir
-        p.standardInput = FileHandle.nullDevice
-        p.standardOutput = try FileHandle(forWritingTo: errURL)
-        p.standardError = try FileHandle(forWritingTo: errURL)
-        try launchProcess(p)
+        let port = try LoopbackPorts.free()
+        let p = try NSD.launch(zones: zones.map { (origin: $0.0, file: $0.1) }, port: port, in: dir)
         let server = NSDServer(process: p, dir: dir, port: port)
         let client = try UDPClient()
         let deadline = monotonicNow() + timeout
@@ -293,50 +258,11 @@ final class NSDServer: @unchecked Sendable {
         throw HarnessError("nsd did not serve \(probe) on port \(port) within \(Int(timeout)) s: \(server.logs)")
     }
 
-    var logs: String {
-        let a = (try? String(contentsOf: dir.appendingPathComponent("nsd.stderr"), encoding: .utf8)) ?? ""
-        let b = (try? String(contentsOf: dir.appendingPathComponent("nsd.log"), encoding: .utf8)) ?? ""
-        return cap(a + b, 4000)
-    }
+    var logs: String { cap(NSD.logs(in: dir), 4000) }
 
-    /// SIGTERM by pid to NSD and its children (NSD forks: xfrd, main, server), SIGKILL after 5 s,
-    /// then removes its directory.
     func stop() {
-        let pids = [process.processIdentifier] + descendants(of: process.processIdentifier)
-        for pid in pids { Glibc.kill(pid, SIGTERM) }
-        let deadline = monotonicNow() + 5
-        while monotonicNow() < deadline && pids.contains(where: { isAlive($0) }) { usleep(10_000) }
-        for pid in pids where isAlive(pid) { Glibc.kill(pid, SIGKILL) }
-        _ = waitForExit(process, timeout: 5)
+        NSD.stop(process)
         try? FileManager.default.removeItem(at: dir)
     }
 }
 
-/// Live descendants of a process, from /proc (parents first).
-func descendants(of root: pid_t) -> [pid_t] {
-    var parent: [pid_t: pid_t] = [:]
-    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-    for entry in entries {
-        guard let pid = pid_t(entry),
-              let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { continue }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        if fields.count > 1, let ppid = pid_t(fields[1]) { parent[pid] = ppid }
-    }
-    var out: [pid_t] = []
-    var frontier = [root]
-    while let next = frontier.popLast(), out.count < 1000 {
-        let children = parent.filter { $0.value == next }.map(\.key)
-        out += children
-        frontier += children
-    }
-    return out
-}
-
-/// True while the process exists and is not a zombie.
-func isAlive(_ pid: pid_t) -> Bool {
-    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-          let close = stat.lastIndex(of: ")") else { return false }
-    let state = stat[stat.index(after: close)...].split(separator: " ").first
-    return state != "Z" && state != "X"
-}

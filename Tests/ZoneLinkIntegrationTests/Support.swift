@@ -1,6 +1,8 @@
-// Shared plumbing of the integration tests: paths, external tools, processes, free ports.
+// Shared plumbing of the integration tests: paths, external tools, processes (free ports and
+// the rest shared with other test targets are in ZoneLinkTestSupport).
 // Everything here is bounded in time and talks to loopback addresses only.
 import Foundation
+import ZoneLinkTestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -115,17 +117,6 @@ func waitForExit(_ p: Process, timeout: Double) -> Bool {
     return true
 }
 
-/// Starts a process with an empty signal mask, as a shell would. Threads of the Swift runtime
-/// block most signals (SIGTERM among them) and a spawned child inherits the spawning thread's
-/// mask, so without this a server under test would never see the SIGTERM it is sent.
-func launchProcess(_ p: Process) throws {
-    var empty = sigset_t(), old = sigset_t()
-    sigemptyset(&empty)
-    pthread_sigmask(SIG_SETMASK, &empty, &old)
-    defer { pthread_sigmask(SIG_SETMASK, &old, nil) }
-    try p.run()
-}
-
 /// Runs a command to completion (bounded by `timeout`), capturing stdout and stderr in files.
 func runProcessBlocking(_ executable: String, _ arguments: [String], cwd: URL? = nil,
                         timeout: Double = 30) throws -> ProcessResult {
@@ -169,38 +160,7 @@ func runProcess(_ executable: String, _ arguments: [String], cwd: URL? = nil,
     try await offload { try runProcessBlocking(executable, arguments, cwd: cwd, timeout: timeout) }
 }
 
-// MARK: - Ports
-
-/// Hands out loopback ports that are free for both UDP and TCP, below the kernel's ephemeral
-/// range (32768+), distinct within this test process so that tests can run in parallel.
-enum Ports {
-    private static let lock = NSLock()
-    nonisolated(unsafe) private static var next: UInt16 = 0
-
-    static func free() throws -> UInt16 {
-        lock.lock()
-        defer { lock.unlock() }
-        if next == 0 { next = 15_000 + UInt16(getpid() % 2_000) * 8 }
-        for _ in 0..<2_000 {
-            let port = next
-            next = next >= 32_000 ? 15_000 : next + 1
-            if canBind(port, Int32(SOCK_DGRAM.rawValue)) && canBind(port, Int32(SOCK_STREAM.rawValue)) { return port }
-        }
-        throw HarnessError("no free loopback port found")
-    }
-
-    private static func canBind(_ port: UInt16, _ type: Int32) -> Bool {
-        let fd = socket(AF_INET, type, 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var addr = sockaddr_in(port: port, host: "127.0.0.1")
-        return withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-            }
-        }
-    }
-}
+// MARK: - Addresses
 
 extension sockaddr_in {
     init(port: UInt16, host: String) {
@@ -211,15 +171,3 @@ extension sockaddr_in {
     }
 }
 
-/// Deterministic PRNG (SplitMix64) for generated queries and fuzz inputs.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

@@ -7,6 +7,7 @@
 // Skipped, with the reason, when it cannot run here (not root, no nspawn, no tree and no
 // network to make one, a container that does not boot).
 import Foundation
+import ZoneLinkTestSupport
 import Testing
 #if canImport(Glibc)
 import Glibc
