@@ -17,6 +17,9 @@ public enum ControlError: Error, Hashable, Sendable, CustomStringConvertible {
     case invalid(issues: [ConfigIssue])
     /// The object is declared in the config file (409): change it there and reload.
     case fileManaged(String)
+    /// DNS or the gateway could not apply the change (409: an address taken by another
+    /// program, say); nothing was committed and the previous state keeps serving.
+    case notApplied(String)
 
     /// A stable machine-readable code for API bodies.
     public var code: String {
@@ -26,6 +29,7 @@ public enum ControlError: Error, Hashable, Sendable, CustomStringConvertible {
         case .conflict: "conflict"
         case .invalid: "invalid"
         case .fileManaged: "file_managed"
+        case .notApplied: "not_applied"
         }
     }
 
@@ -33,7 +37,7 @@ public enum ControlError: Error, Hashable, Sendable, CustomStringConvertible {
         switch self {
         case .forbidden: 403
         case .notFound: 404
-        case .conflict, .fileManaged: 409
+        case .conflict, .fileManaged, .notApplied: 409
         case .invalid: 422
         }
     }
@@ -42,7 +46,7 @@ public enum ControlError: Error, Hashable, Sendable, CustomStringConvertible {
     public var message: String {
         switch self {
         case .forbidden(let rule): rule
-        case .notFound(let message), .conflict(let message), .fileManaged(let message): message
+        case .notFound(let message), .conflict(let message), .fileManaged(let message), .notApplied(let message): message
         case .invalid(let issues): issues.map(\.description).joined(separator: "; ")
         }
     }

@@ -88,6 +88,12 @@ public struct ControlPlane: Sendable {
         return Applied(plane: plane, changes: changes, value: ())
     }
 
+    /// Issues found in this plane's catalog outside the control plane (by DNS reading the
+    /// zone files, say), with API objects named by ID as the plane's own issues are.
+    public func userPaths(_ issues: [ConfigIssue]) -> [ConfigIssue] {
+        IssuePaths(base: base, state: state).rewrite(issues)
+    }
+
     // MARK: Shared steps of the operations
 
     /// The plane after `changes`, with a new catalog. Validation problems become `.invalid`,
@@ -136,13 +142,23 @@ public struct ControlPlane: Sendable {
         throw .conflict("no free \(what) ID was found in 16 tries; give an id")
     }
 
-    func existingService(_ id: String) throws(ControlError) -> EndpointService {
-        guard let service = catalog.service(id) else { throw .notFound("no endpoint service '\(id)'") }
+    /// The service `id` if `principal` may see it. An unknown service and one the principal
+    /// may not see get the same 404, word for word: a refusal must not tell another tenant
+    /// which IDs exist.
+    func existingService(_ id: String, visibleTo principal: Principal) throws(ControlError) -> EndpointService {
+        guard let service = catalog.service(id), maySee(principal, service: service) else {
+            throw .notFound(principal.isOperator ? "no endpoint service '\(id)'"
+                : "no endpoint service '\(id)' that \(principal) may see (a service is seen by its provider, the accounts on its whitelist and the operator)")
+        }
         return service
     }
 
-    func existingEndpoint(_ id: String) throws(ControlError) -> Endpoint {
-        guard let endpoint = catalog.endpoints.first(where: { $0.id == id }) else { throw .notFound("no endpoint '\(id)'") }
+    /// The endpoint `id` if `principal` may see it; unknown and invisible alike are 404.
+    func existingEndpoint(_ id: String, visibleTo principal: Principal) throws(ControlError) -> Endpoint {
+        guard let endpoint = catalog.endpoints.first(where: { $0.id == id }), maySee(principal, endpoint: endpoint) else {
+            throw .notFound(principal.isOperator ? "no endpoint '\(id)'"
+                : "no endpoint '\(id)' that \(principal) may see (an endpoint is seen by its owner, its service's provider and the operator)")
+        }
         return endpoint
     }
 

@@ -8,7 +8,7 @@ extension ControlPlane {
     /// Its connection starts `Connected` when the service auto-accepts, else `Disconnected`.
     public func createEndpoint(_ request: CreateEndpointRequest, by principal: Principal) throws(ControlError) -> Applied<EndpointView> {
         let consumer = try actingAccount(principal, requested: request.account, creating: "endpoints")
-        let service = try existingService(request.service)
+        let service = try existingService(request.service, visibleTo: principal)
         guard service.allows(account: consumer) else {
             throw .forbidden(rule: "account \(consumer) is not on the whitelist of \(service.id): only accounts its provider whitelists may connect to it")
         }
@@ -59,16 +59,12 @@ extension ControlPlane {
     }
 
     public func endpoint(_ id: String, by principal: Principal) throws(ControlError) -> EndpointView {
-        let endpoint = try existingEndpoint(id)
-        guard maySee(principal, endpoint: endpoint) else {
-            throw .forbidden(rule: "\(principal) does not own \(id) nor provide its service: only its owner, the provider of its service or the operator may see it")
-        }
-        return view(of: endpoint, for: principal)
+        view(of: try existingEndpoint(id, visibleTo: principal), for: principal)
     }
 
     /// Deletes an endpoint created through the API, with its connection. Returns it as it was.
     public func deleteEndpoint(_ id: String, by principal: Principal) throws(ControlError) -> Applied<EndpointView> {
-        let endpoint = try existingEndpoint(id)
+        let endpoint = try existingEndpoint(id, visibleTo: principal)
         guard principal.isOperator || principal.accountID == endpoint.account else {
             let provider = principal.accountID == catalog.service(endpoint.service)?.account
             throw .forbidden(rule: "\(principal) does not own \(id): only its owner or the operator may delete it"
@@ -84,7 +80,7 @@ extension ControlPlane {
 /// The connections of a service: the provider accepts, rejects and disconnects them.
 extension ControlPlane {
     public func connections(of serviceID: String, by principal: Principal) throws(ControlError) -> [EndpointView] {
-        let service = try existingService(serviceID)
+        let service = try existingService(serviceID, visibleTo: principal)
         try requireProvider(principal, of: service, to: "see, accept, reject or disconnect its connections")
         return catalog.endpoints.filter { $0.service == serviceID }.sorted { $0.id < $1.id }.map { view(of: $0, for: principal) }
     }
@@ -94,7 +90,7 @@ extension ControlPlane {
     public func changeConnection(
         _ action: ConnectionAction, service serviceID: String, endpoint endpointID: String, by principal: Principal
     ) throws(ControlError) -> Applied<EndpointView> {
-        let service = try existingService(serviceID)
+        let service = try existingService(serviceID, visibleTo: principal)
         try requireProvider(principal, of: service, to: "accept, reject or disconnect its connections")
         guard let endpoint = catalog.endpoints.first(where: { $0.id == endpointID && $0.service == serviceID }) else {
             throw .notFound("\(serviceID) has no endpoint '\(endpointID)'")

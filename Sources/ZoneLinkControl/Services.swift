@@ -37,17 +37,13 @@ extension ControlPlane {
     }
 
     public func service(_ id: String, by principal: Principal) throws(ControlError) -> ServiceView {
-        let service = try existingService(id)
-        guard maySee(principal, service: service) else {
-            throw .forbidden(rule: "\(principal) is neither the provider of \(id) nor on its whitelist: only they and the operator may see it")
-        }
-        return view(of: service, for: principal)
+        view(of: try existingService(id, visibleTo: principal), for: principal)
     }
 
     /// Changes auto-accept and zone affinity. Existing connections keep their state: those
     /// that followed auto-accept get it recorded.
     public func updateService(_ id: String, _ request: UpdateServiceRequest, by principal: Principal) throws(ControlError) -> Applied<ServiceView> {
-        let service = try existingService(id)
+        let service = try existingService(id, visibleTo: principal)
         try requireProvider(principal, of: service, to: "change it")
         guard var record = state.service(id) else { throw fileManaged(id, change: "change it") }
         var changes: [StateChange] = []
@@ -66,7 +62,7 @@ extension ControlPlane {
     /// Deletes a service created through the API, with its whitelist; refused while it has
     /// endpoints. Returns the service as it was.
     public func deleteService(_ id: String, by principal: Principal) throws(ControlError) -> Applied<ServiceView> {
-        let service = try existingService(id)
+        let service = try existingService(id, visibleTo: principal)
         try requireProvider(principal, of: service, to: "delete it")
         guard state.service(id) != nil else { throw fileManaged(id, change: "delete it") }
         let endpoints = catalog.endpoints.filter { $0.service == id }.map(\.id).sorted()
@@ -82,13 +78,13 @@ extension ControlPlane {
 /// A service's whitelist: the account IDs that may create endpoints of it.
 extension ControlPlane {
     public func whitelist(of serviceID: String, by principal: Principal) throws(ControlError) -> [WhitelistEntry] {
-        let service = try existingService(serviceID)
+        let service = try existingService(serviceID, visibleTo: principal)
         try requireProvider(principal, of: service, to: "see or change its whitelist")
         return whitelistEntries(service)
     }
 
     public func addToWhitelist(_ account: String, of serviceID: String, by principal: Principal) throws(ControlError) -> Applied<WhitelistEntry> {
-        let service = try existingService(serviceID)
+        let service = try existingService(serviceID, visibleTo: principal)
         try requireProvider(principal, of: service, to: "see or change its whitelist")
         guard isAccountID(account) else {
             throw .invalid(issues: [ConfigIssue("account", "'\(account)' is not an account ID", hint: "write the 16-digit account ID")])
@@ -104,7 +100,7 @@ extension ControlPlane {
     /// Removes an account added through the API; refused while that account has endpoints of
     /// the service (they would lose the right to exist).
     public func removeFromWhitelist(_ account: String, of serviceID: String, by principal: Principal) throws(ControlError) -> Applied<WhitelistEntry> {
-        let service = try existingService(serviceID)
+        let service = try existingService(serviceID, visibleTo: principal)
         try requireProvider(principal, of: service, to: "see or change its whitelist")
         guard service.whitelist.contains(account) else {
             throw .notFound("account \(account) is not on the whitelist of \(serviceID)")

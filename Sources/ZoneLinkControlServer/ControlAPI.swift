@@ -213,8 +213,14 @@ public struct ControlAPI: HTTPResponder {
             throw RequestError(status: .contentTooLarge, body: ErrorBody(code: "too_large", message: "the request body is larger than \(maxBodySize) bytes"))
         }
         let what = String(describing: T.self)
+        let bytes = Array(buffer.readableBytesView)
+        if let key = JSONDuplicateKeys.first(in: bytes) {
+            throw RequestError(status: .badRequest, body: ErrorBody(
+                code: "bad_request", message: "the body is not a valid \(what): \(key): the key appears twice",
+                issues: [IssueBody(keyPath: key, problem: "appears twice in one object", hint: "send each key once")]))
+        }
         do {
-            return try JSONDecoder().decode(T.self, from: Data(buffer: buffer))
+            return try JSONDecoder().decode(T.self, from: Data(bytes))
         } catch let error as DecodingError {
             let (path, problem) = describe(error)
             throw RequestError(status: .badRequest, body: ErrorBody(

@@ -10,8 +10,8 @@ public struct ControlServer: Service {
     public let api: ControlAPI
     /// The Unix socket (`<state-dir>/control.sock`, `/run/zonelink/control.sock` under systemd).
     public let socketPath: String
-    /// Mode of the socket file. Default 0666: the bearer tokens decide who may do what, and
-    /// the directory's permissions who may reach it at all.
+    /// Mode of the socket file. Default 0660: its owner and group may connect (the bearer
+    /// tokens then decide who may do what); others may not even reach the API.
     public let socketMode: mode_t
     /// A TCP port on `tcpHost` as well (0: any free port, reported to `onReady`).
     public let tcpPort: Int?
@@ -23,7 +23,7 @@ public struct ControlServer: Service {
     let onReady: @Sendable (_ tcpPort: Int?) async -> Void
 
     public init(
-        api: ControlAPI, socketPath: String, socketMode: mode_t = 0o666, tcpPort: Int? = nil, tcpHost: String = "127.0.0.1",
+        api: ControlAPI, socketPath: String, socketMode: mode_t = 0o660, tcpPort: Int? = nil, tcpHost: String = "127.0.0.1",
         eventLoopGroup: (any EventLoopGroup)? = nil, logger: Logger = Logger(label: "zonelink.control"), onReady: @escaping @Sendable (_ tcpPort: Int?) async -> Void = { _ in }
     ) {
         self.api = api

@@ -4,18 +4,23 @@ import ZoneLinkCore
 
 /// The running control plane: holds the current `ControlPlane` and runs changes one at a time.
 ///
-/// A change is decided on the current plane, its rows committed to the store, the new plane
-/// swapped in, and its catalog handed to `publish` (DNS and the gateway apply it); only then
-/// does the caller get the result. A change that the plane refuses, or that the store cannot
-/// commit, leaves the plane, the store and the published catalog as they were.
+/// A change is decided on the current plane, its catalog handed to `publish` (DNS and the
+/// gateway apply it), its rows committed to the store, and the new plane swapped in; only
+/// then does the caller get the result. So a success always means "applied and committed".
+/// When the plane refuses the change, or the data plane does (`publish` throws), nothing is
+/// committed; when the store cannot commit, the previous catalog is published again. Either
+/// way the plane, the store and what DNS and the gateway serve stay as they were.
 ///
 /// Changes are queued in arrival order and never overlap, not even across the suspensions of
-/// committing and publishing (an actor alone would interleave them there), so catalogs are
-/// published in the order their changes were committed. Reads use the plane of the moment.
+/// publishing and committing (an actor alone would interleave them there), so catalogs are
+/// applied in the order their changes were committed. Reads use the plane of the moment.
 /// `publish` runs inside that turn: it may read (`catalog`, `current`) but must not start a
 /// change or a reload, which would wait for itself.
 public actor ControlService {
-    public typealias Publish = @Sendable (Catalog) async -> Void
+    /// Applies a catalog to DNS and the gateway, or throws why it could not (a `ConfigError`
+    /// for a problem with the catalog itself, such as a zone file; any other error for the
+    /// host, such as an address in use), having changed nothing.
+    public typealias Publish = @Sendable (Catalog) async throws -> Void
 
     private var plane: ControlPlane
     private let store: StateStore
@@ -61,32 +66,48 @@ public actor ControlService {
     /// The catalog now, as last published.
     public var catalog: Catalog { plane.catalog }
 
-    /// Runs one change: decides it on the current plane, commits its rows, swaps in the new
-    /// plane and publishes its catalog, then returns its value.
-    /// - Throws: the operation's `ControlError`, or the store's error (nothing changed then).
+    /// Runs one change: decides it on the current plane, applies its catalog, commits its
+    /// rows, swaps in the new plane, then returns its value.
+    /// - Throws: the operation's `ControlError`; `.invalid` or `.notApplied` when DNS or the
+    ///   gateway refused the catalog; the store's error. Nothing changed then.
     public func perform<Value: Sendable>(_ operation: @Sendable (ControlPlane) throws -> Applied<Value>) async throws -> Value {
         await acquire()
         defer { release() }
         let applied = try operation(plane)
-        try await commit(applied.changes)
-        plane = applied.plane
-        await publish(applied.catalog)
+        try await applyThenCommit(applied)
         return applied.value
     }
 
     /// Applies a reloaded config file (SIGHUP): the API's objects stay, orphans are removed
-    /// (`ControlPlane.reloading(base:file:)`), the merged catalog is published and returned.
-    /// - Throws: `ConfigError` when the new file and the API's objects do not fit together;
-    ///   the old plane keeps running then.
+    /// (`ControlPlane.reloading(base:file:)`), the merged catalog is applied and returned.
+    /// - Throws: `ConfigError` when the new file and the API's objects do not fit together,
+    ///   or DNS or the gateway refused the result; the old plane keeps running then.
     @discardableResult
     public func reload(base: Configuration, file: String) async throws -> Catalog {
         await acquire()
         defer { release() }
         let applied = try plane.reloading(base: base, file: file)
-        try await commit(applied.changes)
-        plane = applied.plane
-        await publish(applied.catalog)
+        try await applyThenCommit(applied)
         return applied.catalog
+    }
+
+    /// The one way a change takes effect: data plane first (it may refuse), then the store,
+    /// then the plane. A commit that fails puts the previous catalog back in service.
+    private func applyThenCommit<Value>(_ applied: Applied<Value>) async throws {
+        do {
+            try await publish(applied.catalog)
+        } catch let error as ConfigError {
+            throw ControlError.invalid(issues: applied.plane.userPaths(error.issues))
+        } catch {
+            throw ControlError.notApplied("not applied, nothing changed: \(error)")
+        }
+        do {
+            try await commit(applied.changes)
+        } catch {
+            try? await publish(plane.catalog)
+            throw error
+        }
+        plane = applied.plane
     }
 
     /// Commits in a task of its own: a cancelled request cannot cut a commit short after it

@@ -21,9 +21,13 @@ public final class StateStore: Sendable {
     public static let fileName = "state.sqlite"
 
     /// Opens (creating when missing) `<directory>/state.sqlite`; creates the directory too.
+    /// The directory is made 0700 and the database's files 0600: they hold every tenant's
+    /// objects, which no other local user may read.
     public static func open(stateDirectory directory: String) throws -> StateStore {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        return try StateStore(path: (directory as NSString).appendingPathComponent(fileName))
+        try StateDirectory.prepare(directory)
+        let store = try StateStore(path: (directory as NSString).appendingPathComponent(fileName))
+        for suffix in ["", "-wal", "-shm"] { StateDirectory.restrict(store.path + suffix) }
+        return store
     }
 
     /// Opens (creating when missing) the database at `path` and brings its schema up to date.
@@ -216,9 +220,10 @@ public final class StateDirectoryLock: Sendable {
     private let fd: Int32
 
     public init(directory: String) throws {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try StateDirectory.prepare(directory)
         path = (directory as NSString).appendingPathComponent("lock")
-        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        StateDirectory.restrict(path)
         guard fd >= 0 else { throw StateStoreError("cannot open \(path): \(String(cString: strerror(errno)))") }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             let reason = errno == EWOULDBLOCK ? "another zonelink serve is using \(directory)" : String(cString: strerror(errno))
@@ -229,5 +234,23 @@ public final class StateDirectoryLock: Sendable {
 
     deinit {
         close(fd)
+    }
+}
+
+/// The state directory's permissions: 0700 for the directory, 0600 for what ZoneLink keeps in
+/// it, whatever the umask or an earlier version left (`serve` also sets umask 0077).
+public enum StateDirectory {
+    /// Creates `directory` (and its parents) when missing and makes it 0700.
+    public static func prepare(_ directory: String) throws {
+        try FileManager.default.createDirectory(
+            atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        guard chmod(directory, 0o700) == 0 else {
+            throw StateStoreError("cannot make \(directory) private (chmod 0700): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Makes an existing file 0600; a missing one is left missing.
+    public static func restrict(_ file: String) {
+        _ = chmod(file, 0o600)
     }
 }

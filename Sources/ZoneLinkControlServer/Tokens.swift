@@ -47,11 +47,16 @@ public struct TokenTable: Sendable, Hashable {
     }
 
     /// Reads a tokens file. Every bad line is an issue with its line number as key path
-    /// (`line 3`).
+    /// (`line 3`). Lines may end in LF or CRLF. An issue never repeats a field's text: a
+    /// line written wrongly may hold a token in clear, and issues reach the log.
     public static func parse(_ text: String, file: String) throws(ConfigError) -> TokenTable {
         var principals: [String: Principal] = [:]
         var issues: [ConfigIssue] = []
-        for (n, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // By bytes: Swift joins "\r\n" into one Character, so splitting a String on "\n"
+        // would leave a CRLF file as one line.
+        let lines = text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+        for (n, bytes) in lines.enumerated() {
+            let rawLine = Substring(bytes)
             let line = rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
             let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
             guard !fields.isEmpty else { continue }
@@ -68,11 +73,11 @@ public struct TokenTable: Sendable, Hashable {
             } else if who.utf8.count == 16, who.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
                 principal = .account(who)
             } else {
-                issues.append(ConfigIssue(where_, "'\(who)' is neither operator nor an account ID", hint: "write operator or the 16-digit account ID"))
+                issues.append(ConfigIssue(where_, "the first field (\(who.count) characters) is neither operator nor an account ID", hint: "write operator or the 16-digit account ID, then the digest"))
                 continue
             }
             guard digest.utf8.count == 64, digest.utf8.allSatisfy({ ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) || ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "f")) }) else {
-                issues.append(ConfigIssue(where_, "'\(fields[1])' is not a SHA-256 digest", hint: "write the 64 hex digits of sha256sum of the token (printf %s TOKEN | sha256sum), not the token"))
+                issues.append(ConfigIssue(where_, "the second field (\(fields[1].count) characters) is not a SHA-256 digest", hint: "write the 64 hex digits of sha256sum of the token (printf %s TOKEN | sha256sum), not the token"))
                 continue
             }
             if let earlier = principals[digest], earlier != principal {
@@ -85,11 +90,56 @@ public struct TokenTable: Sendable, Hashable {
         return TokenTable(principals)
     }
 
-    /// Reads the tokens file at `path`; a missing file is an empty table (every request 401).
+    /// Reads the tokens file at `path`; a missing file is an empty table (every request 401),
+    /// which `exists` tells the caller so that it can say so.
+    /// - Throws: `TokensFileError` when others may write the file (as ssh refuses such keys)
+    ///   or it cannot be read; `ConfigError` for bad lines.
     public static func load(file path: String) throws -> TokenTable {
-        guard FileManager.default.fileExists(atPath: path) else { return TokenTable() }
-        let text = try String(contentsOfFile: path, encoding: .utf8)
+        guard try TokensFile.check(path) else { return TokenTable() }
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw TokensFileError.unreadable(path: path, reason: error.localizedDescription)
+        }
         return try parse(text, file: path)
+    }
+}
+
+/// Why a tokens file was not read.
+public enum TokensFileError: Error, Equatable, CustomStringConvertible {
+    /// Group or others may write the file: anyone who can add a line can
+    /// make themselves operator, so the file is refused whatever it says.
+    case writableByOthers(path: String, mode: UInt16)
+    /// Another user than root or ZoneLink's own owns the file.
+    case foreignOwner(path: String, uid: UInt32)
+    case unreadable(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .writableByOthers(let path, let mode):
+            "\(path): group or others may write it (mode \(String(mode, radix: 8))); refused, as ssh refuses such keys (chmod go-w \(path))"
+        case .foreignOwner(let path, let uid):
+            "\(path): owned by uid \(uid), neither root nor the user ZoneLink runs as; refused (chown it)"
+        case .unreadable(let path, let reason):
+            "\(path): cannot be read: \(reason)"
+        }
+    }
+}
+
+/// The checks a tokens file passes before it is read.
+enum TokensFile {
+    /// False when the file does not exist; throws when it exists but may not be trusted.
+    static func check(_ path: String) throws(TokensFileError) -> Bool {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            if errno == ENOENT { return false }
+            throw .unreadable(path: path, reason: String(cString: strerror(errno)))
+        }
+        guard info.st_uid == 0 || info.st_uid == geteuid() else { throw .foreignOwner(path: path, uid: info.st_uid) }
+        let mode = UInt16(info.st_mode & 0o7777)
+        guard mode & 0o022 == 0 else { throw .writableByOthers(path: path, mode: mode) }
+        return true
     }
 }
 

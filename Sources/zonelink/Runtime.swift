@@ -56,54 +56,140 @@ func sameForwarding(_ a: Catalog, _ b: Catalog) -> Bool {
         && a.dns.cacheMaxTTL == b.dns.cacheMaxTTL && a.dns.cacheSize == b.dns.cacheSize
 }
 
-/// The running configuration, and moving to a new one: on SIGHUP the config file is read and
-/// validated again; a valid one is applied to addresses, DNS and the gateway while they serve,
-/// an invalid one is refused with its errors logged and the old one kept.
-actor Runtime {
+/// Everything one catalog asks of the data plane, derived from it once: the static zones
+/// (files read once, `StaticZoneFiles`), the answer engine, the DNS listeners and the gateway
+/// plan. Building one validates what only the data plane can check (the zone files); nothing
+/// is bound or added yet.
+struct ServingPlan: Sendable {
+    let catalog: Catalog
+    let engine: AnswerEngine
+    let dnsListeners: [DNSServer.Listener]
+    let gateway: GatewayPlan
+
+    /// - Throws: `ConfigError` for a zone file that cannot be served, or a private domain that
+    ///   overlaps one, with `file` and the key path.
+    init(catalog: Catalog, file: String, zoneFiles: StaticZoneFiles) throws(ConfigError) {
+        self.catalog = catalog
+        self.engine = AnswerEngine(catalog: catalog, staticZones: try catalog.loadStaticZones(file: file, reusing: zoneFiles))
+        self.dnsListeners = DNSServer.listeners(of: catalog)
+        self.gateway = GatewayPlan(catalog: catalog)
+    }
+
+    /// The addresses wanted in each namespace.
+    var addresses: [String?: Set<IPv4Address>] {
+        Dictionary(gateway.namespaces.map { ($0.netns, Set($0.addresses)) }, uniquingKeysWith: { $0.union($1) })
+    }
+}
+
+/// Why the data plane did not take a catalog; what it served before keeps serving.
+struct NotApplied: Error, CustomStringConvertible {
+    /// What refused: "addresses", "DNS" or "the gateway".
+    var part: String
+    var reason: any Error
+
+    var description: String { "\(part) refused it: \(reason)" }
+}
+
+/// DNS and the gateway as one catalog drives them: the one place a catalog (from the control
+/// plane, after an API change or a reload) reaches addresses, listeners and answers.
+///
+/// `apply` is all or nothing: addresses are added, DNS and then the gateway bind what they
+/// need; if any step fails, what was done is undone and the previous plan keeps serving.
+actor DataPlane {
+    private var plan: ServingPlan
     private let configPath: String
-    private var catalog: Catalog
+    private let zoneFiles: StaticZoneFiles
     private let addresses: InterfaceAddresses
     private let answers: AnswerState
     private let dns: DNSServer
     private let gateway: Gateway
-    private let notifier: SystemdNotifier
     private let group: any EventLoopGroup
     private let logger: Logger
-    private var control: ControlService?
-    private var tokens: (store: TokenStore, file: String)?
 
     init(
-        configPath: String, catalog: Catalog, addresses: InterfaceAddresses, answers: AnswerState, dns: DNSServer,
-        gateway: Gateway, notifier: SystemdNotifier, group: any EventLoopGroup, logger: Logger
+        plan: ServingPlan, configPath: String, zoneFiles: StaticZoneFiles, addresses: InterfaceAddresses, answers: AnswerState,
+        dns: DNSServer, gateway: Gateway, group: any EventLoopGroup, logger: Logger
     ) {
-        self.notifier = notifier
-        self.group = group
+        self.plan = plan
         self.configPath = configPath
-        self.catalog = catalog
+        self.zoneFiles = zoneFiles
         self.addresses = addresses
         self.answers = answers
         self.dns = dns
         self.gateway = gateway
+        self.group = group
         self.logger = logger
     }
 
-    /// Adds the addresses a catalog's listeners bind to.
-    static func ensureAddresses(of catalog: Catalog, with addresses: InterfaceAddresses) async throws {
-        for wanted in GatewayPlan(catalog: catalog).namespaces {
+    var catalog: Catalog { plan.catalog }
+
+    /// Adds the addresses a plan's listeners bind to.
+    static func ensureAddresses(of plan: GatewayPlan, with addresses: InterfaceAddresses) async throws {
+        for wanted in plan.namespaces {
             try await addresses.ensure(wanted.addresses, interface: wanted.interface, netns: wanted.netns)
         }
     }
 
-    /// Re-reads the config file and applies it. Returns false (and logs why) when the new
-    /// config is refused; the old one then keeps running untouched.
-    @discardableResult
-    func reload() async -> Bool {
-        notifier.reloading()
-        let applied = control == nil ? await apply() : await reloadThroughControlPlane()
-        // A refusal shows in `systemctl status`: systemd itself only sees the reload finish.
-        notifier.reloaded(status: (applied ? "" : "reload refused (see the journal); ") + Self.status(catalog))
-        Counter(label: "zonelink_config_reloads_total", dimensions: [("result", applied ? "applied" : "refused")]).increment()
-        return applied
+    /// Serves `next` from now on, or throws why not (`ConfigError` for the catalog itself,
+    /// `NotApplied` for the host) with the previous catalog still serving.
+    func apply(_ next: Catalog) async throws {
+        let nextPlan = try ServingPlan(catalog: next, file: configPath, zoneFiles: zoneFiles)
+        let previous = plan
+        do {
+            try await Self.ensureAddresses(of: nextPlan.gateway, with: addresses)
+        } catch {
+            await releaseAddresses(keeping: previous, from: nextPlan)
+            throw NotApplied(part: "addresses", reason: error)
+        }
+        do {
+            try await dns.apply(nextPlan.dnsListeners)
+        } catch {
+            await releaseAddresses(keeping: previous, from: nextPlan)
+            throw NotApplied(part: "DNS", reason: error)
+        }
+        do {
+            try await gateway.apply(next, plan: nextPlan.gateway)
+        } catch {
+            try? await dns.apply(previous.dnsListeners)
+            await releaseAddresses(keeping: previous, from: nextPlan)
+            throw NotApplied(part: "the gateway", reason: error)
+        }
+        let forwarder = sameForwarding(previous.catalog, next) ? answers.forwarder : makeForwarder(next, group: group, logger: logger)
+        answers.update(engine: nextPlan.engine, forwarder: forwarder)
+        plan = nextPlan
+        await releaseAddresses(keeping: nextPlan, from: previous)
+        logger.notice("applied", metadata: ["serial": "\(next.serial)", "endpoints": "\(next.endpoints.count)"])
+    }
+
+    /// Removes the addresses ZoneLink added for `other` that `kept` does not want, in every
+    /// namespace either plan uses.
+    private func releaseAddresses(keeping kept: ServingPlan, from other: ServingPlan) async {
+        let wanted = kept.addresses
+        let namespaces = Set(wanted.keys).union(other.addresses.keys)
+        for namespace in namespaces {
+            await addresses.release(netns: namespace, keeping: wanted[namespace] ?? [])
+        }
+    }
+}
+
+/// SIGHUP: the config file and the tokens file read again. The file goes through the control
+/// plane, which merges it with the API's objects and applies the result through `DataPlane`
+/// (one way: file → control plane → catalog → data plane); a refusal keeps the old one.
+actor Runtime {
+    private let configPath: String
+    private let control: ControlService
+    private let tokens: TokenStore
+    private let tokensFile: String
+    private let notifier: SystemdNotifier
+    private let logger: Logger
+
+    init(configPath: String, control: ControlService, tokens: TokenStore, tokensFile: String, notifier: SystemdNotifier, logger: Logger) {
+        self.configPath = configPath
+        self.control = control
+        self.tokens = tokens
+        self.tokensFile = tokensFile
+        self.notifier = notifier
+        self.logger = logger
     }
 
     /// The one-line STATUS= that `systemctl status` shows.
@@ -112,77 +198,44 @@ actor Runtime {
         return "serving \(catalog.endpoints.count) endpoints (\(connected) connected), \(catalog.vpcs.count) VPCs, config serial \(catalog.serial)"
     }
 
-    /// From now on SIGHUP goes through the control plane, which merges the file with the API's
-    /// objects and publishes the result to `apply(catalog:)`; the tokens file is re-read too.
-    func attach(control: ControlService, tokens: TokenStore, tokensFile: String) {
-        self.control = control
-        self.tokens = (tokens, tokensFile)
-    }
-
-    private func reloadThroughControlPlane() async -> Bool {
+    /// Re-reads the tokens and the config file and applies them. Returns false (and logs
+    /// why) when the new config is refused; the old one then keeps running untouched.
+    @discardableResult
+    func reload() async -> Bool {
+        notifier.reloading()
         logger.notice("reloading", metadata: ["config": "\(configPath)"])
-        if let tokens {
-            do {
-                tokens.store.replace(try TokenTable.load(file: tokens.file))
-            } catch {
-                logger.error("tokens not reloaded, the previous ones stay: \(error)")
-            }
-        }
-        let serial = catalog.serial
         do {
-            try await control?.reload(base: Configuration.load(file: configPath), file: configPath)
+            tokens.replace(try loadTokens(file: tokensFile, logger: logger))
+        } catch {
+            logger.error("tokens not reloaded, the previous ones stay: \(error)")
+        }
+        var applied = true
+        do {
+            try await control.reload(base: Configuration.load(file: configPath), file: configPath)
         } catch let error as ConfigError {
             for line in error.lines { logger.error("reload refused: \(line)") }
-            return false
-        } catch {
-            logger.error("reload refused: \(error)")
-            return false
-        }
-        return catalog.serial != serial  // apply(catalog:) took it
-    }
-
-    private func apply() async -> Bool {
-        logger.notice("reloading", metadata: ["config": "\(configPath)"])
-        let next: Catalog
-        do {
-            next = try Catalog.load(file: configPath, serial: catalog.serial &+ 1)
-        } catch {
-            for line in error.lines { logger.error("reload refused: \(line)") }
-            return false
-        }
-        return await apply(catalog: next)
-    }
-
-    /// Applies a catalog (the control plane's, after an API change or a reload) to addresses,
-    /// DNS and the gateway. False (logged) when they cannot take it: the old one keeps running.
-    @discardableResult
-    func apply(catalog next: Catalog) async -> Bool {
-        let zones: [Zone]
-        do {
-            zones = try next.loadStaticZones(file: configPath)
-        } catch {
-            for line in error.lines { logger.error("catalog \(next.serial) refused: \(line)") }
-            return false
-        }
-        do {
-            try await Self.ensureAddresses(of: next, with: addresses)
-            try await dns.apply(DNSServer.listeners(of: next))
-            try await gateway.apply(next)
+            applied = false
         } catch {
             logger.error("reload refused: \(error); the previous configuration keeps running")
-            try? await dns.apply(DNSServer.listeners(of: catalog))
-            return false
+            applied = false
         }
-        let forwarder = sameForwarding(catalog, next) ? answers.forwarder : makeForwarder(next, group: group, logger: logger)
-        answers.update(engine: AnswerEngine(catalog: next, staticZones: zones), forwarder: forwarder)
-        let keep = GatewayPlan(catalog: next).namespaces
-        for namespace in Set(GatewayPlan(catalog: catalog).namespaces.map(\.netns) + keep.map(\.netns)) {
-            await addresses.release(netns: namespace, keeping: Set(keep.filter { $0.netns == namespace }.flatMap(\.addresses)))
-        }
-        catalog = next
-        logger.notice("reloaded", metadata: ["config": "\(configPath)", "serial": "\(next.serial)", "endpoints": "\(next.endpoints.count)"])
-        return true
+        let catalog = await control.catalog
+        // A refusal shows in `systemctl status`: systemd itself only sees the reload finish.
+        notifier.reloaded(status: (applied ? "" : "reload refused (see the journal); ") + Self.status(catalog))
+        Counter(label: "zonelink_config_reloads_total", dimensions: [("result", applied ? "applied" : "refused")]).increment()
+        if applied { logger.notice("reloaded", metadata: ["config": "\(configPath)", "serial": "\(catalog.serial)"]) }
+        return applied
     }
+}
+
+/// Reads the tokens file, saying so when it is missing (every API request is then refused).
+/// - Throws: `TokensFileError` for a file others may write; `ConfigError` for bad lines.
+func loadTokens(file: String, logger: Logger) throws -> TokenTable {
+    let table = try TokenTable.load(file: file)
+    if table.principals.isEmpty && !FileManager.default.fileExists(atPath: file) {
+        logger.warning("no tokens file at \(file): every control API request is refused (401) until it is written and zonelink reloaded")
+    }
+    return table
 }
 
 /// Reloads on every SIGHUP until shutdown, then tells systemd the service is stopping.

@@ -118,27 +118,32 @@ struct Serve: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "zonelink")
+        // What ZoneLink creates (state directory, database, lock, socket) is its own alone.
+        umask(0o077)
         // The file's objects and the API's (the state store), validated together.
         let tokensFile = tokens ?? "\(stateDir)/tokens"
         let stateLock: StateDirectoryLock
         let control: ControlService
         let tokenStore: TokenStore
-        let catalog: Catalog
-        let zones: [Zone]
+        let zoneFiles = StaticZoneFiles()
+        let plan: ServingPlan
         do {
             let base = try Configuration.load(file: config)
+            tokenStore = TokenStore(try loadTokens(file: tokensFile, logger: logger))
             stateLock = try StateDirectoryLock(directory: stateDir)
             control = try await ControlService(base: base, file: config, store: StateStore.open(stateDirectory: stateDir))
-            tokenStore = TokenStore(try TokenTable.load(file: tokensFile))
-            catalog = await control.catalog
-            zones = try catalog.loadStaticZones(file: config)
+            plan = try ServingPlan(catalog: await control.catalog, file: config, zoneFiles: zoneFiles)
         } catch let error as ConfigError {
             FileHandle.standardError.write(Data((error.description + "\n").utf8))
+            throw ExitStatus.invalidInput
+        } catch let error as TokensFileError {
+            FileHandle.standardError.write(Data("zonelink: \(error)\n".utf8))
             throw ExitStatus.invalidInput
         } catch {
             logger.error("cannot open the state in \(stateDir): \(error)")
             throw ExitStatus.runtimeFailure
         }
+        let catalog = plan.catalog
 
         // Addresses first: the DNS and ENI listeners bind to them.
         let addresses = InterfaceAddresses()
@@ -150,7 +155,7 @@ struct Serve: AsyncParsableCommand {
             try? await group.shutdownGracefully()
         }
         do {
-            try await Runtime.ensureAddresses(of: catalog, with: addresses)
+            try await DataPlane.ensureAddresses(of: plan.gateway, with: addresses)
         } catch {
             logger.error("\(error)")
             await cleanUp()
@@ -159,10 +164,9 @@ struct Serve: AsyncParsableCommand {
 
         let notifier = SystemdNotifier(waitingFor: ["dns", "gateway"])
         let status = Runtime.status(catalog)
-        let answers = AnswerState(
-            engine: AnswerEngine(catalog: catalog, staticZones: zones), forwarder: makeForwarder(catalog, group: group, logger: logger))
+        let answers = AnswerState(engine: plan.engine, forwarder: makeForwarder(catalog, group: group, logger: logger))
         let dns = DNSServer(
-            listeners: DNSServer.listeners(of: catalog), namespaces: namespaces, publisher: answers.publisher, group: group,
+            listeners: plan.dnsListeners, namespaces: namespaces, publisher: answers.publisher, group: group,
             workers: threads, tcpIdleTimeout: catalog.dns.tcpIdleTimeout, logger: logger,
             onReady: {
                 logger.notice("ready", metadata: ["config": "\(config)", "endpoints": "\(catalog.endpoints.count)"])
@@ -187,14 +191,14 @@ struct Serve: AsyncParsableCommand {
             await cleanUp()
             throw ExitStatus.runtimeFailure
         }
-        let runtime = Runtime(
-            configPath: config, catalog: catalog, addresses: addresses, answers: answers, dns: dns, gateway: gateway,
-            notifier: notifier, group: group, logger: logger)
+        let dataPlane = DataPlane(
+            plan: plan, configPath: config, zoneFiles: zoneFiles, addresses: addresses, answers: answers, dns: dns, gateway: gateway,
+            group: group, logger: logger)
+        let runtime = Runtime(configPath: config, control: control, tokens: tokenStore, tokensFile: tokensFile, notifier: notifier, logger: logger)
         let watchdog = notifier.startWatchdog(on: group.next())
         let gatewayMetrics = startGatewayMetrics(flows: flows, gateway: gateway, on: group.next())
-        // API changes and SIGHUP reloads publish the merged catalog to the runtime.
-        await runtime.attach(control: control, tokens: tokenStore, tokensFile: tokensFile)
-        await control.setPublish { catalog in await runtime.apply(catalog: catalog) }
+        // One way: API changes and SIGHUP reloads → control plane → catalog → data plane.
+        await control.setPublish { catalog in try await dataPlane.apply(catalog) }
         let metrics = ControlMetrics()
         metrics.bootstrapMetricsSystem()
         let api = ControlAPI(

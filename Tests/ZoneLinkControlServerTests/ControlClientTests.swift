@@ -41,7 +41,8 @@ struct ControlClientTests {
             }
             #expect(created.status == 201 && created.isSuccess)
             #expect(try shown.decode(ServiceView.self).whitelist == [])
-            #expect(overTCP.status == 403 && overTCP.error?.code == "forbidden")
+            // A is not on the whitelist: the service is as unknown to it as one that does not exist.
+            #expect(overTCP.status == 404 && overTCP.error?.code == "not_found")
         }
     }
 }

@@ -5,9 +5,9 @@ import ZoneLinkControl
 import ZoneLinkCore
 @testable import ZoneLinkControlServer
 
-@Suite("Control service: decide, commit, swap, publish")
+@Suite("Control service: decide, apply, commit, swap")
 struct ControlServiceTests {
-    @Test func aChangeIsCommittedBeforeItIsPublishedAndAnswered() async throws {
+    @Test func aChangeIsAppliedThenCommittedThenAnswered() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let store = try StateStore.open(stateDirectory: directory.path)
@@ -15,15 +15,72 @@ struct ControlServiceTests {
         let service = try await ControlService(
             base: configuration(), file: configFile, store: store,
             publish: { _ in
-                // What a crash right now would keep.
+                // What a crash right now would keep: not yet the change, nobody was told of it.
                 let state = (try? StateStore(path: store.path).load()) ?? ControlState()
                 seenAtPublish.withLock { $0.append(state) }
             })
         let view = try await service.perform { try $0.createService(seedService, by: provider) }
         #expect(view.id == "epsrv-frankfurt1")
-        #expect(seenAtPublish.withLock { $0.map { $0.services.map(\.id) } } == [["epsrv-frankfurt1"]])
+        #expect(seenAtPublish.withLock { $0.map { $0.services.map(\.id) } } == [[]])
         #expect(await service.catalog.service("epsrv-frankfurt1") != nil)
         #expect(try store.load() == (await service.current.state))
+    }
+
+    /// Why the data plane did not take a catalog, as a test says it.
+    struct BindFailed: Error, CustomStringConvertible {
+        var description: String { "the gateway refused it: cannot listen on 10.10.2.4:80 (address in use)" }
+    }
+
+    @Test func aChangeTheDataPlaneRefusesIsNotCommitted() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try StateStore.open(stateDirectory: directory.path)
+        let refuse = Mutex(false)
+        let published = Published()
+        let service = try await ControlService(
+            base: configuration(), file: configFile, store: store,
+            publish: { catalog in
+                if refuse.withLock({ $0 }) { throw BindFailed() }
+                try await published.publish(catalog)
+            })
+        _ = try await service.perform { try $0.createService(seedService, by: provider) }
+        let before = await service.current.state
+        refuse.withLock { $0 = true }
+        do {
+            _ = try await service.perform { try $0.addToWhitelist(accountA, of: "epsrv-frankfurt1", by: provider) }
+            Issue.record("a refused change was acknowledged")
+        } catch let error as ControlError {
+            #expect(error.code == "not_applied" && error.httpStatus == 409)
+            #expect(error.message.contains("cannot listen on 10.10.2.4:80"), "\(error)")
+        }
+        #expect(await service.current.state == before)
+        #expect(try store.load() == before)
+        #expect(published.count == 1)
+        // Once the data plane takes it, the same change goes through.
+        refuse.withLock { $0 = false }
+        _ = try await service.perform { try $0.addToWhitelist(accountA, of: "epsrv-frankfurt1", by: provider) }
+        #expect(try store.load().whitelist.count == 1)
+    }
+
+    @Test func aCatalogProblemFoundByTheDataPlaneIsAnIssueOfTheRequest() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let service = try await ControlService(
+            base: configuration(), file: configFile, store: StateStore.open(stateDirectory: directory.path),
+            publish: { catalog in
+                guard catalog.services.isEmpty else {
+                    throw ConfigError(file: configFile, issues: [ConfigIssue("endpointServices[0].privateDomain", "overlaps the static zone x", hint: "h")])
+                }
+            })
+        do {
+            _ = try await service.perform { try $0.createService(seedService, by: provider) }
+            Issue.record("accepted")
+        } catch let error as ControlError {
+            guard case .invalid(let issues) = error else { Issue.record("\(error)"); return }
+            // The API's object is named by its ID, not by its index in the merged file.
+            #expect(issues.map(\.keyPath) == ["endpointServices[epsrv-frankfurt1].privateDomain"], "\(issues)")
+        }
+        #expect(await service.catalog.services.isEmpty)
     }
 
     @Test func aRefusedChangeChangesNothing() async throws {

@@ -18,7 +18,7 @@ struct StateStoreTests {
         step(try plane.addToWhitelist(accountA, of: "epsrv-frankfurt1", by: provider))
         step(try plane.createEndpoint(seedEndpoint, by: consumer))
         step(try plane.accept(service: "epsrv-frankfurt1", endpoint: "ep-consumer1", by: provider))
-        step(try plane.createService(CreateServiceRequest(id: "epsrv-second", resources: seedService.resources, privateDomain: "api.example"), by: provider))
+        step(try plane.createService(CreateServiceRequest(id: "epsrv-second", resources: seedService.resources, privateDomain: "api.provider.example"), by: provider))
         step(try plane.updateService("epsrv-frankfurt1", UpdateServiceRequest(autoAcceptConnections: true), by: provider))
         return (changes, plane.state)
     }

@@ -23,6 +23,8 @@ let stranger = Principal.account(accountC)
 let infrastructureYAML = """
     region: eu-central-1
     domain: privatelink.internal
+    dns:
+      privateDomainSuffixes: [provider.example]
     accounts:
       - {id: "1111111111111111", name: account-a}
       - {id: "2222222222222222", name: account-b}

@@ -50,7 +50,39 @@ struct TokenTests {
             Issue.record("expected issues")
         } catch {
             #expect(error.issues.map(\.keyPath) == ["line 1", "line 2", "line 4", "line 5"], "\(error)")
-            #expect(error.lines[0].hasPrefix("/etc/zonelink/tokens: line 1: '1234' is not a SHA-256 digest"))
+            #expect(error.lines[0].hasPrefix("/etc/zonelink/tokens: line 1: the second field (4 characters) is not a SHA-256 digest"))
+        }
+    }
+
+    @Test func crlfLineEndsAreRead() throws {
+        let text = "# tokens\r\noperator \(TokenTable.digest(of: "op"))\r\n2222222222222222 \(TokenTable.digest(of: "b"))\r\n"
+        let table = try TokenTable.parse(text, file: "tokens")
+        #expect(table.principal(forToken: "op") == .operator)
+        #expect(table.principal(forToken: "b") == .account(accountB))
+    }
+
+    @Test func aBadLineNeverRepeatsItsText() {
+        // A token pasted in clear where its digest belongs, and one where the principal does.
+        let text = "operator my-clear-secret-token\nmy-other-clear-secret \(TokenTable.digest(of: "x"))\n"
+        do {
+            _ = try TokenTable.parse(text, file: "tokens")
+            Issue.record("expected issues")
+        } catch {
+            #expect(error.issues.count == 2)
+            #expect(!error.description.contains("secret"), "\(error)")
+        }
+    }
+
+    @Test func aFileOthersMayWriteIsRefused() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.path + "/tokens"
+        try "operator \(TokenTable.digest(of: "op"))\n".write(toFile: path, atomically: true, encoding: .utf8)
+        chmod(path, 0o600)
+        #expect(try TokenTable.load(file: path).principal(forToken: "op") == .operator)
+        for mode: mode_t in [0o620, 0o602, 0o666] {
+            chmod(path, mode)
+            #expect(throws: TokensFileError.writableByOthers(path: path, mode: UInt16(mode))) { try TokenTable.load(file: path) }
         }
     }
 

@@ -94,24 +94,26 @@ struct AuthorizationTests {
         return p
     }
 
-    /// The expected outcome of each operation for provider, consumer, other, operator.
+    /// The expected outcome of each operation for provider, consumer, other, operator. An
+    /// object the caller may not see at all is as unknown to it (404), so that a refusal never
+    /// tells another tenant which IDs exist; one it sees but may not change is 403.
     static let expected: [Operation: [Actor: Outcome]] = [
         .createService: [.provider: .ok, .consumer: .forbidden, .other: .forbidden, .operator: .ok],
         .listServices: [.provider: .ok, .consumer: .ok, .other: .ok, .operator: .ok],
-        .showService: [.provider: .ok, .consumer: .ok, .other: .forbidden, .operator: .ok],
-        .updateService: [.provider: .ok, .consumer: .forbidden, .other: .forbidden, .operator: .ok],
-        .deleteService: [.provider: .ok, .consumer: .forbidden, .other: .forbidden, .operator: .ok],
-        .listWhitelist: [.provider: .ok, .consumer: .forbidden, .other: .forbidden, .operator: .ok],
-        .addToWhitelist: [.provider: .ok, .consumer: .forbidden, .other: .forbidden, .operator: .ok],
-        .removeFromWhitelist: [.provider: .ok, .consumer: .forbidden, .other: .forbidden, .operator: .ok],
-        .createEndpoint: [.provider: .ok, .consumer: .ok, .other: .forbidden, .operator: .ok],
+        .showService: [.provider: .ok, .consumer: .ok, .other: .notFound, .operator: .ok],
+        .updateService: [.provider: .ok, .consumer: .forbidden, .other: .notFound, .operator: .ok],
+        .deleteService: [.provider: .ok, .consumer: .notFound, .other: .notFound, .operator: .ok],
+        .listWhitelist: [.provider: .ok, .consumer: .forbidden, .other: .notFound, .operator: .ok],
+        .addToWhitelist: [.provider: .ok, .consumer: .forbidden, .other: .notFound, .operator: .ok],
+        .removeFromWhitelist: [.provider: .ok, .consumer: .notFound, .other: .notFound, .operator: .ok],
+        .createEndpoint: [.provider: .ok, .consumer: .ok, .other: .notFound, .operator: .ok],
         .listEndpoints: [.provider: .ok, .consumer: .ok, .other: .ok, .operator: .ok],
-        .showEndpoint: [.provider: .ok, .consumer: .ok, .other: .forbidden, .operator: .ok],
-        .deleteEndpoint: [.provider: .forbidden, .consumer: .ok, .other: .forbidden, .operator: .ok],
-        .listConnections: [.provider: .ok, .consumer: .forbidden, .other: .forbidden, .operator: .ok],
-        .accept: [.provider: .ok, .consumer: .forbidden, .other: .forbidden, .operator: .ok],
-        .reject: [.provider: .ok, .consumer: .forbidden, .other: .forbidden, .operator: .ok],
-        .disconnect: [.provider: .ok, .consumer: .forbidden, .other: .forbidden, .operator: .ok],
+        .showEndpoint: [.provider: .ok, .consumer: .ok, .other: .notFound, .operator: .ok],
+        .deleteEndpoint: [.provider: .forbidden, .consumer: .ok, .other: .notFound, .operator: .ok],
+        .listConnections: [.provider: .ok, .consumer: .forbidden, .other: .notFound, .operator: .ok],
+        .accept: [.provider: .ok, .consumer: .forbidden, .other: .notFound, .operator: .ok],
+        .reject: [.provider: .ok, .consumer: .forbidden, .other: .notFound, .operator: .ok],
+        .disconnect: [.provider: .ok, .consumer: .forbidden, .other: .notFound, .operator: .ok],
     ]
 
     @Test func tableCoversEveryCell() {
@@ -178,15 +180,21 @@ struct AuthorizationTests {
         #expect(own.plane.listEndpoints(by: provider).map { ($0.id, $0.placement == nil) }.elementsEqual([("ep-a", true), ("ep-b", false)], by: ==))
         // The consumer of ep-a sees nothing of ep-b.
         #expect(own.plane.listEndpoints(by: consumer).map(\.id) == ["ep-a"])
-        #expect(Outcome(error { try own.plane.endpoint("ep-b", by: consumer) }) == .forbidden)
+        #expect(Outcome(error { try own.plane.endpoint("ep-b", by: consumer) }) == .notFound)
     }
 
     @Test func refusalsNameTheirRule() throws {
         let world = try Self.world()
         #expect(world.addToWhitelistError(by: consumer)?.message
             == "account 1111111111111111 is not the provider of epsrv-x: only its provider or the operator may see or change its whitelist")
-        #expect(error { try world.service("epsrv-x", by: stranger) }?.message
-            == "account 3333333333333333 is neither the provider of epsrv-x nor on its whitelist: only they and the operator may see it")
+        // Another tenant's service and one that does not exist: the same words but for the ID.
+        let hidden = error { try world.service("epsrv-x", by: stranger) }
+        let unknown = error { try world.service("epsrv-q", by: stranger) }
+        #expect(hidden?.message == "no endpoint service 'epsrv-x' that account 3333333333333333 may see (a service is seen by its provider, the accounts on its whitelist and the operator)")
+        #expect(hidden?.message.replacingOccurrences(of: "epsrv-x", with: "epsrv-q") == unknown?.message)
+        let hiddenEndpoint = error { try world.deleteEndpoint("ep-a", by: stranger) }
+        let unknownEndpoint = error { try world.deleteEndpoint("ep-q", by: stranger) }
+        #expect(hiddenEndpoint?.message.replacingOccurrences(of: "ep-a", with: "ep-q") == unknownEndpoint?.message)
         #expect(error { try world.deleteEndpoint("ep-a", by: provider) }?.message.contains("reject or disconnect its connection instead") == true)
         #expect(error { try world.accept(service: "epsrv-x", endpoint: "ep-a", by: consumer) }?.message
             == "account 1111111111111111 is not the provider of epsrv-x: only its provider or the operator may accept, reject or disconnect its connections")
@@ -238,8 +246,8 @@ struct AuthorizationTests {
         let cService = try world.createService(CreateServiceRequest(
             id: "epsrv-c", resources: [ServiceResourceSpec(zone: "eu-central-1b", loadBalancer: "clb-3b")]), by: stranger)
         #expect(cService.plane.listServices(by: provider).map(\.id) == ["epsrv-x", "epsrv-y"])
-        #expect(Outcome(error { try cService.plane.deleteService("epsrv-c", by: provider) }) == .forbidden)
-        #expect(Outcome(error { try cService.plane.updateService("epsrv-c", UpdateServiceRequest(zoneAffinity: true), by: consumer) }) == .forbidden)
+        #expect(Outcome(error { try cService.plane.deleteService("epsrv-c", by: provider) }) == .notFound)
+        #expect(Outcome(error { try cService.plane.updateService("epsrv-c", UpdateServiceRequest(zoneAffinity: true), by: consumer) }) == .notFound)
     }
 }
 

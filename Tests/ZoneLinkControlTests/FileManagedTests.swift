@@ -34,9 +34,10 @@ struct FileManagedTests {
     }
 
     @Test func authorisationComesBeforeTheFileRule() throws {
-        // A stranger learns it may not, not how the object is managed.
+        // A stranger learns nothing of an object it may not see, not even how it is managed;
+        // one that sees it learns it may not change it.
         let world = try world()
-        #expect(Outcome(error { try world.deleteEndpoint("ep-consumer1", by: stranger) }) == .forbidden)
+        #expect(Outcome(error { try world.deleteEndpoint("ep-consumer1", by: stranger) }) == .notFound)
         #expect(Outcome(error { try world.deleteService("epsrv-frankfurt1", by: consumer) }) == .forbidden)
     }
 

@@ -21,7 +21,7 @@ struct SeedWalkthroughTests {
 
         // A cannot see it yet, nor connect.
         #expect(created.plane.listServices(by: consumer).isEmpty)
-        #expect(Outcome(error { try created.plane.createEndpoint(seedEndpoint, by: consumer) }) == .forbidden)
+        #expect(Outcome(error { try created.plane.createEndpoint(seedEndpoint, by: consumer) }) == .notFound)
 
         // Step 4: B adds A's account ID to the whitelist.
         let whitelisted = try created.plane.addToWhitelist(accountA, of: "epsrv-frankfurt1", by: provider)
@@ -61,15 +61,16 @@ struct SeedWalkthroughTests {
         #expect(rejected.value.connection == .rejected)
         #expect(rejected.catalog.connection(of: rejected.catalog.endpoints[0]) == .rejected)
 
-        // C, on no whitelist, cannot create an endpoint; the refusal names the whitelist.
+        // C, on no whitelist, cannot create an endpoint: the service is as unknown to it as one
+        // that does not exist, and the refusal names the whitelist rule.
         let refused = error {
             try rejected.plane.createEndpoint(
                 CreateEndpointRequest(service: "epsrv-frankfurt1", vpc: "vpc-3", zones: [ZoneChoice(zone: "eu-central-1b", vswitch: "vsw-3b")]),
                 by: stranger)
         }
-        guard case .forbidden(let rule) = refused else { Issue.record("expected forbidden, got \(String(describing: refused))"); return }
-        #expect(rule.contains("account 3333333333333333 is not on the whitelist of epsrv-frankfurt1"))
-        #expect(refused?.httpStatus == 403 && refused?.code == "forbidden")
+        guard case .notFound(let message) = refused else { Issue.record("expected not found, got \(String(describing: refused))"); return }
+        #expect(message == "no endpoint service 'epsrv-frankfurt1' that account 3333333333333333 may see (a service is seen by its provider, the accounts on its whitelist and the operator)")
+        #expect(refused?.httpStatus == 404 && refused?.code == "not_found")
     }
 
     @Test func autoAcceptingServiceConnectsNewEndpointsAtOnce() throws {

@@ -16,6 +16,8 @@ let stranger = Principal.account(accountC)
 let infrastructureYAML = """
     region: eu-central-1
     domain: privatelink.internal
+    dns:
+      privateDomainSuffixes: [provider.example]
     accounts:
       - {id: "1111111111111111", name: account-a}
       - {id: "2222222222222222", name: account-b}
@@ -143,7 +145,7 @@ func error<T>(_ body: () throws -> T, sourceLocation: SourceLocation = #_sourceL
 
 /// The kind of result, for tables.
 enum Outcome: String, Sendable, CustomStringConvertible {
-    case ok, forbidden, notFound, conflict, invalid, fileManaged
+    case ok, forbidden, notFound, conflict, invalid, fileManaged, notApplied
 
     init(_ error: ControlError?) {
         switch error {
@@ -153,6 +155,7 @@ enum Outcome: String, Sendable, CustomStringConvertible {
         case .conflict: self = .conflict
         case .invalid: self = .invalid
         case .fileManaged: self = .fileManaged
+        case .notApplied: self = .notApplied
         }
     }
 

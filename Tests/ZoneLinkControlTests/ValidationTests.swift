@@ -73,9 +73,11 @@ struct ValidationTests {
         .init(rule: "at least one resource", run: creatingService(CreateServiceRequest(resources: [])),
               keyPath: "resources", problem: "is empty"),
         .init(rule: "private domain outside the generated domain", run: creatingService(CreateServiceRequest(resources: [zoneB], privateDomain: "api.privatelink.internal")),
-              keyPath: "privateDomain", problem: "lies inside the generated domain"),
+              keyPath: "privateDomain", problem: "overlaps the generated domain"),
         .init(rule: "private domains are not shared", run: creatingService(CreateServiceRequest(resources: [zoneB], privateDomain: "api.provider.example")),
-              keyPath: "privateDomain", problem: "declared twice"),
+              keyPath: "privateDomain", problem: "overlaps the private domain api.provider.example"),
+        .init(rule: "private domain under an allowed suffix", run: creatingService(CreateServiceRequest(resources: [zoneB], privateDomain: "github.com")),
+              keyPath: "privateDomain", problem: "lies under no suffix the operator allows"),
         // Whitelist.
         .init(rule: "whitelist holds account IDs", run: { world in error { try world.addToWhitelist("account-c", of: "epsrv-frankfurt1", by: provider) } },
               keyPath: "account", problem: "'account-c' is not an account ID"),

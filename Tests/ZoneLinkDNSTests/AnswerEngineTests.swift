@@ -8,6 +8,8 @@ import ZoneLinkCore
 let engineConfig = """
     region: eu-central-1
     domain: privatelink.internal
+    dns:
+      privateDomainSuffixes: [provider.example]
     accounts:
       - {id: "1111111111111111", name: a}
       - {id: "2222222222222222", name: b}

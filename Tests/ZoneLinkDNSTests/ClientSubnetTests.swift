@@ -27,7 +27,7 @@ struct ClientSubnetTests {
 
     init() throws {
         let yaml = engineConfig.replacingOccurrences(
-            of: "domain: privatelink.internal\n", with: "domain: privatelink.internal\ndns:\n  trustedForwarders: [10.99.0.53, 10.98.0.0/24]\n")
+            of: "dns:\n", with: "dns:\n  trustedForwarders: [10.99.0.53, 10.98.0.0/24]\n")
         let catalog = try Catalog(configuration: Configuration.parse(yaml: yaml, file: "t"), file: "t")
         responder = Responder(engine: AnswerEngine(catalog: catalog))
     }

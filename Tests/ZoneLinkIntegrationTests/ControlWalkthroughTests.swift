@@ -268,7 +268,8 @@ struct ControlWalkthroughTests {
         }
         expect(refused, "after reject, curl through \(zoneName) still succeeds after 3 s; last:\n\(lastCurl)")
 
-        // C, not on the whitelist, cannot create an endpoint; the error names the whitelist.
+        // C, not on the whitelist, cannot create an endpoint: the service is as unknown to it as
+        // one that does not exist (404), and the error names the whitelist rule.
         let denied = try cli(WalkthroughConfig.tokenC, [
             "endpoint", "create", "--service", "epsrv-walk", "--vpc", "vpc-3", "--zone", "eu-central-1b=vsw-3b",
             "--security-group", "sg-web",

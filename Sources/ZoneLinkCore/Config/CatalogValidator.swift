@@ -28,6 +28,7 @@ struct CatalogValidator {
         checkUnique(resolved.loadBalancers.map(\.id), path: { "loadBalancers[\($0)].id" }, what: "load balancer")
         checkUnique(resolved.endpointServices.map(\.id), path: { "endpointServices[\($0)].id" }, what: "endpoint service")
         checkUnique(resolved.endpoints.map(\.id), path: { "endpoints[\($0)].id" }, what: "endpoint")
+        checkGeneratedNames()
         for (v, vpc) in resolved.vpcs.enumerated() {
             checkUnique(vpc.securityGroups.map(\.id), path: { "vpcs[\(v)].securityGroups[\($0)].id" }, what: "security group")
         }
@@ -58,18 +59,8 @@ struct CatalogValidator {
             if !service.id.hasPrefix("epsrv-") || !isLabel(service.id) {
                 report("endpointServices[\(i)].id", "'\(service.id)' is not a service ID", hint: "start it with 'epsrv-' and use only a-z, 0-9 and '-' (it becomes a DNS label)")
             }
-            if let privateDomain = service.privateDomain {
-                let name = privateDomain.lowercased().trimmingTrailingDot
-                if !isDomainName(name) || !name.contains(".") {
-                    report("endpointServices[\(i)].privateDomain", "'\(privateDomain)' is not a domain name", hint: "write a name such as api.provider.example")
-                } else if name == domain.lowercased() || name.hasSuffix("." + domain.lowercased()) {
-                    report("endpointServices[\(i)].privateDomain", "'\(privateDomain)' lies inside the generated domain \(domain)", hint: "choose a name outside \(domain)")
-                }
-            }
         }
-        checkUnique(
-            resolved.endpointServices.map { $0.privateDomain?.lowercased().trimmingTrailingDot ?? "" },
-            path: { "endpointServices[\($0)].privateDomain" }, what: "private domain", ignoringEmpty: true)
+        checkPrivateDomains(generated: domain.lowercased())
         for (i, endpoint) in resolved.endpoints.enumerated() {
             if !endpoint.id.hasPrefix("ep-") || !isLabel(endpoint.id) {
                 report("endpoints[\(i)].id", "'\(endpoint.id)' is not an endpoint ID", hint: "start it with 'ep-' and use only a-z, 0-9 and '-' (it becomes a DNS label)")
@@ -82,6 +73,88 @@ struct CatalogValidator {
         for (v, vpc) in resolved.vpcs.enumerated() {
             for (s, vswitch) in vpc.vswitches.enumerated() where !isLabel(vswitch.zone) {
                 report("vpcs[\(v)].vswitches[\(s)].zone", "'\(vswitch.zone)' is not a zone name", hint: "letters, digits and '-', e.g. eu-central-1b")
+            }
+        }
+    }
+
+    /// A service's `privateDomain` is answered in every VPC with an endpoint of the service,
+    /// ahead of forwarding: one that covered a public name, an operator's static zone or
+    /// another service's domain would capture those names for its provider. So a private
+    /// domain lies under a suffix the operator allows (`dns.privateDomainSuffixes`) and
+    /// overlaps neither the generated domain nor another private domain (equal, above or
+    /// below). Static zones are checked where their files are read (`loadStaticZones`).
+    private mutating func checkPrivateDomains(generated domain: String) {
+        var suffixes: [String] = []
+        for (i, suffix) in resolved.dns.privateDomainSuffixes.enumerated() {
+            let name = suffix.lowercased().trimmingTrailingDot
+            if isDomainName(name) && name.contains(".") {
+                suffixes.append(name)
+            } else {
+                report("dns.privateDomainSuffixes[\(i)]", "'\(suffix)' is not a domain of at least two labels", hint: "write the parent domain providers may use, e.g. provider.example")
+            }
+        }
+        var claimed: [(name: String, index: Int)] = []
+        for (i, service) in resolved.endpointServices.enumerated() {
+            guard let privateDomain = service.privateDomain else { continue }
+            let path = "endpointServices[\(i)].privateDomain"
+            let name = privateDomain.lowercased().trimmingTrailingDot
+            if !isDomainName(name) || !name.contains(".") {
+                report(path, "'\(privateDomain)' is not a domain name", hint: "write a name such as api.provider.example")
+            } else if domainsOverlap(name, domain) {
+                report(path, "'\(privateDomain)' overlaps the generated domain \(domain)", hint: "choose a name outside \(domain) that does not contain it")
+            } else if !suffixes.contains(where: { name == $0 || name.hasSuffix("." + $0) }) {
+                report(path, "'\(privateDomain)' lies under no suffix the operator allows for private domains",
+                       hint: suffixes.isEmpty ? "the operator lists allowed parents in dns.privateDomainSuffixes; none are listed"
+                                              : "use a name under one of: \(suffixes.joined(separator: ", ")) (dns.privateDomainSuffixes)")
+            } else if let other = claimed.first(where: { domainsOverlap($0.name, name) }) {
+                report(path, "'\(privateDomain)' overlaps the private domain \(other.name) of endpointServices[\(other.index)]",
+                       hint: "each service's private domain is its own: neither equal to, inside nor above another's")
+            } else {
+                claimed.append((name, i))
+            }
+        }
+    }
+
+    /// Every generated name stands for one endpoint. An endpoint's label (`ep-x`) and its
+    /// zonal labels (`ep-x-<zone>`, for every zone of the region, also those it has no ENI in
+    /// yet) are compared case-insensitively, as DNS compares them: an endpoint whose ID were
+    /// another's zonal label (`ep-api1-eu-central-1b`) would make that name answer with both
+    /// tenants' addresses. The later object of a clash is the one reported; through the API
+    /// that is always the new one.
+    private mutating func checkGeneratedNames() {
+        let zones = Set(resolved.vpcs.flatMap { $0.vswitches.map { $0.zone.lowercased() } }).sorted()
+        var owner: [String: Int] = [:]
+        for (i, endpoint) in resolved.endpoints.enumerated() where owner[endpoint.id.lowercased()] == nil {
+            owner[endpoint.id.lowercased()] = i
+        }
+        for (i, endpoint) in resolved.endpoints.enumerated() {
+            let label = endpoint.id.lowercased()
+            if let first = owner[label], first != i {
+                let earlier = resolved.endpoints[first].id
+                if earlier != endpoint.id {  // exact duplicates are checkUnique's
+                    report("endpoints[\(i)].id", "'\(endpoint.id)' names the same DNS label as endpoints[\(first)].id '\(earlier)'",
+                           hint: "DNS names ignore case: choose another ID")
+                }
+                continue
+            }
+            for zone in zones {
+                guard let other = owner["\(label)-\(zone)"], other != i else { continue }
+                if other > i {
+                    report("endpoints[\(other)].id", "'\(resolved.endpoints[other].id)' is a generated name of endpoints[\(i)] '\(endpoint.id)' (its name in zone \(zone))",
+                           hint: "choose an ID that is no other endpoint's zonal name")
+                } else {
+                    report("endpoints[\(i)].id", "'\(endpoint.id)' would have the name '\(label)-\(zone)' in zone \(zone), which is the ID of endpoints[\(other)]",
+                           hint: "choose an ID whose zonal names are no other endpoint's ID")
+                }
+            }
+        }
+        var services: [String: Int] = [:]
+        for (i, service) in resolved.endpointServices.enumerated() {
+            if let first = services[service.id.lowercased()], resolved.endpointServices[first].id != service.id {
+                report("endpointServices[\(i)].id", "'\(service.id)' names the same DNS label as endpointServices[\(first)].id '\(resolved.endpointServices[first].id)'",
+                       hint: "DNS names ignore case: choose another ID")
+            } else if services[service.id.lowercased()] == nil {
+                services[service.id.lowercased()] = i
             }
         }
     }
@@ -424,6 +497,11 @@ func isLabel(_ text: String) -> Bool {
 
 func isDomainName(_ text: String) -> Bool {
     text.utf8.count <= 240 && text.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { isLabel(String($0)) }
+}
+
+/// True when one domain equals the other or lies inside it (both lower case, no trailing dot).
+func domainsOverlap(_ a: String, _ b: String) -> Bool {
+    a == b || a.hasSuffix("." + b) || b.hasSuffix("." + a)
 }
 
 func isAccountID(_ text: String) -> Bool {

@@ -92,7 +92,7 @@ private struct ConfigParser {
     func parseDNS(_ node: Node) -> DNSSettings? {
         guard let map = reader.mapping(
             node, at: "dns", allowed: ["ttl", "listen", "upstreams", "zoneFiles", "tcpIdleTimeout", "trustedForwarders",
-                               "forwardTimeout", "cacheMaxTTL", "cacheSize"]
+                               "forwardTimeout", "cacheMaxTTL", "cacheSize", "privateDomainSuffixes"]
         ) else { return nil }
         var settings = DNSSettings()
         if let ttl = reader.int(map["ttl"], at: "dns.ttl", range: 0...2_147_483_647) { settings.ttl = UInt32(ttl) }
@@ -114,6 +114,9 @@ private struct ConfigParser {
         if let timeout = reader.duration(map["forwardTimeout"], at: "dns.forwardTimeout") { settings.forwardTimeout = timeout }
         if let ttl = reader.duration(map["cacheMaxTTL"], at: "dns.cacheMaxTTL") { settings.cacheMaxTTL = ttl }
         if let size = reader.int(map["cacheSize"], at: "dns.cacheSize", range: 0...10_000_000) { settings.cacheSize = size }
+        settings.privateDomainSuffixes = reader.sequence(map["privateDomainSuffixes"], at: "dns.privateDomainSuffixes").compactMap {
+            reader.string($0.node, at: $0.path)
+        }
         settings.trustedForwarders = reader.sequence(map["trustedForwarders"], at: "dns.trustedForwarders").compactMap { node, path in
             // A bare address means that one host.
             if case .scalar(let scalar) = node, !scalar.string.contains("/") {

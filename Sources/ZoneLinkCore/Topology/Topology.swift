@@ -305,6 +305,9 @@ public struct DNSSettings: Hashable, Sendable {
     public var cacheMaxTTL: Duration = .seconds(3600)
     /// Forwarding: how many answers the cache holds.
     public var cacheSize: Int = 10_000
+    /// Where providers may put a service's `privateDomain`: each one must equal or lie under
+    /// one of these (lower case, no trailing dot). Empty: no service may have one.
+    public var privateDomainSuffixes: [String] = []
 
     public init(
         ttl: UInt32 = 60, listen: [DNSListener] = [], upstreams: [IPv4Endpoint] = [], zoneFiles: [String] = [],

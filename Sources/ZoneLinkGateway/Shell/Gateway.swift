@@ -86,8 +86,9 @@ public actor Gateway: Service {
 
     /// Runs `catalog` from now on. New listeners are bound first (all or nothing: on failure
     /// the old catalog keeps running), then the ones no longer wanted close.
-    public func apply(_ catalog: Catalog) async throws {
-        let plan = GatewayPlan(catalog: catalog)
+    /// - Parameter plan: `GatewayPlan(catalog: catalog)` when the caller derived it already.
+    public func apply(_ catalog: Catalog, plan: GatewayPlan? = nil) async throws {
+        let plan = plan ?? GatewayPlan(catalog: catalog)
 
         var next: [String: Checked] = [:]
         for upstream in plan.upstreams {
