@@ -233,7 +233,7 @@ actor Runtime {
 func loadTokens(file: String, logger: Logger) throws -> TokenTable {
     let table = try TokenTable.load(file: file)
     if table.principals.isEmpty && !FileManager.default.fileExists(atPath: file) {
-        logger.warning("no tokens file at \(file): every control API request is refused (401) until it is written and zonelink reloaded")
+        logger.warning("no tokens file at \(file): every control API request is refused (401) until it is written (a reload, SIGHUP, reads it)")
     }
     return table
 }
