@@ -121,8 +121,6 @@ actor DataPlane {
         self.logger = logger
     }
 
-    var catalog: Catalog { plan.catalog }
-
     /// Adds the addresses a plan's listeners bind to.
     static func ensureAddresses(of plan: GatewayPlan, with addresses: InterfaceAddresses) async throws {
         for wanted in plan.namespaces {
