@@ -62,6 +62,17 @@ struct QueryParserTests {
     @Test func otherOpcodesAreNotImplemented() {
         #expect(Self.rcode(queryMessage("a.b", .a, flags: 2 << 11)) == .notImp)
         #expect(Self.rcode(queryMessage("a.b", .soa, flags: 4 << 11)) == .notImp)
+        // Whatever the sections hold under another opcode: no question, every flag set but QR.
+        let bare: [UInt8] = [0x12, 0x34, 0x78, 0x00, 0, 0, 0, 0, 0, 0, 0, 0]
+        #expect(Self.rcode(bare) == .notImp)
+        var allFlags = queryMessage("a.b", .a, flags: 15 << 11)
+        allFlags[2] |= 0x07
+        allFlags[3] = 0xFF
+        guard case .reject(_, _, let rcode, let query) = QueryParser.parse(allFlags) else { Issue.record("not rejected"); return }
+        #expect(rcode == .notImp && query?.name == DNSName("a.b"))
+        var twoQuestions = queryMessage("a.b", .a, flags: 9 << 11)
+        twoQuestions[5] = 2
+        #expect(Self.rcode(twoQuestions) == .notImp)
     }
 
     /// Inputs the server sees from a fuzzer: random bytes and mutations of good queries.

@@ -202,6 +202,17 @@ struct RawProtocolTests {
                         "opcode \(label) (\(opcode)): expected QR=1, same opcode, NOTIMP; got \(r.map { "\($0)" } ?? (reply == nil ? "no reply" : "unparsable reply \(reply!)"))")
             }
 
+            // An unknown opcode is NOTIMP whatever follows (RFC 6895): with no question, and
+            // with every header flag set, as compliance testers send it.
+            for (label, flags1) in [("no flags", UInt8(0)), ("every flag", UInt8(0xFF))] {
+                var bare = DNSQuery.header(id: 0x4F00, opcode: 15, qd: 0)
+                bare[2] |= 0x07  // AA, TC, RD
+                bare[3] = flags1
+                let reply = try await DNSClient.udp(bare, port: port)
+                #expect(reply.map { $0.count == 12 && $0[2] & 0x80 != 0 && ($0[2] >> 3) & 0x0F == 15 && $0[3] & 0x0F == UInt8(Rcode.NOTIMP) } == true,
+                        "opcode 15, no question, \(label): expected a 12-byte NOTIMP header with opcode 15; got \(reply.map { "\(Array($0))" } ?? "nothing")")
+            }
+
             // Mixed case: answered, and the question echoes the query's case byte for byte.
             let mixed = "Ep-CONSUMER1.EpSrv-Frankfurt1.EU-Central-1.PrivateLink.Internal"
             let q = DNSQuery.build(id: 0x1234, name: mixed, type: RRType.A, edns: 1232)

@@ -85,15 +85,16 @@ public enum QueryParser {
             .reject(id: id, flags: flags, rcode: rcode, query: query)
         }
 
-        guard qdcount == 1 else { return reject(.formErr) }
-        guard let (name, nameEnd) = readQuestionName(bytes, at: headerLength), nameEnd + 4 <= bytes.count else {
-            return reject(.formErr)
-        }
-        var query = Query(
-            id: id, flags: flags, name: name, type: RRType(rawValue: read16(bytes, nameEnd)),
-            qclass: read16(bytes, nameEnd + 2), questionEnd: nameEnd + 4, edns: nil)
-        let opcode = query.opcode
-        guard opcode == 0 else { return reject(.notImp, query) }
+        let question = qdcount == 1 ? readQuestionName(bytes, at: headerLength).flatMap { name, nameEnd in
+            nameEnd + 4 <= bytes.count ? Query(
+                id: id, flags: flags, name: name, type: RRType(rawValue: read16(bytes, nameEnd)),
+                qclass: read16(bytes, nameEnd + 2), questionEnd: nameEnd + 4, edns: nil) : nil
+        } : nil
+        // An opcode other than QUERY is NOTIMP whatever its sections hold (RFC 1035 4.1.1,
+        // RFC 6895 2.2): they may mean something else under that opcode, so they are not judged;
+        // a readable question is echoed, else the header alone.
+        guard flags & HeaderFlags.opcodeMask == 0 else { return reject(.notImp, question) }
+        guard var query = question else { return reject(.formErr) }
         // A query carries nothing in the answer and authority sections (RFC 1035 4.1.1).
         guard ancount == 0, nscount == 0 else { return reject(.formErr, query) }
 
