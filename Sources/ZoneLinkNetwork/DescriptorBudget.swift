@@ -66,7 +66,8 @@ public final class DescriptorBudget: Sendable {
             raised.rlim_cur = limit.rlim_max
             if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
         }
-        return limit.rlim_cur == RLIM_INFINITY ? 1 << 20 : Int(clamping: limit.rlim_cur)
+        // RLIM_INFINITY is all ones; Swift cannot import the macro (it overflows rlim_t).
+        return limit.rlim_cur == rlim_t.max ? 1 << 20 : Int(clamping: limit.rlim_cur)
     }
 
     /// Descriptors this process has open now (`/proc/self/fd`); for start-up and tests only.
