@@ -16,6 +16,8 @@ struct TestConfig: Sendable {
     var sourcePort: UInt16
     /// The port of ECS 2 and ECS 3 (`backendPort`), where `ZoneLinkServer` runs `BackendListeners`.
     var backendPort: UInt16
+    /// The ENI listeners' port (`port: 8080` of zones/local.yaml).
+    var eniPort: UInt16
     var yaml: String
 
     /// ECS 2 and ECS 3 of zones/local.yaml.
@@ -33,7 +35,7 @@ struct TestConfig: Sendable {
             guard text.contains(old) else { throw HarnessError("zones/local.yaml no longer contains `\(old)`") }
             text = text.replacingOccurrences(of: old, with: new)
         }
-        return TestConfig(pinnedPort: pinned, sourcePort: source, backendPort: backend, yaml: mutate(text))
+        return TestConfig(pinnedPort: pinned, sourcePort: source, backendPort: backend, eniPort: eni, yaml: mutate(text))
     }
 }
 
