@@ -21,10 +21,7 @@ enum RawSocket {
             let bytes = Array(path.utf8.prefix(raw.count - 1))
             raw.copyBytes(from: bytes + [0])
         }
-        let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard rc == 0 else {
+        guard withSocketAddress(address, { connect(fd, $0, $1) }) == 0 else {
             let code = errno
             close(fd)
             throw HarnessError("connect to \(path): errno \(code)")
@@ -36,22 +33,12 @@ enum RawSocket {
     static func tcp(_ host: String, _ port: UInt16, from source: String? = nil) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw HarnessError("socket: errno \(errno)") }
-        if let source {
-            var local = sockaddr_in(port: 0, host: source)
-            let bound = withUnsafePointer(to: &local) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            guard bound == 0 else {
-                let code = errno
-                close(fd)
-                throw HarnessError("bind to \(source): errno \(code)")
-            }
+        if let source, withSocketAddress(sockaddr_in(port: 0, host: source), { bind(fd, $0, $1) }) != 0 {
+            let code = errno
+            close(fd)
+            throw HarnessError("bind to \(source): errno \(code)")
         }
-        var remote = sockaddr_in(port: port, host: host)
-        let rc = withUnsafePointer(to: &remote) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard rc == 0 else {
+        guard withSocketAddress(sockaddr_in(port: port, host: host), { connect(fd, $0, $1) }) == 0 else {
             let code = errno
             close(fd)
             throw HarnessError("connect to \(host):\(port): errno \(code)")
@@ -173,21 +160,7 @@ final class HoldingBackends: @unchecked Sendable {
     private let done = DispatchGroup()
 
     init(addresses: [String], port: UInt16) throws {
-        var listeners: [Int32] = []
-        for address in addresses {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var one: Int32 = 1
-            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-            var local = sockaddr_in(port: port, host: address)
-            let bound = withUnsafePointer(to: &local) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            guard fd >= 0, bound == 0, listen(fd, 1024) == 0 else {
-                listeners.forEach { close($0) }
-                throw HarnessError("backend stand-in: cannot listen on \(address):\(port): errno \(errno)")
-            }
-            listeners.append(fd)
-        }
+        let listeners = try listeningSockets(addresses, port, backlog: 1024)
         self.listeners = listeners
         for fd in listeners {
             done.enter()

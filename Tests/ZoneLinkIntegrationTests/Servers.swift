@@ -49,23 +49,7 @@ final class BackendListeners: Sendable {
     private let isStopped = Mutex(false)
 
     init(addresses: [String], port: UInt16) throws {
-        var sockets: [Int32] = []
-        for address in addresses {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var one: Int32 = 1
-            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-            var addr = sockaddr_in(port: port, host: address)
-            let bound = withUnsafePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            guard fd >= 0, bound == 0, listen(fd, 64) == 0 else {
-                let reason = String(cString: strerror(errno))
-                close(fd)
-                sockets.forEach { close($0) }
-                throw HarnessError("backend stand-in: cannot listen on \(address):\(port): \(reason)")
-            }
-            sockets.append(fd)
-        }
+        let sockets = try listeningSockets(addresses, port, backlog: 64)
         self.sockets = sockets
         for fd in sockets {
             stopped.enter()
