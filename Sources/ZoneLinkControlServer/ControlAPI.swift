@@ -217,8 +217,11 @@ public struct ControlAPI: HTTPResponder {
         let buffer: ByteBuffer
         do {
             buffer = try await request.body.collect(upTo: maxBodySize)
-        } catch {
+        } catch is NIOTooManyBytesError {
             throw RequestError(status: .contentTooLarge, body: ErrorBody(code: "too_large", message: "the request body is larger than \(maxBodySize) bytes (control.maxBodySize)"))
+        } catch {
+            // The connection ended mid-body (say, closed by control.bodyTimeout): nothing to decode.
+            throw RequestError(status: .badRequest, body: ErrorBody(code: "bad_request", message: "the request body did not arrive complete: \(error)"))
         }
         let what = String(describing: T.self)
         do {

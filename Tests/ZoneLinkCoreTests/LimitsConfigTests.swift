@@ -17,12 +17,12 @@ struct LimitsConfigTests {
     @Test func defaultsWhenAbsent() throws {
         let catalog = try catalog(baseConfig)
         #expect(catalog.control == ControlSettings())
-        #expect(catalog.control.connections == 64)
+        #expect(catalog.control.connections == 256)
         #expect(catalog.control.headerTimeout == .seconds(10))
         #expect(catalog.control.bodyTimeout == .seconds(30))
         #expect(catalog.control.idleTimeout == .seconds(60))
         #expect(catalog.control.maxBodySize == 1 << 20)
-        #expect(catalog.descriptors.reserve == 256)
+        #expect(catalog.descriptors.reserve == 512)
         #expect(catalog.gateway.limits == GatewayLimits(flows: 100_000, flowsPerEndpoint: 50_000, flowsPerClient: 10_000, natPortsPerClient: 4_096))
     }
 

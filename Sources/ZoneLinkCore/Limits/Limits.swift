@@ -43,7 +43,7 @@ public struct ControlSettings: Hashable, Sendable {
     public var maxBodySize: Int
 
     public init(
-        connections: Int = 64, headerTimeout: Duration = .seconds(10), bodyTimeout: Duration = .seconds(30),
+        connections: Int = 256, headerTimeout: Duration = .seconds(10), bodyTimeout: Duration = .seconds(30),
         idleTimeout: Duration = .seconds(60), maxBodySize: Int = 1 << 20
     ) {
         self.connections = connections
@@ -60,7 +60,7 @@ public struct DescriptorSettings: Hashable, Sendable {
     /// the control API's connections (at most `control.connections`) come out of these.
     public var reserve: Int
 
-    public init(reserve: Int = 256) {
+    public init(reserve: Int = 512) {
         self.reserve = reserve
     }
 
