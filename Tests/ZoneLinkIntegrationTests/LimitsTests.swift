@@ -324,6 +324,7 @@ struct LimitsTests {
         try await offload { try server.start() }
         let eni = server.config.eniPort
         let flood = 500  // more flows than 1024 descriptors less the reserve can carry (two each)
+        let started = monotonicNow()
 
         let (relayed, refused, fds) = try await offload {
             var fds: [Int32] = []
@@ -366,6 +367,12 @@ struct LimitsTests {
             let nat = try server.politely("GET", "/v1/nat").body
             guard nat.hasPrefix("[") else { throw HarnessError("GET /v1/nat: \(nat)") }
         }
+        // Hundreds of refusals: the first line, then at most one per 10 s with a count.
+        let most = 2 + Int((monotonicNow() - started) / 10)
+        let log = (try? String(contentsOf: server.logPath, encoding: .utf8)) ?? ""
+        let lines = log.split(separator: "\n").filter { $0.contains("flow refused") }
+        #expect((1...most).contains(lines.count), "\(lines.count) 'flow refused' lines for \(refused + 6) refusals.\n\(server.logs)")
+        #expect(log.contains("file descriptors"), "serve did not log its descriptor budget.\n\(server.logs)")
         #expect(try await offload { server.stop(timeout: 15) }, "zonelink serve did not exit 0 on SIGTERM.\n\(server.logs)")
     }
 
