@@ -16,6 +16,8 @@ final class UDPFlowHandler: ChannelInboundHandler {
     typealias OutboundOut = AddressedEnvelope<ByteBuffer>
 
     static let queueLimit = 64
+    /// Descriptors a session holds: its own socket towards the target.
+    static let descriptorsPerSession = 1
 
     private final class Session {
         let key: FlowKey
@@ -69,7 +71,7 @@ final class UDPFlowHandler: ChannelInboundHandler {
         else { return }
         let key = FlowKey(proto: .udp, vpc: listener.vpc, client: client, eni: listener.address)
         // The session's own socket comes from the descriptor budget; without one it is dropped.
-        guard route.flows.takeDescriptors(1, for: key) else {
+        guard route.flows.takeDescriptors(Self.descriptorsPerSession, for: key) else {
             route.balancer.release(backend: backend)
             return
         }
@@ -126,7 +128,11 @@ final class UDPFlowHandler: ChannelInboundHandler {
     }
 
     private func upstreamOpened(_ result: Result<Channel, Error>, for client: IPv4Endpoint, loop: EventLoop) {
-        guard let session = sessions[client] else { return }
+        guard let session = sessions[client] else {
+            // The session ended while its socket was being made (its ENI stopped): close it.
+            if case .success(let upstream) = result { upstream.close(promise: nil) }
+            return
+        }
         let route = session.route
         switch result {
         case .success(let upstream):
@@ -152,7 +158,7 @@ final class UDPFlowHandler: ChannelInboundHandler {
         guard let session = sessions.removeValue(forKey: client) else { return }
         if removingFlow { session.route.flows.remove(session.key) }
         session.route.balancer.release(backend: session.backend)
-        session.route.flows.giveBackDescriptors(1)
+        session.route.flows.giveBackDescriptors(Self.descriptorsPerSession)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
