@@ -25,11 +25,16 @@ public struct ControlAPI: HTTPResponder {
     public let health: @Sendable () async -> HealthReport
     let logger: Logger
 
-    /// Largest request body accepted (413 above).
-    static let maxBodySize = 1 << 20
+    /// How many connections, how long each may take to send its request, and the largest
+    /// body accepted (413 above): `control:`. `ControlServer` enforces the rest.
+    public let bounds: ControlSettings
+    /// The API's connections now, counted against `bounds.connections` (shown in /metrics).
+    public let connections: ControlConnections
+    var maxBodySize: Int { bounds.maxBodySize }
 
     public init(
         service: ControlService, tokens: TokenStore, metrics: ControlMetrics = ControlMetrics(),
+        bounds: ControlSettings = ControlSettings(),
         nat: @escaping @Sendable () async -> [NATRow] = { [] },
         health: @escaping @Sendable () async -> HealthReport = { HealthReport() },
         logger: Logger = Logger(label: "zonelink.control")
@@ -37,6 +42,8 @@ public struct ControlAPI: HTTPResponder {
         self.service = service
         self.tokens = tokens
         self.metrics = metrics
+        self.bounds = bounds
+        self.connections = ControlConnections(limit: bounds.connections)
         self.nat = nat
         self.health = health
         self.logger = logger
@@ -96,19 +103,19 @@ public struct ControlAPI: HTTPResponder {
         case .listServices:
             return try Self.json(.ok, await service.current.listServices(by: principal))
         case .createService:
-            let body = try await Self.decode(CreateServiceRequest.self, from: request)
+            let body = try await decode(CreateServiceRequest.self, from: request)
             return try Self.json(.created, await change(operation) { try $0.createService(body, by: principal) })
         case .showService:
             return try Self.json(.ok, await service.current.service(serviceID, by: principal))
         case .updateService:
-            let body = try await Self.decode(UpdateServiceRequest.self, from: request)
+            let body = try await decode(UpdateServiceRequest.self, from: request)
             return try Self.json(.ok, await change(operation) { try $0.updateService(serviceID, body, by: principal) })
         case .deleteService:
             return try Self.json(.ok, await change(operation) { try $0.deleteService(serviceID, by: principal) })
         case .listWhitelist:
             return try Self.json(.ok, await service.current.whitelist(of: serviceID, by: principal))
         case .addWhitelistEntry:
-            let body = try await Self.decode(AddWhitelistEntryRequest.self, from: request)
+            let body = try await decode(AddWhitelistEntryRequest.self, from: request)
             return try Self.json(.created, await change(operation) { try $0.addToWhitelist(body.account, of: serviceID, by: principal) })
         case .removeWhitelistEntry:
             return try Self.json(.ok, await change(operation) {
@@ -124,7 +131,7 @@ public struct ControlAPI: HTTPResponder {
         case .listEndpoints:
             return try Self.json(.ok, await service.current.listEndpoints(by: principal))
         case .createEndpoint:
-            let body = try await Self.decode(CreateEndpointRequest.self, from: request)
+            let body = try await decode(CreateEndpointRequest.self, from: request)
             return try Self.json(.created, await change(operation) { try $0.createEndpoint(body, by: principal) })
         case .showEndpoint:
             return try Self.json(.ok, await service.current.endpoint(endpointID, by: principal))
@@ -156,6 +163,7 @@ public struct ControlAPI: HTTPResponder {
                 throw ControlError.forbidden(rule: "\(principal) may not read metrics: they count every account's traffic, so only the operator may")
             }
             metrics.record(await service.catalog)
+            metrics.record(connections)
             var headers = HTTPFields()
             headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
             return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: metrics.render())))
@@ -205,12 +213,15 @@ public struct ControlAPI: HTTPResponder {
     }
 
     /// The request body as `T`: 413 when too large, 400 naming the field when not `T`.
-    static func decode<T: Decodable>(_ type: T.Type, from request: Request) async throws -> T {
+    func decode<T: Decodable>(_ type: T.Type, from request: Request) async throws -> T {
         let buffer: ByteBuffer
         do {
             buffer = try await request.body.collect(upTo: maxBodySize)
+        } catch is NIOTooManyBytesError {
+            throw RequestError(status: .contentTooLarge, body: ErrorBody(code: "too_large", message: "the request body is larger than \(maxBodySize) bytes (control.maxBodySize)"))
         } catch {
-            throw RequestError(status: .contentTooLarge, body: ErrorBody(code: "too_large", message: "the request body is larger than \(maxBodySize) bytes"))
+            // The connection ended mid-body (say, closed by control.bodyTimeout): nothing to decode.
+            throw RequestError(status: .badRequest, body: ErrorBody(code: "bad_request", message: "the request body did not arrive complete: \(error)"))
         }
         let what = String(describing: T.self)
         let bytes = Array(buffer.readableBytesView)
@@ -222,7 +233,7 @@ public struct ControlAPI: HTTPResponder {
         do {
             return try JSONDecoder().decode(T.self, from: Data(bytes))
         } catch let error as DecodingError {
-            let (path, problem) = describe(error)
+            let (path, problem) = Self.describe(error)
             throw RequestError(status: .badRequest, body: ErrorBody(
                 code: "bad_request", message: "the body is not a valid \(what): \(path.isEmpty ? "" : path + ": ")\(problem)",
                 issues: [IssueBody(keyPath: path, problem: problem, hint: "send a JSON object as docs/openapi.yaml describes \(what)")]))

@@ -52,6 +52,15 @@ public final class ControlMetrics: Sendable {
         }
     }
 
+    /// The API's own connections: open now, closed at once over `control.connections`, closed
+    /// for a request head or body that came too slowly (gauges of running totals, set before
+    /// each scrape).
+    func record(_ connections: ControlConnections) {
+        gauge("zonelink_control_connections").record(connections.inUse)
+        gauge("zonelink_control_connections_refused").record(connections.refused)
+        gauge("zonelink_control_connections_timed_out").record(connections.timedOut)
+    }
+
     /// The Prometheus text exposition of everything in the registry.
     public func render() -> String {
         registry.emitToString()

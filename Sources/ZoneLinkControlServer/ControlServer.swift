@@ -1,8 +1,11 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 import ServiceLifecycle
+import ZoneLinkCore
+import ZoneLinkNetwork
 
 /// Serves the API on the control socket and, when asked, on a loopback TCP port, until
 /// graceful shutdown. A service of serve's `ServiceGroup`.
@@ -39,8 +42,9 @@ public struct ControlServer: Service {
     public func run() async throws {
         let loops: EventLoopGroupProvider = eventLoopGroup.map { .shared($0) } ?? .singleton
         let ready = ReadyCounter(expected: tcpPort == nil ? 1 : 2, onReady: onReady)
+        let server = httpServer()
         let socket = Application(
-            responder: api,
+            responder: api, server: server,
             configuration: ApplicationConfiguration(address: .unixDomainSocket(path: socketPath), serverName: "zonelink"),
             onServerRunning: { [socketPath, socketMode, logger] _ in
                 chmod(socketPath, socketMode)
@@ -54,7 +58,7 @@ public struct ControlServer: Service {
             return
         }
         let tcp = Application(
-            responder: api,
+            responder: api, server: server,
             configuration: ApplicationConfiguration(address: .hostname(tcpHost, port: tcpPort), serverName: "zonelink"),
             onServerRunning: { [tcpHost, logger] channel in
                 let port = channel.localAddress?.port
@@ -66,6 +70,21 @@ public struct ControlServer: Service {
             group.addTask { try await socket.run() }
             group.addTask { try await tcp.run() }
         }
+    }
+}
+
+extension ControlServer {
+    /// HTTP/1.1 with Hummingbird's own idle timeout for kept-alive connections, and a fresh
+    /// `ControlConnectionGuard` per connection for the connection count (both listeners
+    /// share `api.connections`) and the head and body deadlines, which Hummingbird has no
+    /// setting for.
+    func httpServer() -> HTTPServerBuilder {
+        let connections = api.connections
+        let bounds = api.bounds
+        let warnings = ThrottledWarnings(logger: logger)
+        return .http1(configuration: HTTP1Channel.Configuration(
+            additionalChannelHandlers: [ControlConnectionGuard(connections: connections, bounds: bounds, warnings: warnings)],
+            idleTimeout: TimeAmount(bounds.idleTimeout)))
     }
 }
 

@@ -1,12 +1,15 @@
 import Metrics
 import NIOCore
+import Synchronization
 import ZoneLinkGateway
+import ZoneLinkNetwork
 
-/// The gateway's gauges for `GET /metrics`, refreshed once a second from the live state:
-/// open flows (and so NAT ports in use) by protocol, flows refused for NAT port exhaustion, and
-/// each backend's health.
-func startGatewayMetrics(flows: FlowRegistry, gateway: Gateway, on loop: EventLoop) -> RepeatedTask {
-    loop.scheduleRepeatedAsyncTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+/// The gateway's metrics for `GET /metrics`, refreshed once a second from the live state:
+/// open flows (and so NAT ports in use) by protocol, refused flows by reason, client
+/// descriptors, and each backend's health.
+func startGatewayMetrics(flows: FlowRegistry, gateway: Gateway, budget: DescriptorBudget, on loop: EventLoop) -> RepeatedTask {
+    let refused = RefusalCounters()
+    return loop.scheduleRepeatedAsyncTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
         loop.makeFutureWithTask {
             let snapshot = flows.snapshot()
             for proto in ["tcp", "udp"] {
@@ -15,6 +18,9 @@ func startGatewayMetrics(flows: FlowRegistry, gateway: Gateway, on loop: EventLo
                 Gauge(label: "zonelink_nat_ports_in_use", dimensions: [("protocol", proto)]).record(count)
             }
             Gauge(label: "zonelink_flows_refused_nat_exhausted").record(flows.refusedForExhaustion)
+            refused.advance(to: flows.refusals)
+            Gauge(label: "zonelink_descriptors_clients_in_use").record(budget.inUse)
+            Gauge(label: "zonelink_descriptors_clients_limit").record(budget.clientLimit)
             for entry in await gateway.backendHealth() {
                 Gauge(label: "zonelink_backend_healthy", dimensions: [
                     ("load_balancer", entry.loadBalancer), ("listener", "\(entry.listener)"),
@@ -22,5 +28,27 @@ func startGatewayMetrics(flows: FlowRegistry, gateway: Gateway, on loop: EventLo
                 ]).record(entry.healthy ? 1 : 0)
             }
         }
+    }
+}
+
+/// `zonelink_flows_refused_total{reason}`: a counter per reason (every reason present from
+/// the start, at 0), advanced by what the NAT table counted since the last refresh.
+private final class RefusalCounters: Sendable {
+    private let reported = Mutex<[FlowRefusal: Int]>([:])
+
+    /// Every reason is touched each time (by 0 when nothing changed), so each is listed.
+    func advance(to totals: [FlowRefusal: Int]) {
+        let deltas = reported.withLock { reported in
+            FlowRefusal.allCases.map { reason -> (FlowRefusal, Int) in
+                let total = totals[reason, default: 0]
+                defer { reported[reason] = total }
+                return (reason, max(0, total - reported[reason, default: 0]))
+            }
+        }
+        for (reason, delta) in deltas { Self.counter(reason).increment(by: delta) }
+    }
+
+    private static func counter(_ reason: FlowRefusal) -> Counter {
+        Counter(label: "zonelink_flows_refused_total", dimensions: [("reason", reason.rawValue)])
     }
 }

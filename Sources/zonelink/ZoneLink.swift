@@ -173,9 +173,19 @@ struct Serve: AsyncParsableCommand {
                 notifier.ready("dns", status: status)
             })
         let unhealthyENIs = UnhealthyENIs()
-        let flows = FlowRegistry(table: NATTable(
-            portRange: catalog.gateway.natPorts, tcpIdleTimeout: catalog.gateway.tcpIdleTimeout,
-            udpIdleTimeout: catalog.gateway.udpIdleTimeout))
+        let budget: DescriptorBudget
+        do {
+            budget = try Self.descriptorBudget(catalog.descriptors, logger: logger)
+        } catch {
+            FileHandle.standardError.write(Data("\(config): \(error)\n".utf8))
+            await cleanUp()
+            throw ExitStatus.invalidInput
+        }
+        let flows = FlowRegistry(
+            table: NATTable(
+                portRange: catalog.gateway.natPorts, tcpIdleTimeout: catalog.gateway.tcpIdleTimeout,
+                udpIdleTimeout: catalog.gateway.udpIdleTimeout, limits: catalog.gateway.limits),
+            budget: budget, logger: logger)
         let gateway: Gateway
         do {
             gateway = try Gateway(
@@ -196,13 +206,13 @@ struct Serve: AsyncParsableCommand {
             group: group, logger: logger)
         let runtime = Runtime(configPath: config, control: control, tokens: tokenStore, tokensFile: tokensFile, notifier: notifier, logger: logger)
         let watchdog = notifier.startWatchdog(on: group.next())
-        let gatewayMetrics = startGatewayMetrics(flows: flows, gateway: gateway, on: group.next())
+        let gatewayMetrics = startGatewayMetrics(flows: flows, gateway: gateway, budget: budget, on: group.next())
         // One way: API changes and SIGHUP reloads → control plane → catalog → data plane.
         await control.setPublish { catalog in try await dataPlane.apply(catalog) }
         let metrics = ControlMetrics()
         metrics.bootstrapMetricsSystem()
         let api = ControlAPI(
-            service: control, tokens: tokenStore, metrics: metrics,
+            service: control, tokens: tokenStore, metrics: metrics, bounds: catalog.control,
             nat: { flows.snapshot().map { NATRow($0.flow, age: $0.age) } },
             health: {
                 let catalog = await control.catalog
@@ -235,6 +245,36 @@ struct Serve: AsyncParsableCommand {
         gatewayMetrics.cancel()
         await cleanUp()
         withExtendedLifetime(stateLock) {}
+    }
+}
+
+extension Serve {
+    /// Raises the soft descriptor limit to the hard one and splits it: `reserve` for
+    /// ZoneLink's own work (listeners, probes, store, the control API's connections), the rest
+    /// for clients' sockets. Throws when the reserve leaves clients nothing.
+    static func descriptorBudget(_ settings: DescriptorSettings, logger: Logger) throws -> DescriptorBudget {
+        let limit = DescriptorBudget.raiseSoftLimit()
+        let open = DescriptorBudget.openNow()
+        let budget = DescriptorBudget(limit: limit, reserve: settings.reserve, alreadyOpen: open)
+        guard budget.clientLimit > 0 else {
+            throw DescriptorBudgetError(limit: limit, open: open, reserve: settings.reserve)
+        }
+        logger.info("file descriptors", metadata: [
+            "fd.limit": "\(limit)", "fd.open": "\(open)", "fd.reserve": "\(settings.reserve)", "fd.clients": "\(budget.clientLimit)",
+        ])
+        return budget
+    }
+}
+
+/// The descriptor limit is too low for the configured reserve.
+struct DescriptorBudgetError: Error, CustomStringConvertible {
+    var limit: Int
+    var open: Int
+    var reserve: Int
+
+    var description: String {
+        "descriptors.reserve: \(reserve) leaves no descriptor for clients: the process may open \(limit) and has \(open) open; "
+            + "raise the hard RLIMIT_NOFILE (LimitNOFILE= in the unit, prlimit, ulimit -Hn) or lower descriptors.reserve"
     }
 }
 

@@ -22,11 +22,15 @@ final class ControlAPIServer: @unchecked Sendable {
     private(set) var controlPort: UInt16 = 0
     /// Niceness of the server (`nice -n`): a load generator's server yields to other tests.
     let niceness: Int
+    /// Run the server under `prlimit --nofile=N` (soft and hard), as a host with a low limit would.
+    let descriptorLimit: Int?
     private var run = 0
 
-    init(tag: String, niceness: Int = 0) throws {
+    /// `mutate` edits the config (limits under test); `descriptorLimit` caps the server's descriptors.
+    init(tag: String, niceness: Int = 0, descriptorLimit: Int? = nil, mutate: (String) -> String = { $0 }) throws {
         self.niceness = niceness
-        config = try TestConfig.local()
+        self.descriptorLimit = descriptorLimit
+        config = try TestConfig.local(mutate: mutate)
         dir = try Paths.makeTempDir(tag)
         stateDir = dir.appendingPathComponent("state")
         configURL = dir.appendingPathComponent("zonelink.yaml")
@@ -53,9 +57,12 @@ final class ControlAPIServer: @unchecked Sendable {
         _ = FileManager.default.createFile(atPath: logPath.path, contents: nil)
         let p = Process()
         let binary = try Paths.requireZonelink()
-        // nice execs the server: the pid stays the server's.
-        p.executableURL = URL(fileURLWithPath: niceness == 0 ? binary.path : "/usr/bin/nice")
-        p.arguments = (niceness == 0 ? [] : ["-n", String(niceness), binary.path]) + ["serve", "--config", configURL.path, "--threads", "1", "--state-dir", stateDir.path,
+        // nice and prlimit exec the server: the pid stays the server's.
+        var command = [binary.path]
+        if let descriptorLimit { command = ["/usr/bin/prlimit", "--nofile=\(descriptorLimit)"] + command }
+        if niceness != 0 { command = ["/usr/bin/nice", "-n", String(niceness)] + command }
+        p.executableURL = URL(fileURLWithPath: command[0])
+        p.arguments = Array(command.dropFirst()) + ["serve", "--config", configURL.path, "--threads", "1", "--state-dir", stateDir.path,
                        "--control-tcp", String(controlPort)]
         p.currentDirectoryURL = dir
         p.standardInput = FileHandle.nullDevice
@@ -78,6 +85,12 @@ final class ControlAPIServer: @unchecked Sendable {
     func request(_ method: String, _ path: String, json: String? = nil, timeout: Double = 10) throws -> HTTPReply {
         try httpRequest(port: controlPort, method: method, path: path, token: token, body: json, timeout: timeout)
     }
+
+    /// The control socket in the state directory.
+    var socketPath: String { stateDir.appendingPathComponent("control.sock").path }
+
+    /// The server's pid (nice and prlimit exec it).
+    var pid: pid_t? { process?.processIdentifier }
 
     /// SIGKILL, no questions asked.
     func kill() {

@@ -16,6 +16,8 @@ struct TestConfig: Sendable {
     var sourcePort: UInt16
     /// The port of ECS 2 and ECS 3 (`backendPort`), where `ZoneLinkServer` runs `BackendListeners`.
     var backendPort: UInt16
+    /// The ENI listeners' port (`port: 8080` of zones/local.yaml).
+    var eniPort: UInt16
     var yaml: String
 
     /// ECS 2 and ECS 3 of zones/local.yaml.
@@ -33,7 +35,7 @@ struct TestConfig: Sendable {
             guard text.contains(old) else { throw HarnessError("zones/local.yaml no longer contains `\(old)`") }
             text = text.replacingOccurrences(of: old, with: new)
         }
-        return TestConfig(pinnedPort: pinned, sourcePort: source, backendPort: backend, yaml: mutate(text))
+        return TestConfig(pinnedPort: pinned, sourcePort: source, backendPort: backend, eniPort: eni, yaml: mutate(text))
     }
 }
 
@@ -47,23 +49,7 @@ final class BackendListeners: Sendable {
     private let isStopped = Mutex(false)
 
     init(addresses: [String], port: UInt16) throws {
-        var sockets: [Int32] = []
-        for address in addresses {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var one: Int32 = 1
-            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-            var addr = sockaddr_in(port: port, host: address)
-            let bound = withUnsafePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            guard fd >= 0, bound == 0, listen(fd, 64) == 0 else {
-                let reason = String(cString: strerror(errno))
-                close(fd)
-                sockets.forEach { close($0) }
-                throw HarnessError("backend stand-in: cannot listen on \(address):\(port): \(reason)")
-            }
-            sockets.append(fd)
-        }
+        let sockets = try listeningSockets(addresses, port, backlog: 64)
         self.sockets = sockets
         for fd in sockets {
             stopped.enter()

@@ -171,3 +171,39 @@ extension sockaddr_in {
     }
 }
 
+/// Calls `body` with `address` (a `sockaddr_in`, `sockaddr_un`, …) as a `sockaddr` and its
+/// length: for bind and connect.
+func withSocketAddress<Address>(_ address: Address, _ body: (UnsafePointer<sockaddr>, socklen_t) -> Int32) -> Int32 {
+    var address = address
+    return withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<Address>.size)) }
+    }
+}
+
+/// A TCP socket listening on `address:port` (SO_REUSEADDR), for backend stand-ins.
+func listeningSocket(_ address: String, _ port: UInt16, backlog: Int32) throws -> Int32 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw HarnessError("backend stand-in: socket: \(String(cString: strerror(errno)))") }
+    var one: Int32 = 1
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+    guard withSocketAddress(sockaddr_in(port: port, host: address), { bind(fd, $0, $1) }) == 0, listen(fd, backlog) == 0 else {
+        let reason = String(cString: strerror(errno))
+        close(fd)
+        throw HarnessError("backend stand-in: cannot listen on \(address):\(port): \(reason)")
+    }
+    return fd
+}
+
+/// One listening socket per address on `port`; none left open when one fails.
+func listeningSockets(_ addresses: [String], _ port: UInt16, backlog: Int32) throws -> [Int32] {
+    var sockets: [Int32] = []
+    for address in addresses {
+        do {
+            sockets.append(try listeningSocket(address, port, backlog: backlog))
+        } catch {
+            sockets.forEach { close($0) }
+            throw error
+        }
+    }
+    return sockets
+}

@@ -37,12 +37,32 @@ struct CatalogValidator {
         checkServices(accountIDs)
         checkEndpoints(accountIDs)
         checkListeners()
+        checkLimits()
         guard issues.isEmpty else { return }
         checkAddressOwnership()
         guard issues.isEmpty else { return }
         allocateENIAddresses()
         guard issues.isEmpty else { return }
         checkHostNamespaceAddresses()
+    }
+
+    // MARK: Limits
+
+    /// The control API's connections come out of the descriptor reserve, so the reserve must
+    /// hold them and ZoneLink's own needs; and a client's NAT ports cannot exceed its flows.
+    private mutating func checkLimits() {
+        let needed = resolved.control.connections + DescriptorSettings.ownNeeds
+        if resolved.descriptors.reserve < needed {
+            report("descriptors.reserve", "\(resolved.descriptors.reserve) leaves no room for control.connections (\(resolved.control.connections)) and ZoneLink's own \(DescriptorSettings.ownNeeds) descriptors",
+                   hint: "raise it to at least \(needed), or lower control.connections")
+        }
+        let limits = resolved.gateway.limits
+        if limits.flowsPerClient > limits.flows {
+            report("gateway.limits.flowsPerClient", "\(limits.flowsPerClient) is above gateway.limits.flows (\(limits.flows))", hint: "at most \(limits.flows)")
+        }
+        if limits.flowsPerEndpoint > limits.flows {
+            report("gateway.limits.flowsPerEndpoint", "\(limits.flowsPerEndpoint) is above gateway.limits.flows (\(limits.flows))", hint: "at most \(limits.flows)")
+        }
     }
 
     // MARK: Names

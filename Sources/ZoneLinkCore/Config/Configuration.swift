@@ -9,6 +9,8 @@ public struct Configuration: Hashable, Sendable {
     public var domain: String
     public var dns: DNSSettings
     public var gateway: GatewaySettings
+    public var control: ControlSettings
+    public var descriptors: DescriptorSettings
     public var accounts: [Account]
     public var vpcs: [VPC]
     public var loadBalancers: [LoadBalancer]
@@ -17,6 +19,7 @@ public struct Configuration: Hashable, Sendable {
 
     public init(
         region: String, domain: String, dns: DNSSettings = DNSSettings(), gateway: GatewaySettings = GatewaySettings(),
+        control: ControlSettings = ControlSettings(), descriptors: DescriptorSettings = DescriptorSettings(),
         accounts: [Account] = [],
         vpcs: [VPC] = [], loadBalancers: [LoadBalancer] = [], endpointServices: [EndpointService] = [],
         endpoints: [Endpoint] = []
@@ -25,6 +28,8 @@ public struct Configuration: Hashable, Sendable {
         self.domain = domain
         self.dns = dns
         self.gateway = gateway
+        self.control = control
+        self.descriptors = descriptors
         self.accounts = accounts
         self.vpcs = vpcs
         self.loadBalancers = loadBalancers
@@ -69,13 +74,15 @@ private struct ConfigParser {
     func parse(_ root: Node?) -> Configuration? {
         guard let top = reader.mapping(
             root, at: "",
-            allowed: ["region", "domain", "dns", "gateway", "accounts", "vpcs", "loadBalancers", "endpointServices", "endpoints"],
+            allowed: ["region", "domain", "dns", "gateway", "control", "descriptors", "accounts", "vpcs", "loadBalancers", "endpointServices", "endpoints"],
             required: ["region", "domain"]
         ) else { return nil }
         let region = reader.string(top["region"], at: "region")
         let domain = reader.string(top["domain"], at: "domain")
         let dns = top["dns"].map { parseDNS($0) } ?? DNSSettings()
         let gateway = top["gateway"].map { parseGateway($0) } ?? GatewaySettings()
+        let control = top["control"].map { parseControl($0) } ?? ControlSettings()
+        let descriptors = top["descriptors"].map { parseDescriptors($0) } ?? DescriptorSettings()
         let accounts = reader.sequence(top["accounts"], at: "accounts").compactMap(parseAccount)
         let vpcs = reader.sequence(top["vpcs"], at: "vpcs").compactMap(parseVPC)
         let loadBalancers = reader.sequence(top["loadBalancers"], at: "loadBalancers").compactMap(parseLoadBalancer)
@@ -84,6 +91,7 @@ private struct ConfigParser {
         guard let region, let domain else { return nil }
         return Configuration(
             region: region, domain: domain, dns: dns ?? DNSSettings(), gateway: gateway ?? GatewaySettings(),
+            control: control ?? ControlSettings(), descriptors: descriptors ?? DescriptorSettings(),
             accounts: accounts, vpcs: vpcs,
             loadBalancers: loadBalancers, endpointServices: services, endpoints: endpoints
         )
@@ -128,13 +136,48 @@ private struct ConfigParser {
     }
 
     func parseGateway(_ node: Node) -> GatewaySettings? {
-        guard let map = reader.mapping(node, at: "gateway", allowed: ["tcpIdleTimeout", "udpIdleTimeout", "natPorts"]) else {
+        guard let map = reader.mapping(node, at: "gateway", allowed: ["tcpIdleTimeout", "udpIdleTimeout", "natPorts", "limits"]) else {
             return nil
         }
         var settings = GatewaySettings()
         if let timeout = reader.duration(map["tcpIdleTimeout"], at: "gateway.tcpIdleTimeout") { settings.tcpIdleTimeout = timeout }
         if let timeout = reader.duration(map["udpIdleTimeout"], at: "gateway.udpIdleTimeout") { settings.udpIdleTimeout = timeout }
         if let ports = map["natPorts"].flatMap({ parsePorts($0, at: "gateway.natPorts") }) { settings.natPorts = ports }
+        if let node = map["limits"], let limits = parseGatewayLimits(node) { settings.limits = limits }
+        return settings
+    }
+
+    func parseGatewayLimits(_ node: Node) -> GatewayLimits? {
+        let path = "gateway.limits"
+        guard let map = reader.mapping(node, at: path, allowed: ["flows", "flowsPerEndpoint", "flowsPerClient", "natPortsPerClient"]) else {
+            return nil
+        }
+        var limits = GatewayLimits()
+        let most = 10_000_000
+        if let n = reader.int(map["flows"], at: "\(path).flows", range: 1...most) { limits.flows = n }
+        if let n = reader.int(map["flowsPerEndpoint"], at: "\(path).flowsPerEndpoint", range: 1...most) { limits.flowsPerEndpoint = n }
+        if let n = reader.int(map["flowsPerClient"], at: "\(path).flowsPerClient", range: 1...most) { limits.flowsPerClient = n }
+        if let n = reader.int(map["natPortsPerClient"], at: "\(path).natPortsPerClient", range: 1...65535) { limits.natPortsPerClient = n }
+        return limits
+    }
+
+    func parseControl(_ node: Node) -> ControlSettings? {
+        guard let map = reader.mapping(
+            node, at: "control", allowed: ["connections", "headerTimeout", "bodyTimeout", "idleTimeout", "maxBodySize"]
+        ) else { return nil }
+        var settings = ControlSettings()
+        if let n = reader.int(map["connections"], at: "control.connections", range: 1...100_000) { settings.connections = n }
+        if let timeout = reader.duration(map["headerTimeout"], at: "control.headerTimeout") { settings.headerTimeout = timeout }
+        if let timeout = reader.duration(map["bodyTimeout"], at: "control.bodyTimeout") { settings.bodyTimeout = timeout }
+        if let timeout = reader.duration(map["idleTimeout"], at: "control.idleTimeout") { settings.idleTimeout = timeout }
+        if let n = reader.int(map["maxBodySize"], at: "control.maxBodySize", range: 1024...(256 << 20)) { settings.maxBodySize = n }
+        return settings
+    }
+
+    func parseDescriptors(_ node: Node) -> DescriptorSettings? {
+        guard let map = reader.mapping(node, at: "descriptors", allowed: ["reserve"]) else { return nil }
+        var settings = DescriptorSettings()
+        if let n = reader.int(map["reserve"], at: "descriptors.reserve", range: 1...1_000_000) { settings.reserve = n }
         return settings
     }
 

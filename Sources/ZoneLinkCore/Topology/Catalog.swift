@@ -9,6 +9,8 @@ public struct Catalog: Sendable {
     public let domain: String
     public let dns: DNSSettings
     public let gateway: GatewaySettings
+    public let control: ControlSettings
+    public let descriptors: DescriptorSettings
     public let accounts: [Account]
     public let vpcs: [VPC]
     public let loadBalancers: [LoadBalancer]
@@ -42,6 +44,8 @@ public struct Catalog: Sendable {
         self.domain = resolved.domain.lowercased().trimmingTrailingDot
         self.dns = resolved.dns
         self.gateway = resolved.gateway
+        self.control = resolved.control
+        self.descriptors = resolved.descriptors
         self.accounts = resolved.accounts
         self.vpcs = resolved.vpcs
         self.loadBalancers = resolved.loadBalancers

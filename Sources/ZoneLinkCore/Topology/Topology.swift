@@ -322,19 +322,23 @@ public struct DNSSettings: Hashable, Sendable {
     }
 }
 
-/// Gateway settings (`gateway:`): how long idle flows live, and the NAT ports flows may use.
+/// Gateway settings (`gateway:`): how long idle flows live, the NAT ports flows may use, and
+/// how many flows each party may hold.
 public struct GatewaySettings: Hashable, Sendable {
     public var tcpIdleTimeout: Duration
     public var udpIdleTimeout: Duration
     /// Provider-side source ports, per NAT address and protocol.
     public var natPorts: ClosedRange<UInt16>
+    /// How many flows the gateway, an endpoint and a client may hold (`gateway.limits`).
+    public var limits: GatewayLimits
 
     public init(
         tcpIdleTimeout: Duration = .seconds(900), udpIdleTimeout: Duration = .seconds(60),
-        natPorts: ClosedRange<UInt16> = 1024...65535
+        natPorts: ClosedRange<UInt16> = 1024...65535, limits: GatewayLimits = GatewayLimits()
     ) {
         self.tcpIdleTimeout = tcpIdleTimeout
         self.udpIdleTimeout = udpIdleTimeout
         self.natPorts = natPorts
+        self.limits = limits
     }
 }

@@ -3,6 +3,11 @@ import ZoneLinkCore
 /// The outcome of one health probe (TCP connect or HTTP request within the timeout).
 public enum ProbeResult: Hashable, Sendable {
     case success, failure
+    /// The probe could not be made: ZoneLink itself had no socket to probe with (EMFILE,
+    /// ENFILE, ENOBUFS). It says nothing about the backend, so it neither fails it nor
+    /// counts towards recovery; otherwise a descriptor flood would mark every backend down
+    /// and switch zone affinity off.
+    case inconclusive
 }
 
 /// A change of a backend's health, to log and to pass on (scheduler, DNS zone health).
@@ -42,7 +47,9 @@ public struct HealthState: Hashable, Sendable {
     }
 
     /// Counts a probe; returns a transition only on the probe that crosses a threshold.
+    /// An inconclusive probe changes nothing, not even the streak.
     public mutating func record(_ probe: ProbeResult) -> HealthTransition? {
+        guard probe != .inconclusive else { return nil }
         let agrees = (probe == .success) == isHealthy
         guard !agrees else {
             streak = 0

@@ -8,6 +8,18 @@ public enum NATError: Error, Equatable, Sendable, CustomStringConvertible {
     case portsExhausted(providerVPC: String, natAddresses: [IPv4Address], protocol: TransportProtocol)
     /// The load balancer has no NAT address to send from (validation normally prevents this).
     case noNATAddresses(providerVPC: String, loadBalancer: String)
+    /// A bound of `gateway.limits` is reached for the party named in `scope` (the gateway, an
+    /// endpoint, a client): `limit` flows or ports are held already.
+    case limitReached(FlowRefusal, limit: Int, scope: String)
+
+    /// The reason to count the refusal under.
+    public var refusal: FlowRefusal {
+        switch self {
+        case .portsExhausted: .natPortsExhausted
+        case .noNATAddresses: .noNATAddress
+        case .limitReached(let reason, _, _): reason
+        }
+    }
 
     public var description: String {
         switch self {
@@ -18,6 +30,10 @@ public enum NATError: Error, Equatable, Sendable, CustomStringConvertible {
         case .noNATAddresses(let vpc, let balancer):
             return "load balancer \(balancer) has no natAddresses, so flows to it have no source address in \(vpc); "
                 + "add at least one provider-side address of \(vpc) to its natAddresses"
+        case .limitReached(let reason, let limit, let scope):
+            let what = reason == .natPortsPerClient ? "NAT ports" : "flows"
+            return "\(scope) holds \(limit) \(what), the limit \(reason.configKey ?? reason.rawValue); "
+                + "a flow that ends makes room, or raise \(reason.configKey ?? "the limit") in the config"
         }
     }
 }

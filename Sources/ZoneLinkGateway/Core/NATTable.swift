@@ -30,8 +30,25 @@ public struct NATTable: Sendable {
     public let portRange: ClosedRange<UInt16>
     public let tcpIdleTimeout: Duration
     public let udpIdleTimeout: Duration
+    /// How many flows the gateway, an endpoint and a client may hold.
+    public let limits: GatewayLimits
+    /// New flows refused, by reason.
+    public private(set) var refusals: [FlowRefusal: Int] = [:]
     /// New flows refused because every NAT port of their load balancer was in use.
-    public private(set) var refusedForExhaustion = 0
+    public var refusedForExhaustion: Int { refusals[.natPortsExhausted, default: 0] }
+
+    /// One client: an address in a consumer VPC (its ports are its flows).
+    struct ClientKey: Hashable, Sendable {
+        var vpc: String
+        var address: IPv4Address
+    }
+
+    /// One client's share of one load balancer's NAT ports of one protocol.
+    struct ClientPortsKey: Hashable, Sendable {
+        var client: ClientKey
+        var loadBalancer: String
+        var proto: TransportProtocol
+    }
 
     private var table: [FlowKey: Flow] = [:]
     private var byNAT: [NATKey: FlowKey] = [:]
@@ -40,16 +57,22 @@ public struct NATTable: Sendable {
     /// (Load balancers of one VPC never share a NAT address, so this spreads each pool evenly.)
     private var rotation: [String: Int] = [:]
     private var expiry = ExpiryQueue()
+    /// Open flows per endpoint, per client, and NAT ports per client and load balancer; kept
+    /// with the table in `insert` and `detach`.
+    private var endpointFlows: [String: Int] = [:]
+    private var clientFlows: [ClientKey: Int] = [:]
+    private var clientPorts: [ClientPortsKey: Int] = [:]
     private var nextSerial: UInt64 = 0
 
     public init(
         portRange: ClosedRange<UInt16> = 1024...65535, tcpIdleTimeout: Duration = .seconds(900),
-        udpIdleTimeout: Duration = .seconds(60)
+        udpIdleTimeout: Duration = .seconds(60), limits: GatewayLimits = .unlimited
     ) {
         precondition(portRange.lowerBound > 0, "NAT port range \(portRange) includes port 0, which is not a source port")
         self.portRange = portRange
         self.tcpIdleTimeout = tcpIdleTimeout
         self.udpIdleTimeout = udpIdleTimeout
+        self.limits = limits
     }
 
     public var count: Int { table.count }
@@ -84,6 +107,8 @@ public struct NATTable: Sendable {
     /// New flows start on the NAT address after the one the load balancer's previous new flow
     /// got, so flows spread over the addresses; a full address is skipped. When every address
     /// is full the flow is refused with `.portsExhausted` and counted in `refusedForExhaustion`.
+    /// A new flow past one of `limits` is refused with `.limitReached`; every refusal is
+    /// counted in `refusals`.
     public mutating func open(
         _ key: FlowKey, target: IPv4Endpoint, providerVPC: String, natAddresses: [IPv4Address],
         endpoint: String, loadBalancer: String, backend: Int?, now: Moment
@@ -92,9 +117,62 @@ public struct NATTable: Sendable {
             Self.touch(&table.values[index], now: now)
             return table.values[index]
         }
+        do throws(NATError) {
+            return try openNew(
+                key, target: target, providerVPC: providerVPC, natAddresses: natAddresses, endpoint: endpoint,
+                loadBalancer: loadBalancer, backend: backend, now: now)
+        } catch {
+            refusals[error.refusal, default: 0] += 1
+            throw error
+        }
+    }
+
+    /// Counts a refusal decided outside the table (say, for want of descriptors).
+    public mutating func countRefusal(_ reason: FlowRefusal) {
+        refusals[reason, default: 0] += 1
+    }
+
+    /// Open flows of one client (an address in a consumer VPC).
+    public func flows(ofClient address: IPv4Address, vpc: String) -> Int {
+        clientFlows[ClientKey(vpc: vpc, address: address), default: 0]
+    }
+
+    /// Open flows through one endpoint's ENIs.
+    public func flows(ofEndpoint endpoint: String) -> Int { endpointFlows[endpoint, default: 0] }
+
+    /// NAT ports one client holds in one load balancer's pool of one protocol.
+    public func natPorts(ofClient address: IPv4Address, vpc: String, loadBalancer: String, protocol proto: TransportProtocol) -> Int {
+        clientPorts[ClientPortsKey(client: ClientKey(vpc: vpc, address: address), loadBalancer: loadBalancer, proto: proto), default: 0]
+    }
+
+    /// The first limit a new flow of `key` to `endpoint` and `loadBalancer` would pass, if any.
+    private func limitReached(_ key: FlowKey, endpoint: String, loadBalancer: String) -> NATError? {
+        let client = ClientKey(vpc: key.vpc, address: key.client.address)
+        let who = "client \(key.client.address) of \(key.vpc)"
+        if table.count >= limits.flows {
+            return .limitReached(.flows, limit: limits.flows, scope: "the gateway")
+        }
+        if endpointFlows[endpoint, default: 0] >= limits.flowsPerEndpoint {
+            return .limitReached(.flowsPerEndpoint, limit: limits.flowsPerEndpoint, scope: "endpoint \(endpoint)")
+        }
+        if clientFlows[client, default: 0] >= limits.flowsPerClient {
+            return .limitReached(.flowsPerClient, limit: limits.flowsPerClient, scope: who)
+        }
+        let ports = ClientPortsKey(client: client, loadBalancer: loadBalancer, proto: key.proto)
+        if clientPorts[ports, default: 0] >= limits.natPortsPerClient {
+            return .limitReached(.natPortsPerClient, limit: limits.natPortsPerClient, scope: "\(who) on load balancer \(loadBalancer)")
+        }
+        return nil
+    }
+
+    private mutating func openNew(
+        _ key: FlowKey, target: IPv4Endpoint, providerVPC: String, natAddresses: [IPv4Address],
+        endpoint: String, loadBalancer: String, backend: Int?, now: Moment
+    ) throws(NATError) -> Flow {
         guard !natAddresses.isEmpty else {
             throw .noNATAddresses(providerVPC: providerVPC, loadBalancer: loadBalancer)
         }
+        if let reached = limitReached(key, endpoint: endpoint, loadBalancer: loadBalancer) { throw reached }
         let start = rotation[loadBalancer, default: 0] % natAddresses.count
         for step in 0..<natAddresses.count {
             let index = (start + step) % natAddresses.count
@@ -110,7 +188,6 @@ public struct NATTable: Sendable {
             insert(flow)
             return flow
         }
-        refusedForExhaustion += 1
         throw .portsExhausted(providerVPC: providerVPC, natAddresses: natAddresses, protocol: key.proto)
     }
 
@@ -164,6 +241,10 @@ public struct NATTable: Sendable {
         table[flow.key] = flow
         byNAT[NATKey(providerVPC: flow.binding.providerVPC, proto: flow.key.proto, nat: flow.binding.nat)] = flow.key
         expiry.push(.init(deadline: deadline(of: flow), key: flow.key, serial: flow.serial))
+        let client = ClientKey(vpc: flow.key.vpc, address: flow.key.client.address)
+        endpointFlows[flow.endpoint, default: 0] += 1
+        clientFlows[client, default: 0] += 1
+        clientPorts[ClientPortsKey(client: client, loadBalancer: flow.loadBalancer, proto: flow.key.proto), default: 0] += 1
         // Entries of removed flows linger in the queue; drop them once they outnumber live flows.
         if expiry.count > 2 * table.count + 1024 {
             expiry.rebuild(table.values.map { .init(deadline: deadline(of: $0), key: $0.key, serial: $0.serial) })
@@ -175,7 +256,17 @@ public struct NATTable: Sendable {
         let nat = flow.binding.nat
         byNAT.removeValue(forKey: NATKey(providerVPC: flow.binding.providerVPC, proto: key.proto, nat: nat))
         pools[PoolKey(providerVPC: flow.binding.providerVPC, proto: key.proto, address: nat.address)]?.release(nat.port)
+        let client = ClientKey(vpc: key.vpc, address: key.client.address)
+        Self.decrement(&endpointFlows, flow.endpoint)
+        Self.decrement(&clientFlows, client)
+        Self.decrement(&clientPorts, ClientPortsKey(client: client, loadBalancer: flow.loadBalancer, proto: key.proto))
         return flow
+    }
+
+    /// Counts one fewer, forgetting keys that reach zero so departed clients take no memory.
+    private static func decrement<Key: Hashable>(_ counts: inout [Key: Int], _ key: Key) {
+        guard let count = counts[key] else { return }
+        counts[key] = count > 1 ? count - 1 : nil
     }
 
     // MARK: Changing one flow in place

@@ -1,22 +1,66 @@
+import Logging
 import Synchronization
 import ZoneLinkCore
+import ZoneLinkNetwork
 
 /// The NAT table of the whole gateway behind one lock, with the clock that feeds it, and how to
 /// close each established flow's sockets when the table says it has been idle too long.
 ///
 /// Every event loop opens and closes flows here; the lock is held for one table operation.
 /// The table itself is pure (`NATTable`); this is only where it lives at run time.
+///
+/// It also holds what every flow's sockets are taken from, the process's `DescriptorBudget`
+/// (a TCP flow takes two, a UDP session one), and the throttled `flow refused` warnings that
+/// the TCP relay and the UDP handler share.
 public final class FlowRegistry: Sendable {
     private let table: Mutex<NATTable>
     private let closers = Mutex<[FlowKey: @Sendable () -> Void]>([:])
     private let origin = ContinuousClock.now
+    /// Where flows' sockets come from; refusals leave the reserve untouched.
+    let budget: DescriptorBudget
+    private let warnings: ThrottledWarnings
 
     /// NAT ports a flow tries before giving up when the port is taken by a socket outside
     /// ZoneLink (EADDRINUSE): each retry gets the pool's next port.
     static let natPortAttempts = 3
 
-    public init(table: NATTable) {
+    public init(table: NATTable, budget: DescriptorBudget = .unlimited, logger: Logger = Logger(label: "zonelink.gateway")) {
         self.table = Mutex(table)
+        self.budget = budget
+        self.warnings = ThrottledWarnings(logger: logger)
+    }
+
+    /// Takes `count` descriptors for a new flow's sockets; false (counted, warned) when the
+    /// client share is spent. The caller refuses the flow then.
+    func takeDescriptors(_ count: Int, for key: FlowKey) -> Bool {
+        guard budget.acquire(count) else {
+            refused(key, .descriptors, "the client share of file descriptors (\(budget.clientLimit)) is in use; "
+                + "\(budget.reserve) are kept back (descriptors.reserve): raise LimitNOFILE or wait for flows to end")
+            return false
+        }
+        return true
+    }
+
+    func giveBackDescriptors(_ count: Int) { budget.release(count) }
+
+    /// A flow refused by the table: warned about (the count is the table's).
+    func refused(_ key: FlowKey, _ error: NATError) {
+        warn(key, error.refusal, "\(error)")
+    }
+
+    /// A flow refused outside the table: counted and warned about.
+    func refused(_ key: FlowKey, _ reason: FlowRefusal, _ why: String) {
+        table.withLock { $0.countRefusal(reason) }
+        warn(key, reason, why)
+    }
+
+    /// One `flow refused` line per reason per 10 s, with the count it stands for: a client
+    /// that opens thousands of connections past a limit must not write thousands of lines.
+    private func warn(_ key: FlowKey, _ reason: FlowRefusal, _ why: String) {
+        warnings.warn("flow refused: \(reason.rawValue)", "flow refused", metadata: [
+            "flow.reason": "\(reason.rawValue)", "flow.proto": "\(key.proto.rawValue)", "flow.vpc": "\(key.vpc)",
+            "flow.client": "\(key.client)", "flow.eni": "\(key.eni)", "flow.error": "\(why)",
+        ])
     }
 
     /// Time as the table measures it: since this registry was made.
@@ -75,4 +119,7 @@ public final class FlowRegistry: Sendable {
     }
 
     public var refusedForExhaustion: Int { table.withLock { $0.refusedForExhaustion } }
+
+    /// New flows refused since start, by reason.
+    public var refusals: [FlowRefusal: Int] { table.withLock { $0.refusals } }
 }

@@ -1,3 +1,4 @@
+import Glibc
 import NIOCore
 import NIOPosix
 import ZoneLinkCore
@@ -5,8 +6,21 @@ import ZoneLinkNetwork
 
 /// One probe of one backend, from inside the provider's namespace: a TCP connect, or for HTTP
 /// checks a `GET` whose status line must carry the expected code. Succeeds or fails within
-/// the check's timeout.
+/// the check's timeout. A probe that cannot get a socket for want of descriptors or buffers
+/// is inconclusive, never a failure: the shortage is ZoneLink's, not the backend's.
 enum HealthProbe {
+    /// errno values that say the probing process, not the backend, is short of something.
+    static let ownShortages: Set<Int32> = [EMFILE, ENFILE, ENOBUFS, ENOMEM]
+
+    static func outcome(of error: Error) -> ProbeResult {
+        if let error = error as? IOError, ownShortages.contains(error.errnoCode) { return .inconclusive }
+        if let error = error as? NIOConnectionError,
+           error.connectionErrors.contains(where: { outcome(of: $0.error) == .inconclusive }) {
+            return .inconclusive
+        }
+        return .failure
+    }
+
     static func run(
         _ check: HealthCheck, backend: IPv4Endpoint, provider: NetworkNamespace, on loop: EventLoop
     ) -> EventLoopFuture<ProbeResult> {
@@ -35,7 +49,7 @@ enum HealthProbe {
                     .map { $0 == expectStatus ? .success : .failure }
             }
         }
-        return result.recover { _ in .failure }
+        return result.recover { outcome(of: $0) }
     }
 }
 

@@ -16,6 +16,8 @@ final class UDPFlowHandler: ChannelInboundHandler {
     typealias OutboundOut = AddressedEnvelope<ByteBuffer>
 
     static let queueLimit = 64
+    /// Descriptors a session holds: its own socket towards the target.
+    static let descriptorsPerSession = 1
 
     private final class Session {
         let key: FlowKey
@@ -68,6 +70,11 @@ final class UDPFlowHandler: ChannelInboundHandler {
             let (target, backend) = route.balancer.pick()
         else { return }
         let key = FlowKey(proto: .udp, vpc: listener.vpc, client: client, eni: listener.address)
+        // The session's own socket comes from the descriptor budget; without one it is dropped.
+        guard route.flows.takeDescriptors(Self.descriptorsPerSession, for: key) else {
+            route.balancer.release(backend: backend)
+            return
+        }
         let session = Session(key: key, route: route, client: envelope.remoteAddress, target: target, backend: backend)
         session.queued.append(envelope.data)
         sessions[client] = session
@@ -94,9 +101,7 @@ final class UDPFlowHandler: ChannelInboundHandler {
                 backend: session.backend
             ).binding.nat
         } catch {
-            route.logger.warning("flow refused", metadata: [
-                "flow.vpc": "\(route.listener.vpc)", "flow.client": "\(session.key.client)", "flow.error": "\(error)",
-            ])
+            route.flows.refused(session.key, error)
             return end(session.key.client, removingFlow: false)
         }
         guard let eni else { return end(session.key.client) }
@@ -123,7 +128,11 @@ final class UDPFlowHandler: ChannelInboundHandler {
     }
 
     private func upstreamOpened(_ result: Result<Channel, Error>, for client: IPv4Endpoint, loop: EventLoop) {
-        guard let session = sessions[client] else { return }
+        guard let session = sessions[client] else {
+            // The session ended while its socket was being made (its ENI stopped): close it.
+            if case .success(let upstream) = result { upstream.close(promise: nil) }
+            return
+        }
         let route = session.route
         switch result {
         case .success(let upstream):
@@ -149,10 +158,14 @@ final class UDPFlowHandler: ChannelInboundHandler {
         guard let session = sessions.removeValue(forKey: client) else { return }
         if removingFlow { session.route.flows.remove(session.key) }
         session.route.balancer.release(backend: session.backend)
+        session.route.flows.giveBackDescriptors(Self.descriptorsPerSession)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        for session in sessions.values { session.upstream?.close(promise: nil) }
+        for (client, session) in sessions {
+            // A session whose socket is still being made ends here; the others when theirs closes.
+            if let upstream = session.upstream { upstream.close(promise: nil) } else { end(client) }
+        }
         context.fireChannelInactive()
     }
 

@@ -33,6 +33,9 @@ struct RelaySocket {
 /// what one socket reads, the other writes; a FIN is passed on as a FIN once everything before
 /// it is written (half-close both ways); an error on either socket ends both.
 final class RelayFlow {
+    /// Descriptors a flow holds: the client's socket and the provider side's.
+    static let descriptors = 2
+
     let key: FlowKey
     let route: ENIRoute
     let target: IPv4Endpoint

@@ -161,16 +161,24 @@ final class RelayWorker {
     }
 
     /// Admits a connection accepted at an ENI and starts its flow, or resets it.
+    ///
+    /// A flow takes its two descriptors (the accepted one and the provider side's) from the
+    /// budget first: when the client share is spent, the connection is reset at once, so a
+    /// flood never reaches the reserve that health probes and the control API live on.
     private func start(_ clientFD: Int32, client: IPv4Endpoint, route: ENIRoute) {
         let listener = route.listener
         let decision = Admission.admit(
             protocol: .tcp, port: listener.address.port, source: client.address, connection: listener.connection,
             securityGroups: listener.securityGroups)
         guard decision == .admit else { return refuse(clientFD, route, "\(decision)") }
+        let key = FlowKey(proto: .tcp, vpc: listener.vpc, client: client, eni: listener.address)
+        guard route.flows.takeDescriptors(RelayFlow.descriptors, for: key) else {
+            return refuse(clientFD, route, "out of client descriptors")
+        }
         guard let (target, backend) = route.balancer.pick() else {
+            route.flows.giveBackDescriptors(RelayFlow.descriptors)
             return refuse(clientFD, route, "no healthy backend behind \(listener.loadBalancer)")
         }
-        let key = FlowKey(proto: .tcp, vpc: listener.vpc, client: client, eni: listener.address)
         for attempt in 1...FlowRegistry.natPortAttempts {
             let nat: IPv4Endpoint
             do {
@@ -179,7 +187,8 @@ final class RelayWorker {
                 ).binding.nat
             } catch {
                 route.balancer.release(backend: backend)
-                route.logger.warning("flow refused", metadata: ["flow.vpc": "\(listener.vpc)", "flow.client": "\(client)", "flow.error": "\(error)"])
+                route.flows.giveBackDescriptors(RelayFlow.descriptors)
+                route.flows.refused(key, error)
                 return refuse(clientFD, route, "\(error)")
             }
             switch connect(from: nat, to: target, in: route.provider) {
@@ -191,6 +200,7 @@ final class RelayWorker {
             case .failure(let error):
                 route.flows.remove(key)
                 route.balancer.release(backend: backend)
+                route.flows.giveBackDescriptors(RelayFlow.descriptors)
                 return refuse(clientFD, route, "cannot reach \(target) from \(nat): \(error)")
             }
         }
@@ -325,6 +335,7 @@ final class RelayWorker {
         close(flow.provider.fd)
         flow.route.flows.remove(flow.key)
         flow.route.balancer.release(backend: flow.backend)
+        flow.route.flows.giveBackDescriptors(RelayFlow.descriptors)
         flows[id.slot] = nil
         liveFlows -= 1
         generations[id.slot] = (generations[id.slot] &+ 1) & Token.generationMask
