@@ -55,6 +55,14 @@ extension Configuration {
         return configuration
     }
 
+    /// The key paths the parser accepts in the mappings `text` reaches (`dns.listen[].vpc`),
+    /// whatever it says about their values: what the documentation of the schema must list.
+    static func acceptedKeys(readingYAML text: String) -> Set<String> {
+        let reader = YAMLReader(collectsKeys: true)
+        _ = ConfigParser(reader: reader).parse(try? Yams.compose(yaml: text))
+        return reader.acceptedKeys
+    }
+
     /// Reads and parses a file.
     public static func load(file: String) throws(ConfigError) -> Configuration {
         let text: String

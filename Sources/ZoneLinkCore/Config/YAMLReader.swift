@@ -7,6 +7,16 @@ import Yams
 /// Not `Sendable`: one reader serves one parse on one thread.
 final class YAMLReader {
     private(set) var issues: [ConfigIssue] = []
+    /// Every key path a mapping read so far accepts, list indices written `[]`
+    /// (`dns.listen[].address`): the schema as the parser knows it, which the docs test holds
+    /// `docs/config.md` to.
+    private(set) var acceptedKeys: Set<String> = []
+    /// Whether to collect `acceptedKeys` (off when serving: a large config has many mappings).
+    private let collectsKeys: Bool
+
+    init(collectsKeys: Bool = false) {
+        self.collectsKeys = collectsKeys
+    }
 
     func report(_ path: String, _ problem: String, hint: String) {
         issues.append(ConfigIssue(path, problem, hint: hint))
@@ -23,6 +33,10 @@ final class YAMLReader {
         guard case .mapping(let mapping) = node else {
             report(path, "must be a mapping, not \(describe(node))", hint: "expected keys: \(allowed.joined(separator: ", "))")
             return nil
+        }
+        if collectsKeys {
+            let schemaPath = path.replacing(/\[[^\]]*\]/, with: "[]")
+            for key in allowed { acceptedKeys.insert(join(schemaPath, key)) }
         }
         var values: [String: Node] = [:]
         for (keyNode, value) in mapping {
