@@ -66,7 +66,7 @@ public final class DescriptorBudget: Sendable {
             raised.rlim_cur = limit.rlim_max
             if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
         }
-        return limit.rlim_cur == RLIM_INFINITY ? 1 << 20 : Int(clamping: limit.rlim_cur)
+        return limit.rlim_cur == rlim_t.max ? 1 << 20 : Int(clamping: limit.rlim_cur)  // RLIM_INFINITY (all ones), which Swift cannot import
     }
 
     /// Descriptors this process has open now (`/proc/self/fd`); for start-up and tests only.
