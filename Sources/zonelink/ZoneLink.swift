@@ -163,7 +163,7 @@ struct Serve: AsyncParsableCommand {
             engine: AnswerEngine(catalog: catalog, staticZones: zones), forwarder: makeForwarder(catalog, group: group, logger: logger))
         let dns = DNSServer(
             listeners: DNSServer.listeners(of: catalog), namespaces: namespaces, publisher: answers.publisher, group: group,
-            workers: threads, tcpIdleTimeout: catalog.dns.tcpIdleTimeout, logger: logger,
+            workers: threads, tcpIdleTimeout: catalog.dns.tcpIdleTimeout, limits: catalog.dns.limits, logger: logger,
             onReady: {
                 logger.notice("ready", metadata: ["config": "\(config)", "endpoints": "\(catalog.endpoints.count)"])
                 notifier.ready("dns", status: status)
