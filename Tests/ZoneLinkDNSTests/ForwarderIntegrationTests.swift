@@ -224,10 +224,12 @@ struct ForwarderIntegrationTests {
     }
 
     @Test func aClientPastItsShareGetsServfailWhileOthersAreForwarded() async throws {
-        let slow = try FakeUpstream { query in [.init(bytes: FakeUpstream.response(to: query, address: [192, 0, 2, 9]), delay: 0.5)] }
+        // The fake answers one query at a time: three upstream questions take 0.6 s of the 5 s.
+        let slow = try FakeUpstream { query in [.init(bytes: FakeUpstream.response(to: query, address: [192, 0, 2, 9]), delay: 0.2)] }
         defer { slow.stop() }
         let flooder = IPv4Address("127.0.0.2")!, polite = IPv4Address("127.0.0.3")!
-        let settings = ForwarderSettings(maxInFlight: 10, maxInFlightPerClient: 2)
+        let settings = ForwarderSettings(
+            timeout: .seconds(5), attemptTimeout: .seconds(4), maxInFlight: 10, maxInFlightPerClient: 2)
         try await withForwarder([slow.endpoint], settings: settings) { (forwarder) async throws in
             async let first = resolveThrough(forwarder, queryMessage("r1.example.com", .a), client: flooder)
             async let second = resolveThrough(forwarder, queryMessage("r2.example.com", .a), client: flooder)
