@@ -22,11 +22,14 @@ final class ControlAPIServer: @unchecked Sendable {
     private(set) var controlPort: UInt16 = 0
     /// Niceness of the server (`nice -n`): a load generator's server yields to other tests.
     let niceness: Int
+    /// RLIMIT_NOFILE of the server (`prlimit --nofile`), when set.
+    let descriptorLimit: Int?
     private var run = 0
 
-    init(tag: String, niceness: Int = 0) throws {
+    init(tag: String, niceness: Int = 0, descriptorLimit: Int? = nil, mutate: (String) -> String = { $0 }) throws {
         self.niceness = niceness
-        config = try TestConfig.local()
+        self.descriptorLimit = descriptorLimit
+        config = try TestConfig.local(mutate: mutate)
         dir = try Paths.makeTempDir(tag)
         stateDir = dir.appendingPathComponent("state")
         configURL = dir.appendingPathComponent("zonelink.yaml")
@@ -53,9 +56,12 @@ final class ControlAPIServer: @unchecked Sendable {
         _ = FileManager.default.createFile(atPath: logPath.path, contents: nil)
         let p = Process()
         let binary = try Paths.requireZonelink()
-        // nice execs the server: the pid stays the server's.
-        p.executableURL = URL(fileURLWithPath: niceness == 0 ? binary.path : "/usr/bin/nice")
-        p.arguments = (niceness == 0 ? [] : ["-n", String(niceness), binary.path]) + ["serve", "--config", configURL.path, "--threads", "1", "--state-dir", stateDir.path,
+        // nice and prlimit exec the server: the pid stays the server's.
+        var command = [binary.path]
+        if niceness != 0 { command = ["/usr/bin/nice", "-n", String(niceness)] + command }
+        if let descriptorLimit { command = ["/usr/bin/prlimit", "--nofile=\(descriptorLimit)", "--"] + command }
+        p.executableURL = URL(fileURLWithPath: command[0])
+        p.arguments = Array(command.dropFirst()) + ["serve", "--config", configURL.path, "--threads", "1", "--state-dir", stateDir.path,
                        "--control-tcp", String(controlPort)]
         p.currentDirectoryURL = dir
         p.standardInput = FileHandle.nullDevice
