@@ -64,6 +64,11 @@ struct DNSLimitsConfigTests {
                 "got \(found)")
     }
 
+    @Test func aShareLeftAtItsDefaultFollowsASmallerTotal() throws {
+        let limits = try parse(withDNS("  limits: {tcpConnections: 10, forwardInFlight: 20}\n")).dns.limits
+        #expect(limits.tcpConnectionsPerSource == 10 && limits.forwardInFlightPerClient == 20)
+    }
+
     @Test func listenerRateLimitMustBeABoolean() {
         let found = issues(edited("zone: eu-central-1b}", "zone: eu-central-1b, rateLimit: sometimes}"))
         #expect(found.contains { $0.keyPath == "dns.listen[0].rateLimit" }, "got \(found)")

@@ -144,6 +144,9 @@ private struct ConfigParser {
         if let n = reader.int(map["forwardInFlightPerClient"], at: "dns.limits.forwardInFlightPerClient", range: 1...100_000) {
             limits.forwardInFlightPerClient = n
         }
+        // A share left at its default follows a smaller total; one written down must fit in it.
+        if map["tcpConnectionsPerSource"] == nil { limits.tcpConnectionsPerSource = min(limits.tcpConnectionsPerSource, limits.tcpConnections) }
+        if map["forwardInFlightPerClient"] == nil { limits.forwardInFlightPerClient = min(limits.forwardInFlightPerClient, limits.forwardInFlight) }
         if limits.tcpConnectionsPerSource > limits.tcpConnections {
             reader.report("dns.limits.tcpConnectionsPerSource", "\(limits.tcpConnectionsPerSource) is more than dns.limits.tcpConnections (\(limits.tcpConnections))",
                           hint: "a source cannot hold more connections than all of them together")
