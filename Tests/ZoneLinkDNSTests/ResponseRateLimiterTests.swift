@@ -77,6 +77,16 @@ struct ResponseRateLimiterTests {
         #expect([refused, formerr, refused].flatMap { Self.decide(&limiter, $0, count: 1, at: Self.at(0)) } == [.send, .send, .drop])
     }
 
+    @Test func hashingInPlaceAgreesWithTheClass() throws {
+        let refused = try #require(respond(responder, queryMessage("www.example.internal", .a, qclass: 3)))
+        for bytes in [response("WWW.Example.internal"), response("big.example.internal"), response("x.nope.example.internal"),
+                      response("api.example.internal"), refused] {
+            bytes.withUnsafeBytes { raw in
+                #expect(ResponseClass.hash(of: raw, seed: 42) == ResponseClass.of(raw).hash(seed: 42))
+            }
+        }
+    }
+
     @Test func theTableNeverGrows() {
         var limiter = ResponseRateLimiter(settings: DNSRateLimit(responsesPerSecond: 1, slip: 0), capacity: 64)
         #expect(limiter.capacity == 64)

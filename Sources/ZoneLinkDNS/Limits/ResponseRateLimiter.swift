@@ -60,18 +60,12 @@ public struct ResponseRateLimiter {
 
     /// Decides for one answer, `response` (a whole DNS message), to `source` at `now` (time
     /// since any fixed origin, never going back).
+    /// Classifies and hashes in place: nothing is allocated per answer.
     public mutating func decide(_ response: UnsafeRawBufferPointer, to source: IPv4Address, at now: Duration) -> Decision {
-        guard cost > 0 else { return .send }
-        let responseClass = ResponseClass.of(response)
-        return decide(responseClass, to: source, at: now)
-    }
-
-    /// As above, for an answer already classified.
-    public mutating func decide(_ responseClass: ResponseClass, to source: IPv4Address, at now: Duration) -> Decision {
         guard cost > 0 else { return .send }
         let length = settings.ipv4PrefixLength
         let prefix = length == 0 ? 0 : source.value & (UInt32.max << (32 - UInt32(length)))
-        var key = responseClass.hash(seed: seed ^ (UInt64(prefix) &* 0x9E37_79B9_7F4A_7C15))
+        var key = ResponseClass.hash(of: response, seed: seed ^ (UInt64(prefix) &* 0x9E37_79B9_7F4A_7C15))
         if key == 0 { key = 1 }
         let (seconds, attoseconds) = now.components
         let nanos = seconds &* Self.second &+ attoseconds / 1_000_000_000
@@ -114,89 +108,121 @@ public struct ResponseRateLimiter {
 /// What RRL counts answers by (NSD's and Knot's classes, reduced to what ZoneLink answers):
 /// answers and NODATA by question name and type, NXDOMAIN by the zone that denies (the owner
 /// of the SOA in authority), so that random names under one zone share a bucket, and every
-/// error (FORMERR, SERVFAIL, NOTIMP, REFUSED) in one class.
+/// error (FORMERR, SERVFAIL, NOTIMP, REFUSED) in one class. Names count in lower case and
+/// uncompressed (pointers followed).
 public enum ResponseClass: Equatable, Sendable {
     case answer(name: [UInt8], type: UInt16)
     case nxdomain(zone: [UInt8])
     case error
 
-    /// Reads the class of a response (a whole DNS message). Names are kept in lower-case wire
-    /// form; compression pointers are followed.
+    /// Where in a response its class is written: offsets only, nothing copied.
+    private enum Location {
+        case answer(name: Int, type: Int)
+        /// The zone's name (nil: no authority record to name it).
+        case nxdomain(zone: Int?)
+        case error
+    }
+
+    /// The class of a response (a whole DNS message).
     public static func of(_ response: UnsafeRawBufferPointer) -> ResponseClass {
-        guard response.count >= 12 else { return .error }
-        let rcode = response[3] & 0x0F
-        let questions = Int(response[4]) << 8 | Int(response[5])
-        switch rcode {
-        case 0:
-            guard questions == 1, let name = readName(response, at: 12), name.end + 4 <= response.count else { return .error }
-            return .answer(name: name.wire, type: UInt16(response[name.end]) << 8 | UInt16(response[name.end + 1]))
-        case 3:
-            guard questions == 1, var offset = skipName(response, at: 12) else { return .error }
-            offset += 4
-            let answers = Int(response[6]) << 8 | Int(response[7])
-            let authority = Int(response[8]) << 8 | Int(response[9])
-            for _ in 0..<answers {
-                guard let end = skipRecord(response, at: offset) else { return .nxdomain(zone: []) }
-                offset = end
-            }
-            guard authority > 0, let zone = readName(response, at: offset) else { return .nxdomain(zone: []) }
-            return .nxdomain(zone: zone.wire)
-        default:
+        func name(at offset: Int) -> [UInt8] {
+            var wire: [UInt8] = []
+            _ = visitName(response, at: offset) { wire.append($0) }
+            return wire
+        }
+        switch locate(response) {
+        case .answer(let nameAt, let typeAt):
+            return .answer(name: name(at: nameAt), type: UInt16(response[typeAt]) << 8 | UInt16(response[typeAt + 1]))
+        case .nxdomain(let zoneAt):
+            return .nxdomain(zone: zoneAt.map { name(at: $0) } ?? [])
+        case .error:
             return .error
         }
     }
 
-    /// A 64-bit hash of the class, mixed with `seed` (the table's seed and the source prefix).
-    func hash(seed: UInt64) -> UInt64 {
-        var hash: UInt64 = 0xCBF2_9CE4_8422_2325 ^ seed
-        func mix(_ byte: UInt8) {
-            hash ^= UInt64(byte)
-            hash &*= 0x0000_0100_0000_01B3
-        }
-        switch self {
-        case .answer(let name, let type):
-            mix(1)
-            name.forEach(mix)
-            mix(UInt8(type >> 8))
-            mix(UInt8(type & 0xFF))
-        case .nxdomain(let zone):
-            mix(2)
-            zone.forEach(mix)
+    /// The hash `of(response).hash(seed:)` gives, read in place (the UDP workers' way).
+    static func hash(of response: UnsafeRawBufferPointer, seed: UInt64) -> UInt64 {
+        var hasher = ClassHasher(seed: seed)
+        switch locate(response) {
+        case .answer(let nameAt, let typeAt):
+            hasher.mix(1)
+            _ = visitName(response, at: nameAt) { hasher.mix($0) }
+            hasher.mix(response[typeAt])
+            hasher.mix(response[typeAt + 1])
+        case .nxdomain(let zoneAt):
+            hasher.mix(2)
+            if let zoneAt { _ = visitName(response, at: zoneAt) { hasher.mix($0) } }
         case .error:
-            mix(3)
+            hasher.mix(3)
         }
-        // A final avalanche, so that the low bits that pick a bucket depend on every byte.
-        hash ^= hash >> 33
-        hash &*= 0xFF51_AFD7_ED55_8CCD
-        hash ^= hash >> 33
-        return hash
+        return hasher.value
     }
 
-    /// The name at `offset`, lower case, uncompressed, and where it ends in place.
-    static func readName(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> (wire: [UInt8], end: Int)? {
-        var wire: [UInt8] = []
+    /// A 64-bit hash of the class, mixed with `seed` (the table's seed and the source prefix).
+    func hash(seed: UInt64) -> UInt64 {
+        var hasher = ClassHasher(seed: seed)
+        switch self {
+        case .answer(let name, let type):
+            hasher.mix(1)
+            name.forEach { hasher.mix($0) }
+            hasher.mix(UInt8(type >> 8))
+            hasher.mix(UInt8(type & 0xFF))
+        case .nxdomain(let zone):
+            hasher.mix(2)
+            zone.forEach { hasher.mix($0) }
+        case .error:
+            hasher.mix(3)
+        }
+        return hasher.value
+    }
+
+    private static func locate(_ response: UnsafeRawBufferPointer) -> Location {
+        guard response.count >= 12 else { return .error }
+        let rcode = response[3] & 0x0F
+        let questions = Int(response[4]) << 8 | Int(response[5])
+        guard rcode == 0 || rcode == 3, questions == 1, let nameEnd = skipName(response, at: 12), nameEnd + 4 <= response.count,
+              visitName(response, at: 12, { _ in }) != nil
+        else { return .error }
+        guard rcode == 3 else { return .answer(name: 12, type: nameEnd) }
+        var offset = nameEnd + 4
+        let answers = Int(response[6]) << 8 | Int(response[7])
+        let authority = Int(response[8]) << 8 | Int(response[9])
+        for _ in 0..<answers {
+            guard let end = skipRecord(response, at: offset) else { return .nxdomain(zone: nil) }
+            offset = end
+        }
+        guard authority > 0, visitName(response, at: offset, { _ in }) != nil else { return .nxdomain(zone: nil) }
+        return .nxdomain(zone: offset)
+    }
+
+    /// Hands each byte of the name at `offset` to `byte`, lower case and uncompressed (the
+    /// root's zero included), and returns where the name ends in place; nil when malformed
+    /// (then some bytes may have been handed on).
+    static func visitName(_ bytes: UnsafeRawBufferPointer, at offset: Int, _ byte: (UInt8) -> Void) -> Int? {
         var position = offset
         var end: Int?
         var jumps = 0
+        var length = 0
         while position < bytes.count {
-            let length = Int(bytes[position])
-            if length == 0 {
-                wire.append(0)
-                return (wire, end ?? position + 1)
+            let label = Int(bytes[position])
+            if label == 0 {
+                byte(0)
+                return end ?? position + 1
             }
-            if length & 0xC0 == 0xC0 {
+            if label & 0xC0 == 0xC0 {
                 guard position + 1 < bytes.count, jumps < 16 else { return nil }
                 if end == nil { end = position + 2 }
-                position = (length & 0x3F) << 8 | Int(bytes[position + 1])
+                position = (label & 0x3F) << 8 | Int(bytes[position + 1])
                 jumps += 1
                 continue
             }
-            guard length < 64, position + 1 + length <= bytes.count, wire.count + length < 255 else { return nil }
-            wire.append(UInt8(length))
-            for byte in bytes[(position + 1)..<(position + 1 + length)] {
-                wire.append(byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte)
+            length += 1 + label
+            guard label < 64, position + 1 + label <= bytes.count, length < 255 else { return nil }
+            byte(UInt8(label))
+            for character in bytes[(position + 1)..<(position + 1 + label)] {
+                byte(character >= 0x41 && character <= 0x5A ? character | 0x20 : character)
             }
-            position += 1 + length
+            position += 1 + label
         }
         return nil
     }
@@ -219,5 +245,26 @@ public enum ResponseClass: Equatable, Sendable {
         guard let nameEnd = skipName(bytes, at: offset), nameEnd + 10 <= bytes.count else { return nil }
         let length = Int(bytes[nameEnd + 8]) << 8 | Int(bytes[nameEnd + 9])
         return nameEnd + 10 + length <= bytes.count ? nameEnd + 10 + length : nil
+    }
+}
+
+/// FNV-1a over a class's bytes from a seed, then a final avalanche so that the low bits that
+/// pick a bucket depend on every byte.
+private struct ClassHasher {
+    private var state: UInt64
+
+    init(seed: UInt64) { state = 0xCBF2_9CE4_8422_2325 ^ seed }
+
+    mutating func mix(_ byte: UInt8) {
+        state ^= UInt64(byte)
+        state &*= 0x0000_0100_0000_01B3
+    }
+
+    var value: UInt64 {
+        var hash = state
+        hash ^= hash >> 33
+        hash &*= 0xFF51_AFD7_ED55_8CCD
+        hash ^= hash >> 33
+        return hash
     }
 }
