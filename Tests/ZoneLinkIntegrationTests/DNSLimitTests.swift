@@ -390,19 +390,7 @@ struct DNSLimitTests {
             """
         try await LimitedServer.with(tag: "rrl", dns: dns, pinnedUnlimited: true) { server in
             let count = 200
-            /// Sends `count` identical questions (IDs differ) at once; the replies that come.
-            @Sendable func burst(_ port: UInt16) throws -> (replies: [[UInt8]], seconds: Double) {
-                let client = try UDPClient(receiveBuffer: 8 << 20)
-                let start = monotonicNow()
-                for id in 0..<count {
-                    client.send(DNSQuery.build(id: UInt16(id), name: "www.example.internal", type: RRType.A), port: port)
-                }
-                let seconds = monotonicNow() - start
-                var replies: [[UInt8]] = []
-                while replies.count < count, let reply = client.receive(timeout: 2) { replies.append(reply) }
-                return (replies, seconds)
-            }
-            let limited = try await offload { try burst(server.sourcePort) }
+            let limited = try await offload { try burst(count, to: server.sourcePort) }
             let truncated = limited.replies.filter { $0.count >= 12 && $0[2] & 0x02 != 0 }
             let full = limited.replies.filter { Polite.good($0) }
             #expect(truncated.allSatisfy { $0[6] == 0 && $0[7] == 0 && $0[5] == 1 }, "a slipped answer carried records")
@@ -417,7 +405,7 @@ struct DNSLimitTests {
             // A real client retries a slipped answer over TCP, which is not rate limited.
             #expect(Polite.good(try await DNSClient.tcp(Polite.question, port: server.sourcePort, source: "127.0.0.1")))
 
-            let unlimited = try await offload { try burst(server.pinnedPort) }
+            let unlimited = try await offload { try burst(count, to: server.pinnedPort) }
             #expect(unlimited.replies.count == count && unlimited.replies.allSatisfy { $0.count >= 12 && $0[2] & 0x02 == 0 },
                     "the listener with rateLimit: false answered \(unlimited.replies.count) of \(count)")
 
@@ -433,6 +421,50 @@ struct DNSLimitTests {
             #expect(counted.0 > 0 && counted.1 >= Double(truncated.count), "zonelink_dns_rrl_total: dropped \(counted.0), slipped \(counted.1)")
         }
     }
+}
+
+extension DNSLimitTests {
+    @Test("a reload applies new rate and TCP limits")
+    func reloadAppliesNewLimits() async throws {
+        let before = "  tcpIdleTimeout: 60s\n  rateLimit: {responsesPerSecond: 5, slip: 0}\n"
+        let after = "  tcpIdleTimeout: 60s\n  rateLimit: {responsesPerSecond: 0}\n  limits: {tcpConnectionsPerSource: 1}\n"
+        try await withZoneLink(tag: "limits-reload", mutate: { $0.replacingOccurrences(of: "  ttl: 60\n", with: "  ttl: 60\n" + before) }) { server in
+            let limited = try await offload { try burst(100, to: server.sourcePort) }
+            #expect(limited.replies.count < 100, "5 answers a second, yet \(limited.replies.count) of 100 came back")
+
+            let offset = server.logText.count
+            try server.writeConfig(server.config.yaml.replacingOccurrences(of: before, with: after))
+            server.hangUp()
+            let outcome = try await offload { server.waitForReload(after: offset, timeout: 30) }
+            #expect(outcome?.accepted == true, "reload: \(outcome?.line ?? "no outcome in 30 s")\n\(server.logs)")
+
+            let unlimited = try await offload { try burst(100, to: server.sourcePort) }
+            #expect(unlimited.replies.count == 100, "rate limiting off after the reload, yet \(unlimited.replies.count) of 100 came back")
+            // One connection per source now: a second from the same address is closed at once,
+            // while the first stays (its idle deadline is a minute away).
+            let port = server.sourcePort
+            let (first, second) = try await offload {
+                (try smallBufferedConnection(port: port, source: "127.0.0.5"), try smallBufferedConnection(port: port, source: "127.0.0.5"))
+            }
+            defer { close(first); close(second) }
+            #expect(try await offload { eventually { peerClosed(second) } }, "a second connection from one source was kept")
+            #expect(!peerClosed(first), "the first connection was closed too")
+        }
+    }
+}
+
+/// Sends `count` identical questions (IDs differ) from 127.0.0.1 at once; the replies that
+/// come, and how long sending took.
+@Sendable func burst(_ count: Int, to port: UInt16) throws -> (replies: [[UInt8]], seconds: Double) {
+    let client = try UDPClient(receiveBuffer: 8 << 20)
+    let start = monotonicNow()
+    for id in 0..<count {
+        client.send(DNSQuery.build(id: UInt16(id), name: "www.example.internal", type: RRType.A), port: port)
+    }
+    let seconds = monotonicNow() - start
+    var replies: [[UInt8]] = []
+    while replies.count < count, let reply = client.receive(timeout: 2) { replies.append(reply) }
+    return (replies, seconds)
 }
 
 extension TCPClient {
