@@ -125,10 +125,8 @@ final class TCPFrameDecoder: ChannelDuplexHandler {
             return
         }
         input = nil
-        var delivered = false
         while hasRoom(context: context), let message = Self.nextFrame(&buffer) {
             queued += 1
-            delivered = true
             deadlines?.queryReceived(at: now)
             context.fireChannelRead(wrapInboundOut(message))
             // The answer may have closed the connection.
@@ -144,7 +142,6 @@ final class TCPFrameDecoder: ChannelDuplexHandler {
         }()
         deadlines?.partialMessage(partial, at: now)
         if partial { armTimer(context: context) }
-        _ = delivered
     }
 
     /// An answer was written (or failed with the connection): room for one more.
