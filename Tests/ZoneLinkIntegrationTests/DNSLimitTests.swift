@@ -284,7 +284,9 @@ struct DNSLimitTests {
             defer { (silent + trickling).forEach { close($0) } }
             // One byte a second on each trickling connection, for at most 30 s: a query of
             // about 40 bytes would take 40 s to arrive.
-            let trickle = Task.detached { () -> [Int: Double] in
+            // On a thread of its own (`offload`): a blocking loop must not hold one of the few
+            // threads of the shared task pool, which other tests run on.
+            async let trickle = offload { () -> [Int: Double] in
                 var closedAfter: [Int: Double] = [:]
                 let message = TCPClient.framed(DNSQuery.build(id: 9, name: "www.example.internal", type: RRType.A))
                 var position = 0
@@ -318,7 +320,7 @@ struct DNSLimitTests {
             // others by the idle (silent) or message (trickling) deadline, which bytes do not reset.
             let silentClosed = try await offload { eventually { silent.allSatisfy(peerClosed) } }
             #expect(silentClosed, "silent connections still open after 30 s (idle timeout 4 s)")
-            let closedAfter = await trickle.value
+            let closedAfter = try await trickle
             #expect(closedAfter.count == trickling.count, "trickling connections kept open for 30 s: \(trickling.count - closedAfter.count)")
             // Polite TCP is served once the attack's connections are gone.
             #expect(try await offload { eventually { Polite.good(try? TCPClient(port: port, source: "127.0.0.1").exchange(Polite.question)) } },
@@ -347,8 +349,8 @@ struct DNSLimitTests {
             let port = server.sourcePort
             let flooding = Flag()
             // Random names from 127.0.0.2 until the polite client is done (at most 20 s, 20,000 names).
-            let flood = Task.detached { () -> Int in
-                guard let client = try? UDPClient(source: "127.0.0.2") else { return 0 }
+            async let flood = offload { () -> Int in
+                let client = try UDPClient(source: "127.0.0.2")
                 var sent = 0
                 let deadline = monotonicNow() + 20
                 while flooding.isSet, monotonicNow() < deadline, sent < 20_000 {
@@ -375,7 +377,7 @@ struct DNSLimitTests {
                 if good { answered += 1 }
             }
             flooding.clear()
-            let sent = await flood.value
+            let sent = try await flood
             #expect(answered == 20, "a polite client got \(answered) of 20 answers beside a flood of \(sent) random names")
             let refused = try await offload { try server.metric("zonelink_dns_forward_refused_total{reason=\"perClient\"}") ?? 0 }
             #expect(refused > 0, "the flood of \(sent) names was never refused its share")
