@@ -121,7 +121,9 @@ let package = Package(
         // What several test targets share (a generator, free ports, processes, NSD); tests only.
         .target(name: "ZoneLinkTestSupport", path: "Tests/ZoneLinkTestSupport"),
         .testTarget(name: "ZoneLinkCoreTests", dependencies: ["ZoneLinkCore"]),
-        .testTarget(name: "ZoneLinkDNSTests", dependencies: ["ZoneLinkDNS", "ZoneLinkCore", "CLDNS", "ZoneLinkTestSupport"]),
+        .testTarget(
+            name: "ZoneLinkDNSTests",
+            dependencies: ["ZoneLinkDNS", "ZoneLinkCore", "CLDNS", "ZoneLinkTestSupport", .product(name: "NIOEmbedded", package: "swift-nio")]),
         .testTarget(
             name: "ZoneLinkGatewayTests",
             dependencies: [

@@ -46,7 +46,8 @@ func makeForwarder(_ catalog: Catalog, group: any EventLoopGroup, logger: Logger
     let timeout = catalog.dns.forwardTimeout
     let settings = ForwarderSettings(
         timeout: timeout, attemptTimeout: min(.milliseconds(800), timeout),
-        maxTTL: UInt32(clamping: catalog.dns.cacheMaxTTL.components.seconds), cacheSize: catalog.dns.cacheSize)
+        maxTTL: UInt32(clamping: catalog.dns.cacheMaxTTL.components.seconds), cacheSize: catalog.dns.cacheSize,
+        maxInFlight: catalog.dns.limits.forwardInFlight, maxInFlightPerClient: catalog.dns.limits.forwardInFlightPerClient)
     return Forwarder(upstreams: catalog.dns.upstreams, group: group, settings: settings, logger: logger)
 }
 
@@ -54,6 +55,8 @@ func makeForwarder(_ catalog: Catalog, group: any EventLoopGroup, logger: Logger
 func sameForwarding(_ a: Catalog, _ b: Catalog) -> Bool {
     a.dns.upstreams == b.dns.upstreams && a.dns.forwardTimeout == b.dns.forwardTimeout
         && a.dns.cacheMaxTTL == b.dns.cacheMaxTTL && a.dns.cacheSize == b.dns.cacheSize
+        && a.dns.limits.forwardInFlight == b.dns.limits.forwardInFlight
+        && a.dns.limits.forwardInFlightPerClient == b.dns.limits.forwardInFlightPerClient
 }
 
 /// Everything one catalog asks of the data plane, derived from it once: the static zones
@@ -152,6 +155,7 @@ actor DataPlane {
             await releaseAddresses(keeping: previous, from: nextPlan)
             throw NotApplied(part: "the gateway", reason: error)
         }
+        dns.apply(limits: next.dns.limits, tcpIdleTimeout: next.dns.tcpIdleTimeout)
         let forwarder = sameForwarding(previous.catalog, next) ? answers.forwarder : makeForwarder(next, group: group, logger: logger)
         answers.update(engine: nextPlan.engine, forwarder: forwarder)
         plan = nextPlan

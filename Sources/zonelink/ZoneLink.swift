@@ -162,17 +162,7 @@ struct Serve: AsyncParsableCommand {
             throw ExitStatus.runtimeFailure
         }
 
-        let notifier = SystemdNotifier(waitingFor: ["dns", "gateway"])
-        let status = Runtime.status(catalog)
-        let answers = AnswerState(engine: plan.engine, forwarder: makeForwarder(catalog, group: group, logger: logger))
-        let dns = DNSServer(
-            listeners: plan.dnsListeners, namespaces: namespaces, publisher: answers.publisher, group: group,
-            workers: threads, tcpIdleTimeout: catalog.dns.tcpIdleTimeout, logger: logger,
-            onReady: {
-                logger.notice("ready", metadata: ["config": "\(config)", "endpoints": "\(catalog.endpoints.count)"])
-                notifier.ready("dns", status: status)
-            })
-        let unhealthyENIs = UnhealthyENIs()
+        // Every socket a client causes (DNS over TCP, flows) is counted against one budget.
         let budget: DescriptorBudget
         do {
             budget = try Self.descriptorBudget(catalog.descriptors, logger: logger)
@@ -181,6 +171,18 @@ struct Serve: AsyncParsableCommand {
             await cleanUp()
             throw ExitStatus.invalidInput
         }
+
+        let notifier = SystemdNotifier(waitingFor: ["dns", "gateway"])
+        let status = Runtime.status(catalog)
+        let answers = AnswerState(engine: plan.engine, forwarder: makeForwarder(catalog, group: group, logger: logger))
+        let dns = DNSServer(
+            listeners: plan.dnsListeners, namespaces: namespaces, publisher: answers.publisher, group: group,
+            workers: threads, tcpIdleTimeout: catalog.dns.tcpIdleTimeout, limits: catalog.dns.limits, budget: budget, logger: logger,
+            onReady: {
+                logger.notice("ready", metadata: ["config": "\(config)", "endpoints": "\(catalog.endpoints.count)"])
+                notifier.ready("dns", status: status)
+            })
+        let unhealthyENIs = UnhealthyENIs()
         let flows = FlowRegistry(
             table: NATTable(
                 portRange: catalog.gateway.natPorts, tcpIdleTimeout: catalog.gateway.tcpIdleTimeout,

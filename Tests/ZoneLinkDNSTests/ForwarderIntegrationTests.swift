@@ -223,6 +223,37 @@ struct ForwarderIntegrationTests {
         }
     }
 
+    @Test func aClientPastItsShareGetsServfailWhileOthersAreForwarded() async throws {
+        // The fake answers one query at a time: three upstream questions take 0.6 s of the 5 s.
+        let slow = try FakeUpstream { query in [.init(bytes: FakeUpstream.response(to: query, address: [192, 0, 2, 9]), delay: 0.2)] }
+        defer { slow.stop() }
+        let flooder = IPv4Address("127.0.0.2")!, polite = IPv4Address("127.0.0.3")!
+        let settings = ForwarderSettings(
+            timeout: .seconds(5), attemptTimeout: .seconds(4), maxInFlight: 10, maxInFlightPerClient: 2)
+        try await withForwarder([slow.endpoint], settings: settings) { (forwarder) async throws in
+            async let first = resolveThrough(forwarder, queryMessage("r1.example.com", .a), client: flooder)
+            async let second = resolveThrough(forwarder, queryMessage("r2.example.com", .a), client: flooder)
+            // Wait until both hold their slots (a condition, not a time).
+            let deadline = ContinuousClock.now + .seconds(30)
+            while forwarder.statistics.inFlight < 2, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+            let (refused, _) = await resolveThrough(forwarder, queryMessage("r3.example.com", .a, id: 3), client: flooder)
+            #expect(try #require(decode(refused)).rcode == 2)
+            #expect(forwarder.statistics.refusedPerClient == 1 && forwarder.statistics.inFlight == 2)
+            // Joining a question already upstream is free, and another client has its own share.
+            async let joined = resolveThrough(forwarder, queryMessage("r1.example.com", .a, id: 4), client: flooder)
+            let (answered, _) = await resolveThrough(forwarder, queryMessage("polite.example.com", .a, id: 5), client: polite)
+            #expect(try #require(decode(answered)).answer.count == 1)
+            for response in [await first.response, await second.response, await joined.response] {
+                #expect(try #require(decode(response)).answer.count == 1)
+            }
+            await forwarder.drain()
+            // Slots come back when the questions end.
+            let (later, _) = await resolveThrough(forwarder, queryMessage("r4.example.com", .a), client: flooder)
+            #expect(try #require(decode(later)).answer.count == 1)
+            #expect(forwarder.statistics.refusedPerClient == 1 && forwarder.statistics.refusedInFlight == 0)
+        }
+    }
+
     @Test func onlyWrongAnswersGiveServfailWithinTheBound() async throws {
         let fake = try FakeUpstream { query in
             var wrongID = FakeUpstream.response(to: query, address: [6, 6, 6, 1])
@@ -290,11 +321,13 @@ func withForwarder(
 /// Resolves `message` and waits for the one reply (a second would trap the continuation).
 /// `seconds`: from the call to the reply, timed where the reply is made (not when this task
 /// resumes, which waits for a free thread of the pool other tests keep busy).
-func resolveThrough(_ forwarder: Forwarder, _ message: [UInt8], limit: Int? = nil) async -> (response: [UInt8], seconds: Double) {
+func resolveThrough(
+    _ forwarder: Forwarder, _ message: [UInt8], limit: Int? = nil, client: IPv4Address? = nil
+) async -> (response: [UInt8], seconds: Double) {
     let query = parsedQuery(message)!
     let start = ContinuousClock.now
     let (bytes, end): ([UInt8], ContinuousClock.Instant) = await withCheckedContinuation { continuation in
-        forwarder.resolve(query, message: message, limit: limit ?? query.udpPayloadLimit) { buffer in
+        forwarder.resolve(query, message: message, limit: limit ?? query.udpPayloadLimit, client: client) { buffer in
             continuation.resume(returning: (Array(buffer.readableBytesView), ContinuousClock.now))
         }
     }

@@ -108,17 +108,19 @@ private struct ConfigParser {
     func parseDNS(_ node: Node) -> DNSSettings? {
         guard let map = reader.mapping(
             node, at: "dns", allowed: ["ttl", "listen", "upstreams", "zoneFiles", "tcpIdleTimeout", "trustedForwarders",
-                               "forwardTimeout", "cacheMaxTTL", "cacheSize", "privateDomainSuffixes"]
+                               "forwardTimeout", "cacheMaxTTL", "cacheSize", "privateDomainSuffixes",
+                               "limits", "rateLimit"]
         ) else { return nil }
         var settings = DNSSettings()
         if let ttl = reader.int(map["ttl"], at: "dns.ttl", range: 0...2_147_483_647) { settings.ttl = UInt32(ttl) }
         settings.listen = reader.sequence(map["listen"], at: "dns.listen").compactMap { node, path in
-            guard let entry = reader.mapping(node, at: path, allowed: ["address", "vpc", "zone"], required: ["address"]),
+            guard let entry = reader.mapping(node, at: path, allowed: ["address", "vpc", "zone", "rateLimit"], required: ["address"]),
                   let address = reader.endpoint(entry["address"], at: "\(path).address")
             else { return nil }
             return DNSListener(
                 address: address, vpc: reader.string(entry["vpc"], at: "\(path).vpc"),
-                zone: reader.string(entry["zone"], at: "\(path).zone"))
+                zone: reader.string(entry["zone"], at: "\(path).zone"),
+                rateLimit: reader.bool(entry["rateLimit"], at: "\(path).rateLimit") ?? true)
         }
         settings.upstreams = reader.sequence(map["upstreams"], at: "dns.upstreams").compactMap {
             reader.endpoint($0.node, at: $0.path)
@@ -141,6 +143,50 @@ private struct ConfigParser {
             return reader.prefix(node, at: path)
         }
         return settings
+    }
+
+    func parseDNSLimits(_ node: Node) -> DNSLimits? {
+        guard let map = reader.mapping(
+            node, at: "dns.limits",
+            allowed: ["tcpConnections", "tcpConnectionsPerSource", "tcpQueuedAnswers", "tcpMessageTimeout",
+                      "forwardInFlight", "forwardInFlightPerClient"]
+        ) else { return nil }
+        var limits = DNSLimits()
+        if let n = reader.int(map["tcpConnections"], at: "dns.limits.tcpConnections", range: 1...1_000_000) { limits.tcpConnections = n }
+        if let n = reader.int(map["tcpConnectionsPerSource"], at: "dns.limits.tcpConnectionsPerSource", range: 1...1_000_000) {
+            limits.tcpConnectionsPerSource = n
+        }
+        if let n = reader.int(map["tcpQueuedAnswers"], at: "dns.limits.tcpQueuedAnswers", range: 1...65_535) { limits.tcpQueuedAnswers = n }
+        if let d = reader.duration(map["tcpMessageTimeout"], at: "dns.limits.tcpMessageTimeout") { limits.tcpMessageTimeout = d }
+        if let n = reader.int(map["forwardInFlight"], at: "dns.limits.forwardInFlight", range: 1...100_000) { limits.forwardInFlight = n }
+        if let n = reader.int(map["forwardInFlightPerClient"], at: "dns.limits.forwardInFlightPerClient", range: 1...100_000) {
+            limits.forwardInFlightPerClient = n
+        }
+        // A share left at its default follows a smaller total; one written down must fit in it.
+        if map["tcpConnectionsPerSource"] == nil { limits.tcpConnectionsPerSource = min(limits.tcpConnectionsPerSource, limits.tcpConnections) }
+        if map["forwardInFlightPerClient"] == nil { limits.forwardInFlightPerClient = min(limits.forwardInFlightPerClient, limits.forwardInFlight) }
+        if limits.tcpConnectionsPerSource > limits.tcpConnections {
+            reader.report("dns.limits.tcpConnectionsPerSource", "\(limits.tcpConnectionsPerSource) is more than dns.limits.tcpConnections (\(limits.tcpConnections))",
+                          hint: "a source cannot hold more connections than all of them together")
+        }
+        if limits.forwardInFlightPerClient > limits.forwardInFlight {
+            reader.report("dns.limits.forwardInFlightPerClient", "\(limits.forwardInFlightPerClient) is more than dns.limits.forwardInFlight (\(limits.forwardInFlight))",
+                          hint: "a client cannot hold more questions than all of them together")
+        }
+        return limits
+    }
+
+    func parseRateLimit(_ node: Node) -> DNSRateLimit? {
+        guard let map = reader.mapping(node, at: "dns.rateLimit", allowed: ["responsesPerSecond", "slip", "ipv4PrefixLength"]) else {
+            return nil
+        }
+        var rateLimit = DNSRateLimit()
+        if let n = reader.int(map["responsesPerSecond"], at: "dns.rateLimit.responsesPerSecond", range: 0...1_000_000) {
+            rateLimit.responsesPerSecond = n
+        }
+        if let n = reader.int(map["slip"], at: "dns.rateLimit.slip", range: 0...100) { rateLimit.slip = n }
+        if let n = reader.int(map["ipv4PrefixLength"], at: "dns.rateLimit.ipv4PrefixLength", range: 8...32) { rateLimit.ipv4PrefixLength = n }
+        return rateLimit
     }
 
     func parseGateway(_ node: Node) -> GatewaySettings? {

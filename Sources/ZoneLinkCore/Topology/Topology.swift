@@ -279,11 +279,55 @@ public struct DNSListener: Hashable, Sendable {
     public var vpc: String?
     /// Answer as a client in this zone (nil: the zone of the vSwitch holding the source address).
     public var zone: String?
+    /// Whether `dns.rateLimit` applies to this listener's UDP answers (`rateLimit: false` turns
+    /// it off, say for a listener only a trusted load generator uses).
+    public var rateLimit: Bool
 
-    public init(address: IPv4Endpoint, vpc: String? = nil, zone: String? = nil) {
+    public init(address: IPv4Endpoint, vpc: String? = nil, zone: String? = nil, rateLimit: Bool = true) {
         self.address = address
         self.vpc = vpc
         self.zone = zone
+        self.rateLimit = rateLimit
+    }
+}
+
+/// What one client may hold of the DNS server (`dns.limits`), so that a hostile one cannot
+/// exhaust memory, descriptors or the forwarder for the others. Defaults follow NSD and Knot
+/// in spirit, sized for stub resolvers inside VPCs.
+public struct DNSLimits: Hashable, Sendable {
+    /// TCP connections open at once over every DNS listener; one more is closed at once.
+    public var tcpConnections: Int = 1000
+    /// TCP connections open at once from one source address.
+    public var tcpConnectionsPerSource: Int = 100
+    /// Answers of one TCP connection waiting to be written; at this many the connection is not
+    /// read until the client takes some (a client that never reads holds at most this many).
+    public var tcpQueuedAnswers: Int = 16
+    /// A TCP message must arrive in full within this of its first byte.
+    public var tcpMessageTimeout: Duration = .seconds(2)
+    /// Questions being resolved upstream at once, over all clients.
+    public var forwardInFlight: Int = 500
+    /// Questions one source address may have being resolved upstream at once.
+    public var forwardInFlightPerClient: Int = 50
+
+    public init() {}
+}
+
+/// Response-rate limiting of UDP answers (`dns.rateLimit`), as NSD and Knot do it: answers of
+/// one class (name and type, NXDOMAIN of a zone, errors) to one source prefix beyond
+/// `responsesPerSecond` are dropped, except every `slip`-th, sent truncated (TC=1) so that a
+/// real client retries over TCP, which a spoofed source cannot.
+public struct DNSRateLimit: Hashable, Sendable {
+    /// Answers per second per source prefix and class (0: no limit).
+    public var responsesPerSecond: Int = 1000
+    /// Every this-many limited answer goes out truncated instead of being dropped (0: never).
+    public var slip: Int = 2
+    /// Sources in one prefix of this length share their limits.
+    public var ipv4PrefixLength: Int = 24
+
+    public init(responsesPerSecond: Int = 1000, slip: Int = 2, ipv4PrefixLength: Int = 24) {
+        self.responsesPerSecond = responsesPerSecond
+        self.slip = slip
+        self.ipv4PrefixLength = ipv4PrefixLength
     }
 }
 
@@ -308,6 +352,10 @@ public struct DNSSettings: Hashable, Sendable {
     /// Where providers may put a service's `privateDomain`: each one must equal or lie under
     /// one of these (lower case, no trailing dot). Empty: no service may have one.
     public var privateDomainSuffixes: [String] = []
+    /// What one client may hold: TCP connections, queued answers, forwarded questions.
+    public var limits = DNSLimits()
+    /// Response-rate limiting of UDP answers.
+    public var rateLimit = DNSRateLimit()
 
     public init(
         ttl: UInt32 = 60, listen: [DNSListener] = [], upstreams: [IPv4Endpoint] = [], zoneFiles: [String] = [],

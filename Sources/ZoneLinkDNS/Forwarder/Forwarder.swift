@@ -1,8 +1,10 @@
 import Glibc
 import Logging
+import Metrics
 import NIOCore
 import Synchronization
 import ZoneLinkCore
+import ZoneLinkNetwork
 
 /// How the forwarder waits, caches and bounds itself.
 public struct ForwarderSettings: Sendable {
@@ -17,18 +19,24 @@ public struct ForwarderSettings: Sendable {
     /// evicted first in each).
     public var cacheSize: Int
     /// Questions being resolved upstream at once (one socket each); a client asking a new
-    /// question beyond that gets SERVFAIL at once.
+    /// question beyond that gets SERVFAIL at once (`dns.limits.forwardInFlight`).
     public var maxInFlight: Int
+    /// Questions one source address may have started that are being resolved upstream at once;
+    /// beyond that its new questions get SERVFAIL at once, without taking an upstream slot, so
+    /// one client's flood of random names leaves the others their share
+    /// (`dns.limits.forwardInFlightPerClient`). Joining a question already upstream is free.
+    public var maxInFlightPerClient: Int
 
     public init(
         timeout: Duration = .seconds(2), attemptTimeout: Duration = .milliseconds(800), maxTTL: UInt32 = 3600,
-        cacheSize: Int = 10_000, maxInFlight: Int = 500
+        cacheSize: Int = 10_000, maxInFlight: Int = 500, maxInFlightPerClient: Int = 50
     ) {
         self.timeout = timeout
         self.attemptTimeout = attemptTimeout
         self.maxTTL = maxTTL
         self.cacheSize = cacheSize
         self.maxInFlight = maxInFlight
+        self.maxInFlightPerClient = maxInFlightPerClient
     }
 }
 
@@ -50,6 +58,10 @@ public struct ForwarderStatistics: Sendable, Equatable, CustomStringConvertible 
     public var timeouts: Int
     /// Clients given SERVFAIL (no upstream answered usefully in time, or too many in flight).
     public var failures: Int
+    /// Of those, new questions refused for want of an upstream slot: all taken, or the
+    /// client's share taken.
+    public var refusedInFlight: Int
+    public var refusedPerClient: Int
     public var cacheEntries: Int
     public var cacheEvictions: Int
     /// Questions being resolved upstream now.
@@ -58,7 +70,7 @@ public struct ForwarderStatistics: Sendable, Equatable, CustomStringConvertible 
     public var description: String {
         "upstreamQueries=\(upstreamQueries) tcp=\(upstreamTCPQueries) cacheHits=\(cacheHits) coalesced=\(coalesced) "
             + "ignored=\(ignored) timeouts=\(timeouts) failures=\(failures) cacheEntries=\(cacheEntries) evictions=\(cacheEvictions) "
-            + "inFlight=\(inFlight)"
+            + "inFlight=\(inFlight) refusedInFlight=\(refusedInFlight) refusedPerClient=\(refusedPerClient)"
     }
 }
 
@@ -70,6 +82,20 @@ final class ForwarderCounters: Sendable {
     let ignored = Atomic<Int>(0)
     let timeouts = Atomic<Int>(0)
     let failures = Atomic<Int>(0)
+    let refusedInFlight = Atomic<Int>(0)
+    let refusedPerClient = Atomic<Int>(0)
+}
+
+/// The questions being resolved upstream, who waits for each, and whose question each was:
+/// the client that started one holds one of its `ClientQuota` slots until it ends.
+struct InFlightQuestions {
+    var waiters: [ForwardKey: [Forwarder.Waiter]] = [:]
+    var starters: [ForwardKey: IPv4Address?] = [:]
+    var quota: ClientQuota
+
+    init(settings: ForwarderSettings) {
+        quota = ClientQuota(total: settings.maxInFlight, perClient: settings.maxInFlightPerClient)
+    }
 }
 
 /// One shard of the cache, behind its own lock (a class: `Mutex` cannot sit in an array).
@@ -118,7 +144,9 @@ public final class Forwarder: Sendable {
     let preferred = Atomic<Int>(0)
     private let shards: [CacheShard]
     /// Questions being resolved, and who waits for each.
-    private let inFlight = Mutex<[ForwardKey: [Waiter]]>([:])
+    private let inFlight: Mutex<InFlightQuestions>
+    /// Refusals a flooding client causes, logged at most once per kind per 10 s.
+    private let warnings: ThrottledWarnings
 
     struct Waiter: Sendable {
         let query: Query
@@ -134,6 +162,8 @@ public final class Forwarder: Sendable {
         self.logger = logger
         self.timeout = Self.timeAmount(settings.timeout)
         self.attemptTimeout = Self.timeAmount(settings.attemptTimeout)
+        self.inFlight = Mutex(InFlightQuestions(settings: settings))
+        self.warnings = ThrottledWarnings(logger: logger)
         let perShard = (max(1, settings.cacheSize) + Self.cacheShards - 1) / Self.cacheShards
         self.shards = (0..<Self.cacheShards).map { _ in CacheShard(capacity: perShard) }
     }
@@ -157,25 +187,29 @@ public final class Forwarder: Sendable {
     /// `limit` as for `answerFromCache`. Zone transfers (AXFR, IXFR) are not forwarded: REFUSED.
     /// `reply` runs on an event loop of `group` (or on the caller's thread, for a cache hit or
     /// an immediate failure): it must not block; hand the bytes to the client's socket and return.
-    public func resolve(_ query: Query, message: [UInt8], limit: Int, reply: @escaping @Sendable (ByteBuffer) -> Void) {
+    /// `client`: the source address, whose share of upstream slots a new question takes.
+    public func resolve(
+        _ query: Query, message: [UInt8], limit: Int, client: IPv4Address? = nil, reply: @escaping @Sendable (ByteBuffer) -> Void
+    ) {
         guard !upstreams.isEmpty, query.type != .axfr, query.type != .ixfr else {
             reply(Self.error(.refused, for: query, message: message))
             return
         }
         let key = ForwardKey(query)
         let waiter = Waiter(query: query, message: message, limit: limit, reply: reply)
-        enum Plan { case cached(ForwardedAnswer), joined, started, overloaded }
+        enum Plan { case cached(ForwardedAnswer), joined, started, refused(ClientQuota.Refusal) }
         let now = NIODeadline.now()
         // The cache is read under the in-flight lock, so that a resolution finishing meanwhile
         // (it caches, then leaves the table) cannot be missed both ways.
         let plan: Plan = inFlight.withLock { table in
-            if let index = table.index(forKey: key) {
-                table.values[index].append(waiter)
+            if let index = table.waiters.index(forKey: key) {
+                table.waiters.values[index].append(waiter)
                 return .joined
             }
             if let answer = shard(for: key).cache.withLock({ $0.lookup(key, now: now) }) { return .cached(answer) }
-            guard table.count < settings.maxInFlight else { return .overloaded }
-            table[key] = [waiter]
+            if let refusal = table.quota.take(for: client) { return .refused(refusal) }
+            table.waiters[key] = [waiter]
+            table.starters[key] = .some(client)
             return .started
         }
         switch plan {
@@ -183,9 +217,23 @@ public final class Forwarder: Sendable {
             reply(Self.response(answer, for: waiter, now: now))
         case .joined:
             counters.coalesced.add(1, ordering: .relaxed)
-        case .overloaded:
+        case .refused(let refusal):
+            // SERVFAIL rather than silence: a polite client that only had a burst learns at once
+            // and asks again or elsewhere, and the answer is no larger than the question.
             counters.failures.add(1, ordering: .relaxed)
-            logger.debug("too many questions in flight", metadata: ["dns.question": "\(key)"])
+            let reason = refusal == .total ? "inFlight" : "perClient"
+            if refusal == .total {
+                counters.refusedInFlight.add(1, ordering: .relaxed)
+            } else {
+                counters.refusedPerClient.add(1, ordering: .relaxed)
+            }
+            Counter(label: "zonelink_dns_forward_refused_total", dimensions: [("reason", reason)]).increment()
+            warnings.warn(
+                "dns.forward.refused.\(reason)",
+                refusal == .total
+                    ? "forwarding refused (SERVFAIL): dns.limits.forwardInFlight questions are being resolved"
+                    : "forwarding refused (SERVFAIL): this client has dns.limits.forwardInFlightPerClient questions being resolved",
+                metadata: ["dns.client": "\(client.map { "\($0)" } ?? "-")"])
             reply(Self.error(.servFail, for: query, message: message))
         case .started:
             let deadline = now + timeout
@@ -204,7 +252,9 @@ public final class Forwarder: Sendable {
             upstreamQueries: counters.sent.load(ordering: .relaxed), upstreamTCPQueries: counters.sentOverTCP.load(ordering: .relaxed),
             cacheHits: 0, coalesced: counters.coalesced.load(ordering: .relaxed), ignored: counters.ignored.load(ordering: .relaxed),
             timeouts: counters.timeouts.load(ordering: .relaxed), failures: counters.failures.load(ordering: .relaxed),
-            cacheEntries: 0, cacheEvictions: 0, inFlight: inFlight.withLock { $0.count })
+            refusedInFlight: counters.refusedInFlight.load(ordering: .relaxed),
+            refusedPerClient: counters.refusedPerClient.load(ordering: .relaxed),
+            cacheEntries: 0, cacheEvictions: 0, inFlight: inFlight.withLock { $0.waiters.count })
         for shard in shards {
             shard.cache.withLock { cache in
                 statistics.cacheHits += cache.hits
@@ -221,7 +271,7 @@ public final class Forwarder: Sendable {
     public func drain() async {
         let clock = ContinuousClock()
         let deadline = clock.now + settings.timeout + .seconds(1)
-        while inFlight.withLock({ !$0.isEmpty }), clock.now < deadline {
+        while inFlight.withLock({ !$0.waiters.isEmpty }), clock.now < deadline {
             try? await Task.sleep(for: .milliseconds(10))
         }
     }
@@ -237,7 +287,10 @@ public final class Forwarder: Sendable {
         if let answer, answer.lifetime > 0 {
             shard(for: key).cache.withLock { $0.insert(key, answer, now: now) }
         }
-        let waiters = inFlight.withLock { $0.removeValue(forKey: key) } ?? []
+        let waiters: [Waiter] = inFlight.withLock { table -> [Waiter]? in
+            if let starter = table.starters.removeValue(forKey: key) { table.quota.release(for: starter) }
+            return table.waiters.removeValue(forKey: key)
+        } ?? []
         if answer == nil { counters.failures.add(waiters.count, ordering: .relaxed) }
         for waiter in waiters {
             waiter.reply(answer.map { Self.response($0, for: waiter, now: now) }

@@ -73,7 +73,7 @@ enum UpstreamExchange {
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandlers([
-                            ByteToMessageHandler(TCPFrameDecoder()),
+                            ByteToMessageHandler(UpstreamFrameDecoder()),
                             UpstreamStreamHandler(expectation: expectation, promise: promise),
                         ])
                     }

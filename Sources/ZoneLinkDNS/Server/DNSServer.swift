@@ -20,11 +20,14 @@ public actor DNSServer: Service {
         public var context: ListenerContext
         /// The namespace whose address this is: its sockets are made there.
         public var netns: String?
+        /// Whether response-rate limiting applies to its UDP answers.
+        public var rateLimit: Bool
 
-        public init(address: IPv4Endpoint, context: ListenerContext, netns: String? = nil) {
+        public init(address: IPv4Endpoint, context: ListenerContext, netns: String? = nil, rateLimit: Bool = true) {
             self.address = address
             self.context = context
             self.netns = netns
+            self.rateLimit = rateLimit
         }
     }
 
@@ -40,14 +43,16 @@ public actor DNSServer: Service {
     private let publisher: ResponderPublisher
     private let group: MultiThreadedEventLoopGroup
     private let workers: Int
-    private let tcpIdleTimeout: TimeAmount
+    private let gate: StreamGate
     private let logger: Logger
     private let onReady: @Sendable () -> Void
 
+    /// `limits` and `tcpIdleTimeout` bound DNS-over-TCP clients (`dns.limits`); every accepted
+    /// connection also takes a descriptor from `budget`.
     public init(
         listeners: [Listener], namespaces: NamespaceRegistry, publisher: ResponderPublisher,
-        group: MultiThreadedEventLoopGroup, workers: Int, tcpIdleTimeout: Duration, logger: Logger,
-        onReady: @escaping @Sendable () -> Void = {}
+        group: MultiThreadedEventLoopGroup, workers: Int, tcpIdleTimeout: Duration, limits: DNSLimits = DNSLimits(),
+        budget: DescriptorBudget = .unlimited, logger: Logger, onReady: @escaping @Sendable () -> Void = {}
     ) {
         self.wanted = listeners
         self.table = SocketTable(workers: workers)
@@ -55,15 +60,22 @@ public actor DNSServer: Service {
         self.publisher = publisher
         self.group = group
         self.workers = workers
-        let (seconds, attoseconds) = tcpIdleTimeout.components
-        self.tcpIdleTimeout = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+        self.gate = StreamGate(
+            limits: limits, idleTimeout: tcpIdleTimeout, budget: budget, warnings: ThrottledWarnings(logger: logger))
         self.logger = logger
         self.onReady = onReady
     }
 
+    /// New TCP limits (a reload): for connections accepted from now on.
+    public nonisolated func apply(limits: DNSLimits, tcpIdleTimeout: Duration) {
+        gate.update(limits: limits, idleTimeout: tcpIdleTimeout)
+    }
+
     /// The listeners `dns.listen` asks for, and each VPC's own on `dnsAddress`:53 in its namespace.
     public static func listeners(of catalog: Catalog) -> [Listener] {
-        catalog.dns.listen.map { Listener(address: $0.address, context: ListenerContext(vpc: $0.vpc, zone: $0.zone)) }
+        catalog.dns.listen.map {
+            Listener(address: $0.address, context: ListenerContext(vpc: $0.vpc, zone: $0.zone), rateLimit: $0.rateLimit)
+        }
             + catalog.vpcs.compactMap { vpc in
                 vpc.dnsAddress.map {
                     Listener(address: IPv4Endpoint(address: $0, port: 53), context: ListenerContext(vpc: vpc.id, zone: nil), netns: vpc.netns)
@@ -145,7 +157,7 @@ public actor DNSServer: Service {
         do {
             for _ in 0..<workers {
                 let fd = try await namespace.run { [address = listener.address] in try DatagramWorker.openSocket(address) }
-                udp.append(DatagramSocket(fd: fd, address: listener.address, context: listener.context))
+                udp.append(DatagramSocket(fd: fd, address: listener.address, context: listener.context, rateLimited: listener.rateLimit))
             }
             return Bound(udp: udp, tcp: try await bindStream(listener, in: namespace))
         } catch {
@@ -168,19 +180,33 @@ public actor DNSServer: Service {
         logger.info("stopped listening", metadata: ["dns.listen": "\(listener.address)", "dns.netns": "\(listener.netns ?? "-")"])
     }
 
+    /// Kernel send and receive buffer of a DNS-over-TCP connection: one largest message.
+    static let socketBuffer = 65_536
+
     private func bindStream(_ listener: Listener, in namespace: NetworkNamespace) async throws -> Channel {
         let address = try SocketAddress(ipAddress: listener.address.address.description, port: Int(listener.address.port))
         do {
             // bind creates the socket on the calling thread: the namespace's.
-            return try await namespace.run { [group, publisher, tcpIdleTimeout] in
+            return try await namespace.run { [group, publisher, gate] in
                 ServerBootstrap(group: group)
                     .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                     .serverChannelOption(.backlog, value: 256)
+                    // One read per wake-up: with reads held back, a connection buffers at most
+                    // one message and one read (TCPFrameDecoder).
+                    .childChannelOption(.maxMessagesPerRead, value: 1)
+                    // Fixed kernel buffers (the kernel doubles them) instead of autotuning to
+                    // megabytes: a client that stops reading, or floods queries, holds little
+                    // kernel memory too, and back-pressure reaches it after a few answers.
+                    .childChannelOption(.socketOption(.so_sndbuf), value: Self.socketBuffer)
+                    .childChannelOption(.socketOption(.so_rcvbuf), value: Self.socketBuffer)
                     .childChannelInitializer { channel in
                         channel.eventLoop.makeCompletedFuture {
+                            guard gate.admit(channel) else { return }
+                            let settings = gate.settings
                             try channel.pipeline.syncOperations.addHandlers([
-                                IdleStateHandler(allTimeout: tcpIdleTimeout),
-                                ByteToMessageHandler(TCPFrameDecoder()),
+                                TCPFrameDecoder(
+                                    queueLimit: settings.queuedAnswers, idleTimeout: settings.idleTimeout,
+                                    messageTimeout: settings.messageTimeout),
                                 StreamQueryHandler(publisher: publisher, listener: listener.context),
                             ])
                         }

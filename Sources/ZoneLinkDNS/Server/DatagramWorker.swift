@@ -9,6 +9,8 @@ struct DatagramSocket: Sendable {
     let fd: Int32
     let address: IPv4Endpoint
     let context: ListenerContext
+    /// Whether `dns.rateLimit` applies to its answers (`dns.listen[].rateLimit`).
+    let rateLimited: Bool
 }
 
 /// Tells worker threads to finish; they look at it at least every `DatagramWorker.pollTimeout`.
@@ -25,6 +27,12 @@ final class StopSignal: Sendable {
 /// This is the I/O shell around `Responder` for the hot path; SwiftNIO's datagram channel
 /// costs about a microsecond per datagram in envelopes and address strings, which is most of
 /// what answering costs. TCP stays on NIO. All mutable state is local to `run`, on its thread.
+///
+/// Response-rate limiting: each worker keeps its own `ResponseRateLimiter` table (no lock, no
+/// shared memory per answer). The kernel spreads clients over workers by address and port, so
+/// one client's queries from one socket meet one table; a client spreading its queries over
+/// many source ports can get up to `workers` times `responsesPerSecond` through. The table
+/// follows `dns.rateLimit` of the catalog in force.
 enum DatagramWorker {
     static let batch = 64
     /// Room per datagram: a query larger than this is cut (MSG_TRUNC) and dropped.
@@ -69,6 +77,8 @@ enum DatagramWorker {
         var generation = -1
         var output = ByteBufferAllocator().buffer(capacity: slotSize)
         let addressLength = socklen_t(MemoryLayout<sockaddr_in>.size)
+        var limiter = ResponseRateLimiter(settings: responder.engine.catalog.dns.rateLimit)
+        let origin = ContinuousClock.now
 
         while !stop.isStopped {
             if let current = table.refresh(worker: worker, known: &known) {
@@ -79,6 +89,10 @@ enum DatagramWorker {
             counts.flushIfDue()
             guard ready > 0 else { continue }  // timeout or EINTR: look at the stop signal
             publisher.refresh(&responder, seen: &generation)
+            if responder.engine.catalog.dns.rateLimit != limiter.settings {
+                limiter = ResponseRateLimiter(settings: responder.engine.catalog.dns.rateLimit)
+            }
+            let now = ContinuousClock.now - origin
             for (index, socket) in sockets.enumerated() where watched[index].revents != 0 {
                 for i in 0..<batch {
                     receiveHeaders[i].msg_hdr = msghdr(
@@ -96,13 +110,19 @@ enum DatagramWorker {
                     switch responder.respond(to: message, listener: socket.context, source: source, transport: .udp, into: &output) {
                     case .answered:
                         guard output.readableBytes <= slotSize else { continue }
+                        if socket.rateLimited, let source {
+                            let decision = output.withUnsafeReadableBytes { limiter.decide($0, to: source, at: now) }
+                            counts.count(decision)
+                            if decision == .drop { continue }
+                            if decision == .slip { ResponseRateLimiter.truncate(&output) }
+                        }
                         counts.count(output, at: output.readerIndex, view: socket.context.vpc)
                     case .dropped:
                         continue
                     case .forward(let query, let forwarder):
                         let peer = peers[i]
                         let fd = socket.fd
-                        forwarder.resolve(query, message: Array(message), limit: query.udpPayloadLimit) { reply in
+                        forwarder.resolve(query, message: Array(message), limit: query.udpPayloadLimit, client: source) { reply in
                             sendReply(reply, to: peer, on: fd)
                         }
                         continue

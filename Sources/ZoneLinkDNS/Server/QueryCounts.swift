@@ -1,11 +1,14 @@
 import Metrics
 import NIOCore
 
-/// Counts answered queries by response code and view (`zonelink_dns_queries_total`), without
+/// Counts answered queries by response code and view (`zonelink_dns_queries_total`) and the
+/// answers response-rate limiting held back (`zonelink_dns_rrl_total{action}`), without
 /// touching shared state per query: a worker tallies locally and hands the totals to
 /// swift-metrics about once a second. Not Sendable: one per worker thread or connection.
 struct QueryCounts {
     private var tally: [Key: Int] = [:]
+    private var dropped = 0
+    private var slipped = 0
     private var lastFlush = ContinuousClock.now
 
     private struct Key: Hashable {
@@ -19,11 +22,25 @@ struct QueryCounts {
         tally[Key(view: view ?? "-", rcode: flags & 0x0F), default: 0] += 1
     }
 
+    /// Counts what rate limiting did to one answer.
+    mutating func count(_ decision: ResponseRateLimiter.Decision) {
+        switch decision {
+        case .send: break
+        case .slip: slipped += 1
+        case .drop: dropped += 1
+        }
+    }
+
     /// Hands the tally to swift-metrics when a second has passed (or when `force`).
     mutating func flushIfDue(force: Bool = false) {
         let now = ContinuousClock.now
-        guard force || now - lastFlush >= .seconds(1), !tally.isEmpty else { return }
+        guard force || now - lastFlush >= .seconds(1), !tally.isEmpty || dropped + slipped > 0 else { return }
         lastFlush = now
+        for (action, count) in [("dropped", dropped), ("slipped", slipped)] where count > 0 {
+            Counter(label: "zonelink_dns_rrl_total", dimensions: [("action", action)]).increment(by: count)
+        }
+        dropped = 0
+        slipped = 0
         for (key, count) in tally {
             Counter(label: "zonelink_dns_queries_total", dimensions: [("rcode", RCode(rawValue: UInt16(key.rcode)).description), ("view", key.view)])
                 .increment(by: count)

@@ -3,8 +3,9 @@ import NIOCore
 import ZoneLinkCore
 
 /// Answers DNS queries on one TCP connection (RFC 7766): many per connection, in order,
-/// each response behind its two-byte length. Closes the connection when it has been idle for
-/// the configured time, and on a message that deserves no answer (its peer is not a DNS client).
+/// each response behind its two-byte length. Closes the connection on a message that deserves
+/// no answer (its peer is not a DNS client). `TCPFrameDecoder`, before it, frames the stream,
+/// applies back-pressure and the deadlines.
 final class StreamQueryHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -41,7 +42,7 @@ final class StreamQueryHandler: ChannelInboundHandler {
         case .forward(let query, let forwarder):
             // Answered when the upstream is; RFC 7766 section 7 lets responses overtake each other.
             let channel = context.channel
-            forwarder.resolve(query, message: Array(message.readableBytesView), limit: 65535) { reply in
+            forwarder.resolve(query, message: Array(message.readableBytesView), limit: 65535, client: source) { reply in
                 var framed = channel.allocator.buffer(capacity: reply.readableBytes + 2)
                 framed.writeInteger(UInt16(reply.readableBytes))
                 framed.writeImmutableBuffer(reply)
@@ -57,14 +58,6 @@ final class StreamQueryHandler: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         counts.flushIfDue(force: true)
         context.fireChannelInactive()
-    }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is IdleStateHandler.IdleStateEvent {
-            context.close(promise: nil)
-        } else {
-            context.fireUserInboundEventTriggered(event)
-        }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
