@@ -160,6 +160,10 @@ actor DataPlane {
         answers.update(engine: nextPlan.engine, forwarder: forwarder)
         plan = nextPlan
         await releaseAddresses(keeping: nextPlan, from: previous)
+        let waiting = next.startOnlySectionsChanged(since: previous.catalog)
+        if !waiting.isEmpty {
+            logger.warning("\(waiting.joined(separator: ", ")) changed: read at start only, the new values apply after a restart")
+        }
         logger.notice("applied", metadata: ["serial": "\(next.serial)", "endpoints": "\(next.endpoints.count)"])
     }
 

@@ -68,6 +68,13 @@ struct LimitsConfigTests {
         .init(rule: "gateway.limits: unknown key", yaml: "gateway: {limits: {flowsPerVPC: 3}}", keyPath: "gateway.limits.flowsPerVPC", problem: "unknown key"),
     ]
 
+    @Test func aReloadNamesTheStartOnlySectionsItChanged() throws {
+        let before = try catalog(with(""))
+        #expect(try catalog(with("")).startOnlySectionsChanged(since: before).isEmpty)
+        let after = try catalog(with("control: {connections: 10}\ngateway: {limits: {flows: 500000}}"))
+        #expect(after.startOnlySectionsChanged(since: before) == ["control", "gateway.limits"])
+    }
+
     @Test(arguments: bad)
     func badValueNamesItsKeyPath(_ broken: BrokenConfig) {
         let found = issues(with(broken.yaml))

@@ -4,7 +4,7 @@ import ZoneLinkCore
 import ZoneLinkDNS
 
 /// Every config in `zones/`, the one `scripts/install` puts in /etc, and every YAML example in
-/// the README still parses and validates,
+/// the README and docs/config.md still parses and validates,
 /// zone files included, so the docs cannot rot.
 @Suite("Example configs")
 struct ExampleConfigTests {
@@ -48,11 +48,12 @@ struct ExampleConfigTests {
         try Self.validate(yaml: String(contentsOfFile: "\(packageRoot)/\(file)", encoding: .utf8), file: file)
     }
 
-    @Test func readmeExamplesAreValid() throws {
-        let blocks = try Self.yamlBlocks(in: "README.md")
+    @Test(arguments: ["README.md", "docs/config.md"])
+    func documentedExamplesAreValid(_ document: String) throws {
+        let blocks = try Self.yamlBlocks(in: document)
         #expect(!blocks.isEmpty)
         for (i, block) in blocks.enumerated() {
-            try Self.validate(yaml: block, file: "README.md yaml block \(i + 1)")
+            try Self.validate(yaml: block, file: "\(document) yaml block \(i + 1)")
         }
     }
 }

@@ -135,6 +135,8 @@ private struct ConfigParser {
         settings.privateDomainSuffixes = reader.sequence(map["privateDomainSuffixes"], at: "dns.privateDomainSuffixes").compactMap {
             reader.string($0.node, at: $0.path)
         }
+        if let node = map["limits"], let limits = parseDNSLimits(node) { settings.limits = limits }
+        if let node = map["rateLimit"], let rateLimit = parseRateLimit(node) { settings.rateLimit = rateLimit }
         settings.trustedForwarders = reader.sequence(map["trustedForwarders"], at: "dns.trustedForwarders").compactMap { node, path in
             // A bare address means that one host.
             if case .scalar(let scalar) = node, !scalar.string.contains("/") {

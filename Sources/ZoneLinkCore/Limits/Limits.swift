@@ -68,3 +68,16 @@ public struct DescriptorSettings: Hashable, Sendable {
     /// listeners, a health probe per backend in flight, the store, eventfds and epolls.
     public static let ownNeeds = 64
 }
+
+extension Catalog {
+    /// The sections a running server reads at start only (`control`, `descriptors`,
+    /// `gateway.limits`) that differ from `previous`'s, by key: a reload that changes them
+    /// says so, since it cannot apply them.
+    public func startOnlySectionsChanged(since previous: Catalog) -> [String] {
+        var changed: [String] = []
+        if control != previous.control { changed.append("control") }
+        if descriptors != previous.descriptors { changed.append("descriptors") }
+        if gateway.limits != previous.gateway.limits { changed.append("gateway.limits") }
+        return changed
+    }
+}
