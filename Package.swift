@@ -29,7 +29,7 @@ let package = Package(
             pkgConfig: "ldns",
             providers: [.apt(["libldns-dev"])]
         ),
-        // Linux calls Swift's Glibc module leaves out: recvmmsg/sendmmsg (and, later, setns).
+        // Linux calls Swift's Glibc module leaves out: recvmmsg/sendmmsg and setns.
         .target(name: "CZoneLinkSystem"),
         // Network namespaces (a thread per namespace) and the addresses ZoneLink adds to them.
         .target(
@@ -77,7 +77,7 @@ let package = Package(
             ]
         ),
         // The control plane: services, whitelists, endpoints and connections as operations with
-        // authorisation (pure, over Core), persisted and served by the shells of later steps.
+        // authorisation (pure, over Core); ZoneLinkControlServer persists and serves them.
         .target(name: "ZoneLinkControl", dependencies: ["ZoneLinkCore"]),
         // The control plane's shells: the SQLite state store, the service that serialises
         // operations and publishes catalogs, and the HTTP/JSON API with tokens and metrics.
@@ -108,6 +108,7 @@ let package = Package(
                 "ZoneLinkDNS",
                 "ZoneLinkGateway",
                 "ZoneLinkNetwork",
+                "ZoneLinkControl",
                 "ZoneLinkControlServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),

@@ -11,7 +11,7 @@ import ZoneLinkDNS
 import ZoneLinkGateway
 import ZoneLinkNetwork
 
-/// Exit codes of DESIGN section 3.
+/// Exit codes (`docs/cli.md`).
 enum ExitStatus {
     static let invalidInput = ExitCode(1)
     static let runtimeFailure = ExitCode(2)

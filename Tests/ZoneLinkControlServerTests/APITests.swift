@@ -6,7 +6,7 @@ import ZoneLinkCore
 
 @Suite("HTTP API over the control socket")
 struct APITests {
-    /// shared/seed steps 3 to 6 over HTTP, each step as the account that does it.
+    /// The seed walkthrough (README), steps 3 to 6, over HTTP, each step as the account that does it.
     @Test func theSeedWalkthrough() async throws {
         try await withServer { server in
 

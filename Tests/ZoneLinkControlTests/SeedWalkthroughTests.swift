@@ -2,7 +2,7 @@ import Testing
 import ZoneLinkCore
 @testable import ZoneLinkControl
 
-/// shared/seed/privatelink-cross-account-clb.txt, steps 3 to 6, without sockets.
+/// The seed walkthrough (README), steps 3 to 6, without sockets.
 @Suite("The seed walkthrough, at the pure level")
 struct SeedWalkthroughTests {
     @Test func providerCreatesWhitelistsConsumerConnectsProviderAcceptsAndRejects() throws {

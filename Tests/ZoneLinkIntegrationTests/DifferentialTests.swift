@@ -182,7 +182,7 @@ struct DifferentialTests {
     func harnessSelfCheck() async throws {
         let dir = try Paths.makeTempDir("diff-self")
         defer { try? FileManager.default.removeItem(at: dir) }
-        // The generated zone of VPC 1 as CONTRACT-NOTES.md describes it.
+        // The generated zone of VPC 1 as docs/dns.md describes it.
         let zone = """
         $ORIGIN privatelink.internal.
         @ 60 IN SOA ns.privatelink.internal. hostmaster.privatelink.internal. 1 3600 600 86400 60

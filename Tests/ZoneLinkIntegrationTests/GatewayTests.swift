@@ -1,4 +1,4 @@
-// The gateway end to end (DESIGN.md sections 6 and 7): consumers in their own network
+// The gateway end to end (docs/gateway.md): consumers in their own network
 // namespaces reach the provider's nginx through their endpoint ENIs and the NAT table.
 // Needs root, `ip netns`, nginx, HAProxy, curl, dig, python3 and ss; skipped (with the reason)
 // otherwise. The suite is serialized: its labs are cheap, but each runs a zonelink and peers.

@@ -5,7 +5,7 @@ import Testing
 import Glibc
 #endif
 
-/// DESIGN section 3 and issue 5: a reload that keeps an endpoint keeps its open flows.
+/// docs/cli.md (SIGHUP) and issue 5: a reload that keeps an endpoint keeps its open flows.
 @Suite("Reload keeps established flows")
 struct ReloadFlowTests {
     /// A backend that answers any request with 20 bytes, 2 at a time, over 2 seconds.

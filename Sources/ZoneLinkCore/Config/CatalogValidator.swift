@@ -1,4 +1,4 @@
-/// Checks a `Configuration` against the rules of DESIGN section 4 and resolves it.
+/// Checks a `Configuration` against the rules of `docs/config.md` and resolves it.
 ///
 /// Each rule is a small function that reports with the key path of the offending value; all
 /// run, so one pass lists every problem. `resolved` is meaningful only when `issues` is empty.

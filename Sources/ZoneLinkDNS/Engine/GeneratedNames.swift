@@ -1,6 +1,6 @@
 import ZoneLinkCore
 
-/// The names ZoneLink generates for a catalog (DESIGN section 5), as zones per view.
+/// The names ZoneLink generates for a catalog (`docs/dns.md`), as zones per view.
 ///
 /// The view-independent part (apex, endpoint names, per-zone names) is built once; each VPC's
 /// view adds what only that VPC sees: its service names and the services' private domains.

@@ -104,7 +104,7 @@ final class CacheShard: Sendable {
     init(capacity: Int) { cache = Mutex(AnswerCache(capacity: capacity)) }
 }
 
-/// Resolves names outside the served zones through `dns.upstreams` (DESIGN section 5): UDP,
+/// Resolves names outside the served zones through `dns.upstreams` (`docs/dns.md`): UDP,
 /// TCP when the answer is truncated, a cache, and one upstream query for any number of clients
 /// asking the same question at once.
 ///

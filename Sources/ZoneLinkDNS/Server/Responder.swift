@@ -83,7 +83,7 @@ public struct Responder: Sendable {
 }
 
 extension Responder {
-    /// The client's zone (DESIGN section 5): the listener's, else that of the vSwitch holding the
+    /// The client's zone (`docs/dns.md`): the listener's, else that of the vSwitch holding the
     /// source address, else that of the vSwitch holding the EDNS Client Subnet a trusted
     /// forwarder sent (with that vSwitch's prefix length as the scope of the answer).
     func clientZone(of query: Query, listener: ListenerContext, source: IPv4Address?) -> (zone: String?, scope: UInt8) {

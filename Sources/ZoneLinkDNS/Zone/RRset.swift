@@ -52,7 +52,7 @@ public struct ENISelection: Sendable {
         self.zoneAffinity = zoneAffinity
     }
 
-    /// DESIGN section 5: with affinity on and a healthy ENI in the client's zone, only that
+    /// `docs/dns.md`: with affinity on and a healthy ENI in the client's zone, only that
     /// zone's ENIs; otherwise every healthy ENI, same zone first; with none healthy, every ENI.
     /// Returns the indices of the chosen records, in answer order.
     func choose(clientZone: String?, health: ZoneHealth) -> [Int] {
