@@ -99,6 +99,13 @@ func issues(_ yaml: String) -> [ConfigIssue] {
     }
 }
 
+/// Expects `broken.yaml` to be refused with an issue at its key path naming its problem.
+func expectIssue(_ broken: BrokenConfig, sourceLocation: SourceLocation = #_sourceLocation) {
+    let found = issues(broken.yaml)
+    #expect(found.contains { $0.keyPath == broken.keyPath && $0.problem.contains(broken.problem) },
+            "expected \(broken.keyPath): …\(broken.problem)…, got \(found)", sourceLocation: sourceLocation)
+}
+
 struct BrokenConfig: CustomTestStringConvertible, Sendable {
     var rule: String
     var yaml: String
@@ -154,9 +161,7 @@ struct ValidationTests {
 
     @Test(arguments: cases)
     func brokenConfigNamesKeyPath(_ broken: BrokenConfig) {
-        let found = issues(broken.yaml)
-        #expect(found.contains { $0.keyPath == broken.keyPath && $0.problem.contains(broken.problem) },
-                "expected \(broken.keyPath): …\(broken.problem)…, got \(found)")
+        expectIssue(broken)
     }
 
     @Test func everyProblemIsReportedNotJustTheFirst() {
