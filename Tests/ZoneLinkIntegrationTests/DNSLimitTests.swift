@@ -76,7 +76,10 @@ final class LimitedServer: @unchecked Sendable {
         tag: String, dns extra: String, pinnedUnlimited: Bool = false, descriptorLimit: Int? = nil,
         _ body: (LimitedServer) async throws -> Void
     ) async throws {
-        let server = try LimitedServer(tag: tag, dns: extra, pinnedUnlimited: pinnedUnlimited, descriptorLimit: descriptorLimit)
+        // Off the shared task pool: making the tokens file runs a process and waits for it.
+        let server = try await offload {
+            try LimitedServer(tag: tag, dns: extra, pinnedUnlimited: pinnedUnlimited, descriptorLimit: descriptorLimit)
+        }
         defer { server.api.cleanUp() }
         try await offload {
             try server.api.start()

@@ -180,8 +180,8 @@ public actor DNSServer: Service {
         logger.info("stopped listening", metadata: ["dns.listen": "\(listener.address)", "dns.netns": "\(listener.netns ?? "-")"])
     }
 
-    /// Kernel send and receive buffer of a DNS-over-TCP connection: one largest message.
-    static let socketBuffer = 65_536
+    /// Kernel send buffer of a DNS-over-TCP connection: one largest message.
+    static let sendBuffer = 65_536
 
     private func bindStream(_ listener: Listener, in namespace: NetworkNamespace) async throws -> Channel {
         let address = try SocketAddress(ipAddress: listener.address.address.description, port: Int(listener.address.port))
@@ -194,11 +194,11 @@ public actor DNSServer: Service {
                     // One read per wake-up: with reads held back, a connection buffers at most
                     // one message and one read (TCPFrameDecoder).
                     .childChannelOption(.maxMessagesPerRead, value: 1)
-                    // Fixed kernel buffers (the kernel doubles them) instead of autotuning to
-                    // megabytes: a client that stops reading, or floods queries, holds little
-                    // kernel memory too, and back-pressure reaches it after a few answers.
-                    .childChannelOption(.socketOption(.so_sndbuf), value: Self.socketBuffer)
-                    .childChannelOption(.socketOption(.so_rcvbuf), value: Self.socketBuffer)
+                    // A fixed send buffer (the kernel doubles it) instead of one autotuned to
+                    // megabytes: a client that stops reading holds little kernel memory, and
+                    // back-pressure reaches it after a few answers. The receive buffer stays
+                    // autotuned, so that a server slowed by a busy host does not slow senders.
+                    .childChannelOption(.socketOption(.so_sndbuf), value: Self.sendBuffer)
                     .childChannelInitializer { channel in
                         channel.eventLoop.makeCompletedFuture {
                             guard gate.admit(channel) else { return }
