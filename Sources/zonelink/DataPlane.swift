@@ -1,0 +1,174 @@
+import Logging
+import NIOCore
+import Synchronization
+import ZoneLinkCore
+import ZoneLinkDNS
+import ZoneLinkGateway
+import ZoneLinkNetwork
+
+/// What DNS answers with: the engine of the current catalog, the gateway's zone health and the
+/// forwarder for other names, published together whenever one of them changes.
+final class AnswerState: Sendable {
+    private let state: Mutex<Responder>
+    let publisher: ResponderPublisher
+
+    init(engine: AnswerEngine, forwarder: Forwarder?) {
+        let responder = Responder(engine: engine, forwarder: forwarder)
+        self.state = Mutex(responder)
+        self.publisher = ResponderPublisher(responder)
+    }
+
+    var forwarder: Forwarder? { state.withLock { $0.forwarder } }
+
+    func update(engine: AnswerEngine, forwarder: Forwarder?) {
+        state.withLock { state in
+            state = Responder(engine: engine, health: state.health, forwarder: forwarder)
+            publisher.publish(state)
+        }
+    }
+
+    func update(health: ZoneHealth) {
+        state.withLock { state in
+            state = Responder(engine: state.engine, health: health, forwarder: state.forwarder)
+            publisher.publish(state)
+        }
+    }
+}
+
+/// The forwarder a catalog asks for: none without upstreams.
+func makeForwarder(_ catalog: Catalog, group: any EventLoopGroup, logger: Logger) -> Forwarder? {
+    guard !catalog.dns.upstreams.isEmpty else { return nil }
+    let timeout = catalog.dns.forwardTimeout
+    let settings = ForwarderSettings(
+        timeout: timeout, attemptTimeout: min(.milliseconds(800), timeout),
+        maxTTL: UInt32(clamping: catalog.dns.cacheMaxTTL.components.seconds), cacheSize: catalog.dns.cacheSize,
+        maxInFlight: catalog.dns.limits.forwardInFlight, maxInFlightPerClient: catalog.dns.limits.forwardInFlightPerClient)
+    return Forwarder(upstreams: catalog.dns.upstreams, group: group, settings: settings, logger: logger)
+}
+
+/// True when two catalogs forward the same way, so the forwarder (and its cache) carries over.
+func sameForwarding(_ a: Catalog, _ b: Catalog) -> Bool {
+    a.dns.upstreams == b.dns.upstreams && a.dns.forwardTimeout == b.dns.forwardTimeout
+        && a.dns.cacheMaxTTL == b.dns.cacheMaxTTL && a.dns.cacheSize == b.dns.cacheSize
+        && a.dns.limits.forwardInFlight == b.dns.limits.forwardInFlight
+        && a.dns.limits.forwardInFlightPerClient == b.dns.limits.forwardInFlightPerClient
+}
+
+/// Everything one catalog asks of the data plane, derived from it once: the static zones
+/// (files read once, `StaticZoneFiles`), the answer engine, the DNS listeners and the gateway
+/// plan. Building one validates what only the data plane can check (the zone files); nothing
+/// is bound or added yet.
+struct ServingPlan: Sendable {
+    let catalog: Catalog
+    let engine: AnswerEngine
+    let dnsListeners: [DNSServer.Listener]
+    let gateway: GatewayPlan
+
+    /// - Throws: `ConfigError` for a zone file that cannot be served, or a private domain that
+    ///   overlaps one, with `file` and the key path.
+    init(catalog: Catalog, file: String, zoneFiles: StaticZoneFiles) throws(ConfigError) {
+        self.catalog = catalog
+        self.engine = AnswerEngine(catalog: catalog, staticZones: try catalog.loadStaticZones(file: file, reusing: zoneFiles))
+        self.dnsListeners = DNSServer.listeners(of: catalog)
+        self.gateway = GatewayPlan(catalog: catalog)
+    }
+
+    /// The addresses wanted in each namespace.
+    var addresses: [String?: Set<IPv4Address>] {
+        Dictionary(gateway.namespaces.map { ($0.netns, Set($0.addresses)) }, uniquingKeysWith: { $0.union($1) })
+    }
+}
+
+/// Why the data plane did not take a catalog; what it served before keeps serving.
+struct NotApplied: Error, CustomStringConvertible {
+    /// What refused: "addresses", "DNS" or "the gateway".
+    var part: String
+    var reason: any Error
+
+    var description: String { "\(part) refused it: \(reason)" }
+}
+
+/// DNS and the gateway as one catalog drives them: the one place a catalog (from the control
+/// plane, after an API change or a reload) reaches addresses, listeners and answers.
+///
+/// `apply` is all or nothing: addresses are added, DNS and then the gateway bind what they
+/// need; if any step fails, what was done is undone and the previous plan keeps serving.
+actor DataPlane {
+    private var plan: ServingPlan
+    private let configPath: String
+    private let zoneFiles: StaticZoneFiles
+    private let addresses: InterfaceAddresses
+    private let answers: AnswerState
+    private let dns: DNSServer
+    private let gateway: Gateway
+    private let group: any EventLoopGroup
+    private let logger: Logger
+
+    init(
+        plan: ServingPlan, configPath: String, zoneFiles: StaticZoneFiles, addresses: InterfaceAddresses, answers: AnswerState,
+        dns: DNSServer, gateway: Gateway, group: any EventLoopGroup, logger: Logger
+    ) {
+        self.plan = plan
+        self.configPath = configPath
+        self.zoneFiles = zoneFiles
+        self.addresses = addresses
+        self.answers = answers
+        self.dns = dns
+        self.gateway = gateway
+        self.group = group
+        self.logger = logger
+    }
+
+    /// Adds the addresses a plan's listeners bind to.
+    static func ensureAddresses(of plan: GatewayPlan, with addresses: InterfaceAddresses) async throws {
+        for wanted in plan.namespaces {
+            try await addresses.ensure(wanted.addresses, interface: wanted.interface, netns: wanted.netns)
+        }
+    }
+
+    /// Serves `next` from now on, or throws why not (`ConfigError` for the catalog itself,
+    /// `NotApplied` for the host) with the previous catalog still serving.
+    func apply(_ next: Catalog) async throws {
+        let nextPlan = try ServingPlan(catalog: next, file: configPath, zoneFiles: zoneFiles)
+        let previous = plan
+        do {
+            try await Self.ensureAddresses(of: nextPlan.gateway, with: addresses)
+        } catch {
+            await releaseAddresses(keeping: previous, from: nextPlan)
+            throw NotApplied(part: "addresses", reason: error)
+        }
+        do {
+            try await dns.apply(nextPlan.dnsListeners)
+        } catch {
+            await releaseAddresses(keeping: previous, from: nextPlan)
+            throw NotApplied(part: "DNS", reason: error)
+        }
+        do {
+            try await gateway.apply(next, plan: nextPlan.gateway)
+        } catch {
+            try? await dns.apply(previous.dnsListeners)
+            await releaseAddresses(keeping: previous, from: nextPlan)
+            throw NotApplied(part: "the gateway", reason: error)
+        }
+        dns.apply(limits: next.dns.limits, tcpIdleTimeout: next.dns.tcpIdleTimeout)
+        let forwarder = sameForwarding(previous.catalog, next) ? answers.forwarder : makeForwarder(next, group: group, logger: logger)
+        answers.update(engine: nextPlan.engine, forwarder: forwarder)
+        plan = nextPlan
+        await releaseAddresses(keeping: nextPlan, from: previous)
+        let waiting = next.startOnlySectionsChanged(since: previous.catalog)
+        if !waiting.isEmpty {
+            logger.warning("\(waiting.joined(separator: ", ")) changed: read at start only, the new values apply after a restart")
+        }
+        logger.notice("applied", metadata: ["serial": "\(next.serial)", "endpoints": "\(next.endpoints.count)"])
+    }
+
+    /// Removes the addresses ZoneLink added for `other` that `kept` does not want, in every
+    /// namespace either plan uses.
+    private func releaseAddresses(keeping kept: ServingPlan, from other: ServingPlan) async {
+        let wanted = kept.addresses
+        let namespaces = Set(wanted.keys).union(other.addresses.keys)
+        for namespace in namespaces {
+            await addresses.release(netns: namespace, keeping: wanted[namespace] ?? [])
+        }
+    }
+}
