@@ -220,8 +220,11 @@ struct Serve: AsyncParsableCommand {
                 let catalog = await control.catalog
                 let unhealthy = unhealthyENIs.get()
                 return HealthReport(
-                    backends: await gateway.backendHealth().map {
-                        BackendHealth(loadBalancer: $0.loadBalancer, listener: String($0.listener), address: "\($0.backend.address)", healthy: $0.healthy)
+                    backends: await gateway.backendHealth().map { row -> BackendHealth in
+                        // The API names a listener by its port, as the config does (`listeners[].port`).
+                        let listeners = catalog.loadBalancer(row.loadBalancer)?.listeners ?? []
+                        let port = listeners.indices.contains(row.listener) ? String(listeners[row.listener].port) : "#\(row.listener)"
+                        return BackendHealth(loadBalancer: row.loadBalancer, listener: port, address: "\(row.backend.address)", healthy: row.healthy)
                     },
                     zones: catalog.endpoints.flatMap { endpoint in
                         endpoint.enis.map { ZoneHealthRow(endpoint: endpoint.id, zone: $0.zone, healthy: !unhealthy.contains("\(endpoint.id)/\($0.zone)")) }
