@@ -1,6 +1,8 @@
 import Foundation
 #if canImport(Glibc)
 import Glibc
+import ZoneLinkCore
+import ZoneLinkNetwork
 #endif
 
 /// A small blocking HTTP/1.1 client for the control API, for the command line: one request
@@ -161,12 +163,10 @@ public struct ControlClient: Sendable {
             }
             return fd
         case .tcp(let host, let port):
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = in_port_t(UInt16(port).bigEndian)
-            guard inet_pton(AF_INET, host == "localhost" ? "127.0.0.1" : host, &address.sin_addr) == 1 else {
+            guard let ip = IPv4Address(host == "localhost" ? "127.0.0.1" : host) else {
                 throw ControlClientError("'\(host)' is not an IPv4 address")
             }
+            var address = IPv4Endpoint(address: ip, port: UInt16(port)).sockaddr
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             guard fd >= 0 else { throw ControlClientError("cannot create a socket: \(String(cString: strerror(errno)))") }
             let result = withUnsafePointer(to: &address) {

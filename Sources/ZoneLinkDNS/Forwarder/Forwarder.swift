@@ -156,12 +156,12 @@ public final class Forwarder: Sendable {
     }
 
     public init(upstreams: [IPv4Endpoint], group: any EventLoopGroup, settings: ForwarderSettings = .init(), logger: Logger) {
-        self.upstreams = upstreams.map { SocketAddress(ipv4: $0) }
+        self.upstreams = upstreams.map(\.socketAddress)
         self.group = group
         self.settings = settings
         self.logger = logger
-        self.timeout = Self.timeAmount(settings.timeout)
-        self.attemptTimeout = Self.timeAmount(settings.attemptTimeout)
+        self.timeout = TimeAmount(settings.timeout)
+        self.attemptTimeout = TimeAmount(settings.attemptTimeout)
         self.inFlight = Mutex(InFlightQuestions(settings: settings))
         self.warnings = ThrottledWarnings(logger: logger)
         let perShard = (max(1, settings.cacheSize) + Self.cacheShards - 1) / Self.cacheShards
@@ -314,20 +314,5 @@ public final class Forwarder: Sendable {
             ResponseWriter.writeError(rcode, id: query.id, flags: query.flags, query: query, message: $0, into: &buffer)
         }
         return buffer
-    }
-
-    private static func timeAmount(_ duration: Duration) -> TimeAmount {
-        let (seconds, attoseconds) = duration.components
-        return .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
-    }
-}
-
-extension SocketAddress {
-    fileprivate init(ipv4 endpoint: IPv4Endpoint) {
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = endpoint.port.bigEndian
-        address.sin_addr.s_addr = endpoint.address.value.bigEndian
-        self.init(address, host: endpoint.address.description)
     }
 }

@@ -232,11 +232,3 @@ public enum DNSServerError: Error, CustomStringConvertible {
         }
     }
 }
-
-extension SocketAddress {
-    /// The IPv4 address, for zone lookup by source; nil for IPv6 and Unix sockets.
-    var ipv4Address: ZoneLinkCore.IPv4Address? {
-        guard case .v4(let address) = self else { return nil }
-        return ZoneLinkCore.IPv4Address(UInt32(bigEndian: address.address.sin_addr.s_addr))
-    }
-}

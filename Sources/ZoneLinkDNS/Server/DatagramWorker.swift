@@ -3,6 +3,7 @@ import Glibc
 import NIOCore
 import Synchronization
 import ZoneLinkCore
+import ZoneLinkNetwork
 
 /// A bound UDP socket and whose clients it serves.
 struct DatagramSocket: Sendable {
@@ -105,7 +106,7 @@ enum DatagramWorker {
                 for i in 0..<Int(count) where receiveHeaders[i].msg_hdr.msg_flags & Int32(MSG_TRUNC) == 0 {
                     let message = UnsafeRawBufferPointer(start: received.baseAddress! + i * slotSize, count: Int(receiveHeaders[i].msg_len))
                     let source = peers[i].sin_family == sa_family_t(AF_INET)
-                        ? IPv4Address(UInt32(bigEndian: peers[i].sin_addr.s_addr)) : nil
+                        ? IPv4Endpoint(peers[i]).address : nil
                     output.clear()
                     switch responder.respond(to: message, listener: socket.context, source: source, transport: .udp, into: &output) {
                     case .answered:
@@ -186,10 +187,7 @@ enum DatagramWorker {
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size))
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receiveBuffer, socklen_t(MemoryLayout<Int32>.size))
-        var socketAddress = sockaddr_in()
-        socketAddress.sin_family = sa_family_t(AF_INET)
-        socketAddress.sin_port = address.port.bigEndian
-        socketAddress.sin_addr.s_addr = address.address.value.bigEndian
+        var socketAddress = address.sockaddr
         let bound = withUnsafePointer(to: &socketAddress) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }

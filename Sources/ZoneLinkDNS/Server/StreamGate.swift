@@ -52,7 +52,7 @@ final class StreamGate: Sendable {
     /// Admits a freshly accepted connection, or closes it; an admitted one is counted out when
     /// it closes. Returns whether it stays.
     func admit(_ channel: Channel) -> Bool {
-        let source = channel.remoteAddress?.ipv4Address
+        let source = channel.remoteAddress?.ipv4Endpoint?.address
         var refusal: Refusal? = switch quota.withLock({ $0.take(for: source) }) {
         case .total: .connections
         case .perClient: .perSource

@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import ZoneLinkCore
+import ZoneLinkNetwork
 
 /// Answers DNS queries on one TCP connection (RFC 7766): many per connection, in order,
 /// each response behind its two-byte length. Closes the connection on a message that deserves
@@ -27,7 +28,7 @@ final class StreamQueryHandler: ChannelInboundHandler {
         publisher.refresh(&responder, seen: &generation)
         var output = context.channel.allocator.buffer(capacity: 514)
         output.writeInteger(UInt16(0))
-        let source = context.channel.remoteAddress?.ipv4Address
+        let source = context.channel.remoteAddress?.ipv4Endpoint?.address
         let outcome = message.withUnsafeReadableBytes {
             responder.respond(to: $0, listener: listener, source: source, transport: .tcp, into: &output)
         }

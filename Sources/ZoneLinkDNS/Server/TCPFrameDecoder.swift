@@ -173,7 +173,7 @@ final class TCPFrameDecoder: ChannelDuplexHandler {
         if let timerAt, timerAt <= at, timer != nil { return }
         timer?.cancel()
         timerAt = at
-        let deadline = origin + .nanoseconds(Int64(at.components.seconds) * 1_000_000_000 + at.components.attoseconds / 1_000_000_000)
+        let deadline = origin + TimeAmount(at)
         timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
             timer = nil
             timerAt = nil

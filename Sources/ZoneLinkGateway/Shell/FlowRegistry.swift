@@ -20,10 +20,6 @@ public final class FlowRegistry: Sendable {
     let budget: DescriptorBudget
     private let warnings: ThrottledWarnings
 
-    /// NAT ports a flow tries before giving up when the port is taken by a socket outside
-    /// ZoneLink (EADDRINUSE): each retry gets the pool's next port.
-    static let natPortAttempts = 3
-
     public init(table: NATTable, budget: DescriptorBudget = .unlimited, logger: Logger = Logger(label: "zonelink.gateway")) {
         self.table = Mutex(table)
         self.budget = budget

@@ -204,7 +204,7 @@ public actor Gateway: Service {
         return upstream.backends.indices.map { index in
             let loop = group.next()
             let backend = IPv4Endpoint(address: upstream.backends[index].address, port: upstream.backendPort)
-            return loop.scheduleRepeatedAsyncTask(initialDelay: .zero, delay: timeAmount(check.interval)) { [logger] _ in
+            return loop.scheduleRepeatedAsyncTask(initialDelay: .zero, delay: TimeAmount(check.interval)) { [logger] _ in
                 HealthProbe.run(check, backend: backend, provider: provider, on: loop).map { result in
                     guard let transition = balancer.record(result, backend: index) else { return }
                     logger.notice("backend \(transition == .becameHealthy ? "healthy" : "unhealthy")", metadata: [
@@ -270,9 +270,4 @@ public enum GatewayError: Error, CustomStringConvertible {
             "cannot listen on ENI \(address)/\(proto.rawValue) in \(netns.map { "netns \($0)" } ?? "the host namespace"): \(error)"
         }
     }
-}
-
-func timeAmount(_ duration: Duration) -> TimeAmount {
-    let (seconds, attoseconds) = duration.components
-    return .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
 }

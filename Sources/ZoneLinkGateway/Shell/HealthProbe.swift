@@ -24,7 +24,7 @@ enum HealthProbe {
     static func run(
         _ check: HealthCheck, backend: IPv4Endpoint, provider: NetworkNamespace, on loop: EventLoop
     ) -> EventLoopFuture<ProbeResult> {
-        let timeout = TimeAmount.nanoseconds(Int64(check.timeout.components.seconds) * 1_000_000_000 + check.timeout.components.attoseconds / 1_000_000_000)
+        let timeout = TimeAmount(check.timeout)
         let connected = provider.start(on: loop) {
             ClientBootstrap(group: loop)
                 .connectTimeout(timeout)

@@ -1,33 +1,6 @@
 import Glibc
-import NIOCore
 import ZoneLinkCore
-
-extension IPv4Endpoint {
-    /// As NIO wants it, without formatting and parsing a string (the host name stays empty).
-    var socketAddress: SocketAddress {
-        SocketAddress(sockaddr, host: "")
-    }
-
-    /// As the socket calls want it.
-    var sockaddr: sockaddr_in {
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        address.sin_addr.s_addr = self.address.value.bigEndian
-        return address
-    }
-
-    init(_ address: sockaddr_in) {
-        self.init(address: IPv4Address(UInt32(bigEndian: address.sin_addr.s_addr)), port: UInt16(bigEndian: address.sin_port))
-    }
-}
-
-extension SocketAddress {
-    var ipv4Endpoint: IPv4Endpoint? {
-        guard case .v4(let address) = self else { return nil }
-        return IPv4Endpoint(address.address)
-    }
-}
+import ZoneLinkNetwork
 
 /// The socket calls that take an address, with an `IPv4Endpoint`.
 enum SocketCall {

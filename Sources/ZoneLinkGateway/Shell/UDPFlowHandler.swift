@@ -24,21 +24,18 @@ final class UDPFlowHandler: ChannelInboundHandler {
         /// The route when the session began: its balancer and table, whatever reloads do later.
         let route: ENIRoute
         let client: SocketAddress
-        let target: IPv4Endpoint
-        let targetAddress: SocketAddress
-        let backend: Int?
+        /// The session's decision: what it holds, and the NAT port retries left.
+        var opening: FlowOpening
+        /// Where its datagrams go, once a target is picked.
+        var target: SocketAddress?
         var upstream: Channel?
         var queued: [ByteBuffer] = []
-        /// NAT ports tried so far (`FlowRegistry.natPortAttempts`).
-        var attempts = 1
 
-        init(key: FlowKey, route: ENIRoute, client: SocketAddress, target: IPv4Endpoint, backend: Int?) {
+        init(key: FlowKey, route: ENIRoute, client: SocketAddress, opening: FlowOpening) {
             self.key = key
             self.route = route
             self.client = client
-            self.target = target
-            self.targetAddress = target.socketAddress
-            self.backend = backend
+            self.opening = opening
         }
     }
 
@@ -62,59 +59,41 @@ final class UDPFlowHandler: ChannelInboundHandler {
             forward(envelope.data, in: session)
             return
         }
+        // A new client: `FlowOpening` decides; a refused one is dropped (what it held given back).
         let route = box.current
-        let listener = route.listener
-        guard Admission.admit(
-            protocol: .udp, port: listener.address.port, source: client.address, connection: listener.connection,
-            securityGroups: listener.securityGroups) == .admit,
-            let (target, backend) = route.balancer.pick()
-        else { return }
-        let key = FlowKey(proto: .udp, vpc: listener.vpc, client: client, eni: listener.address)
-        // The session's own socket comes from the descriptor budget; without one it is dropped.
-        guard route.flows.takeDescriptors(Self.descriptorsPerSession, for: key) else {
-            route.balancer.release(backend: backend)
-            return
-        }
-        let session = Session(key: key, route: route, client: envelope.remoteAddress, target: target, backend: backend)
+        let key = FlowKey(proto: .udp, vpc: route.listener.vpc, client: client, eni: route.listener.address)
+        var opening = FlowOpening(descriptors: Self.descriptorsPerSession)
+        guard case .connect(let nat, let target) = route.open(key, &opening, now: route.flows.now) else { return }
+        let session = Session(key: key, route: route, client: envelope.remoteAddress, opening: opening)
         session.queued.append(envelope.data)
         sessions[client] = session
-        openUpstream(for: session, loop: context.eventLoop)
+        openUpstream(for: session, from: nat, to: target, loop: context.eventLoop)
     }
 
     private func forward(_ payload: ByteBuffer, in session: Session) {
-        guard let upstream = session.upstream else {
+        guard let upstream = session.upstream, let target = session.target else {
             if session.queued.count < Self.queueLimit { session.queued.append(payload) }
             return
         }
         session.route.flows.recordTraffic(session.key, fromClient: payload.readableBytes, fromTarget: 0)
-        upstream.writeAndFlush(AddressedEnvelope(remoteAddress: session.targetAddress, data: payload), promise: nil)
+        upstream.writeAndFlush(AddressedEnvelope(remoteAddress: target, data: payload), promise: nil)
     }
 
-    /// Takes a NAT port for `session` and binds its upstream socket there, in the provider's
-    /// namespace; the session waits (its datagrams queued) until it is bound.
-    private func openUpstream(for session: Session, loop: EventLoop) {
-        let route = session.route
-        let nat: IPv4Endpoint
-        do {
-            nat = try route.flows.open(
-                session.key, target: session.target, upstream: route.balancer.upstream, endpoint: route.listener.endpoint,
-                backend: session.backend
-            ).binding.nat
-        } catch {
-            route.flows.refused(session.key, error)
-            return end(session.key.client, removingFlow: false)
-        }
+    /// Binds `session`'s upstream socket to its NAT endpoint `nat`, in the provider's namespace;
+    /// the session waits (its datagrams queued) until it is bound.
+    private func openUpstream(for session: Session, from nat: IPv4Endpoint, to target: IPv4Endpoint, loop: EventLoop) {
         guard let eni else { return end(session.key.client) }
         let key = session.key
         let client = session.client
-        let target = session.targetAddress
-        let flows = route.flows
-        let made = route.provider.start(on: loop) {
+        let targetAddress = target.socketAddress
+        session.target = targetAddress
+        let flows = session.route.flows
+        let made = session.route.provider.start(on: loop) {
             DatagramBootstrap(group: loop)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(
-                            UDPReplyHandler(eni: eni, client: client, target: target, counted: {
+                            UDPReplyHandler(eni: eni, client: client, target: targetAddress, counted: {
                                 flows.recordTraffic(key, fromClient: 0, fromTarget: $0)
                             }))
                     }
@@ -136,6 +115,7 @@ final class UDPFlowHandler: ChannelInboundHandler {
         let route = session.route
         switch result {
         case .success(let upstream):
+            _ = session.opening.connected()
             session.upstream = upstream
             let queued = session.queued
             session.queued = []
@@ -143,22 +123,28 @@ final class UDPFlowHandler: ChannelInboundHandler {
             route.flows.attach(session.key) { upstream.close(promise: nil) }
             let handler = NIOLoopBound(self, eventLoop: upstream.eventLoop)
             upstream.closeFuture.whenComplete { _ in handler.value.end(client) }
-        case .failure(let error as IOError) where error.errnoCode == EADDRINUSE && session.attempts < FlowRegistry.natPortAttempts:
-            // A socket outside ZoneLink holds this NAT port: the pool's next one.
-            session.attempts += 1
-            route.flows.remove(session.key)
-            openUpstream(for: session, loop: loop)
         case .failure(let error):
-            route.logger.warning("cannot open UDP flow", metadata: ["flow.client": "\(client)", "flow.error": "\(error)"])
-            end(client)
+            // EADDRINUSE: a socket outside ZoneLink holds this NAT port; the decision may try the next.
+            let failed = session.opening.connectFailed(portInUse: (error as? IOError)?.errnoCode == EADDRINUSE, reason: "\(error)")
+            switch route.carry(failed, for: session.key, &session.opening, now: route.flows.now) {
+            case .connect(let nat, let target):
+                openUpstream(for: session, from: nat, to: target, loop: loop)
+            case .refuse(let refusal, _):
+                if case .unreachable = refusal {
+                    route.logger.warning("cannot open UDP flow", metadata: ["flow.client": "\(client)", "flow.error": "\(error)"])
+                }
+                sessions[client] = nil
+            default:
+                end(client)
+            }
         }
     }
 
-    private func end(_ client: IPv4Endpoint, removingFlow: Bool = true) {
+    /// Ends `client`'s session: gives back what it held (its socket, if any, is closed by whoever
+    /// called this or is closing already).
+    private func end(_ client: IPv4Endpoint) {
         guard let session = sessions.removeValue(forKey: client) else { return }
-        if removingFlow { session.route.flows.remove(session.key) }
-        session.route.balancer.release(backend: session.backend)
-        session.route.flows.giveBackDescriptors(Self.descriptorsPerSession)
+        session.route.settle(session.opening.end(), for: session.key)
     }
 
     func channelInactive(context: ChannelHandlerContext) {

@@ -38,18 +38,18 @@ final class RelayFlow {
 
     let key: FlowKey
     let route: ENIRoute
-    let target: IPv4Endpoint
-    let backend: Int?
+    /// The flow's decision: connecting until the provider side's non-blocking connect
+    /// completes, then open; it knows what to give back when the flow ends.
+    var opening: FlowOpening
     var client: RelaySocket
     var provider: RelaySocket
-    /// False until the provider side's non-blocking connect completes.
-    var connected = false
 
-    init(key: FlowKey, route: ENIRoute, target: IPv4Endpoint, backend: Int?, client: Int32, provider: Int32) {
+    var connected: Bool { opening.isOpen }
+
+    init(key: FlowKey, route: ENIRoute, opening: FlowOpening, client: Int32, provider: Int32) {
         self.key = key
         self.route = route
-        self.target = target
-        self.backend = backend
+        self.opening = opening
         self.client = RelaySocket(fd: client)
         self.provider = RelaySocket(fd: provider)
     }

@@ -9,7 +9,8 @@ import ZoneLinkNetwork
 /// port, connects from it inside the provider's namespace, and relays both sockets until both
 /// directions have ended. One epoll, one read buffer, no allocation per read.
 ///
-/// This is the I/O shell around the pure core (admission, scheduler, NAT table). SwiftNIO's
+/// This is the I/O shell around the pure core: `FlowOpening` decides each new flow (admission,
+/// descriptors, target, NAT port, connect, refusal) and this carries out its steps. SwiftNIO's
 /// channels cost about 40 µs of CPU per relayed connection here (two pipelines, futures, and
 /// a dozen epoll_ctl and getsockname calls), where the kernel's share is about 70 µs; this
 /// loop makes one epoll_ctl per socket and none per read or write.
@@ -20,7 +21,6 @@ import ZoneLinkNetwork
 ///
 /// All state is this thread's own; other threads reach it only through `RelayMailbox`.
 final class RelayWorker {
-    static let connectTimeout: Duration = .seconds(5)
     /// One read's worth: large reads and sends halve the syscalls of a bulk transfer (iperf3
     /// through the relay: 13 → 18 Gbit/s against 64 KiB). Also the most a stalled direction
     /// holds in user space.
@@ -38,20 +38,22 @@ final class RelayWorker {
     private var generations: [UInt32] = []
     private var freeSlots: [Int] = []
     /// Connects in flight, oldest first (every one has the same timeout).
-    private var connecting: [(deadline: ContinuousClock.Instant, id: RelayFlowID)] = []
+    private var connecting: [(deadline: Moment, id: RelayFlowID)] = []
     private var connectingHead = 0
     /// The namespace this thread is in now: the provider sockets it makes go there.
     private var namespace: NetworkNamespace?
-    private var now = ContinuousClock.now
+    /// What this worker's times are measured from; `now` is read once per wake-up.
+    private let origin = ContinuousClock.now
+    private var now: Moment = .zero
     /// Flows in `flows` (the rest are free slots).
     private var liveFlows = 0
     /// When the byte counts of every flow next go to the NAT table.
-    private var nextReport = ContinuousClock.now
+    private var nextReport: Moment = .zero
     /// A descriptor held in reserve for when the process runs out of them (EMFILE): given up to
     /// accept and reset the waiting connection, so that the listener does not stay readable
     /// and spin the worker.
     private var spareFD = open("/dev/null", O_RDONLY | O_CLOEXEC)
-    private var lastShedWarning: ContinuousClock.Instant?
+    private var lastShedWarning: Moment?
 
     init(epoll: Int32, mailbox: RelayMailbox, logger: Logger) {
         self.epoll = epoll
@@ -78,7 +80,7 @@ final class RelayWorker {
         var running = true
         while running {
             let count = zl_epoll_wait(epoll, tokens, events, Int32(capacity), waitTimeout())
-            now = .now
+            now = ContinuousClock.now - origin
             for i in 0..<max(0, Int(count)) {
                 switch Token(tokens[i]) {
                 case .wake: running = obey(mailbox.take()) && running
@@ -160,50 +162,26 @@ final class RelayWorker {
         }
     }
 
-    /// Admits a connection accepted at an ENI and starts its flow, or resets it.
+    /// Opens a flow for a connection accepted at an ENI, as `FlowOpening` decides, or resets it.
     ///
     /// A flow takes its two descriptors (the accepted one and the provider side's) from the
     /// budget first: when the client share is spent, the connection is reset at once, so a
     /// flood never reaches the reserve that health probes and the control API live on.
     private func start(_ clientFD: Int32, client: IPv4Endpoint, route: ENIRoute) {
-        let listener = route.listener
-        let decision = Admission.admit(
-            protocol: .tcp, port: listener.address.port, source: client.address, connection: listener.connection,
-            securityGroups: listener.securityGroups)
-        guard decision == .admit else { return refuse(clientFD, route, "\(decision)") }
-        let key = FlowKey(proto: .tcp, vpc: listener.vpc, client: client, eni: listener.address)
-        guard route.flows.takeDescriptors(RelayFlow.descriptors, for: key) else {
-            return refuse(clientFD, route, "out of client descriptors")
-        }
-        guard let (target, backend) = route.balancer.pick() else {
-            route.flows.giveBackDescriptors(RelayFlow.descriptors)
-            return refuse(clientFD, route, "no healthy backend behind \(listener.loadBalancer)")
-        }
-        for attempt in 1...FlowRegistry.natPortAttempts {
-            let nat: IPv4Endpoint
-            do {
-                nat = try route.flows.open(
-                    key, target: target, upstream: route.balancer.upstream, endpoint: listener.endpoint, backend: backend
-                ).binding.nat
-            } catch {
-                route.balancer.release(backend: backend)
-                route.flows.giveBackDescriptors(RelayFlow.descriptors)
-                route.flows.refused(key, error)
-                return refuse(clientFD, route, "\(error)")
-            }
+        let key = FlowKey(proto: .tcp, vpc: route.listener.vpc, client: client, eni: route.listener.address)
+        var opening = FlowOpening(descriptors: RelayFlow.descriptors)
+        var step = route.open(key, &opening, now: now)
+        while case .connect(let nat, let target) = step {
             switch connect(from: nat, to: target, in: route.provider) {
             case .success(let providerFD):
                 SocketCall.setOption(clientFD, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
-                return watch(RelayFlow(key: key, route: route, target: target, backend: backend, client: clientFD, provider: providerFD))
-            case .failure(let error) where error.errno == EADDRINUSE && attempt < FlowRegistry.natPortAttempts:
-                route.flows.remove(key)
+                return watch(RelayFlow(key: key, route: route, opening: opening, client: clientFD, provider: providerFD))
             case .failure(let error):
-                route.flows.remove(key)
-                route.balancer.release(backend: backend)
-                route.flows.giveBackDescriptors(RelayFlow.descriptors)
-                return refuse(clientFD, route, "cannot reach \(target) from \(nat): \(error)")
+                step = route.carry(
+                    opening.connectFailed(portInUse: error.errno == EADDRINUSE, reason: "\(error)"), for: key, &opening, now: now)
             }
         }
+        refuse(clientFD, route, step.refusal.map { "\($0)" } ?? "\(step)")
     }
 
     /// A non-blocking connect from `nat` to `target`, made inside `provider`.
@@ -250,7 +228,7 @@ final class RelayWorker {
             flow.route.logger.warning("cannot watch a flow's sockets", metadata: ["flow.key": "\(flow.key)", "error": "\(SocketCall.errorText(errno))"])
             return end(flow, id)
         }
-        connecting.append((now + Self.connectTimeout, id))
+        connecting.append((flow.opening.connectDeadline ?? now, id))
     }
 
     // MARK: Established flows
@@ -275,28 +253,33 @@ final class RelayWorker {
                 var code: Int32 = 0
                 var length = socklen_t(MemoryLayout<Int32>.size)
                 getsockopt(flow.provider.fd, SOL_SOCKET, SO_ERROR, &code, &length)
-                return failConnect(flow, id, ListenError(errno: code == 0 ? ECONNREFUSED : code))
+                // Not retried on another port: bind and connect already took it.
+                let error = ListenError(errno: code == 0 ? ECONNREFUSED : code)
+                return failConnect(flow, id, flow.opening.connectFailed(portInUse: false, reason: "\(error)"))
             }
-            flow.connected = true
+            _ = flow.opening.connected()
             flow.route.flows.attach(flow.key) { [mailbox] in mailbox.post(.close(id)) }
         }
         if !flow.advance(buffer: buffer) { end(flow, id) }
     }
 
-    private func failConnect(_ flow: RelayFlow, _ id: RelayFlowID, _ error: ListenError) {
+    /// Ends a flow whose provider side could not be connected (`refusal`, a `.refuse` step).
+    private func failConnect(_ flow: RelayFlow, _ id: RelayFlowID, _ refusal: FlowStep) {
         flow.route.logger.debug("connection reset", metadata: [
-            "flow.eni": "\(flow.route.listener.address)", "flow.reason": "cannot reach \(flow.target): \(error)",
+            "flow.eni": "\(flow.route.listener.address)",
+            "flow.reason": "\(refusal.refusal.map { "\($0)" } ?? "\(refusal)")",
         ])
         // A reset tells the client at once, as a refusing backend would have.
         SocketCall.resetOnClose(flow.client.fd)
         end(flow, id)
+        flow.route.settle(refusal, for: flow.key)
     }
 
     private func expireConnects() {
         while connectingHead < connecting.count, connecting[connectingHead].deadline <= now {
             let id = connecting[connectingHead].id
             connectingHead += 1
-            if let flow = flow(id), !flow.connected { failConnect(flow, id, ListenError(errno: ETIMEDOUT)) }
+            if let flow = flow(id), let refusal = flow.opening.expire(now: now) { failConnect(flow, id, refusal) }
         }
         if connectingHead == connecting.count {
             connecting.removeAll(keepingCapacity: true)
@@ -320,11 +303,11 @@ final class RelayWorker {
     /// Milliseconds until the oldest connect times out or the next traffic report is due; -1
     /// (wait for events) when neither is.
     private func waitTimeout() -> Int32 {
-        var deadline: ContinuousClock.Instant?
+        var deadline: Moment?
         if connectingHead < connecting.count { deadline = connecting[connectingHead].deadline }
         if liveFlows > 0 { deadline = min(deadline ?? nextReport, nextReport) }
         guard let deadline else { return -1 }
-        let (seconds, attoseconds) = (deadline - ContinuousClock.now).components
+        let (seconds, attoseconds) = (deadline - (ContinuousClock.now - origin)).components
         return Int32(clamping: max(0, seconds * 1000 + attoseconds / 1_000_000_000_000_000 + 1))
     }
 
@@ -333,9 +316,7 @@ final class RelayWorker {
         flow.report()
         close(flow.client.fd)
         close(flow.provider.fd)
-        flow.route.flows.remove(flow.key)
-        flow.route.balancer.release(backend: flow.backend)
-        flow.route.flows.giveBackDescriptors(RelayFlow.descriptors)
+        flow.route.settle(flow.opening.end(), for: flow.key)
         flows[id.slot] = nil
         liveFlows -= 1
         generations[id.slot] = (generations[id.slot] &+ 1) & Token.generationMask
