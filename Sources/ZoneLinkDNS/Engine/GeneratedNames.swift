@@ -43,8 +43,8 @@ struct GeneratedNames {
     func addresses(of enis: [(Endpoint, ENI)], zoneAffinity: Bool) -> RRset {
         let ordered = enis.sorted { ($0.1.zone, $0.0.id) < ($1.1.zone, $1.0.id) }
         let rdata = ordered.map { addressData($0.1.address!) }
-        var selection = ENISelection(keys: ordered.map { ENIKey(endpoint: $0.0.id, zone: $0.1.zone) }, zoneAffinity: zoneAffinity)
-        for zone in Set(selection.keys.map(\.zone)) {
+        var selection = ENISelection(enis: ordered.map { $0.0.id(of: $0.1) }, zoneAffinity: zoneAffinity)
+        for zone in Set(selection.enis.map(\.zone)) {
             selection.whileHealthy[zone] = selection.choose(clientZone: zone, health: .allHealthy).map { rdata[$0] }
         }
         selection.whileHealthy[""] = rdata
