@@ -1,6 +1,6 @@
 /// Which ENI: the endpoint it belongs to and the zone it sits in. An endpoint has at most one
-/// ENI per zone, so the pair names it everywhere: health reports, DNS answers, the NAT
-/// table's keys and the control API's rows all mean this when they say "an ENI".
+/// ENI per zone, so the pair names it wherever an ENI is meant rather than its address: the
+/// gateway's health report, DNS's tagged answers and the control API's health rows.
 public struct ENIID: Hashable, Sendable, Comparable, CustomStringConvertible {
     public var endpoint: String
     public var zone: String
