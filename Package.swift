@@ -134,11 +134,11 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
-        .testTarget(name: "ZoneLinkControlTests", dependencies: ["ZoneLinkControl", "ZoneLinkCore"]),
+        .testTarget(name: "ZoneLinkControlTests", dependencies: ["ZoneLinkControl", "ZoneLinkCore", "ZoneLinkTestSupport"]),
         .testTarget(
             name: "ZoneLinkControlServerTests",
             dependencies: [
-                "ZoneLinkControlServer", "ZoneLinkControl", "ZoneLinkCore",
+                "ZoneLinkControlServer", "ZoneLinkControl", "ZoneLinkCore", "ZoneLinkTestSupport",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -35,10 +35,50 @@ func printControlJSON(_ body: Data) {
     if body.last != UInt8(ascii: "\n") { print() }
 }
 
-/// Prints a 2xx answer: as it came with `--json`, else decoded and shown by `show`.
-func present<T: Decodable>(_ body: Data, json: Bool, as type: T.Type, _ show: (T) -> Void) throws {
-    if json { return printControlJSON(body) }
-    show(try decodeControl(type, body))
+/// What every control command takes: where the API is, the token, and `--json`.
+struct ControlOutput: ParsableArguments {
+    @OptionGroup var api: APIOptions
+
+    @Flag(help: "Print the API's JSON instead of a table or a message.")
+    var json = false
+
+    /// Prints a 2xx answer: as it came with `--json`, else decoded and shown by `show`.
+    func present<T: Decodable>(_ body: Data, as type: T.Type, _ show: (T) -> Void) throws {
+        if json { return printControlJSON(body) }
+        show(try decodeControl(type, body))
+    }
+}
+
+/// A command that reads one API path and shows the answer: every `list` and `show`.
+protocol ReadCommand: ParsableCommand {
+    associatedtype Shown: Decodable
+    var output: ControlOutput { get }
+    /// The API path read with GET.
+    var path: String { get }
+    func show(_ value: Shown)
+}
+
+extension ReadCommand {
+    func run() throws {
+        try output.present(try output.api.call("GET", path), as: Shown.self, show)
+    }
+}
+
+/// A command that deletes what one API path names: every `delete` and `remove`.
+protocol DeleteCommand: ParsableCommand {
+    var output: ControlOutput { get }
+    /// The API path deleted.
+    var path: String { get }
+    /// What is printed once it is gone.
+    var done: String { get }
+}
+
+extension DeleteCommand {
+    func run() throws {
+        let body = try output.api.call("DELETE", path)
+        if output.json { return printControlJSON(body) }
+        print(done)
+    }
 }
 
 /// Decodes a 2xx answer; an answer that is not what the API documents is a runtime failure.
@@ -125,7 +165,7 @@ struct ServiceCommand: ParsableCommand {
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create an endpoint service (the console's \"Create Endpoint Service\").")
 
-        @OptionGroup var api: APIOptions
+        @OptionGroup var output: ControlOutput
 
         @Option(name: .customLong("resource"), help: ArgumentHelp("A zone and its load balancer (repeatable).", valueName: "ZONE=LOAD-BALANCER"))
         var resources: [String] = []
@@ -148,9 +188,6 @@ struct ServiceCommand: ParsableCommand {
         @Option(name: .long, help: "The provider's account ID (the operator must name one; default: the token's account).")
         var account: String?
 
-        @Flag(help: "Print JSON instead of a table.")
-        var json = false
-
         func validate() throws {
             guard !resources.isEmpty else { throw ValidationError("give at least one --resource ZONE=LOAD-BALANCER") }
             _ = try specs()
@@ -170,43 +207,29 @@ struct ServiceCommand: ParsableCommand {
             let request = CreateServiceRequest(
                 id: id, account: account, resources: try specs(), autoAcceptConnections: autoAccept, zoneAffinity: zoneAffinity,
                 privateDomain: privateDomain, proxyProtocol: proxyProtocol)
-            try present(try api.call("POST", "/v1/services", json: request), json: json, as: ServiceView.self, printService)
+            try output.present(try output.api.call("POST", "/v1/services", json: request), as: ServiceView.self, printService)
         }
     }
 
-    struct List: ParsableCommand {
+    struct List: ReadCommand {
         static let configuration = CommandConfiguration(abstract: "List the services this token may see.")
-
-        @OptionGroup var api: APIOptions
-
-        @Flag(help: "Print JSON instead of a table.")
-        var json = false
-
-        func run() throws {
-            try present(try api.call("GET", "/v1/services"), json: json, as: [ServiceView].self, printServices)
-        }
+        @OptionGroup var output: ControlOutput
+        var path: String { "/v1/services" }
+        func show(_ services: [ServiceView]) { printServices(services) }
     }
 
-    struct Show: ParsableCommand {
+    struct Show: ReadCommand {
         static let configuration = CommandConfiguration(abstract: "Show one service.")
-
-        @OptionGroup var api: APIOptions
-
-        @Argument(help: "The service ID.")
-        var service: String
-
-        @Flag(help: "Print JSON instead of a table.")
-        var json = false
-
-        func run() throws {
-            try present(try api.call("GET", "/v1/services/\(pathSegment(service))"), json: json, as: ServiceView.self, printService)
-        }
+        @OptionGroup var output: ControlOutput
+        @Argument(help: "The service ID.") var service: String
+        var path: String { "/v1/services/\(pathSegment(service))" }
+        func show(_ service: ServiceView) { printService(service) }
     }
 
     struct Update: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Change auto-accept or zone affinity of a service (existing connections keep their state).")
 
-        @OptionGroup var api: APIOptions
+        @OptionGroup var output: ControlOutput
 
         @Argument(help: "The service ID.")
         var service: String
@@ -217,9 +240,6 @@ struct ServiceCommand: ParsableCommand {
         @Flag(inversion: .prefixedNo, help: "Zone affinity.")
         var zoneAffinity: Bool?
 
-        @Flag(help: "Print JSON instead of a table.")
-        var json = false
-
         func validate() throws {
             guard autoAccept != nil || zoneAffinity != nil else {
                 throw ValidationError("nothing to change: give --auto-accept/--no-auto-accept or --zone-affinity/--no-zone-affinity")
@@ -227,29 +247,19 @@ struct ServiceCommand: ParsableCommand {
         }
 
         func run() throws {
-            let body = try api.call(
+            let body = try output.api.call(
                 "PATCH", "/v1/services/\(pathSegment(service))",
                 json: UpdateServiceRequest(autoAcceptConnections: autoAccept, zoneAffinity: zoneAffinity))
-            try present(body, json: json, as: ServiceView.self, printService)
+            try output.present(body, as: ServiceView.self, printService)
         }
     }
 
-    struct Delete: ParsableCommand {
+    struct Delete: DeleteCommand {
         static let configuration = CommandConfiguration(abstract: "Delete a service created through the API.")
-
-        @OptionGroup var api: APIOptions
-
-        @Argument(help: "The service ID.")
-        var service: String
-
-        @Flag(help: "Print JSON instead of a message.")
-        var json = false
-
-        func run() throws {
-            let body = try api.call("DELETE", "/v1/services/\(pathSegment(service))")
-            if json { return printControlJSON(body) }
-            print("deleted service \(service)")
-        }
+        @OptionGroup var output: ControlOutput
+        @Argument(help: "The service ID.") var service: String
+        var path: String { "/v1/services/\(pathSegment(service))" }
+        var done: String { "deleted service \(service)" }
     }
 
     // MARK: zonelink service whitelist
@@ -261,7 +271,7 @@ struct ServiceCommand: ParsableCommand {
         struct Add: ParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Allow an account to connect to a service.")
 
-            @OptionGroup var api: APIOptions
+            @OptionGroup var output: ControlOutput
 
             @Argument(help: "The service ID.")
             var service: String
@@ -269,50 +279,27 @@ struct ServiceCommand: ParsableCommand {
             @Argument(help: "The 16-digit account ID to allow.")
             var account: String
 
-            @Flag(help: "Print JSON instead of a table.")
-            var json = false
-
             func run() throws {
-                let body = try api.call("POST", "/v1/services/\(pathSegment(service))/whitelist", json: AddWhitelistEntryRequest(account: account))
-                try present(body, json: json, as: WhitelistEntry.self) { printWhitelist([$0]) }
+                let body = try output.api.call("POST", "/v1/services/\(pathSegment(service))/whitelist", json: AddWhitelistEntryRequest(account: account))
+                try output.present(body, as: WhitelistEntry.self) { printWhitelist([$0]) }
             }
         }
 
-        struct Remove: ParsableCommand {
+        struct Remove: DeleteCommand {
             static let configuration = CommandConfiguration(abstract: "Remove an account from a service's whitelist.")
-
-            @OptionGroup var api: APIOptions
-
-            @Argument(help: "The service ID.")
-            var service: String
-
-            @Argument(help: "The account ID to remove.")
-            var account: String
-
-            @Flag(help: "Print JSON instead of a message.")
-            var json = false
-
-            func run() throws {
-                let body = try api.call("DELETE", "/v1/services/\(pathSegment(service))/whitelist/\(pathSegment(account))")
-                if json { return printControlJSON(body) }
-                print("removed \(account) from the whitelist of \(service)")
-            }
+            @OptionGroup var output: ControlOutput
+            @Argument(help: "The service ID.") var service: String
+            @Argument(help: "The account ID to remove.") var account: String
+            var path: String { "/v1/services/\(pathSegment(service))/whitelist/\(pathSegment(account))" }
+            var done: String { "removed \(account) from the whitelist of \(service)" }
         }
 
-        struct List: ParsableCommand {
+        struct List: ReadCommand {
             static let configuration = CommandConfiguration(abstract: "List a service's whitelist.")
-
-            @OptionGroup var api: APIOptions
-
-            @Argument(help: "The service ID.")
-            var service: String
-
-            @Flag(help: "Print JSON instead of a table.")
-            var json = false
-
-            func run() throws {
-                try present(try api.call("GET", "/v1/services/\(pathSegment(service))/whitelist"), json: json, as: [WhitelistEntry].self, printWhitelist)
-            }
+            @OptionGroup var output: ControlOutput
+            @Argument(help: "The service ID.") var service: String
+            var path: String { "/v1/services/\(pathSegment(service))/whitelist" }
+            func show(_ entries: [WhitelistEntry]) { printWhitelist(entries) }
         }
     }
 
@@ -323,25 +310,15 @@ struct ServiceCommand: ParsableCommand {
             abstract: "The endpoints connecting to a service, and the provider's accept, reject and disconnect.",
             subcommands: [List.self, Accept.self, Reject.self, Disconnect.self])
 
-        struct List: ParsableCommand {
+        struct List: ReadCommand {
             static let configuration = CommandConfiguration(abstract: "List the connections of a service.")
-
-            @OptionGroup var api: APIOptions
-
-            @Argument(help: "The service ID.")
-            var service: String
-
-            @Flag(help: "Print JSON instead of a table.")
-            var json = false
-
-            func run() throws {
-                let body = try api.call("GET", "/v1/services/\(pathSegment(service))/connections")
-                if json { return printControlJSON(body) }
+            @OptionGroup var output: ControlOutput
+            @Argument(help: "The service ID.") var service: String
+            var path: String { "/v1/services/\(pathSegment(service))/connections" }
+            func show(_ endpoints: [EndpointView]) {
                 printControlTable(
                     ["ENDPOINT", "ACCOUNT", "ZONES", "CONNECTION", "ORIGIN"],
-                    try decodeControl([EndpointView].self, body).map {
-                        [$0.id, $0.account, $0.zones.joined(separator: ","), $0.connection.rawValue, $0.origin.rawValue]
-                    })
+                    endpoints.map { [$0.id, $0.account, $0.zones.joined(separator: ","), $0.connection.rawValue, $0.origin.rawValue] })
             }
         }
 
@@ -367,7 +344,7 @@ struct ServiceCommand: ParsableCommand {
 
 /// What accept, reject and disconnect share: the service, the endpoint, the API.
 struct ConnectionActionOptions: ParsableArguments {
-    @OptionGroup var api: APIOptions
+    @OptionGroup var output: ControlOutput
 
     @Argument(help: "The service ID.")
     var service: String
@@ -375,12 +352,9 @@ struct ConnectionActionOptions: ParsableArguments {
     @Argument(help: "The endpoint ID.")
     var endpoint: String
 
-    @Flag(help: "Print JSON instead of a table.")
-    var json = false
-
     func perform(_ action: ConnectionAction) throws {
-        let body = try api.call("POST", "/v1/services/\(pathSegment(service))/connections/\(pathSegment(endpoint))/\(action.rawValue)")
-        try present(body, json: json, as: EndpointView.self) { print("\($0.id): \($0.connection.rawValue)") }
+        let body = try output.api.call("POST", "/v1/services/\(pathSegment(service))/connections/\(pathSegment(endpoint))/\(action.rawValue)")
+        try output.present(body, as: EndpointView.self) { print("\($0.id): \($0.connection.rawValue)") }
     }
 }
 
@@ -394,7 +368,7 @@ struct EndpointCommand: ParsableCommand {
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create an endpoint of a service in one of your VPCs (the console's \"Create Endpoint\").")
 
-        @OptionGroup var api: APIOptions
+        @OptionGroup var output: ControlOutput
 
         @Option(name: .long, help: "The service ID.")
         var service: String
@@ -413,9 +387,6 @@ struct EndpointCommand: ParsableCommand {
 
         @Option(name: .long, help: "The consumer's account ID (the operator must name one; default: the token's account).")
         var account: String?
-
-        @Flag(help: "Print JSON instead of a table.")
-        var json = false
 
         func validate() throws {
             guard !zones.isEmpty else { throw ValidationError("give at least one --zone ZONE=VSWITCH[=ADDRESS]") }
@@ -436,55 +407,31 @@ struct EndpointCommand: ParsableCommand {
             let request = CreateEndpointRequest(
                 id: id, account: account, service: service, vpc: vpc, securityGroups: securityGroups.isEmpty ? nil : securityGroups,
                 zones: try choices())
-            try present(try api.call("POST", "/v1/endpoints", json: request), json: json, as: EndpointView.self, printEndpoint)
+            try output.present(try output.api.call("POST", "/v1/endpoints", json: request), as: EndpointView.self, printEndpoint)
         }
     }
 
-    struct List: ParsableCommand {
+    struct List: ReadCommand {
         static let configuration = CommandConfiguration(abstract: "List the endpoints this token may see.")
-
-        @OptionGroup var api: APIOptions
-
-        @Flag(help: "Print JSON instead of a table.")
-        var json = false
-
-        func run() throws {
-            try present(try api.call("GET", "/v1/endpoints"), json: json, as: [EndpointView].self, printEndpoints)
-        }
+        @OptionGroup var output: ControlOutput
+        var path: String { "/v1/endpoints" }
+        func show(_ endpoints: [EndpointView]) { printEndpoints(endpoints) }
     }
 
-    struct Show: ParsableCommand {
+    struct Show: ReadCommand {
         static let configuration = CommandConfiguration(abstract: "Show one endpoint: its connection, names and ENIs.")
-
-        @OptionGroup var api: APIOptions
-
-        @Argument(help: "The endpoint ID.")
-        var endpoint: String
-
-        @Flag(help: "Print JSON instead of a table.")
-        var json = false
-
-        func run() throws {
-            try present(try api.call("GET", "/v1/endpoints/\(pathSegment(endpoint))"), json: json, as: EndpointView.self, printEndpoint)
-        }
+        @OptionGroup var output: ControlOutput
+        @Argument(help: "The endpoint ID.") var endpoint: String
+        var path: String { "/v1/endpoints/\(pathSegment(endpoint))" }
+        func show(_ endpoint: EndpointView) { printEndpoint(endpoint) }
     }
 
-    struct Delete: ParsableCommand {
+    struct Delete: DeleteCommand {
         static let configuration = CommandConfiguration(abstract: "Delete an endpoint created through the API.")
-
-        @OptionGroup var api: APIOptions
-
-        @Argument(help: "The endpoint ID.")
-        var endpoint: String
-
-        @Flag(help: "Print JSON instead of a message.")
-        var json = false
-
-        func run() throws {
-            let body = try api.call("DELETE", "/v1/endpoints/\(pathSegment(endpoint))")
-            if json { return printControlJSON(body) }
-            print("deleted endpoint \(endpoint)")
-        }
+        @OptionGroup var output: ControlOutput
+        @Argument(help: "The endpoint ID.") var endpoint: String
+        var path: String { "/v1/endpoints/\(pathSegment(endpoint))" }
+        var done: String { "deleted endpoint \(endpoint)" }
     }
 }
 
@@ -493,14 +440,11 @@ struct EndpointCommand: ParsableCommand {
 struct HealthCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "health", abstract: "Health of backends and endpoint zones, as the gateway sees it.")
 
-    @OptionGroup var api: APIOptions
-
-    @Flag(help: "Print JSON instead of a table.")
-    var json = false
+    @OptionGroup var output: ControlOutput
 
     func run() throws {
-        let body = try api.call("GET", "/v1/health")
-        if json { return printControlJSON(body) }
+        let body = try output.api.call("GET", "/v1/health")
+        if output.json { return printControlJSON(body) }
         let report = try decodeControl(HealthReport.self, body)
         print("status: \(report.status) (config serial \(report.configSerial))")
         print()

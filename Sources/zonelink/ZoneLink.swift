@@ -283,31 +283,18 @@ struct DescriptorBudgetError: Error, CustomStringConvertible {
 struct NATCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "nat", abstract: "The gateway's NAT table.", subcommands: [List.self])
 
-    struct List: ParsableCommand {
+    struct List: ReadCommand {
         static let configuration = CommandConfiguration(abstract: "Show the live flows of the server running with this state directory.")
+        @OptionGroup var output: ControlOutput
+        var path: String { "/v1/nat" }
 
-        @OptionGroup var api: APIOptions
-
-        @Flag(help: "Print JSON instead of a table.")
-        var json = false
-
-        func run() throws {
-            let body = try api.call("GET", "/v1/nat")
-            if json {
-                FileHandle.standardOutput.write(body)
-                print()
-                return
-            }
-            let rows = (try? JSONDecoder().decode([NATRow].self, from: body)) ?? []
-            let header = ["PROTO", "VPC", "CLIENT", "ENI", "NAT", "TARGET", "ENDPOINT", "AGE", "BYTES IN", "BYTES OUT"]
-            let table = [header] + rows.map {
-                [$0.protocol, $0.vpc, $0.client, $0.eni, $0.nat, $0.target, $0.endpoint, String(format: "%.0fs", $0.ageSeconds),
-                 "\($0.bytesFromClient)", "\($0.bytesFromTarget)"]
-            }
-            let widths = header.indices.map { column in table.map { $0[column].count }.max() ?? 0 }
-            for row in table {
-                print(row.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  "))
-            }
+        func show(_ rows: [NATRow]) {
+            printControlTable(
+                ["PROTO", "VPC", "CLIENT", "ENI", "NAT", "TARGET", "ENDPOINT", "AGE", "BYTES IN", "BYTES OUT"],
+                rows.map {
+                    [$0.protocol, $0.vpc, $0.client, $0.eni, $0.nat, $0.target, $0.endpoint, String(format: "%.0fs", $0.ageSeconds),
+                     "\($0.bytesFromClient)", "\($0.bytesFromTarget)"]
+                })
         }
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Synchronization
 import Testing
+import ZoneLinkTestSupport
 import ZoneLinkControl
 import ZoneLinkCore
 @testable import ZoneLinkControlServer
@@ -18,61 +19,8 @@ let provider = Principal.account(accountB)
 let consumer = Principal.account(accountA)
 let stranger = Principal.account(accountC)
 
-/// The seed's infrastructure with no service or endpoint: what `serve` starts with before the
-/// walkthrough. Account C has a VPC overlapping VPC 1 and a load balancer of its own.
-let infrastructureYAML = """
-    region: eu-central-1
-    domain: privatelink.internal
-    dns:
-      privateDomainSuffixes: [provider.example]
-    accounts:
-      - {id: "1111111111111111", name: account-a}
-      - {id: "2222222222222222", name: account-b}
-      - {id: "3333333333333333", name: account-c}
-    vpcs:
-      - id: vpc-1
-        account: account-a
-        cidr: 10.10.0.0/16
-        netns: vpc1
-        vswitches:
-          - {id: vsw-1a, zone: eu-central-1a, cidr: 10.10.1.0/24}
-          - {id: vsw-1b, zone: eu-central-1b, cidr: 10.10.2.0/24}
-        securityGroups:
-          - {id: sg-1, ingress: [{protocol: tcp, ports: "80", source: 10.10.0.0/16}]}
-      - id: vpc-2
-        account: account-b
-        cidr: 192.168.0.0/16
-        netns: vpc2
-        vswitches:
-          - {id: vsw-2a, zone: eu-central-1a, cidr: 192.168.23.0/24}
-          - {id: vsw-2b, zone: eu-central-1b, cidr: 192.168.24.0/24}
-      - id: vpc-3
-        account: account-c
-        cidr: 10.10.0.0/16
-        netns: vpc3
-        vswitches:
-          - {id: vsw-3b, zone: eu-central-1b, cidr: 10.10.2.0/24}
-    loadBalancers:
-      - id: clb-1b
-        account: account-b
-        vpc: vpc-2
-        zone: eu-central-1b
-        natAddresses: [192.168.24.240]
-        listeners:
-          - protocol: tcp
-            port: 80
-            backends:
-              - {address: 192.168.24.200, weight: 100}
-              - {address: 192.168.24.12, weight: 100}
-      - id: clb-3b
-        account: account-c
-        vpc: vpc-3
-        zone: eu-central-1b
-        natAddresses: [10.10.2.240]
-        listeners:
-          - {protocol: tcp, port: 80, backends: [{address: 10.10.2.200}]}
-
-    """
+/// The seed's infrastructure (`SeedFixture`), shared with the other test targets.
+let infrastructureYAML = SeedFixture.infrastructureYAML
 
 /// A service declared in the file, whitelisting A.
 let fileServiceYAML = """
