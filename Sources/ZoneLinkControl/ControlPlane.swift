@@ -212,27 +212,27 @@ public struct ControlPlane: Sendable {
         }
     }
 
-    func serviceName(_ service: String) -> String { "\(service).\(catalog.region).\(catalog.domain)".lowercased() }
+    var names: EndpointNames { EndpointNames(catalog) }
 
     func view(of service: EndpointService, for principal: Principal) -> ServiceView {
         let provider = isProvider(principal, of: service)
         return ServiceView(
             id: service.id, account: service.account, zones: service.zones,
             autoAcceptConnections: service.autoAcceptConnections, zoneAffinity: service.zoneAffinity,
-            privateDomain: service.privateDomain, dnsName: serviceName(service.id), origin: origin(ofService: service.id),
+            privateDomain: service.privateDomain, dnsName: names.service(service.id), origin: origin(ofService: service.id),
             resources: provider ? service.resources.map { ServiceResourceSpec(zone: $0.zone, loadBalancer: $0.loadBalancer) } : nil,
             whitelist: provider ? whitelistEntries(service) : nil,
             proxyProtocol: provider ? service.proxyProtocol : nil)
     }
 
     func view(of endpoint: Endpoint, for principal: Principal) -> EndpointView {
-        let service = serviceName(endpoint.service)
+        let names = self.names
         let placement = maySeePlacement(principal, endpoint: endpoint) ? EndpointView.Placement(
-            vpc: endpoint.vpc, securityGroups: endpoint.securityGroups, dnsName: "\(endpoint.id.lowercased()).\(service)",
+            vpc: endpoint.vpc, securityGroups: endpoint.securityGroups, dnsName: endpoint.dnsName(names),
             enis: endpoint.enis.map {
                 EndpointView.ENIView(
                     zone: $0.zone, vswitch: $0.vswitch, address: $0.address?.description ?? "",
-                    dnsName: "\(endpoint.id)-\($0.zone).".lowercased() + service)
+                    dnsName: endpoint.dnsName(of: $0, names))
             }) : nil
         return EndpointView(
             id: endpoint.id, service: endpoint.service, account: endpoint.account, zones: endpoint.enis.map(\.zone),

@@ -46,7 +46,7 @@ extension ControlPlane {
         let next = try applying([.putEndpoint(record), .setConnection(connection)], subject: .endpoint(id))
         // Record the allocated addresses: the ENIs keep them whatever the file declares later.
         let created = next.catalog.endpoints.first { $0.id == id }!
-        record.zones = created.enis.map { ENIRecord(zone: $0.zone, vswitch: $0.vswitch, address: $0.address) }
+        record.zones = created.enis.map(ENIRecord.init)
         let changes: [StateChange] = [.putEndpoint(record), .setConnection(connection)]
         let plane = ControlPlane(base: base, file: file, state: state.applying(changes), catalog: next.catalog, makeSuffix: makeSuffix)
         return Applied(plane: plane, changes: changes, value: plane.view(of: created, for: principal))

@@ -93,6 +93,15 @@ public struct ENIRecord: Hashable, Sendable, Codable {
         try container.encode(vswitch, forKey: .vswitch)
         try container.encodeIfPresent(address?.description, forKey: .address)
     }
+
+    /// The record of a catalog's ENI (its address once allocated).
+    public init(_ eni: ENI) { self.init(zone: eni.zone, vswitch: eni.vswitch, address: eni.address) }
+
+    /// This record as the catalog's ENI.
+    public var eni: ENI { ENI(zone: zone, vswitch: vswitch, address: address) }
+
+    /// Which ENI this is, as an ENI of `endpoint`.
+    public func id(in endpoint: String) -> ENIID { ENIID(endpoint: endpoint, zone: zone) }
 }
 
 /// An endpoint created through the API. Its connection state is a `ConnectionRecord`.
@@ -117,7 +126,7 @@ public struct EndpointRecord: Hashable, Sendable, Codable {
     var endpoint: Endpoint {
         Endpoint(
             id: id, account: account, service: service, vpc: vpc, securityGroups: securityGroups,
-            enis: zones.map { ENI(zone: $0.zone, vswitch: $0.vswitch, address: $0.address) })
+            enis: zones.map(\.eni))
     }
 }
 

@@ -1,3 +1,5 @@
+import ZoneLinkCore
+
 /// Request bodies, as a client sends them: plain fields, optional where a default applies.
 /// Key paths in `ControlError.invalid` name these fields (`zones[0].address`).
 
@@ -54,6 +56,9 @@ public struct ZoneChoice: Hashable, Sendable, Codable {
         self.vswitch = vswitch
         self.address = address
     }
+
+    /// Which ENI this choice makes, as an ENI of `endpoint`.
+    public func id(in endpoint: String) -> ENIID { ENIID(endpoint: endpoint, zone: zone) }
 }
 
 /// Creates an endpoint (the console's "Create Endpoint").

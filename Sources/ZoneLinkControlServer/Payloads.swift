@@ -129,4 +129,10 @@ public struct ZoneHealthRow: Codable, Hashable, Sendable {
         self.zone = zone
         self.healthy = healthy
     }
+
+    /// The row of one ENI.
+    public init(_ eni: ENIID, healthy: Bool) { self.init(endpoint: eni.endpoint, zone: eni.zone, healthy: healthy) }
+
+    /// The ENI this row is about.
+    public var eni: ENIID { ENIID(endpoint: endpoint, zone: zone) }
 }

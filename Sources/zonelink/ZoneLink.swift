@@ -194,8 +194,8 @@ struct Serve: AsyncParsableCommand {
                 catalog: catalog, namespaces: namespaces, group: group, relayThreads: threads, flows: flows, logger: logger,
                 onZoneHealth: { unhealthy in
                     unhealthyENIs.set(unhealthy)
-                    answers.update(health: ZoneHealth(unhealthy: Set(unhealthy.map { ENIKey(endpoint: $0.endpoint, zone: $0.zone) })))
-                    logger.info("zone health", metadata: ["dns.unhealthy": "\(unhealthy.map { "\($0.endpoint)/\($0.zone)" }.sorted())"])
+                    answers.update(health: ZoneHealth(unhealthy: unhealthy))
+                    logger.info("zone health", metadata: ["dns.unhealthy": "\(unhealthy.sorted().map(\.description))"])
                 },
                 onReady: { notifier.ready("gateway", status: status) })
         } catch {
@@ -227,7 +227,7 @@ struct Serve: AsyncParsableCommand {
                         return BackendHealth(loadBalancer: row.loadBalancer, listener: port, address: "\(row.backend.address)", healthy: row.healthy)
                     },
                     zones: catalog.endpoints.flatMap { endpoint in
-                        endpoint.enis.map { ZoneHealthRow(endpoint: endpoint.id, zone: $0.zone, healthy: !unhealthy.contains("\(endpoint.id)/\($0.zone)")) }
+                        endpoint.eniIDs.map { ZoneHealthRow($0, healthy: !unhealthy.contains($0)) }
                     })
             },
             logger: logger)
@@ -304,11 +304,11 @@ struct NATCommand: ParsableCommand {
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 
-/// The ENIs (`endpoint/zone`) the gateway last reported unhealthy, for `GET /v1/health`.
+/// The ENIs the gateway last reported unhealthy, for `GET /v1/health`.
 final class UnhealthyENIs: Sendable {
-    private let value = Mutex<Set<String>>([])
-    func set(_ unhealthy: Set<Gateway.ENIZone>) { value.withLock { $0 = Set(unhealthy.map { "\($0.endpoint)/\($0.zone)" }) } }
-    func get() -> Set<String> { value.withLock { $0 } }
+    private let value = Mutex<Set<ENIID>>([])
+    func set(_ unhealthy: Set<ENIID>) { value.withLock { $0 = unhealthy } }
+    func get() -> Set<ENIID> { value.withLock { $0 } }
 }
 
 /// How a command reaches the control API: `--server` (default the control socket of

@@ -89,36 +89,31 @@ struct AffinityTests {
     }
 
     @Test func affinityOnWithTheClientsZoneUnhealthyFallsBack() {
-        let health = ZoneHealth(unhealthy: [ENIKey(endpoint: "ep-aff", zone: "eu-central-1a")])
+        let health = ZoneHealth(unhealthy: [ENIID(endpoint: "ep-aff", zone: "eu-central-1a")])
         #expect(addresses(ask(engine, "ep-aff.epsrv-aff.\(suffix)", zone: "eu-central-1a", health: health)) == ["10.10.2.10"])
     }
 
     @Test func affinityOffAnswersEveryHealthyENISameZoneFirst() {
         #expect(addresses(ask(engine, "ep-off.epsrv-off.\(suffix)", zone: "eu-central-1b")) == ["10.10.2.20", "10.10.1.20"])
         #expect(addresses(ask(engine, "ep-off.epsrv-off.\(suffix)", zone: "eu-central-1a")) == ["10.10.1.20", "10.10.2.20"])
-        let health = ZoneHealth(unhealthy: [ENIKey(endpoint: "ep-off", zone: "eu-central-1a")])
+        let health = ZoneHealth(unhealthy: [ENIID(endpoint: "ep-off", zone: "eu-central-1a")])
         #expect(addresses(ask(engine, "ep-off.epsrv-off.\(suffix)", zone: "eu-central-1a", health: health)) == ["10.10.2.20"])
     }
 
     @Test func noHealthyENIAnswersEveryENI() {
-        let health = ZoneHealth(unhealthy: [ENIKey(endpoint: "ep-aff", zone: "eu-central-1a"), ENIKey(endpoint: "ep-aff", zone: "eu-central-1b")])
+        let health = ZoneHealth(unhealthy: [ENIID(endpoint: "ep-aff", zone: "eu-central-1a"), ENIID(endpoint: "ep-aff", zone: "eu-central-1b")])
         #expect(addresses(ask(engine, "ep-aff.epsrv-aff.\(suffix)", zone: "eu-central-1b", health: health)) == ["10.10.2.10", "10.10.1.10"])
     }
 
     @Test func unknownClientZoneAnswersEveryHealthyENI() {
         #expect(addresses(ask(engine, "ep-aff.epsrv-aff.\(suffix)", zone: nil)) == ["10.10.1.10", "10.10.2.10"])
-        let health = ZoneHealth(unhealthy: [ENIKey(endpoint: "ep-aff", zone: "eu-central-1b")])
+        let health = ZoneHealth(unhealthy: [ENIID(endpoint: "ep-aff", zone: "eu-central-1b")])
         #expect(addresses(ask(engine, "ep-aff.epsrv-aff.\(suffix)", zone: nil, health: health)) == ["10.10.1.10"])
     }
 
     @Test func perZoneNamesIgnoreAffinityAndHealth() {
-        let health = ZoneHealth(unhealthy: [ENIKey(endpoint: "ep-aff", zone: "eu-central-1b")])
+        let health = ZoneHealth(unhealthy: [ENIID(endpoint: "ep-aff", zone: "eu-central-1b")])
         #expect(addresses(ask(engine, "ep-aff-eu-central-1b.epsrv-aff.\(suffix)", zone: "eu-central-1a", health: health)) == ["10.10.2.10"])
-    }
-
-    @Test func clientZoneComesFromTheVSwitchHoldingTheSource() {
-        #expect(engine.zone(of: IPv4Address("10.10.2.77")!, in: "vpc-1") == "eu-central-1b")
-        #expect(engine.zone(of: IPv4Address("10.10.3.77")!, in: "vpc-1") == nil)
     }
 }
 

@@ -158,12 +158,13 @@ struct CatalogValidator {
                 continue
             }
             for zone in zones {
-                guard let other = owner["\(label)-\(zone)"], other != i else { continue }
+                let zonal = EndpointNames.zonalLabel(ENIID(endpoint: endpoint.id, zone: zone))
+                guard let other = owner[zonal], other != i else { continue }
                 if other > i {
                     report("endpoints[\(other)].id", "'\(resolved.endpoints[other].id)' is a generated name of endpoints[\(i)] '\(endpoint.id)' (its name in zone \(zone))",
                            hint: "choose an ID that is no other endpoint's zonal name")
                 } else {
-                    report("endpoints[\(i)].id", "'\(endpoint.id)' would have the name '\(label)-\(zone)' in zone \(zone), which is the ID of endpoints[\(other)]",
+                    report("endpoints[\(i)].id", "'\(endpoint.id)' would have the name '\(zonal)' in zone \(zone), which is the ID of endpoints[\(other)]",
                            hint: "choose an ID whose zonal names are no other endpoint's ID")
                 }
             }

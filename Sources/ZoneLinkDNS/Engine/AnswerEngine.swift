@@ -53,11 +53,6 @@ public final class AnswerEngine: Sendable {
         self.views = views
     }
 
-    /// The zone of the vSwitch in `vpc` that holds `address`: a client's zone when its listener names none.
-    public func zone(of address: IPv4Address, in vpc: String) -> String? {
-        catalog.vpc(vpc)?.vswitch(holding: address)?.zone
-    }
-
     /// True when `name` lies in a zone this view serves (so it is answered, not forwarded).
     public func serves(_ name: DNSName, vpc: String?) -> Bool {
         zone(for: name, in: view(vpc)) != nil
@@ -87,7 +82,7 @@ public final class AnswerEngine: Sendable {
         view.byDepth.first { name.endsWith($0.apex) }
     }
 
-    /// The records of an endpoint's rrset that this client is answered (`ENISelection.choose`).
+    /// The records of an endpoint's rrset that this client is answered (`ZoneAffinity.choose`).
     func records(of rrset: RRset, chosenBy selection: ENISelection, clientZone: String?, health: ZoneHealth) -> [[UInt8]] {
         if health.unhealthy.isEmpty, let rdata = selection.whileHealthy[clientZone ?? ""] { return rdata }
         return selection.choose(clientZone: clientZone, health: health).map { rrset.rdata[$0] }

@@ -6,13 +6,14 @@ import ZoneLinkCore
 /// view adds what only that VPC sees: its service names and the services' private domains.
 struct GeneratedNames {
     let domain: DNSName
-    let regionName: DNSName
+    /// The names' spelling, shared with the control API and the validator.
+    let names: EndpointNames
     let ttl: UInt32
     let serial: UInt32
 
     init(catalog: Catalog) {
         self.domain = DNSName(catalog.domain)!
-        self.regionName = DNSName("\(catalog.region).\(catalog.domain)")!
+        self.names = EndpointNames(catalog)
         self.ttl = catalog.dns.ttl
         self.serial = catalog.serial
     }
@@ -20,15 +21,12 @@ struct GeneratedNames {
     var nameserver: DNSName { domain.prepending(Array("ns".utf8)) }
     var hostmaster: DNSName { domain.prepending(Array("hostmaster".utf8)) }
 
-    func serviceName(_ service: String) -> DNSName { regionName.prepending(Array(service.utf8)) }
+    // The catalog's IDs are labels (the validator's rule), so these names always parse.
+    func serviceName(_ service: String) -> DNSName { DNSName(names.service(service))! }
 
-    func endpointName(_ endpoint: Endpoint) -> DNSName {
-        serviceName(endpoint.service).prepending(Array(endpoint.id.utf8))
-    }
+    func endpointName(_ endpoint: Endpoint) -> DNSName { DNSName(endpoint.dnsName(names))! }
 
-    func zonalName(_ endpoint: Endpoint, zone: String) -> DNSName {
-        serviceName(endpoint.service).prepending(Array("\(endpoint.id)-\(zone)".utf8))
-    }
+    func zonalName(_ endpoint: Endpoint, eni: ENI) -> DNSName { DNSName(endpoint.dnsName(of: eni, names))! }
 
     /// The SOA that heads a generated zone (the domain itself, or a private domain).
     func soa() -> RRset {
@@ -45,8 +43,8 @@ struct GeneratedNames {
     func addresses(of enis: [(Endpoint, ENI)], zoneAffinity: Bool) -> RRset {
         let ordered = enis.sorted { ($0.1.zone, $0.0.id) < ($1.1.zone, $1.0.id) }
         let rdata = ordered.map { addressData($0.1.address!) }
-        var selection = ENISelection(keys: ordered.map { ENIKey(endpoint: $0.0.id, zone: $0.1.zone) }, zoneAffinity: zoneAffinity)
-        for zone in Set(selection.keys.map(\.zone)) {
+        var selection = ENISelection(enis: ordered.map { $0.0.id(of: $0.1) }, zoneAffinity: zoneAffinity)
+        for zone in Set(selection.enis.map(\.zone)) {
             selection.whileHealthy[zone] = selection.choose(clientZone: zone, health: .allHealthy).map { rdata[$0] }
         }
         selection.whileHealthy[""] = rdata
@@ -66,7 +64,7 @@ struct GeneratedNames {
             let affinity = catalog.service(endpoint.service)?.zoneAffinity ?? false
             records.append((endpointName(endpoint), addresses(of: endpoint.enis.map { (endpoint, $0) }, zoneAffinity: affinity)))
             for eni in endpoint.enis {
-                records.append((zonalName(endpoint, zone: eni.zone), RRset(type: .a, ttl: ttl, rdata: [addressData(eni.address!)])))
+                records.append((zonalName(endpoint, eni: eni), RRset(type: .a, ttl: ttl, rdata: [addressData(eni.address!)])))
             }
         }
         return (records, catalog.services.map { serviceName($0.id) })

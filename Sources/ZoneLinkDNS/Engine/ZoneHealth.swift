@@ -1,13 +1,15 @@
+import ZoneLinkCore
+
 /// Which ENIs are unhealthy, as the gateway's health checker reports them.
 ///
 /// A zone of an endpoint is healthy when its ENI listener is up and its service resource has
 /// a healthy backend (or is external); DNS only reads this, it never decides it.
 public struct ZoneHealth: Sendable, Equatable {
-    public var unhealthy: Set<ENIKey>
+    public var unhealthy: Set<ENIID>
 
-    public init(unhealthy: Set<ENIKey> = []) { self.unhealthy = unhealthy }
+    public init(unhealthy: Set<ENIID> = []) { self.unhealthy = unhealthy }
 
     public static let allHealthy = ZoneHealth()
 
-    public func isHealthy(_ key: ENIKey) -> Bool { unhealthy.isEmpty || !unhealthy.contains(key) }
+    public func isHealthy(_ eni: ENIID) -> Bool { unhealthy.isEmpty || !unhealthy.contains(eni) }
 }

@@ -64,9 +64,9 @@ public struct Responder: Sendable {
                 return forwarder.answerFromCache(query, message: message, limit: limit, into: &output)
                     ? .answered : .forward(query, forwarder)
             }
-            let (zone, scope) = clientZone(of: query, listener: listener, source: source)
-            var answer = engine.answer(query, vpc: listener.vpc, clientZone: zone, health: health)
-            if scope > 0, answer.answer.contains(where: { $0.rrset.enis != nil }) { answer.clientSubnetScope = scope }
+            let client = clientZone(of: query, listener: listener, source: source)
+            var answer = engine.answer(query, vpc: listener.vpc, clientZone: client.zone, health: health)
+            if client.scope > 0, answer.answer.contains(where: { $0.rrset.enis != nil }) { answer.clientSubnetScope = client.scope }
             ResponseWriter.write(answer, to: query, message: message, limit: limit, into: &output)
         }
         return .answered
@@ -83,18 +83,11 @@ public struct Responder: Sendable {
 }
 
 extension Responder {
-    /// The client's zone (`docs/dns.md`): the listener's, else that of the vSwitch holding the
-    /// source address, else that of the vSwitch holding the EDNS Client Subnet a trusted
-    /// forwarder sent (with that vSwitch's prefix length as the scope of the answer).
-    func clientZone(of query: Query, listener: ListenerContext, source: IPv4Address?) -> (zone: String?, scope: UInt8) {
-        if let zone = listener.zone { return (zone, 0) }
-        guard let vpcID = listener.vpc, let vpc = engine.catalog.vpc(vpcID) else { return (nil, 0) }
-        if let source, let vswitch = vpc.vswitch(holding: source) { return (vswitch.zone, 0) }
-        guard let source, let network = query.edns?.clientSubnet?.ipv4Network,
-              engine.catalog.dns.trustedForwarders.contains(where: { $0.contains(source) }),
-              let vswitch = vpc.vswitches.first(where: { $0.cidr.contains(network) })
-        else { return (nil, 0) }
-        return (vswitch.zone, UInt8(vswitch.cidr.length))
+    /// The client's zone, decided by `ZoneAffinity.clientZone` from this listener and query.
+    func clientZone(of query: Query, listener: ListenerContext, source: IPv4Address?) -> ZoneAffinity.ClientZone {
+        ZoneAffinity.clientZone(
+            listenerZone: listener.zone, vpc: listener.vpc.flatMap { engine.catalog.vpc($0) }, source: source,
+            clientSubnet: query.edns?.clientSubnet?.ipv4Network, trustedForwarders: engine.catalog.dns.trustedForwarders)
     }
 }
 

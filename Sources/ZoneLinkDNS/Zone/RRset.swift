@@ -28,41 +28,22 @@ public final class RRset: Sendable {
     }
 }
 
-/// One ENI of an endpoint, as health is reported for it.
-public struct ENIKey: Hashable, Sendable {
-    public var endpoint: String
-    public var zone: String
-
-    public init(endpoint: String, zone: String) {
-        self.endpoint = endpoint
-        self.zone = zone
-    }
-}
-
 /// Which ENI each record of an rrset stands for, and whether its service asks for affinity.
 public struct ENISelection: Sendable {
-    public var keys: [ENIKey]
+    public var enis: [ENIID]
     public var zoneAffinity: Bool
     /// What a client of each zone is answered while every ENI is healthy ("" for a client of
     /// no known zone), worked out once when the catalog is built: the common case costs a lookup.
     var whileHealthy: [String: [[UInt8]]] = [:]
 
-    public init(keys: [ENIKey], zoneAffinity: Bool) {
-        self.keys = keys
+    public init(enis: [ENIID], zoneAffinity: Bool) {
+        self.enis = enis
         self.zoneAffinity = zoneAffinity
     }
 
-    /// `docs/dns.md`: with affinity on and a healthy ENI in the client's zone, only that
-    /// zone's ENIs; otherwise every healthy ENI, same zone first; with none healthy, every ENI.
-    /// Returns the indices of the chosen records, in answer order.
+    /// The indices of the records this client is answered, in answer order (`ZoneAffinity.choose`).
     func choose(clientZone: String?, health: ZoneHealth) -> [Int] {
-        var chosen = keys.indices.filter { health.isHealthy(keys[$0]) }
-        let someHealthy = !chosen.isEmpty
-        if !someHealthy { chosen = Array(keys.indices) }
-        guard let clientZone else { return chosen }
-        let local = chosen.filter { keys[$0].zone == clientZone }
-        if zoneAffinity && someHealthy && !local.isEmpty { return local }
-        return local + chosen.filter { keys[$0].zone != clientZone }
+        ZoneAffinity.choose(enis, clientZone: clientZone, affinity: zoneAffinity, health: health)
     }
 }
 

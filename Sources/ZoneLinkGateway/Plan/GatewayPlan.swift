@@ -18,6 +18,9 @@ public struct GatewayPlan: Sendable, Equatable {
         /// The endpoint's security groups, resolved: admission reads them per flow.
         public var securityGroups: [SecurityGroup]
         public var connection: ConnectionState
+
+        /// The ENI this port listens on.
+        public var eni: ENIID { ENIID(endpoint: endpoint, zone: zone) }
     }
 
     /// The provider side of one load balancer listener: where flows leave from and go to.

@@ -12,12 +12,6 @@ import ZoneLinkNetwork
 /// balancers that did not change keep their sockets and health, open flows survive unless
 /// their endpoint is gone or no longer Connected.
 public actor Gateway: Service {
-    /// An ENI as health is reported for it: its endpoint and zone.
-    public struct ENIZone: Hashable, Sendable {
-        public var endpoint: String
-        public var zone: String
-    }
-
     /// What identifies a listening socket: the same key across catalogs means the same socket.
     private struct SocketKey: Hashable {
         var proto: TransportProtocol
@@ -51,14 +45,14 @@ public actor Gateway: Service {
     private let flows: FlowRegistry
     private let relay: TCPRelay
     private let logger: Logger
-    private let onZoneHealth: @Sendable (_ unhealthy: Set<ENIZone>) -> Void
+    private let onZoneHealth: @Sendable (_ unhealthy: Set<ENIID>) -> Void
     private let onReady: @Sendable () -> Void
 
     /// `relayThreads`: threads that carry TCP flows (`TCPRelay`); UDP flows, health checks and
     /// the idle sweep run on `group`. Throws only when the relay cannot make its epoll or eventfd.
     public init(
         catalog: Catalog, namespaces: NamespaceRegistry, group: MultiThreadedEventLoopGroup, relayThreads: Int, flows: FlowRegistry,
-        logger: Logger, onZoneHealth: @escaping @Sendable (Set<ENIZone>) -> Void, onReady: @escaping @Sendable () -> Void = {}
+        logger: Logger, onZoneHealth: @escaping @Sendable (Set<ENIID>) -> Void, onReady: @escaping @Sendable () -> Void = {}
     ) throws {
         self.relay = try TCPRelay(workers: relayThreads, logger: logger)
         self.onReady = onReady
@@ -153,7 +147,7 @@ public actor Gateway: Service {
             checked.probes.forEach { $0.cancel() }
         }
         let tracker = ZoneHealthTracker(
-            plan: plan, allENIs: catalog.endpoints.flatMap { endpoint in endpoint.enis.map { ENIZone(endpoint: endpoint.id, zone: $0.zone) } },
+            plan: plan, allENIs: catalog.endpoints.flatMap(\.eniIDs),
             balancers: next.mapValues(\.balancer), publish: onZoneHealth)
         for (key, provider) in providers {
             guard let balancer = next[key]?.balancer else { continue }
@@ -234,16 +228,16 @@ public actor Gateway: Service {
 /// when it is served (its endpoint is Connected, its listeners bound) and a load balancer
 /// listener behind it can take new flows.
 final class ZoneHealthTracker: Sendable {
-    private let served: [Gateway.ENIZone: [Balancer]]
-    private let allENIs: [Gateway.ENIZone]
-    private let published = Mutex<Set<Gateway.ENIZone>?>(nil)
-    private let sink: @Sendable (Set<Gateway.ENIZone>) -> Void
+    private let served: [ENIID: [Balancer]]
+    private let allENIs: [ENIID]
+    private let published = Mutex<Set<ENIID>?>(nil)
+    private let sink: @Sendable (Set<ENIID>) -> Void
 
-    init(plan: GatewayPlan, allENIs: [Gateway.ENIZone], balancers: [String: Balancer], publish: @escaping @Sendable (Set<Gateway.ENIZone>) -> Void) {
-        var served: [Gateway.ENIZone: [Balancer]] = [:]
+    init(plan: GatewayPlan, allENIs: [ENIID], balancers: [String: Balancer], publish: @escaping @Sendable (Set<ENIID>) -> Void) {
+        var served: [ENIID: [Balancer]] = [:]
         for listener in plan.eniListeners {
             if let balancer = balancers["\(listener.loadBalancer)#\(listener.listener)"] {
-                served[Gateway.ENIZone(endpoint: listener.endpoint, zone: listener.zone), default: []].append(balancer)
+                served[listener.eni, default: []].append(balancer)
             }
         }
         self.served = served
