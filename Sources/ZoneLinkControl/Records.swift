@@ -99,9 +99,6 @@ public struct ENIRecord: Hashable, Sendable, Codable {
 
     /// This record as the catalog's ENI.
     public var eni: ENI { ENI(zone: zone, vswitch: vswitch, address: address) }
-
-    /// Which ENI this is, as an ENI of `endpoint`.
-    public func id(in endpoint: String) -> ENIID { ENIID(endpoint: endpoint, zone: zone) }
 }
 
 /// An endpoint created through the API. Its connection state is a `ConnectionRecord`.

@@ -56,9 +56,6 @@ public struct ZoneChoice: Hashable, Sendable, Codable {
         self.vswitch = vswitch
         self.address = address
     }
-
-    /// Which ENI this choice makes, as an ENI of `endpoint`.
-    public func id(in endpoint: String) -> ENIID { ENIID(endpoint: endpoint, zone: zone) }
 }
 
 /// Creates an endpoint (the console's "Create Endpoint").
