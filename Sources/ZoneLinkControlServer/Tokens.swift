@@ -114,6 +114,8 @@ public enum TokensFileError: Error, Equatable, CustomStringConvertible {
     /// Another user than root or ZoneLink's own owns the file.
     case foreignOwner(path: String, uid: UInt32)
     case unreadable(path: String, reason: String)
+    /// Larger than `TokensFile.maxSize`: no real tokens file is, and it is read whole.
+    case tooLarge(path: String, bytes: Int64)
 
     public var description: String {
         switch self {
@@ -123,12 +125,17 @@ public enum TokensFileError: Error, Equatable, CustomStringConvertible {
             "\(path): owned by uid \(uid), neither root nor the user ZoneLink runs as; refused (chown it)"
         case .unreadable(let path, let reason):
             "\(path): cannot be read: \(reason)"
+        case .tooLarge(let path, let bytes):
+            "\(path): \(bytes) bytes, more than the \(TokensFile.maxSize) a tokens file may have; refused"
         }
     }
 }
 
 /// The checks a tokens file passes before it is read.
 enum TokensFile {
+    /// The largest tokens file read: about 10,000 lines of `WHO DIGEST`.
+    static let maxSize: Int64 = 1 << 20
+
     /// False when the file does not exist; throws when it exists but may not be trusted.
     static func check(_ path: String) throws(TokensFileError) -> Bool {
         var info = stat()
@@ -139,6 +146,7 @@ enum TokensFile {
         guard info.st_uid == 0 || info.st_uid == geteuid() else { throw .foreignOwner(path: path, uid: info.st_uid) }
         let mode = UInt16(info.st_mode & 0o7777)
         guard mode & 0o022 == 0 else { throw .writableByOthers(path: path, mode: mode) }
+        guard Int64(info.st_size) <= maxSize else { throw .tooLarge(path: path, bytes: Int64(info.st_size)) }
         return true
     }
 }

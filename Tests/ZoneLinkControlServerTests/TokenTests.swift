@@ -86,6 +86,15 @@ struct TokenTests {
         }
     }
 
+    @Test func aFileLargerThanAnyTokensFileIsRefused() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.path + "/tokens"
+        try String(repeating: "# padding\n", count: 110_000).write(toFile: path, atomically: true, encoding: .utf8)
+        chmod(path, 0o600)
+        #expect(throws: TokensFileError.tooLarge(path: path, bytes: 1_100_000)) { try TokenTable.load(file: path) }
+    }
+
     @Test func aMissingFileIsAnEmptyTable() throws {
         #expect(try TokenTable.load(file: "/nonexistent/zonelink/tokens").principals.isEmpty)
     }
