@@ -20,6 +20,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        // The control API's types, server routes and client, generated from docs/openapi.yaml.
+        .package(url: "https://github.com/apple/swift-openapi-generator.git", from: "1.14.3"),
+        .package(url: "https://github.com/apple/swift-openapi-runtime.git", from: "1.13.4"),
+        .package(url: "https://github.com/hummingbird-project/swift-openapi-hummingbird.git", from: "2.1.0"),
     ],
     targets: [
         // libldns, the DNS library of record: zone files in, master files out, and the
@@ -79,15 +83,33 @@ let package = Package(
         // The control plane: services, whitelists, endpoints and connections as operations with
         // authorisation (pure, over Core); ZoneLinkControlServer persists and serves them.
         .target(name: "ZoneLinkControl", dependencies: ["ZoneLinkCore"]),
+        // The control API as docs/openapi.yaml states it: its types, the server's routes and the
+        // client, generated at build time (the plugin reads Sources/ZoneLinkAPI/openapi.yaml, a
+        // link to the docs), and the client's transport over the control socket or loopback TCP.
+        .target(
+            name: "ZoneLinkAPI",
+            dependencies: [
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
+            ],
+            plugins: [.plugin(name: "OpenAPIGenerator", package: "swift-openapi-generator")]
+        ),
         // The control plane's shells: the SQLite state store, the service that serialises
         // operations and publishes catalogs, and the HTTP/JSON API with tokens and metrics.
         .target(
             name: "ZoneLinkControlServer",
             dependencies: [
+                "ZoneLinkAPI",
                 "ZoneLinkControl",
                 "ZoneLinkCore",
                 "ZoneLinkNetwork",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+                .product(name: "OpenAPIHummingbird", package: "swift-openapi-hummingbird"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -104,6 +126,7 @@ let package = Package(
         .executableTarget(
             name: "zonelink",
             dependencies: [
+                "ZoneLinkAPI",
                 "ZoneLinkCore",
                 "ZoneLinkDNS",
                 "ZoneLinkGateway",
@@ -111,6 +134,7 @@ let package = Package(
                 "ZoneLinkControl",
                 "ZoneLinkControlServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
@@ -138,7 +162,8 @@ let package = Package(
         .testTarget(
             name: "ZoneLinkControlServerTests",
             dependencies: [
-                "ZoneLinkControlServer", "ZoneLinkControl", "ZoneLinkCore", "ZoneLinkTestSupport",
+                "ZoneLinkControlServer", "ZoneLinkControl", "ZoneLinkCore", "ZoneLinkTestSupport", "ZoneLinkAPI",
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -1,11 +1,12 @@
-// The control plane's command line (issue 4, item 6): one subcommand per seed step, over the
-// control API (docs/openapi.yaml), each printing a readable table or, with `--json`, the API's
-// own JSON. Errors: the API's message on stderr, exit 1 when refused (4xx), 2 otherwise.
+// The control plane's command line: one subcommand per seed step, over the control API with
+// the client generated from docs/openapi.yaml, each printing a readable table or, with
+// `--json`, the API's JSON. Errors: the API's message on stderr, exit 1 when refused (4xx), 2
+// otherwise.
 import ArgumentParser
 import Foundation
+import OpenAPIRuntime
+import ZoneLinkAPI
 import ZoneLinkControl
-import ZoneLinkControlServer
-import ZoneLinkCore
 
 // MARK: - Output helpers
 
@@ -29,10 +30,11 @@ func printControlFields(_ fields: [(String, String)]) {
     }
 }
 
-/// Writes the API's JSON as it came, with a final newline.
-func printControlJSON(_ body: Data) {
-    FileHandle.standardOutput.write(body)
-    if body.last != UInt8(ascii: "\n") { print() }
+/// Writes a value as the API's JSON (keys sorted), with a final newline.
+func printControlJSON(_ value: some Encodable) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+    FileHandle.standardOutput.write(try encoder.encode(value) + Data("\n".utf8))
 }
 
 /// What every control command takes: where the API is, the token, and `--json`.
@@ -42,65 +44,46 @@ struct ControlOutput: ParsableArguments {
     @Flag(help: "Print the API's JSON instead of a table or a message.")
     var json = false
 
-    /// Prints a 2xx answer: as it came with `--json`, else decoded and shown by `show`.
-    func present<T: Decodable>(_ body: Data, as type: T.Type, _ show: (T) -> Void) throws {
-        if json { return printControlJSON(body) }
-        show(try decodeControl(type, body))
+    /// Calls the API and shows the answer: as JSON with `--json`, else with `show`.
+    func present<Value: Encodable>(_ call: (Client) async throws -> Value, _ show: (Value) -> Void) async throws {
+        let value = try await api.call(call)
+        if json { return try printControlJSON(value) }
+        show(value)
     }
 }
 
-/// A command that reads one API path and shows the answer: every `list` and `show`.
-protocol ReadCommand: ParsableCommand {
-    associatedtype Shown: Decodable
+/// A command that reads one thing and shows it: every `list` and `show`.
+protocol ReadCommand: AsyncParsableCommand {
+    associatedtype Shown: Encodable
     var output: ControlOutput { get }
-    /// The API path read with GET.
-    var path: String { get }
+    func read(_ api: Client) async throws -> Shown
     func show(_ value: Shown)
 }
 
 extension ReadCommand {
-    func run() throws {
-        try output.present(try output.api.call("GET", path), as: Shown.self, show)
+    func run() async throws {
+        try await output.present(read, show)
     }
 }
 
-/// A command that deletes what one API path names: every `delete` and `remove`.
-protocol DeleteCommand: ParsableCommand {
+/// A command that deletes one thing: every `delete` and `remove`.
+protocol DeleteCommand: AsyncParsableCommand {
+    associatedtype Deleted: Encodable
     var output: ControlOutput { get }
-    /// The API path deleted.
-    var path: String { get }
+    func delete(_ api: Client) async throws -> Deleted
     /// What is printed once it is gone.
     var done: String { get }
 }
 
 extension DeleteCommand {
-    func run() throws {
-        let body = try output.api.call("DELETE", path)
-        if output.json { return printControlJSON(body) }
-        print(done)
+    func run() async throws {
+        try await output.present(delete) { _ in print(done) }
     }
-}
-
-/// Decodes a 2xx answer; an answer that is not what the API documents is a runtime failure.
-func decodeControl<T: Decodable>(_ type: T.Type, _ body: Data) throws -> T {
-    do {
-        return try JSONDecoder().decode(type, from: body)
-    } catch {
-        FileHandle.standardError.write(Data("zonelink: the server's answer is not a \(type): \(String(decoding: body.prefix(200), as: UTF8.self))\n".utf8))
-        throw ExitStatus.runtimeFailure
-    }
-}
-
-/// One path segment, percent-encoded.
-func pathSegment(_ value: String) -> String {
-    var allowed = CharacterSet.alphanumerics
-    allowed.insert(charactersIn: "-._~")
-    return value.addingPercentEncoding(withAllowedCharacters: allowed) ?? value
 }
 
 func yesNo(_ value: Bool) -> String { value ? "yes" : "no" }
 
-func printService(_ service: ServiceView) {
+func printService(_ service: Components.Schemas.Service) {
     var fields: [(String, String)] = [
         ("ID", service.id), ("Account", service.account), ("Zones", service.zones.joined(separator: ", ")),
         ("Auto-accept", yesNo(service.autoAcceptConnections)), ("Zone affinity", yesNo(service.zoneAffinity)),
@@ -116,7 +99,7 @@ func printService(_ service: ServiceView) {
     printControlFields(fields)
 }
 
-func printServices(_ services: [ServiceView]) {
+func printServices(_ services: [Components.Schemas.Service]) {
     printControlTable(
         ["ID", "ACCOUNT", "ZONES", "AUTO-ACCEPT", "ZONE-AFFINITY", "ORIGIN", "DNS NAME"],
         services.map {
@@ -125,7 +108,7 @@ func printServices(_ services: [ServiceView]) {
         })
 }
 
-func printEndpoint(_ endpoint: EndpointView) {
+func printEndpoint(_ endpoint: Components.Schemas.Endpoint) {
     var fields: [(String, String)] = [
         ("ID", endpoint.id), ("Service", endpoint.service), ("Account", endpoint.account),
         ("Zones", endpoint.zones.joined(separator: ", ")), ("Connection", endpoint.connection.rawValue),
@@ -142,7 +125,7 @@ func printEndpoint(_ endpoint: EndpointView) {
     }
 }
 
-func printEndpoints(_ endpoints: [EndpointView]) {
+func printEndpoints(_ endpoints: [Components.Schemas.Endpoint]) {
     printControlTable(
         ["ID", "SERVICE", "ACCOUNT", "VPC", "ZONES", "CONNECTION", "ORIGIN"],
         endpoints.map {
@@ -151,7 +134,7 @@ func printEndpoints(_ endpoints: [EndpointView]) {
         })
 }
 
-func printWhitelist(_ entries: [WhitelistEntry]) {
+func printWhitelist(_ entries: [Components.Schemas.WhitelistEntry]) {
     printControlTable(["SERVICE", "ACCOUNT", "ORIGIN"], entries.map { [$0.service, $0.account, $0.origin.rawValue] })
 }
 
@@ -162,7 +145,7 @@ struct ServiceCommand: ParsableCommand {
         commandName: "service", abstract: "Endpoint services: the provider's side.",
         subcommands: [Create.self, List.self, Show.self, Update.self, Delete.self, Whitelist.self, Connections.self])
 
-    struct Create: ParsableCommand {
+    struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create an endpoint service (the console's \"Create Endpoint Service\").")
 
         @OptionGroup var output: ControlOutput
@@ -193,40 +176,42 @@ struct ServiceCommand: ParsableCommand {
             _ = try specs()
         }
 
-        func specs() throws -> [ServiceResourceSpec] {
+        func specs() throws -> [Components.Schemas.ServiceResource] {
             try resources.map { text in
                 let parts = text.split(separator: "=", omittingEmptySubsequences: false).map(String.init)
                 guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
                     throw ValidationError("--resource '\(text)': expected ZONE=LOAD-BALANCER, e.g. eu-central-1b=clb-1")
                 }
-                return ServiceResourceSpec(zone: parts[0], loadBalancer: parts[1])
+                return Components.Schemas.ServiceResource(zone: parts[0], loadBalancer: parts[1])
             }
         }
 
-        func run() throws {
-            let request = CreateServiceRequest(
+        func run() async throws {
+            let request = Components.Schemas.CreateServiceRequest(
                 id: id, account: account, resources: try specs(), autoAcceptConnections: autoAccept, zoneAffinity: zoneAffinity,
                 privateDomain: privateDomain, proxyProtocol: proxyProtocol)
-            try output.present(try output.api.call("POST", "/v1/services", json: request), as: ServiceView.self, printService)
+            try await output.present({ try await $0.createService(body: .json(request)).created.body.json }, printService)
         }
     }
 
     struct List: ReadCommand {
         static let configuration = CommandConfiguration(abstract: "List the services this token may see.")
         @OptionGroup var output: ControlOutput
-        var path: String { "/v1/services" }
-        func show(_ services: [ServiceView]) { printServices(services) }
+        func read(_ api: Client) async throws -> [Components.Schemas.Service] { try await api.listServices().ok.body.json }
+        func show(_ services: [Components.Schemas.Service]) { printServices(services) }
     }
 
     struct Show: ReadCommand {
         static let configuration = CommandConfiguration(abstract: "Show one service.")
         @OptionGroup var output: ControlOutput
         @Argument(help: "The service ID.") var service: String
-        var path: String { "/v1/services/\(pathSegment(service))" }
-        func show(_ service: ServiceView) { printService(service) }
+        func read(_ api: Client) async throws -> Components.Schemas.Service {
+            try await api.showService(path: .init(service: service)).ok.body.json
+        }
+        func show(_ service: Components.Schemas.Service) { printService(service) }
     }
 
-    struct Update: ParsableCommand {
+    struct Update: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Change auto-accept or zone affinity of a service (existing connections keep their state).")
 
         @OptionGroup var output: ControlOutput
@@ -246,11 +231,9 @@ struct ServiceCommand: ParsableCommand {
             }
         }
 
-        func run() throws {
-            let body = try output.api.call(
-                "PATCH", "/v1/services/\(pathSegment(service))",
-                json: UpdateServiceRequest(autoAcceptConnections: autoAccept, zoneAffinity: zoneAffinity))
-            try output.present(body, as: ServiceView.self, printService)
+        func run() async throws {
+            let change = Components.Schemas.UpdateServiceRequest(autoAcceptConnections: autoAccept, zoneAffinity: zoneAffinity)
+            try await output.present({ try await $0.updateService(path: .init(service: service), body: .json(change)).ok.body.json }, printService)
         }
     }
 
@@ -258,7 +241,9 @@ struct ServiceCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Delete a service created through the API.")
         @OptionGroup var output: ControlOutput
         @Argument(help: "The service ID.") var service: String
-        var path: String { "/v1/services/\(pathSegment(service))" }
+        func delete(_ api: Client) async throws -> Components.Schemas.Service {
+            try await api.deleteService(path: .init(service: service)).ok.body.json
+        }
         var done: String { "deleted service \(service)" }
     }
 
@@ -268,7 +253,7 @@ struct ServiceCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "The accounts allowed to create endpoints of a service.", subcommands: [Add.self, Remove.self, List.self])
 
-        struct Add: ParsableCommand {
+        struct Add: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Allow an account to connect to a service.")
 
             @OptionGroup var output: ControlOutput
@@ -279,9 +264,10 @@ struct ServiceCommand: ParsableCommand {
             @Argument(help: "The 16-digit account ID to allow.")
             var account: String
 
-            func run() throws {
-                let body = try output.api.call("POST", "/v1/services/\(pathSegment(service))/whitelist", json: AddWhitelistEntryRequest(account: account))
-                try output.present(body, as: WhitelistEntry.self) { printWhitelist([$0]) }
+            func run() async throws {
+                try await output.present({
+                    try await $0.addWhitelistEntry(path: .init(service: service), body: .json(.init(account: account))).created.body.json
+                }) { printWhitelist([$0]) }
             }
         }
 
@@ -290,7 +276,9 @@ struct ServiceCommand: ParsableCommand {
             @OptionGroup var output: ControlOutput
             @Argument(help: "The service ID.") var service: String
             @Argument(help: "The account ID to remove.") var account: String
-            var path: String { "/v1/services/\(pathSegment(service))/whitelist/\(pathSegment(account))" }
+            func delete(_ api: Client) async throws -> Components.Schemas.WhitelistEntry {
+                try await api.removeWhitelistEntry(path: .init(service: service, account: account)).ok.body.json
+            }
             var done: String { "removed \(account) from the whitelist of \(service)" }
         }
 
@@ -298,8 +286,10 @@ struct ServiceCommand: ParsableCommand {
             static let configuration = CommandConfiguration(abstract: "List a service's whitelist.")
             @OptionGroup var output: ControlOutput
             @Argument(help: "The service ID.") var service: String
-            var path: String { "/v1/services/\(pathSegment(service))/whitelist" }
-            func show(_ entries: [WhitelistEntry]) { printWhitelist(entries) }
+            func read(_ api: Client) async throws -> [Components.Schemas.WhitelistEntry] {
+                try await api.listWhitelist(path: .init(service: service)).ok.body.json
+            }
+            func show(_ entries: [Components.Schemas.WhitelistEntry]) { printWhitelist(entries) }
         }
     }
 
@@ -314,30 +304,40 @@ struct ServiceCommand: ParsableCommand {
             static let configuration = CommandConfiguration(abstract: "List the connections of a service.")
             @OptionGroup var output: ControlOutput
             @Argument(help: "The service ID.") var service: String
-            var path: String { "/v1/services/\(pathSegment(service))/connections" }
-            func show(_ endpoints: [EndpointView]) {
+            func read(_ api: Client) async throws -> [Components.Schemas.Endpoint] {
+                try await api.listConnections(path: .init(service: service)).ok.body.json
+            }
+            func show(_ endpoints: [Components.Schemas.Endpoint]) {
                 printControlTable(
                     ["ENDPOINT", "ACCOUNT", "ZONES", "CONNECTION", "ORIGIN"],
                     endpoints.map { [$0.id, $0.account, $0.zones.joined(separator: ","), $0.connection.rawValue, $0.origin.rawValue] })
             }
         }
 
-        struct Accept: ParsableCommand {
+        struct Accept: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Accept a connection: Disconnected or Rejected → Connected.")
             @OptionGroup var action: ConnectionActionOptions
-            func run() throws { try action.perform(.accept) }
+            func run() async throws {
+                try await action.perform { try await $0.acceptConnection(path: .init(service: action.service, endpoint: action.endpoint)).ok.body.json }
+            }
         }
 
-        struct Reject: ParsableCommand {
+        struct Reject: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Reject a connection: Disconnected or Connected → Rejected.")
             @OptionGroup var action: ConnectionActionOptions
-            func run() throws { try action.perform(.reject) }
+            func run() async throws {
+                try await action.perform { try await $0.rejectConnection(path: .init(service: action.service, endpoint: action.endpoint)).ok.body.json }
+            }
         }
 
-        struct Disconnect: ParsableCommand {
+        struct Disconnect: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Disconnect a connection: Connected → Disconnected.")
             @OptionGroup var action: ConnectionActionOptions
-            func run() throws { try action.perform(.disconnect) }
+            func run() async throws {
+                try await action.perform {
+                    try await $0.disconnectConnection(path: .init(service: action.service, endpoint: action.endpoint)).ok.body.json
+                }
+            }
         }
     }
 }
@@ -352,9 +352,9 @@ struct ConnectionActionOptions: ParsableArguments {
     @Argument(help: "The endpoint ID.")
     var endpoint: String
 
-    func perform(_ action: ConnectionAction) throws {
-        let body = try output.api.call("POST", "/v1/services/\(pathSegment(service))/connections/\(pathSegment(endpoint))/\(action.rawValue)")
-        try output.present(body, as: EndpointView.self) { print("\($0.id): \($0.connection.rawValue)") }
+    /// Calls the action and prints the connection's new state.
+    func perform(_ action: (Client) async throws -> Components.Schemas.Endpoint) async throws {
+        try await output.present(action) { print("\($0.id): \($0.connection.rawValue)") }
     }
 }
 
@@ -365,7 +365,7 @@ struct EndpointCommand: ParsableCommand {
         commandName: "endpoint", abstract: "Endpoints: the consumer's side.",
         subcommands: [Create.self, List.self, Show.self, Delete.self])
 
-    struct Create: ParsableCommand {
+    struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create an endpoint of a service in one of your VPCs (the console's \"Create Endpoint\").")
 
         @OptionGroup var output: ControlOutput
@@ -393,65 +393,68 @@ struct EndpointCommand: ParsableCommand {
             _ = try choices()
         }
 
-        func choices() throws -> [ZoneChoice] {
+        func choices() throws -> [Components.Schemas.ZoneChoice] {
             try zones.map { text in
                 let parts = text.split(separator: "=", omittingEmptySubsequences: false).map(String.init)
                 guard (2...3).contains(parts.count), parts.allSatisfy({ !$0.isEmpty }) else {
                     throw ValidationError("--zone '\(text)': expected ZONE=VSWITCH[=ADDRESS], e.g. eu-central-1b=vsw-1b")
                 }
-                return ZoneChoice(zone: parts[0], vswitch: parts[1], address: parts.count == 3 ? parts[2] : nil)
+                return Components.Schemas.ZoneChoice(zone: parts[0], vswitch: parts[1], address: parts.count == 3 ? parts[2] : nil)
             }
         }
 
-        func run() throws {
-            let request = CreateEndpointRequest(
+        func run() async throws {
+            let request = Components.Schemas.CreateEndpointRequest(
                 id: id, account: account, service: service, vpc: vpc, securityGroups: securityGroups.isEmpty ? nil : securityGroups,
                 zones: try choices())
-            try output.present(try output.api.call("POST", "/v1/endpoints", json: request), as: EndpointView.self, printEndpoint)
+            try await output.present({ try await $0.createEndpoint(body: .json(request)).created.body.json }, printEndpoint)
         }
     }
 
     struct List: ReadCommand {
         static let configuration = CommandConfiguration(abstract: "List the endpoints this token may see.")
         @OptionGroup var output: ControlOutput
-        var path: String { "/v1/endpoints" }
-        func show(_ endpoints: [EndpointView]) { printEndpoints(endpoints) }
+        func read(_ api: Client) async throws -> [Components.Schemas.Endpoint] { try await api.listEndpoints().ok.body.json }
+        func show(_ endpoints: [Components.Schemas.Endpoint]) { printEndpoints(endpoints) }
     }
 
     struct Show: ReadCommand {
         static let configuration = CommandConfiguration(abstract: "Show one endpoint: its connection, names and ENIs.")
         @OptionGroup var output: ControlOutput
         @Argument(help: "The endpoint ID.") var endpoint: String
-        var path: String { "/v1/endpoints/\(pathSegment(endpoint))" }
-        func show(_ endpoint: EndpointView) { printEndpoint(endpoint) }
+        func read(_ api: Client) async throws -> Components.Schemas.Endpoint {
+            try await api.showEndpoint(path: .init(endpoint: endpoint)).ok.body.json
+        }
+        func show(_ endpoint: Components.Schemas.Endpoint) { printEndpoint(endpoint) }
     }
 
     struct Delete: DeleteCommand {
         static let configuration = CommandConfiguration(abstract: "Delete an endpoint created through the API.")
         @OptionGroup var output: ControlOutput
         @Argument(help: "The endpoint ID.") var endpoint: String
-        var path: String { "/v1/endpoints/\(pathSegment(endpoint))" }
+        func delete(_ api: Client) async throws -> Components.Schemas.Endpoint {
+            try await api.deleteEndpoint(path: .init(endpoint: endpoint)).ok.body.json
+        }
         var done: String { "deleted endpoint \(endpoint)" }
     }
 }
 
 // MARK: - zonelink health
 
-struct HealthCommand: ParsableCommand {
+struct HealthCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "health", abstract: "Health of backends and endpoint zones, as the gateway sees it.")
 
     @OptionGroup var output: ControlOutput
 
-    func run() throws {
-        let body = try output.api.call("GET", "/v1/health")
-        if output.json { return printControlJSON(body) }
-        let report = try decodeControl(HealthReport.self, body)
-        print("status: \(report.status) (config serial \(report.configSerial))")
-        print()
-        printControlTable(
-            ["LOAD BALANCER", "LISTENER", "BACKEND", "HEALTHY"],
-            report.backends.map { [$0.loadBalancer, $0.listener, $0.address, yesNo($0.healthy)] })
-        print()
-        printControlTable(["ENDPOINT", "ZONE", "HEALTHY"], report.zones.map { [$0.endpoint, $0.zone, yesNo($0.healthy)] })
+    func run() async throws {
+        try await output.present({ try await $0.health().ok.body.json }) { report in
+            print("status: \(report.status.rawValue) (config serial \(report.configSerial))")
+            print()
+            printControlTable(
+                ["LOAD BALANCER", "LISTENER", "BACKEND", "HEALTHY"],
+                report.backends.map { [$0.loadBalancer, $0.listener, $0.address, yesNo($0.healthy)] })
+            print()
+            printControlTable(["ENDPOINT", "ZONE", "HEALTHY"], report.zones.map { [$0.endpoint, $0.zone, yesNo($0.healthy)] })
+        }
     }
 }

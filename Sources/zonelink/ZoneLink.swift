@@ -5,6 +5,8 @@ import NIOCore
 import NIOPosix
 import ServiceLifecycle
 import Synchronization
+import OpenAPIRuntime
+import ZoneLinkAPI
 import ZoneLinkControlServer
 import ZoneLinkCore
 import ZoneLinkDNS
@@ -213,21 +215,22 @@ struct Serve: AsyncParsableCommand {
         await control.setPublish { catalog in try await dataPlane.apply(catalog) }
         let metrics = ControlMetrics()
         metrics.bootstrapMetricsSystem()
-        let api = ControlAPI(
+        let api = try ControlAPI(
             service: control, tokens: tokenStore, metrics: metrics, bounds: catalog.control,
-            nat: { flows.snapshot().map { NATRow($0.flow, age: $0.age) } },
+            nat: { flows.snapshot().map { Components.Schemas.NATRow($0.flow, age: $0.age) } },
             health: {
                 let catalog = await control.catalog
                 let unhealthy = unhealthyENIs.get()
-                return HealthReport(
-                    backends: await gateway.backendHealth().map { row -> BackendHealth in
+                return GatewayHealth(
+                    backends: await gateway.backendHealth().map { row in
                         // The API names a listener by its port, as the config does (`listeners[].port`).
                         let listeners = catalog.loadBalancer(row.loadBalancer)?.listeners ?? []
                         let port = listeners.indices.contains(row.listener) ? String(listeners[row.listener].port) : "#\(row.listener)"
-                        return BackendHealth(loadBalancer: row.loadBalancer, listener: port, address: "\(row.backend.address)", healthy: row.healthy)
+                        return Components.Schemas.BackendHealth(
+                            loadBalancer: row.loadBalancer, listener: port, address: "\(row.backend.address)", healthy: row.healthy)
                     },
                     zones: catalog.endpoints.flatMap { endpoint in
-                        endpoint.eniIDs.map { ZoneHealthRow($0, healthy: !unhealthy.contains($0)) }
+                        endpoint.eniIDs.map { Components.Schemas.ZoneHealth($0, healthy: !unhealthy.contains($0)) }
                     })
             },
             logger: logger)
@@ -289,13 +292,14 @@ struct NATCommand: ParsableCommand {
     struct List: ReadCommand {
         static let configuration = CommandConfiguration(abstract: "Show the live flows of the server running with this state directory.")
         @OptionGroup var output: ControlOutput
-        var path: String { "/v1/nat" }
 
-        func show(_ rows: [NATRow]) {
+        func read(_ api: Client) async throws -> [Components.Schemas.NATRow] { try await api.listNAT().ok.body.json }
+
+        func show(_ rows: [Components.Schemas.NATRow]) {
             printControlTable(
                 ["PROTO", "VPC", "CLIENT", "ENI", "NAT", "TARGET", "ENDPOINT", "AGE", "BYTES IN", "BYTES OUT"],
                 rows.map {
-                    [$0.protocol, $0.vpc, $0.client, $0.eni, $0.nat, $0.target, $0.endpoint, String(format: "%.0fs", $0.ageSeconds),
+                    [$0._protocol.rawValue, $0.vpc, $0.client, $0.eni, $0.nat, $0.target, $0.endpoint, String(format: "%.0fs", $0.ageSeconds),
                      "\($0.bytesFromClient)", "\($0.bytesFromTarget)"]
                 })
         }
@@ -323,28 +327,29 @@ struct APIOptions: ParsableArguments {
     @Option(name: .long, help: "The bearer token (default: $ZONELINK_TOKEN).")
     var token: String?
 
-    /// The body of a 2xx answer; otherwise the error's message and issues on stderr, and exit
-    /// 1 (refused: 4xx) or 2 (unreachable, 5xx).
-    func call(_ method: String, _ path: String, body: Data? = nil) throws -> Data {
-        let response: ControlClient.Response
+    /// Runs `call` with the generated client of the API; a refusal prints the API's message
+    /// and issues on stderr and exits 1 (4xx) or 2 (5xx); an unreachable server exits 2.
+    func call<Value>(_ call: (Client) async throws -> Value) async throws -> Value {
+        let client: Client
         do {
-            let client = try ControlClient(server: server ?? "\(stateDir)/control.sock", token: token ?? ProcessInfo.processInfo.environment["ZONELINK_TOKEN"])
-            response = try client.send(method, path, body: body, headers: body == nil ? [] : [("Content-Type", "application/json")])
+            let address = try ControlServerAddress(server ?? "\(stateDir)/control.sock")
+            client = Client.control(address: address, token: token ?? ProcessInfo.processInfo.environment["ZONELINK_TOKEN"])
         } catch {
             FileHandle.standardError.write(Data("zonelink: \(error)\n".utf8))
             throw ExitStatus.runtimeFailure
         }
-        guard response.isSuccess else {
-            let error = response.error
-            var text = "zonelink: \(error?.message ?? response.text) (\(error?.code ?? "HTTP \(response.status)"))\n"
-            for issue in error?.issues ?? [] { text += "  \(issue.keyPath): \(issue.problem) (\(issue.hint))\n" }
+        do {
+            return try await call(client)
+        } catch {
+            guard let refusal = ControlRefusal(error) else {
+                let reason = ((error as? ClientError)?.underlyingError).map { "\($0)" } ?? "\(error)"
+                FileHandle.standardError.write(Data("zonelink: \(reason)\n".utf8))
+                throw ExitStatus.runtimeFailure
+            }
+            var text = "zonelink: \(refusal)\n"
+            for issue in refusal.error?.issues ?? [] { text += "  \(issue.keyPath): \(issue.problem) (\(issue.hint))\n" }
             FileHandle.standardError.write(Data(text.utf8))
-            throw response.status >= 500 ? ExitStatus.runtimeFailure : ExitStatus.invalidInput
+            throw refusal.status >= 500 ? ExitStatus.runtimeFailure : ExitStatus.invalidInput
         }
-        return response.body
-    }
-
-    func call(_ method: String, _ path: String, json value: some Encodable) throws -> Data {
-        try call(method, path, body: try JSONEncoder().encode(value))
     }
 }

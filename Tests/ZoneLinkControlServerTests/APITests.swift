@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import ZoneLinkAPI
 import ZoneLinkControl
 import ZoneLinkCore
 @testable import ZoneLinkControlServer
@@ -13,7 +14,7 @@ struct APITests {
             // B creates the service: manual accept, zone affinity.
             let created = try await server.request("POST", "/v1/services", as: provider, json: seedService)
             #expect(created.status == 201, "\(created)")
-            #expect(created.headers["content-type"] == "application/json")
+            #expect(created.headers["content-type"] == "application/json; charset=utf-8")
             let service = try created.decode(ServiceView.self)
             #expect(service.id == "epsrv-frankfurt1" && service.autoAcceptConnections == false && service.zoneAffinity == true)
             #expect(service.dnsName == "epsrv-frankfurt1.eu-central-1.privatelink.internal" && service.origin == .api)
@@ -23,7 +24,7 @@ struct APITests {
             #expect(try await server.request("POST", "/v1/endpoints", as: consumer, json: seedEndpoint).status == 404)
 
             // B whitelists A.
-            let entry = try await server.request("POST", "/v1/services/epsrv-frankfurt1/whitelist", as: provider, json: AddWhitelistEntryRequest(account: accountA))
+            let entry = try await server.request("POST", "/v1/services/epsrv-frankfurt1/whitelist", as: provider, json: Components.Schemas.AddWhitelistEntryRequest(account: accountA))
             #expect(entry.status == 201, "\(entry)")
             #expect(try entry.decode(WhitelistEntry.self) == WhitelistEntry(service: "epsrv-frankfurt1", account: accountA, origin: .api))
             let whitelist = try await server.request("GET", "/v1/services/epsrv-frankfurt1/whitelist", as: provider).decode([WhitelistEntry].self)
@@ -102,7 +103,7 @@ struct APITests {
         try await withServer { server in
             #expect(try await server.request("POST", "/v1/services", as: provider, json: seedService).status == 201)
             // A, whitelisted, sees the service but may not change it.
-            #expect(try await server.request("POST", "/v1/services/epsrv-frankfurt1/whitelist", as: provider, json: AddWhitelistEntryRequest(account: accountA)).status == 201)
+            #expect(try await server.request("POST", "/v1/services/epsrv-frankfurt1/whitelist", as: provider, json: Components.Schemas.AddWhitelistEntryRequest(account: accountA)).status == 201)
             let reply = try await server.request("PATCH", "/v1/services/epsrv-frankfurt1", as: consumer, json: UpdateServiceRequest(zoneAffinity: false))
             #expect(reply.status == 403)
             #expect(reply.error?.code == "forbidden")
@@ -121,7 +122,7 @@ struct APITests {
     @Test func validationProblemsAre422WithIssuesByKeyPath() async throws {
         try await withServer { server in
             #expect(try await server.request("POST", "/v1/services", as: provider, json: seedService).status == 201)
-            #expect(try await server.request("POST", "/v1/services/epsrv-frankfurt1/whitelist", as: provider, json: AddWhitelistEntryRequest(account: accountA)).status == 201)
+            #expect(try await server.request("POST", "/v1/services/epsrv-frankfurt1/whitelist", as: provider, json: Components.Schemas.AddWhitelistEntryRequest(account: accountA)).status == 201)
             let request = CreateEndpointRequest(
                 service: "epsrv-frankfurt1", vpc: "vpc-1",
                 zones: [ZoneChoice(zone: "eu-central-1b", vswitch: "vsw-1b", address: "10.10.9.9")])
@@ -132,7 +133,7 @@ struct APITests {
             #expect(body.issues.map(\.keyPath) == ["zones[0].address"], "\(body)")
             #expect(!body.issues[0].hint.isEmpty && body.message.contains("zones[0].address"))
 
-            let notAnAccount = try await server.request("POST", "/v1/services/epsrv-frankfurt1/whitelist", as: provider, json: AddWhitelistEntryRequest(account: "account-a"))
+            let notAnAccount = try await server.request("POST", "/v1/services/epsrv-frankfurt1/whitelist", as: provider, json: Components.Schemas.AddWhitelistEntryRequest(account: "account-a"))
             #expect(notAnAccount.status == 422 && notAnAccount.error?.issues.first?.keyPath == "account", "\(notAnAccount)")
             // Nothing of it was stored.
             #expect(try StateStore(path: server.directory.file(StateStore.fileName)).load().endpoints.isEmpty)
@@ -179,35 +180,35 @@ struct APITests {
 
     @Test func natHealthAndMetrics() async throws {
         let rows = [
-            NATRow(protocol: "tcp", vpc: "vpc-1", client: "10.10.2.10:5000", eni: "10.10.2.4:80", nat: "192.168.24.240:40001",
+            Components.Schemas.NATRow(_protocol: .tcp, vpc: "vpc-1", client: "10.10.2.10:5000", eni: "10.10.2.4:80", nat: "192.168.24.240:40001",
                    target: "192.168.24.200:80", endpoint: "ep-consumer1", ageSeconds: 1.5, bytesFromClient: 10, bytesFromTarget: 20),
-            NATRow(protocol: "udp", vpc: "vpc-3", client: "10.10.2.10:5000", eni: "10.10.2.5:53", nat: "10.10.2.240:40001",
+            Components.Schemas.NATRow(_protocol: .udp, vpc: "vpc-3", client: "10.10.2.10:5000", eni: "10.10.2.5:53", nat: "10.10.2.240:40001",
                    target: "10.10.2.200:53", endpoint: "ep-other", ageSeconds: 0, bytesFromClient: 1, bytesFromTarget: 0),
         ]
-        let report = HealthReport(
+        let report = GatewayHealth(
             backends: [
-                BackendHealth(loadBalancer: "clb-1b", listener: "80", address: "192.168.24.200:80", healthy: true),
-                BackendHealth(loadBalancer: "clb-3b", listener: "80", address: "10.10.2.200:80", healthy: false),
+                Components.Schemas.BackendHealth(loadBalancer: "clb-1b", listener: "80", address: "192.168.24.200:80", healthy: true),
+                Components.Schemas.BackendHealth(loadBalancer: "clb-3b", listener: "80", address: "10.10.2.200:80", healthy: false),
             ],
-            zones: [ZoneHealthRow(endpoint: "ep-consumer1", zone: "eu-central-1b", healthy: true)])
+            zones: [Components.Schemas.ZoneHealth(endpoint: "ep-consumer1", zone: "eu-central-1b", healthy: true)])
         try await withServer(tcp: true, nat: { rows }, health: { report }) { server in
             _ = try await server.request("POST", "/v1/services", as: provider, json: seedService)
-            _ = try await server.request("POST", "/v1/services/epsrv-frankfurt1/whitelist", as: provider, json: AddWhitelistEntryRequest(account: accountA))
+            _ = try await server.request("POST", "/v1/services/epsrv-frankfurt1/whitelist", as: provider, json: Components.Schemas.AddWhitelistEntryRequest(account: accountA))
             _ = try await server.request("POST", "/v1/endpoints", as: consumer, json: seedEndpoint)
 
             // The NAT table: the operator sees every flow, an account the flows of its endpoints,
             // in the JSON rows `zonelink nat list --json` prints.
             let all = try await server.request("GET", "/v1/nat", as: .operator)
-            #expect(try all.decode([NATRow].self) == rows)
+            #expect(try all.decode([Components.Schemas.NATRow].self) == rows)
             #expect(all.text.contains(#""ageSeconds":1.5"#) && all.text.contains(#""protocol":"tcp""#))
-            #expect(try await server.request("GET", "/v1/nat", as: consumer).decode([NATRow].self) == [rows[0]])
-            #expect(try await server.request("GET", "/v1/nat", as: provider).decode([NATRow].self).isEmpty)
+            #expect(try await server.request("GET", "/v1/nat", as: consumer).decode([Components.Schemas.NATRow].self) == [rows[0]])
+            #expect(try await server.request("GET", "/v1/nat", as: provider).decode([Components.Schemas.NATRow].self).isEmpty)
 
-            let operatorHealth = try await server.request("GET", "/v1/health", as: .operator).decode(HealthReport.self)
-            #expect(operatorHealth.status == "degraded" && operatorHealth.backends.count == 2 && operatorHealth.configSerial > 1)
-            let providerHealth = try await server.request("GET", "/v1/health", as: provider).decode(HealthReport.self)
-            #expect(providerHealth.status == "ok" && providerHealth.backends.map(\.loadBalancer) == ["clb-1b"] && providerHealth.zones.count == 1)
-            let strangerHealth = try await server.request("GET", "/v1/health", as: stranger).decode(HealthReport.self)
+            let operatorHealth = try await server.request("GET", "/v1/health", as: .operator).decode(Components.Schemas.HealthReport.self)
+            #expect(operatorHealth.status == .degraded && operatorHealth.backends.count == 2 && operatorHealth.configSerial > 1)
+            let providerHealth = try await server.request("GET", "/v1/health", as: provider).decode(Components.Schemas.HealthReport.self)
+            #expect(providerHealth.status == .ok && providerHealth.backends.map(\.loadBalancer) == ["clb-1b"] && providerHealth.zones.count == 1)
+            let strangerHealth = try await server.request("GET", "/v1/health", as: stranger).decode(Components.Schemas.HealthReport.self)
             #expect(strangerHealth.backends.map(\.loadBalancer) == ["clb-3b"] && strangerHealth.zones.isEmpty)
 
             // Metrics: requests by route and status, the plane's objects, and a gauge set from outside.

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import ZoneLinkAPI
 import ZoneLinkControl
 import ZoneLinkCore
 @testable import ZoneLinkControlServer
@@ -52,7 +53,7 @@ enum Call: String, CaseIterable, Sendable, CustomStringConvertible {
         case .deleteService: return try await server.request("DELETE", "/v1/services/epsrv-y", as: who)
         case .listWhitelist: return try await server.request("GET", "/v1/services/epsrv-x/whitelist", as: who)
         case .addWhitelistEntry:
-            return try await server.request("POST", "/v1/services/epsrv-x/whitelist", as: who, json: AddWhitelistEntryRequest(account: accountC))
+            return try await server.request("POST", "/v1/services/epsrv-x/whitelist", as: who, json: Components.Schemas.AddWhitelistEntryRequest(account: accountC))
         case .removeWhitelistEntry: return try await server.request("DELETE", "/v1/services/epsrv-y/whitelist/4444444444444444", as: who)
         case .createEndpoint:
             let (account, vpc, vswitch): (String?, String, String) = switch caller {

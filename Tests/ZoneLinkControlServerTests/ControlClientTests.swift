@@ -1,48 +1,63 @@
 import Foundation
+import OpenAPIRuntime
 import Testing
+import ZoneLinkAPI
 import ZoneLinkControl
-@testable import ZoneLinkControlServer
 
-@Suite("ControlClient: what the command line talks to the API with")
+/// The client the command line talks to the API with: generated from docs/openapi.yaml, over
+/// `ControlTransport` (the control socket or loopback TCP).
+@Suite("Generated control client over ControlTransport")
 struct ControlClientTests {
-    @Test func serverArgumentsAreSocketsOrHTTP() throws {
-        #expect(try ControlClient(server: "/run/zonelink/control.sock", token: nil).address == .unix(path: "/run/zonelink/control.sock"))
-        #expect(try ControlClient(server: ".zonelink/control.sock", token: nil).address == .unix(path: ".zonelink/control.sock"))
-        #expect(try ControlClient(server: "unix:/tmp/x.sock", token: nil).address == .unix(path: "/tmp/x.sock"))
-        #expect(try ControlClient(server: "http://127.0.0.1:7070/", token: nil).address == .tcp(host: "127.0.0.1", port: 7070))
-        #expect(try ControlClient(server: "localhost:7070", token: nil).address == .tcp(host: "localhost", port: 7070))
-        #expect(throws: ControlClientError.self) { try ControlClient(server: "http://127.0.0.1:http", token: nil) }
+    @Test func serverAddressesAreReadAsUsersWriteThem() throws {
+        #expect(try ControlServerAddress("/run/zonelink/control.sock") == .unix(path: "/run/zonelink/control.sock"))
+        #expect(try ControlServerAddress(".zonelink/control.sock") == .unix(path: ".zonelink/control.sock"))
+        #expect(try ControlServerAddress("unix:/tmp/x.sock") == .unix(path: "/tmp/x.sock"))
+        #expect(try ControlServerAddress("http://127.0.0.1:7070/") == .tcp(host: "127.0.0.1", port: 7070))
+        #expect(try ControlServerAddress("localhost:7070") == .tcp(host: "localhost", port: 7070))
+        #expect(throws: ControlTransportError.self) { try ControlServerAddress("http://127.0.0.1:http") }
     }
 
-    @Test func aMissingServerIsAnErrorThatSaysWhatToCheck() {
-        let client = ControlClient(address: .unix(path: "/tmp/zlctl-none/control.sock"), token: "x")
+    @Test func aMissingServerIsAnErrorThatSaysWhatToCheck() async {
+        let client = Client.control(address: .unix(path: "/tmp/zlctl-none/control.sock"), token: "x")
         do {
-            _ = try client.send("GET", "/v1/services")
+            _ = try await client.listServices()
             Issue.record("expected an error")
         } catch {
-            #expect("\(error)".contains("is `zonelink serve` running"))
+            #expect(ControlRefusal(error) == nil)
+            #expect("\(error)".contains("is `zonelink serve` running"), "\(error)")
         }
     }
 
-    @Test func itTalksToTheServerWithItsToken() async throws {
+    @Test func itTalksToTheServerWithItsTokenAndThrowsRefusals() async throws {
         try await withServer(tcp: true) { server in
             let port = try #require(server.tcpPort)
-            let socketPath = server.socketPath
-            let (created, shown, overTCP) = try await withCheckedThrowingContinuation { continuation in
-                Thread {
-                    continuation.resume(with: Result {
-                        let b = ControlClient(address: .unix(path: socketPath), token: tokenOfProvider)
-                        let created = try b.send("POST", "/v1/services", json: seedService)
-                        let shown = try b.send("GET", "/v1/services/epsrv-frankfurt1")
-                        let overTCP = try ControlClient(server: "127.0.0.1:\(port)", token: tokenOfConsumer).send("GET", "/v1/services/epsrv-frankfurt1")
-                        return (created, shown, overTCP)
-                    })
-                }.start()
+            let b = Client.control(address: .unix(path: server.socketPath), token: tokenOfProvider)
+            let request = Components.Schemas.CreateServiceRequest(
+                id: seedService.id, resources: seedService.resources.map { .init(zone: $0.zone, loadBalancer: $0.loadBalancer) },
+                autoAcceptConnections: seedService.autoAcceptConnections, zoneAffinity: seedService.zoneAffinity)
+            let created = try await b.createService(body: .json(request)).created.body.json
+            #expect(created.id == "epsrv-frankfurt1" && created.origin == .api)
+            let shown = try await b.showService(path: .init(service: "epsrv-frankfurt1")).ok.body.json
+            #expect(shown.whitelist == [])
+
+            // A is not on the whitelist: the service is as unknown to it as one that does not
+            // exist, and the client throws the API's error body.
+            let a = Client.control(address: try ControlServerAddress("127.0.0.1:\(port)"), token: tokenOfConsumer)
+            do {
+                _ = try await a.showService(path: .init(service: "epsrv-frankfurt1"))
+                Issue.record("expected a refusal")
+            } catch {
+                let refusal = try #require(ControlRefusal(error), "\(error)")
+                #expect(refusal.status == 404 && refusal.error?.code == "not_found", "\(refusal)")
             }
-            #expect(created.status == 201 && created.isSuccess)
-            #expect(try shown.decode(ServiceView.self).whitelist == [])
-            // A is not on the whitelist: the service is as unknown to it as one that does not exist.
-            #expect(overTCP.status == 404 && overTCP.error?.code == "not_found")
+            // Path parameters are percent-encoded on the way and decoded by the server.
+            do {
+                _ = try await b.showService(path: .init(service: "epsrv-a/b c"))
+                Issue.record("expected a refusal")
+            } catch {
+                let refusal = try #require(ControlRefusal(error), "\(error)")
+                #expect(refusal.status == 404 && refusal.error?.message.contains("epsrv-a/b c") == true, "\(refusal)")
+            }
         }
     }
 }

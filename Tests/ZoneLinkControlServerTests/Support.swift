@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Synchronization
 import Testing
+import ZoneLinkAPI
 import ZoneLinkTestSupport
 import ZoneLinkControl
 import ZoneLinkCore
@@ -105,18 +106,21 @@ final class RunningServer: Sendable {
     let service: ControlService
     let published: Published
     let metrics: ControlMetrics
+    /// The routes the generated server registered.
+    let routes: APIRoutes
     let socketPath: String
     let tcpPort: Int?
     private let task: Task<Void, any Error>
 
     private init(
         directory: TemporaryDirectory, service: ControlService, published: Published, metrics: ControlMetrics,
-        socketPath: String, tcpPort: Int?, task: Task<Void, any Error>
+        routes: APIRoutes, socketPath: String, tcpPort: Int?, task: Task<Void, any Error>
     ) {
         self.directory = directory
         self.service = service
         self.published = published
         self.metrics = metrics
+        self.routes = routes
         self.socketPath = socketPath
         self.tcpPort = tcpPort
         self.task = task
@@ -124,8 +128,8 @@ final class RunningServer: Sendable {
 
     static func start(
         yaml: String = infrastructureYAML, tcp: Bool = false,
-        nat: @escaping @Sendable () async -> [NATRow] = { [] },
-        health: @escaping @Sendable () async -> HealthReport = { HealthReport() }
+        nat: @escaping @Sendable () async -> [Components.Schemas.NATRow] = { [] },
+        health: @escaping @Sendable () async -> GatewayHealth = { GatewayHealth() }
     ) async throws -> RunningServer {
         let directory = try TemporaryDirectory()
         let store = try StateStore.open(stateDirectory: directory.path)
@@ -133,7 +137,7 @@ final class RunningServer: Sendable {
         let service = try await ControlService(
             base: configuration(yaml), file: configFile, store: store, suffix: Suffixes().function, publish: published.publish)
         let metrics = ControlMetrics()
-        let api = ControlAPI(service: service, tokens: testTokens, metrics: metrics, nat: nat, health: health)
+        let api = try ControlAPI(service: service, tokens: testTokens, metrics: metrics, nat: nat, health: health)
         let socketPath = directory.file("control.sock")
         let (ready, continuation) = AsyncStream.makeStream(of: Int?.self)
         var logger = Logger(label: "zonelink.control.test")
@@ -152,7 +156,7 @@ final class RunningServer: Sendable {
             throw TestFailure("the control server did not start: \(String(describing: await task.result))")
         }
         return RunningServer(
-            directory: directory, service: service, published: published, metrics: metrics, socketPath: socketPath,
+            directory: directory, service: service, published: published, metrics: metrics, routes: api.routes, socketPath: socketPath,
             tcpPort: port, task: task)
     }
 
@@ -191,22 +195,22 @@ func token(of principal: Principal) -> String {
 
 // MARK: Requests
 
-/// The library's blocking `ControlClient`, run on a thread of its own so that blocking calls
-/// stay off the concurrency pool that the server's handlers need.
-typealias HTTPReply = ControlClient.Response
+/// A raw exchange, run on a thread of its own so that blocking calls stay off the
+/// concurrency pool that the server's handlers need.
+typealias HTTPReply = RawHTTPClient.Response
 
-extension ControlClient.Response {
+extension RawHTTPClient.Response {
     static func exchange(
         unixSocket path: String, method: String, path target: String, headers: [String], body: String?
     ) async throws -> HTTPReply {
-        try await exchange(ControlClient(address: .unix(path: path), token: nil), method, target, headers, body)
+        try await exchange(RawHTTPClient(address: .unix(path: path)), method, target, headers, body)
     }
 
     static func exchange(tcpPort port: Int, method: String, path target: String, headers: [String], body: String?) async throws -> HTTPReply {
-        try await exchange(ControlClient(address: .tcp(host: "127.0.0.1", port: port), token: nil), method, target, headers, body)
+        try await exchange(RawHTTPClient(address: .tcp(port: port)), method, target, headers, body)
     }
 
-    private static func exchange(_ client: ControlClient, _ method: String, _ target: String, _ headers: [String], _ body: String?) async throws -> HTTPReply {
+    private static func exchange(_ client: RawHTTPClient, _ method: String, _ target: String, _ headers: [String], _ body: String?) async throws -> HTTPReply {
         let pairs = headers.map { line -> (String, String) in
             let parts = line.split(separator: ":", maxSplits: 1)
             return (String(parts[0]), parts.count > 1 ? parts[1].trimmingCharacters(in: .whitespaces) : "")
@@ -222,8 +226,8 @@ extension ControlClient.Response {
 /// Runs `body` against a fresh server, then stops it and removes its directory.
 func withServer(
     yaml: String = infrastructureYAML, tcp: Bool = false,
-    nat: @escaping @Sendable () async -> [NATRow] = { [] },
-    health: @escaping @Sendable () async -> HealthReport = { HealthReport() },
+    nat: @escaping @Sendable () async -> [Components.Schemas.NATRow] = { [] },
+    health: @escaping @Sendable () async -> GatewayHealth = { GatewayHealth() },
     _ body: (RunningServer) async throws -> Void
 ) async throws {
     let server = try await RunningServer.start(yaml: yaml, tcp: tcp, nat: nat, health: health)

@@ -1,0 +1,83 @@
+import ZoneLinkAPI
+import ZoneLinkControl
+import ZoneLinkCore
+
+// The one place where the control plane's own types meet the API's generated ones: requests
+// in (generated → control plane), views out (control plane → generated). The control plane
+// stays free of HTTP; the wire follows docs/openapi.yaml.
+
+// MARK: Requests in
+
+extension CreateServiceRequest {
+    init(_ body: Components.Schemas.CreateServiceRequest) {
+        self.init(
+            id: body.id, account: body.account,
+            resources: body.resources.map { ServiceResourceSpec(zone: $0.zone, loadBalancer: $0.loadBalancer) },
+            autoAcceptConnections: body.autoAcceptConnections, zoneAffinity: body.zoneAffinity,
+            privateDomain: body.privateDomain, proxyProtocol: body.proxyProtocol)
+    }
+}
+
+extension CreateEndpointRequest {
+    init(_ body: Components.Schemas.CreateEndpointRequest) {
+        self.init(
+            id: body.id, account: body.account, service: body.service, vpc: body.vpc, securityGroups: body.securityGroups,
+            zones: body.zones.map { ZoneChoice(zone: $0.zone, vswitch: $0.vswitch, address: $0.address) })
+    }
+}
+
+// MARK: Views out
+
+extension Components.Schemas.Service {
+    init(_ view: ServiceView) {
+        self.init(
+            id: view.id, account: view.account, zones: view.zones, autoAcceptConnections: view.autoAcceptConnections,
+            zoneAffinity: view.zoneAffinity, privateDomain: view.privateDomain, dnsName: view.dnsName,
+            origin: Components.Schemas.Origin(view.origin),
+            resources: view.resources?.map { Components.Schemas.ServiceResource(zone: $0.zone, loadBalancer: $0.loadBalancer) },
+            whitelist: view.whitelist?.map(Components.Schemas.WhitelistEntry.init), proxyProtocol: view.proxyProtocol)
+    }
+}
+
+extension Components.Schemas.WhitelistEntry {
+    init(_ entry: WhitelistEntry) {
+        self.init(service: entry.service, account: entry.account, origin: Components.Schemas.Origin(entry.origin))
+    }
+}
+
+extension Components.Schemas.Endpoint {
+    init(_ view: EndpointView) {
+        self.init(
+            id: view.id, service: view.service, account: view.account, zones: view.zones,
+            connection: Components.Schemas.ConnectionState(view.connection), origin: Components.Schemas.Origin(view.origin),
+            placement: view.placement.map { placement in
+                Components.Schemas.Placement(
+                    vpc: placement.vpc, securityGroups: placement.securityGroups, dnsName: placement.dnsName,
+                    enis: placement.enis.map { Components.Schemas.Eni(zone: $0.zone, vswitch: $0.vswitch, address: $0.address, dnsName: $0.dnsName) })
+            })
+    }
+}
+
+extension Components.Schemas.Origin {
+    init(_ origin: Origin) {
+        switch origin {
+        case .file: self = .file
+        case .api: self = .api
+        }
+    }
+}
+
+extension Components.Schemas.ConnectionState {
+    init(_ state: ConnectionState) {
+        switch state {
+        case .disconnected: self = .disconnected
+        case .connected: self = .connected
+        case .rejected: self = .rejected
+        }
+    }
+}
+
+extension Components.Schemas.ZoneHealth {
+    /// The row of one ENI.
+    public init(_ eni: ENIID, healthy: Bool) { self.init(endpoint: eni.endpoint, zone: eni.zone, healthy: healthy) }
+}

@@ -1,0 +1,206 @@
+import Foundation
+import OpenAPIRuntime
+import ZoneLinkAPI
+import ZoneLinkControl
+import ZoneLinkCore
+
+/// The principal of the request being handled, set by `ControlAPI` once the token is checked.
+///
+/// The generated handlers take only the operation's input, so the caller's identity travels
+/// beside it as a task-local value; a handler reached without one is a wiring fault.
+enum RequestPrincipal {
+    @TaskLocal static var current: Principal?
+
+    static func get() throws -> Principal {
+        guard let principal = current else { throw APIError.internalError(MissingPrincipal()) }
+        return principal
+    }
+
+    struct MissingPrincipal: Error, CustomStringConvertible {
+        var description: String { "no principal for the request: the token check did not run" }
+    }
+}
+
+/// What the gateway reports for `GET /v1/health` before it is filtered for the caller.
+public struct GatewayHealth: Sendable {
+    public var backends: [Components.Schemas.BackendHealth]
+    public var zones: [Components.Schemas.ZoneHealth]
+
+    public init(backends: [Components.Schemas.BackendHealth] = [], zones: [Components.Schemas.ZoneHealth] = []) {
+        self.backends = backends
+        self.zones = zones
+    }
+}
+
+/// The operations of docs/openapi.yaml (the generated `APIProtocol`), each handed to the
+/// control plane as the request's principal: reads are answered from the current plane,
+/// changes go through `ControlService.perform` (applied, committed, then answered). Refusals
+/// are thrown as `ControlError` and given their status and body by `ErrorBodies`.
+struct ControlHandlers: APIProtocol {
+    let service: ControlService
+    let counters: ControlMetrics
+    let connections: ControlConnections
+    /// The gateway's NAT table now.
+    let natTable: @Sendable () async -> [Components.Schemas.NATRow]
+    /// The gateway's backends and zones now.
+    let gatewayHealth: @Sendable () async -> GatewayHealth
+
+    // MARK: Services
+
+    func listServices(_ input: Operations.ListServices.Input) async throws -> Operations.ListServices.Output {
+        .ok(.init(body: .json(try await service.current.listServices(by: RequestPrincipal.get()).map(Components.Schemas.Service.init))))
+    }
+
+    func createService(_ input: Operations.CreateService.Input) async throws -> Operations.CreateService.Output {
+        guard case .json(let body) = input.body else { throw UnexpectedBody() }
+        let principal = try RequestPrincipal.get()
+        let created = try await change(Operations.CreateService.id) { try $0.createService(CreateServiceRequest(body), by: principal) }
+        return .created(.init(body: .json(Components.Schemas.Service(created))))
+    }
+
+    func showService(_ input: Operations.ShowService.Input) async throws -> Operations.ShowService.Output {
+        .ok(.init(body: .json(Components.Schemas.Service(try await service.current.service(input.path.service, by: RequestPrincipal.get())))))
+    }
+
+    func updateService(_ input: Operations.UpdateService.Input) async throws -> Operations.UpdateService.Output {
+        guard case .json(let body) = input.body else { throw UnexpectedBody() }
+        let principal = try RequestPrincipal.get()
+        let request = UpdateServiceRequest(autoAcceptConnections: body.autoAcceptConnections, zoneAffinity: body.zoneAffinity)
+        let updated = try await change(Operations.UpdateService.id) { try $0.updateService(input.path.service, request, by: principal) }
+        return .ok(.init(body: .json(Components.Schemas.Service(updated))))
+    }
+
+    func deleteService(_ input: Operations.DeleteService.Input) async throws -> Operations.DeleteService.Output {
+        let principal = try RequestPrincipal.get()
+        let deleted = try await change(Operations.DeleteService.id) { try $0.deleteService(input.path.service, by: principal) }
+        return .ok(.init(body: .json(Components.Schemas.Service(deleted))))
+    }
+
+    // MARK: Whitelists
+
+    func listWhitelist(_ input: Operations.ListWhitelist.Input) async throws -> Operations.ListWhitelist.Output {
+        let entries = try await service.current.whitelist(of: input.path.service, by: RequestPrincipal.get())
+        return .ok(.init(body: .json(entries.map(Components.Schemas.WhitelistEntry.init))))
+    }
+
+    func addWhitelistEntry(_ input: Operations.AddWhitelistEntry.Input) async throws -> Operations.AddWhitelistEntry.Output {
+        guard case .json(let body) = input.body else { throw UnexpectedBody() }
+        let principal = try RequestPrincipal.get()
+        let added = try await change(Operations.AddWhitelistEntry.id) {
+            try $0.addToWhitelist(body.account, of: input.path.service, by: principal)
+        }
+        return .created(.init(body: .json(Components.Schemas.WhitelistEntry(added))))
+    }
+
+    func removeWhitelistEntry(_ input: Operations.RemoveWhitelistEntry.Input) async throws -> Operations.RemoveWhitelistEntry.Output {
+        let principal = try RequestPrincipal.get()
+        let removed = try await change(Operations.RemoveWhitelistEntry.id) {
+            try $0.removeFromWhitelist(input.path.account, of: input.path.service, by: principal)
+        }
+        return .ok(.init(body: .json(Components.Schemas.WhitelistEntry(removed))))
+    }
+
+    // MARK: Connections
+
+    func listConnections(_ input: Operations.ListConnections.Input) async throws -> Operations.ListConnections.Output {
+        let endpoints = try await service.current.connections(of: input.path.service, by: RequestPrincipal.get())
+        return .ok(.init(body: .json(endpoints.map(Components.Schemas.Endpoint.init))))
+    }
+
+    func acceptConnection(_ input: Operations.AcceptConnection.Input) async throws -> Operations.AcceptConnection.Output {
+        .ok(.init(body: .json(try await changeConnection(.accept, input.path.service, input.path.endpoint, Operations.AcceptConnection.id))))
+    }
+
+    func rejectConnection(_ input: Operations.RejectConnection.Input) async throws -> Operations.RejectConnection.Output {
+        .ok(.init(body: .json(try await changeConnection(.reject, input.path.service, input.path.endpoint, Operations.RejectConnection.id))))
+    }
+
+    func disconnectConnection(_ input: Operations.DisconnectConnection.Input) async throws -> Operations.DisconnectConnection.Output {
+        .ok(.init(body: .json(try await changeConnection(
+            .disconnect, input.path.service, input.path.endpoint, Operations.DisconnectConnection.id))))
+    }
+
+    private func changeConnection(
+        _ action: ConnectionAction, _ serviceID: String, _ endpointID: String, _ operation: String
+    ) async throws -> Components.Schemas.Endpoint {
+        let principal = try RequestPrincipal.get()
+        return Components.Schemas.Endpoint(try await change(operation) {
+            try $0.changeConnection(action, service: serviceID, endpoint: endpointID, by: principal)
+        })
+    }
+
+    // MARK: Endpoints
+
+    func listEndpoints(_ input: Operations.ListEndpoints.Input) async throws -> Operations.ListEndpoints.Output {
+        .ok(.init(body: .json(try await service.current.listEndpoints(by: RequestPrincipal.get()).map(Components.Schemas.Endpoint.init))))
+    }
+
+    func createEndpoint(_ input: Operations.CreateEndpoint.Input) async throws -> Operations.CreateEndpoint.Output {
+        guard case .json(let body) = input.body else { throw UnexpectedBody() }
+        let principal = try RequestPrincipal.get()
+        let created = try await change(Operations.CreateEndpoint.id) { try $0.createEndpoint(CreateEndpointRequest(body), by: principal) }
+        return .created(.init(body: .json(Components.Schemas.Endpoint(created))))
+    }
+
+    func showEndpoint(_ input: Operations.ShowEndpoint.Input) async throws -> Operations.ShowEndpoint.Output {
+        .ok(.init(body: .json(Components.Schemas.Endpoint(try await service.current.endpoint(input.path.endpoint, by: RequestPrincipal.get())))))
+    }
+
+    func deleteEndpoint(_ input: Operations.DeleteEndpoint.Input) async throws -> Operations.DeleteEndpoint.Output {
+        let principal = try RequestPrincipal.get()
+        let deleted = try await change(Operations.DeleteEndpoint.id) { try $0.deleteEndpoint(input.path.endpoint, by: principal) }
+        return .ok(.init(body: .json(Components.Schemas.Endpoint(deleted))))
+    }
+
+    // MARK: The gateway's view
+
+    func listNAT(_ input: Operations.ListNAT.Input) async throws -> Operations.ListNAT.Output {
+        let principal = try RequestPrincipal.get()
+        let catalog = await service.catalog
+        let rows = await natTable()
+        return .ok(.init(body: .json(principal.isOperator ? rows : rows.filter { row in
+            catalog.endpoints.contains { $0.id == row.endpoint && $0.account == principal.accountID }
+        })))
+    }
+
+    func health(_ input: Operations.Health.Input) async throws -> Operations.Health.Output {
+        let principal = try RequestPrincipal.get()
+        let catalog = await service.catalog
+        var report = await gatewayHealth()
+        if let account = principal.accountID {
+            // Backends of the account's own load balancers; zones of the endpoints it may see
+            // (its own, and those connecting to its services).
+            let visible = Set(catalog.endpoints.filter {
+                $0.account == account || catalog.service($0.service)?.account == account
+            }.map(\.id))
+            report.backends = report.backends.filter { catalog.loadBalancer($0.loadBalancer)?.account == account }
+            report.zones = report.zones.filter { visible.contains($0.endpoint) }
+        }
+        let healthy = report.backends.allSatisfy(\.healthy) && report.zones.allSatisfy(\.healthy)
+        return .ok(.init(body: .json(Components.Schemas.HealthReport(
+            status: healthy ? .ok : .degraded, configSerial: Int(catalog.serial), backends: report.backends, zones: report.zones))))
+    }
+
+    func metrics(_ input: Operations.Metrics.Input) async throws -> Operations.Metrics.Output {
+        let principal = try RequestPrincipal.get()
+        guard principal.isOperator else {
+            throw ControlError.forbidden(rule: "\(principal) may not read metrics: they count every account's traffic, so only the operator may")
+        }
+        counters.record(await service.catalog)
+        counters.record(connections)
+        return .ok(.init(body: .plainText(HTTPBody(counters.render()))))
+    }
+
+    /// Runs a change through the service and counts it once committed.
+    private func change<Value: Sendable>(
+        _ operation: String, _ body: @Sendable (ControlPlane) throws -> Applied<Value>
+    ) async throws -> Value {
+        let value = try await service.perform(body)
+        counters.countChange(operation)
+        return value
+    }
+
+    /// The generated input holds a body of a content type the operation does not take; the
+    /// generated decoder refuses those before a handler runs.
+    struct UnexpectedBody: Error {}
+}
