@@ -19,26 +19,7 @@ extension ControlPlane {
         guard vpc.account == consumer else {
             throw .forbidden(rule: "VPC \(vpc.id) belongs to another account: an endpoint is created in one of its own account's VPCs")
         }
-        // Addresses the current catalog gives to ENIs (allocated ones too): taking one would move them.
-        var taken: [IPv4Address: String] = [:]
-        for endpoint in catalog.endpoints where endpoint.vpc == vpc.id {
-            for eni in endpoint.enis { if let address = eni.address { taken[address] = "\(endpoint.id) in \(eni.zone)" } }
-        }
-        var issues: [ConfigIssue] = []
-        let zones = request.zones.enumerated().map { z, choice in
-            var eni = ENIRecord(zone: choice.zone, vswitch: choice.vswitch)
-            guard let text = choice.address else { return eni }
-            guard let address = IPv4Address(text) else {
-                issues.append(ConfigIssue("zones[\(z)].address", "'\(text)' is not an IPv4 address", hint: "write four decimal octets such as 10.10.2.50, or leave it out to have one allocated"))
-                return eni
-            }
-            if let owner = taken[address] {
-                issues.append(ConfigIssue("zones[\(z)].address", "\(address) is already taken in VPC \(vpc.id) by the ENI of \(owner)", hint: "choose a free address, or leave it out to have one allocated"))
-            }
-            eni.address = address
-            return eni
-        }
-        guard issues.isEmpty else { throw .invalid(issues: issues) }
+        let zones = try requestedENIs(request.zones, in: vpc.id) { "zones[\($0)]" }
         let id = try newID(request.id, prefix: "ep-", what: "endpoint") { id in catalog.endpoints.contains { $0.id == id } }
         var record = EndpointRecord(
             id: id, account: consumer, service: service.id, vpc: vpc.id, securityGroups: request.securityGroups ?? [], zones: zones)
@@ -60,6 +41,97 @@ extension ControlPlane {
 
     public func endpoint(_ id: String, by principal: Principal) throws(ControlError) -> EndpointView {
         view(of: try existingEndpoint(id, visibleTo: principal), for: principal)
+    }
+
+    /// Adds an ENI in one more zone to an endpoint created through the API (its owner or the
+    /// operator). The zone must be one of the service's and new to the endpoint; the vSwitch and
+    /// address follow the rules of `createEndpoint` (a missing address is allocated and
+    /// recorded). DNS and the gateway take the new ENI up with the catalog, and serve it as
+    /// they serve the others: only while the connection is Connected.
+    public func addEndpointZone(_ id: String, _ choice: ZoneChoice, by principal: Principal) throws(ControlError) -> Applied<EndpointView> {
+        let (endpoint, current) = try ownEndpointToChange(id, by: principal, change: "add a zone to it")
+        guard !current.zones.contains(where: { $0.zone == choice.zone }) else {
+            throw .conflict("\(id) has an ENI in \(choice.zone) already: an endpoint has one ENI per zone; remove it first to move it")
+        }
+        var record = current
+        record.zones += try requestedENIs([choice], in: endpoint.vpc) { _ in "" }
+        let added = record.zones.count - 1
+        let next: ControlPlane
+        do {
+            next = try applying([.putEndpoint(record)], subject: .endpoint(id))
+        } catch .invalid(let issues) {
+            // The request is one zone: name its fields (`vswitch`), not the endpoint's list.
+            throw .invalid(issues: issues.map { issue in
+                var issue = issue
+                if let rest = IssuePaths.remainder(of: issue.keyPath, after: "zones[\(added)]") { issue.keyPath = rest.isEmpty ? "zone" : rest }
+                return issue
+            })
+        }
+        let changed = next.catalog.endpoints.first { $0.id == id }!
+        record.zones = changed.enis.map(ENIRecord.init)
+        let changes: [StateChange] = [.putEndpoint(record)]
+        let plane = ControlPlane(base: base, file: file, state: state.applying(changes), catalog: next.catalog, makeSuffix: makeSuffix)
+        return Applied(plane: plane, changes: changes, value: plane.view(of: changed, for: principal))
+    }
+
+    /// Removes an endpoint's ENI in one zone (its owner or the operator): its names leave DNS
+    /// and its flows are closed with the catalog. The last zone cannot be removed: an endpoint
+    /// has at least one ENI (delete the endpoint instead).
+    public func removeEndpointZone(_ id: String, zone: String, by principal: Principal) throws(ControlError) -> Applied<EndpointView> {
+        let (_, current) = try ownEndpointToChange(id, by: principal, change: "remove a zone of it")
+        guard current.zones.contains(where: { $0.zone == zone }) else {
+            throw .notFound("\(id) has no ENI in zone '\(zone)'; its zones: \(current.zones.map(\.zone).joined(separator: ", "))")
+        }
+        guard current.zones.count > 1 else {
+            throw .conflict("\(zone) is the last zone of \(id): an endpoint keeps at least one ENI; delete the endpoint instead")
+        }
+        var record = current
+        record.zones.removeAll { $0.zone == zone }
+        let changes: [StateChange] = [.putEndpoint(record)]
+        let next = try applying(changes, subject: .endpoint(id))
+        return Applied(plane: next, changes: changes, value: next.view(of: next.catalog.endpoints.first { $0.id == id }!, for: principal))
+    }
+
+    /// The endpoint and its record, when `principal` may change it here: it sees it, owns it
+    /// (or is the operator), and it was created through the API.
+    private func ownEndpointToChange(
+        _ id: String, by principal: Principal, change: String
+    ) throws(ControlError) -> (Endpoint, EndpointRecord) {
+        let endpoint = try existingEndpoint(id, visibleTo: principal)
+        guard principal.isOperator || principal.accountID == endpoint.account else {
+            throw .forbidden(rule: "\(principal) does not own \(id): only its owner or the operator may \(change)")
+        }
+        guard let record = state.endpoint(id) else { throw fileManaged(id, change: change) }
+        return (endpoint, record)
+    }
+
+    /// The ENI records a request asks for in VPC `vpc`: addresses parsed and checked against
+    /// the ones the catalog already gives to ENIs there (allocated ones too: taking one would
+    /// move it); the rest of the rules are the catalog's. `path` names choice `i` in issues.
+    private func requestedENIs(
+        _ choices: [ZoneChoice], in vpc: String, path: (Int) -> String
+    ) throws(ControlError) -> [ENIRecord] {
+        var taken: [IPv4Address: String] = [:]
+        for endpoint in catalog.endpoints where endpoint.vpc == vpc {
+            for eni in endpoint.enis { if let address = eni.address { taken[address] = "\(endpoint.id) in \(eni.zone)" } }
+        }
+        var issues: [ConfigIssue] = []
+        let records = choices.enumerated().map { i, choice in
+            var eni = ENIRecord(zone: choice.zone, vswitch: choice.vswitch)
+            guard let text = choice.address else { return eni }
+            let key = path(i).isEmpty ? "address" : "\(path(i)).address"
+            guard let address = IPv4Address(text) else {
+                issues.append(ConfigIssue(key, "'\(text)' is not an IPv4 address", hint: "write four decimal octets such as 10.10.2.50, or leave it out to have one allocated"))
+                return eni
+            }
+            if let owner = taken[address] {
+                issues.append(ConfigIssue(key, "\(address) is already taken in VPC \(vpc) by the ENI of \(owner)", hint: "choose a free address, or leave it out to have one allocated"))
+            }
+            eni.address = address
+            return eni
+        }
+        guard issues.isEmpty else { throw .invalid(issues: issues) }
+        return records
     }
 
     /// Deletes an endpoint created through the API, with its connection. Returns it as it was.

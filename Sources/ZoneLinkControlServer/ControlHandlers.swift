@@ -152,6 +152,22 @@ struct ControlHandlers: APIProtocol {
         return .ok(.init(body: .json(Components.Schemas.Endpoint(deleted))))
     }
 
+    func addEndpointZone(_ input: Operations.AddEndpointZone.Input) async throws -> Operations.AddEndpointZone.Output {
+        guard case .json(let body) = input.body else { throw UnexpectedBody() }
+        let principal = try RequestPrincipal.get()
+        let choice = ZoneChoice(zone: body.zone, vswitch: body.vswitch, address: body.address)
+        let changed = try await change(Operations.AddEndpointZone.id) { try $0.addEndpointZone(input.path.endpoint, choice, by: principal) }
+        return .created(.init(body: .json(Components.Schemas.Endpoint(changed))))
+    }
+
+    func removeEndpointZone(_ input: Operations.RemoveEndpointZone.Input) async throws -> Operations.RemoveEndpointZone.Output {
+        let principal = try RequestPrincipal.get()
+        let changed = try await change(Operations.RemoveEndpointZone.id) {
+            try $0.removeEndpointZone(input.path.endpoint, zone: input.path.zone, by: principal)
+        }
+        return .ok(.init(body: .json(Components.Schemas.Endpoint(changed))))
+    }
+
     // MARK: The gateway's view
 
     func listNAT(_ input: Operations.ListNAT.Input) async throws -> Operations.ListNAT.Output {

@@ -6,7 +6,6 @@ import ArgumentParser
 import Foundation
 import OpenAPIRuntime
 import ZoneLinkAPI
-import ZoneLinkControl
 
 // MARK: - Output helpers
 
@@ -363,7 +362,7 @@ struct ConnectionActionOptions: ParsableArguments {
 struct EndpointCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "endpoint", abstract: "Endpoints: the consumer's side.",
-        subcommands: [Create.self, List.self, Show.self, Delete.self])
+        subcommands: [Create.self, List.self, Show.self, Delete.self, Zone.self])
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create an endpoint of a service in one of your VPCs (the console's \"Create Endpoint\").")
@@ -436,6 +435,53 @@ struct EndpointCommand: ParsableCommand {
             try await api.deleteEndpoint(path: .init(endpoint: endpoint)).ok.body.json
         }
         var done: String { "deleted endpoint \(endpoint)" }
+    }
+
+    // MARK: zonelink endpoint zone
+
+    struct Zone: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Add or remove an ENI of an endpoint, one zone at a time.", subcommands: [Add.self, Remove.self])
+
+        struct Add: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Add an ENI in one more zone of the service; it serves while the connection is Connected.")
+            @OptionGroup var output: ControlOutput
+            @Argument(help: "The endpoint ID.") var endpoint: String
+            @Argument(help: ArgumentHelp("The zone and the VPC's vSwitch in it.", valueName: "ZONE=VSWITCH")) var zone: String
+            @Option(name: .long, help: "The ENI's address inside the vSwitch (default: the lowest free one).") var address: String?
+
+            func validate() throws { _ = try choice() }
+
+            func choice() throws -> Components.Schemas.ZoneChoice {
+                let parts = zone.split(separator: "=", omittingEmptySubsequences: false).map(String.init)
+                guard parts.count == 2, parts.allSatisfy({ !$0.isEmpty }) else {
+                    throw ValidationError("'\(zone)': expected ZONE=VSWITCH, e.g. eu-central-1a=vsw-1a")
+                }
+                return Components.Schemas.ZoneChoice(zone: parts[0], vswitch: parts[1], address: address)
+            }
+
+            func run() async throws {
+                let body = try choice()
+                try await output.present({
+                    try await $0.addEndpointZone(path: .init(endpoint: endpoint), body: .json(body)).created.body.json
+                }, printEndpoint)
+            }
+        }
+
+        struct Remove: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Remove the endpoint's ENI in a zone: its names go and its flows are closed (the last zone stays).")
+            @OptionGroup var output: ControlOutput
+            @Argument(help: "The endpoint ID.") var endpoint: String
+            @Argument(help: "The zone.") var zone: String
+
+            func run() async throws {
+                try await output.present({
+                    try await $0.removeEndpointZone(path: .init(endpoint: endpoint, zone: zone)).ok.body.json
+                }, printEndpoint)
+            }
+        }
     }
 }
 

@@ -26,6 +26,9 @@ enum WalkthroughConfig {
 
         """
 
+    /// clb-1a's NAT address, in vsw-2a.
+    static let zoneANAT = "192.168.23.240"
+
     static func yaml(namespaces ns: [LabVPC: String]) -> String {
         """
         # The seed's infrastructure only: services and endpoints come through the control API.
@@ -55,6 +58,7 @@ enum WalkthroughConfig {
             cidr: 192.168.0.0/16
             netns: \(ns[.vpc2]!)
             vswitches:
+              - {id: vsw-2a, zone: eu-central-1a, cidr: 192.168.23.0/24}
               - {id: vsw-2b, zone: eu-central-1b, cidr: 192.168.24.0/24}
           - id: vpc-3
             account: account-c
@@ -81,6 +85,20 @@ enum WalkthroughConfig {
                 backends:
                   - {address: \(LabAddress.ecs2), weight: 100}   # ECS 2
                   - {address: \(LabAddress.ecs3), weight: 100}   # ECS 3
+                healthCheck: {interval: 1s, timeout: 1s, healthyThreshold: 2, unhealthyThreshold: 2}
+          # Zone a, for the endpoint's second ENI (`endpoint zone add`): the same two nginx.
+          - id: clb-1a
+            account: account-b
+            vpc: vpc-2
+            zone: eu-central-1a
+            natAddresses: [\(zoneANAT)]
+            listeners:
+              - protocol: tcp
+                port: 80
+                backendPort: 80
+                backends:
+                  - {address: \(LabAddress.ecs2)}
+                  - {address: \(LabAddress.ecs3)}
                 healthCheck: {interval: 1s, timeout: 1s, healthyThreshold: 2, unhealthyThreshold: 2}
 
         """
@@ -174,8 +192,8 @@ struct ControlWalkthroughTests {
             lastHealth = r.summary
             guard r.exited, r.status == 0,
                   let o = try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any],
-                  let backends = o["backends"] as? [[String: Any]],
-                  backends.count == 2, backends.allSatisfy({ ($0["healthy"] as? Bool) == true }) else { return false }
+                  let backends = o["backends"] as? [[String: Any]],  // clb-1 and clb-1a, two nginx each
+                  backends.count == 4, backends.allSatisfy({ ($0["healthy"] as? Bool) == true }) else { return false }
             return try lab.listening(.vpc1, udp: true).contains("\(LabConsumer.vpc1.dns):53 ")
         }
         guard serve.isRunning else {
@@ -187,7 +205,8 @@ struct ControlWalkthroughTests {
 
         // B creates the service: manual accept, zone affinity on.
         let service = try object(try cli(WalkthroughConfig.tokenB, [
-            "service", "create", "--resource", "eu-central-1b=clb-1", "--no-auto-accept", "--zone-affinity",
+            "service", "create", "--resource", "eu-central-1b=clb-1", "--resource", "eu-central-1a=clb-1a",
+            "--no-auto-accept", "--zone-affinity",
             "--id", "epsrv-walk", "--json",
         ]), "B: service create")
         expect(service["id"] as? String == "epsrv-walk" && service["account"] as? String == WalkthroughConfig.accountB)
@@ -256,6 +275,67 @@ struct ControlWalkthroughTests {
             expect(bodies.contains("ECS 2") && bodies.contains("ECS 3"),
                     "20 requests through \(zoneName): expected both backends, got \(bodies)")
         }
+
+        // A adds zone a: a second ENI, named and serving at once (the connection is Connected).
+        let grown = try object(try cli(WalkthroughConfig.tokenA, [
+            "endpoint", "zone", "add", "ep-walk", "eu-central-1a=vsw-1a", "--json",
+        ]), "A: endpoint zone add")
+        let zoneA = try require(((grown["placement"] as? [String: Any])?["enis"] as? [[String: Any]])?.first { $0["zone"] as? String == "eu-central-1a" },
+                                "endpoint zone add: no ENI in eu-central-1a: \(grown)")
+        let zoneAName = try require(zoneA["dnsName"] as? String, "no dnsName in \(zoneA)")
+        let zoneAAddress = try require(zoneA["address"] as? String, "no address in \(zoneA)")
+        var lastDig = ""
+        let named = try GatewayLab.poll(timeout: 3, every: 0.2) {
+            let (answer, r) = try lab.dig(c, name: zoneAName)
+            lastDig = r.summary
+            return answer?.rcode == "NOERROR" && answer?.answerData("A") == [zoneAAddress]
+        }
+        expect(named, "after zone add, dig \(zoneAName) did not answer A \(zoneAAddress) within 3 s; last:\n\(lastDig)")
+        let reachedA = try GatewayLab.poll(timeout: 3, every: 0.1) {
+            let r = try lab.curl(.vpc1, from: c.client, name: zoneAName, address: zoneAAddress)
+            lastCurl = r.summary
+            return r.status == 0 && r.stdout.hasPrefix("ECS ")
+        }
+        expect(reachedA, "after zone add, curl through \(zoneAName) (\(zoneAAddress)) did not reach a backend within 3 s; last:\n\(lastCurl)")
+
+        // A removes zone a during a slow transfer through it (64 MiB at 256 KiB/s: minutes):
+        // the flow leaves the NAT table at once, the transfer is cut short, the name goes.
+        if let curl = GatewayLabRequirements.curl {
+            let transfer = try lab.spawn(.vpc1, name: "slow-zone-a", [
+                curl, "-sS", "-o", "/dev/null", "--interface", c.client, "--limit-rate", "256k", "--max-time", "200",
+                "-w", "%{http_code} %{size_download}\n", "--resolve", "\(zoneAName):80:\(zoneAAddress)", "http://\(zoneAName)/big",
+            ])
+            defer { transfer.stop() }
+            // A's own flows through the zone-a ENI, as `nat list --json` shows them to their owner.
+            func flowsThroughZoneA() throws -> [[String: Any]] {
+                let r = try cli(WalkthroughConfig.tokenA, ["nat", "list", "--json"])
+                let rows = (try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8))) as? [[String: Any]] ?? []
+                return rows.filter { $0["eni"] as? String == "\(zoneAAddress):80" }
+            }
+            let started = try GatewayLab.poll(timeout: 5, every: 0.2) {
+                try flowsThroughZoneA().contains { ($0["bytesFromTarget"] as? Int ?? 0) > 0 }
+            }
+            expect(started, "no flow through \(zoneAAddress):80 in nat list within 5 s of the transfer's start:\n\(transfer.output)")
+            let shrunk = try object(try cli(WalkthroughConfig.tokenA, ["endpoint", "zone", "remove", "ep-walk", "eu-central-1a", "--json"]),
+                                    "A: endpoint zone remove")
+            expect(shrunk["zones"] as? [String] == ["eu-central-1b"], "zone remove: expected zones [eu-central-1b], got \(shrunk)")
+            let forgotten = try GatewayLab.poll(timeout: 5, every: 0.1) { try flowsThroughZoneA().isEmpty }
+            expect(forgotten, "the flow through the removed ENI is still in nat list 5 s after zone remove")
+            // What the client's socket buffers already held still arrives; then the reset.
+            let cut = try GatewayLab.poll(timeout: 60, every: 0.2) { !transfer.isRunning }
+            expect(cut && !transfer.output.contains("200 67108864"),
+                   "the transfer through the removed ENI was not cut short (still running after 60 s, or complete):\n\(transfer.output)")
+            let gone = try GatewayLab.poll(timeout: 3, every: 0.2) {
+                let (answer, r) = try lab.dig(c, name: zoneAName)
+                lastDig = r.summary
+                return answer?.rcode == "NXDOMAIN"
+            }
+            expect(gone, "after zone remove, dig \(zoneAName) is not NXDOMAIN within 3 s; last:\n\(lastDig)")
+        }
+        // The last zone stays: exit 1 and the rule named.
+        let last = try cli(WalkthroughConfig.tokenA, ["endpoint", "zone", "remove", "ep-walk", "eu-central-1b"])
+        expect(last.exited && last.status == 1 && last.stderr.contains("last zone"),
+                "removing the last zone: expected exit 1 naming the rule, got \(last.summary)")
 
         // B rejects: curl fails again.
         let rejected = try object(try cli(WalkthroughConfig.tokenB, ["service", "connections", "reject", "epsrv-walk", "ep-walk", "--json"]),

@@ -140,8 +140,10 @@ public actor Gateway: Service {
                 logger.info("stopped listening", metadata: ["flow.eni": "\(key.address)", "flow.proto": "\(key.proto.rawValue)"])
             }
         }
-        let served = Set(plan.eniListeners.map(\.endpoint))
-        flows.close { !served.contains($0.endpoint) }
+        // A flow lives while the port it came through is served: deleting an endpoint, removing
+        // one of its zones or a listener port closes the flows that used it.
+        let served = Set(plan.eniListeners.map { ServedPort(proto: $0.proto, vpc: $0.vpc, eni: $0.address, endpoint: $0.endpoint) })
+        flows.close { !served.contains(ServedPort(proto: $0.key.proto, vpc: $0.key.vpc, eni: $0.key.eni, endpoint: $0.endpoint)) }
 
         for (key, checked) in balancers where next[key]?.balancer !== checked.balancer {
             checked.probes.forEach { $0.cancel() }
@@ -264,4 +266,13 @@ public enum GatewayError: Error, CustomStringConvertible {
             "cannot listen on ENI \(address)/\(proto.rawValue) in \(netns.map { "netns \($0)" } ?? "the host namespace"): \(error)"
         }
     }
+}
+
+/// One ENI port as a flow knows it: what `Gateway.apply` compares to close flows whose port is
+/// no longer served.
+private struct ServedPort: Hashable {
+    var proto: TransportProtocol
+    var vpc: String
+    var eni: IPv4Endpoint
+    var endpoint: String
 }

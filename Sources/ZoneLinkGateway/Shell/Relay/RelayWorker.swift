@@ -116,7 +116,14 @@ final class RelayWorker {
                 listeners[socket.id] = nil
                 done()
             case .close(let id):
-                if let flow = flow(id) { end(flow, id) }
+                // Cut from outside (its endpoint, zone or port went, or it expired): a reset
+                // ends it at once on both sides, where a FIN would first deliver what the
+                // socket buffers still hold, seconds of a slow reader's data.
+                if let flow = flow(id) {
+                    SocketCall.resetOnClose(flow.client.fd)
+                    SocketCall.resetOnClose(flow.provider.fd)
+                    end(flow, id)
+                }
             case .stop:
                 running = false
             }
