@@ -37,6 +37,7 @@ struct CatalogValidator {
         checkServices(accountIDs)
         checkEndpoints(accountIDs)
         checkListeners()
+        checkSecondaries()
         checkLimits()
         guard issues.isEmpty else { return }
         checkAddressOwnership()
@@ -400,6 +401,42 @@ struct CatalogValidator {
             }
         }
         checkUnique(resolved.dns.listen.map(\.address.description), path: { "dns.listen[\($0)].address" }, what: "listener address")
+    }
+
+    // MARK: Secondaries
+
+    /// Each secondary's view must exist, and each key must open exactly one view: the key
+    /// that signs a request is what selects the view.
+    private mutating func checkSecondaries() {
+        for (i, secondary) in resolved.dns.secondaries.enumerated() {
+            let path = "dns.secondaries[\(i)]"
+            if !isLabel(secondary.name) {
+                report("\(path).name", "'\(secondary.name)' is not a name of letters, digits and hyphens", hint: "e.g. vpc1-zone-a")
+            }
+            if secondary.allowFrom.isEmpty {
+                report("\(path).allowFrom", "is missing or empty", hint: "list the secondary's addresses or networks, e.g. [10.20.0.53/32]; transfers are never open")
+            }
+            guard let vpc = resolved.vpcs.first(where: { $0.id == secondary.vpc }) else {
+                report("\(path).vpc", "unknown VPC '\(secondary.vpc)'", hint: hintList(resolved.vpcs.map(\.id), "VPC"))
+                continue
+            }
+            if let zone = secondary.zone, !vpc.vswitches.contains(where: { $0.zone == zone }) {
+                report("\(path).zone", "VPC \(vpc.id) has no vSwitch in zone '\(zone)'", hint: hintList(Set(vpc.vswitches.map(\.zone)).sorted(), "zone"))
+            }
+        }
+        checkUnique(resolved.dns.secondaries.map(\.name), path: { "dns.secondaries[\($0)].name" }, what: "secondary")
+        var keyViews: [String: Int] = [:]
+        for (i, secondary) in resolved.dns.secondaries.enumerated() {
+            guard let first = keyViews[secondary.key.name] else {
+                keyViews[secondary.key.name] = i
+                continue
+            }
+            let other = resolved.dns.secondaries[first]
+            if other.vpc != secondary.vpc || other.zone != secondary.zone || other.key != secondary.key {
+                report("dns.secondaries[\(i)].key.name", "key '\(secondary.key.name)' already opens another view at dns.secondaries[\(first)]",
+                       hint: "a key selects one view: give each view its own key")
+            }
+        }
     }
 
     // MARK: Addresses
