@@ -1,3 +1,4 @@
+import Glibc
 import Logging
 import NIOCore
 import Synchronization
@@ -11,25 +12,31 @@ import ZoneLinkNetwork
 final class AnswerState: Sendable {
     private let state: Mutex<Responder>
     let publisher: ResponderPublisher
+    /// The transferred views' serials: one for the process, whatever catalog serves.
+    let serials = ViewSerials(clock: { UInt32(truncatingIfNeeded: time(nil)) })
 
-    init(engine: AnswerEngine, forwarder: Forwarder?) {
-        let responder = Responder(engine: engine, forwarder: forwarder)
+    init(engine: AnswerEngine, forwarder: Forwarder?, transfers: TransferPolicy = .none) {
+        let responder = Responder(engine: engine, forwarder: forwarder, transfers: Self.transfers(transfers, serials))
         self.state = Mutex(responder)
         self.publisher = ResponderPublisher(responder)
     }
 
+    private static func transfers(_ policy: TransferPolicy, _ serials: ViewSerials) -> Responder.Transfers? {
+        policy.isEmpty ? nil : Responder.Transfers(policy: policy, serials: serials)
+    }
+
     var forwarder: Forwarder? { state.withLock { $0.forwarder } }
 
-    func update(engine: AnswerEngine, forwarder: Forwarder?) {
+    func update(engine: AnswerEngine, forwarder: Forwarder?, transfers: TransferPolicy) {
         state.withLock { state in
-            state = Responder(engine: engine, health: state.health, forwarder: forwarder)
+            state = Responder(engine: engine, health: state.health, forwarder: forwarder, transfers: Self.transfers(transfers, serials))
             publisher.publish(state)
         }
     }
 
     func update(health: ZoneHealth) {
         state.withLock { state in
-            state = Responder(engine: state.engine, health: health, forwarder: state.forwarder)
+            state = Responder(engine: state.engine, health: health, forwarder: state.forwarder, transfers: state.transfers)
             publisher.publish(state)
         }
     }
@@ -63,6 +70,8 @@ struct ServingPlan: Sendable {
     let engine: AnswerEngine
     let dnsListeners: [DNSServer.Listener]
     let gateway: GatewayPlan
+    /// Who may transfer which view, secrets read (`dns.secondaries`).
+    let transfers: TransferPolicy
 
     /// - Throws: `ConfigError` for a zone file that cannot be served, or a private domain that
     ///   overlaps one, with `file` and the key path.
@@ -71,6 +80,7 @@ struct ServingPlan: Sendable {
         self.engine = AnswerEngine(catalog: catalog, staticZones: try catalog.loadStaticZones(file: file, reusing: zoneFiles))
         self.dnsListeners = DNSServer.listeners(of: catalog)
         self.gateway = GatewayPlan(catalog: catalog)
+        self.transfers = try catalog.loadTransferPolicy(file: file)
     }
 
     /// The addresses wanted in each namespace.
@@ -152,7 +162,7 @@ actor DataPlane {
         }
         dns.apply(limits: next.dns.limits, tcpIdleTimeout: next.dns.tcpIdleTimeout)
         let forwarder = sameForwarding(previous.catalog, next) ? answers.forwarder : makeForwarder(next, group: group, logger: logger)
-        answers.update(engine: nextPlan.engine, forwarder: forwarder)
+        answers.update(engine: nextPlan.engine, forwarder: forwarder, transfers: nextPlan.transfers)
         plan = nextPlan
         await releaseAddresses(keeping: nextPlan, from: previous)
         let waiting = next.startOnlySectionsChanged(since: previous.catalog)

@@ -26,12 +26,15 @@ struct ZoneLink: AsyncParsableCommand {
     )
 }
 
-/// Loads and validates a config and (unless told not to) its zone files, printing every issue
+/// Loads and validates a config and (unless told not to) its zone files and TSIG secret files, printing every issue
 /// to stderr.
 func loadCatalog(_ file: String, staticZones: Bool = true) throws -> (Catalog, [Zone]) {
     do {
         let catalog = try Catalog.load(file: file)
-        return (catalog, staticZones ? try catalog.loadStaticZones(file: file) : [])
+        let zones = staticZones ? try catalog.loadStaticZones(file: file) : []
+        // Secret files are read as serving would read them, so `check` finds a missing one.
+        if staticZones { _ = try catalog.loadTransferPolicy(file: file) }
+        return (catalog, zones)
     } catch {
         FileHandle.standardError.write(Data((error.description + "\n").utf8))
         throw ExitStatus.invalidInput
@@ -174,7 +177,7 @@ struct Serve: AsyncParsableCommand {
 
         let notifier = SystemdNotifier(waitingFor: ["dns", "gateway"])
         let status = Runtime.status(catalog)
-        let answers = AnswerState(engine: plan.engine, forwarder: makeForwarder(catalog, group: group, logger: logger))
+        let answers = AnswerState(engine: plan.engine, forwarder: makeForwarder(catalog, group: group, logger: logger), transfers: plan.transfers)
         let dns = DNSServer(
             listeners: plan.dnsListeners, namespaces: namespaces, publisher: answers.publisher, group: group,
             workers: threads, tcpIdleTimeout: catalog.dns.tcpIdleTimeout, limits: catalog.dns.limits, budget: budget, logger: logger,
