@@ -1,0 +1,292 @@
+// Issue 8: real secondaries (NSD and Knot) carry a view of a running zonelink by AXFR with
+// TSIG, then answer every generated name as zonelink answers that view's clients.
+import Foundation
+import ZoneLinkTestSupport
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension Tools {
+    static let knotd = find("knotd")
+}
+
+/// Two secondaries of the view "VPC 1 in zone b", the view of zonelink's pinned listener
+/// (`dns.listen[0]`), each with its own key.
+enum SecondaryFixture {
+    static let nsdSecret = Data("nsd-secondary-secret-32-bytes!!!".utf8).base64EncodedString()
+    static let knotSecret = Data("knot-secondary-secret-32-bytes!!".utf8).base64EncodedString()
+
+    /// zones/local.yaml with `dns.secondaries`: NSD's key inline, Knot's in a secret file.
+    static func config(knotSecretFile: String, notify: [UInt16]) throws -> TestConfig {
+        try TestConfig.local { yaml in
+            yaml.replacingOccurrences(of: "  zoneFiles: [", with: """
+                  secondaries:
+                    - name: nsd-zone-b
+                      key: {name: nsd.key, algorithm: hmac-sha256, secret: "\(nsdSecret)"}
+                      vpc: vpc-1
+                      zone: eu-central-1b
+                      notify: ["127.0.0.1:\(notify[0])"]
+                      allowFrom: [127.0.0.1]
+                    - name: knot-zone-b
+                      key: {name: knot.key, algorithm: hmac-sha256, secretFile: \(knotSecretFile)}
+                      vpc: vpc-1
+                      zone: eu-central-1b
+                      notify: ["127.0.0.1:\(notify[1])"]
+                      allowFrom: [127.0.0.0/8]
+                  zoneFiles: [
+                """)
+        }
+    }
+
+    /// The generated names' queries of the differential corpus, and the A queries of the names
+    /// zone affinity decides (which the NSD differential leaves out: here both sides apply it).
+    static func queries() -> [GeneratedQuery] {
+        QueryCorpus.generate(seed: DifferentialTests.seed, count: 400)
+            .filter { $0.name.lowercased().hasSuffix(Names.domain) }
+            + [Names.endpoint, Names.service, Names.endpointZoneA, Names.endpointZoneB].map { GeneratedQuery(name: $0, type: RRType.A) }
+    }
+
+    /// A SOA's serial, which the transferred view has its own of (the listener's is the catalog's).
+    static func withoutSerial(_ record: String) -> String {
+        record.replacing(/(\sin\ssoa\s\S+\s\S+\s)\d+/) { "\($0.1)SERIAL" }
+    }
+}
+
+/// A secondary server under test: its process, directory, port and logs.
+final class SecondaryServer: @unchecked Sendable {
+    let name: String
+    let process: Process
+    let dir: URL
+    let port: UInt16
+    let logs: @Sendable () -> String
+    let stopper: @Sendable (Process) -> Void
+
+    init(name: String, process: Process, dir: URL, port: UInt16, logs: @escaping @Sendable () -> String,
+         stopper: @escaping @Sendable (Process) -> Void) {
+        self.name = name
+        self.process = process
+        self.dir = dir
+        self.port = port
+        self.logs = logs
+        self.stopper = stopper
+    }
+
+    func stop() {
+        stopper(process)
+        try? FileManager.default.removeItem(at: dir)
+    }
+
+    /// Waits until the secondary answers the zone's SOA with NOERROR (it has transferred it).
+    func waitForZone(_ zone: String, timeout: Double = 60) throws {
+        let client = try UDPClient()
+        let deadline = monotonicNow() + timeout
+        var id: UInt16 = 100
+        while monotonicNow() < deadline {
+            guard process.isRunning else { throw HarnessError("\(name) exited early:\n\(cap(logs(), 4000))") }
+            id &+= 1
+            if let reply = client.query(DNSQuery.build(id: id, name: zone, type: RRType.SOA), port: port, timeout: 0.3),
+               let r = DNSResponse.parse(reply), r.rcode == Rcode.NOERROR, r.aa, !r.answer.isEmpty {
+                return
+            }
+            sleepSeconds(0.1)
+        }
+        throw HarnessError("\(name) did not serve \(zone) within \(Int(timeout)) s:\n\(cap(logs(), 6000))")
+    }
+
+    /// NSD as the secondary of `zone` from 127.0.0.1:`primary`, TSIG key `nsd.key`.
+    static func nsd(zone: String, primary: UInt16, secret: String) throws -> SecondaryServer {
+        guard let path = Tools.nsd else { throw HarnessError("nsd is not installed") }
+        let dir = try Paths.makeTempDir("nsd-secondary")
+        let port = try LoopbackPorts.free()
+        let conf = """
+            server:
+                server-count: 1
+                ip-address: 127.0.0.1@\(port)
+                do-ip6: no
+                minimal-responses: yes
+                database: ""
+                zonelistfile: "\(dir.path)/zone.list"
+                xfrdfile: "\(dir.path)/xfrd.state"
+                xfrdir: "\(dir.path)"
+                pidfile: "\(dir.path)/nsd.pid"
+                logfile: "\(dir.path)/nsd.log"
+                zonesdir: "\(dir.path)"
+                username: ""
+                chroot: ""
+                verbosity: 2
+                rrl-ratelimit: 0
+                rrl-whitelist-ratelimit: 0
+            remote-control:
+                control-enable: no
+            key:
+                name: "nsd.key"
+                algorithm: hmac-sha256
+                secret: "\(secret)"
+            zone:
+                name: "\(zone)"
+                zonefile: "\(dir.path)/\(zone).zone"
+                request-xfr: AXFR 127.0.0.1@\(primary) nsd.key
+                allow-notify: 127.0.0.1 nsd.key
+
+            """
+        let confURL = dir.appendingPathComponent("nsd.conf")
+        try conf.write(to: confURL, atomically: true, encoding: .utf8)
+        let process = try launch(path, ["-d", "-c", confURL.path], in: dir)
+        return SecondaryServer(name: "nsd", process: process, dir: dir, port: port, logs: { NSD.logs(in: dir) }, stopper: { NSD.stop($0) })
+    }
+
+    /// Knot as the secondary of `zone` from 127.0.0.1:`primary`, TSIG key `knot.key`.
+    static func knot(zone: String, primary: UInt16, secret: String) throws -> SecondaryServer {
+        guard let path = Tools.knotd else { throw HarnessError("knotd is not installed") }
+        let dir = try Paths.makeTempDir("knot-secondary")
+        let port = try LoopbackPorts.free()
+        let conf = """
+            server:
+                rundir: "\(dir.path)"
+                pidfile: "\(dir.path)/knot.pid"
+                listen: 127.0.0.1@\(port)
+            database:
+                storage: "\(dir.path)"
+            control:
+                listen: "\(dir.path)/knot.sock"
+            log:
+              - target: stderr
+                any: info
+            key:
+              - id: knot.key
+                algorithm: hmac-sha256
+                secret: \(secret)
+            remote:
+              - id: zonelink
+                address: 127.0.0.1@\(primary)
+                key: knot.key
+            acl:
+              - id: notify-from-zonelink
+                address: 127.0.0.1
+                key: knot.key
+                action: notify
+            zone:
+              - domain: \(zone)
+                storage: "\(dir.path)"
+                master: zonelink
+                acl: notify-from-zonelink
+
+            """
+        let confURL = dir.appendingPathComponent("knot.conf")
+        try conf.write(to: confURL, atomically: true, encoding: .utf8)
+        let process = try launch(path, ["-c", confURL.path], in: dir)
+        let output = dir.appendingPathComponent("output")
+        return SecondaryServer(
+            name: "knotd", process: process, dir: dir, port: port,
+            logs: { (try? String(contentsOf: output, encoding: .utf8)) ?? "" },
+            stopper: { process in
+                if process.isRunning { kill(process.processIdentifier, SIGTERM) }
+                if !waitForExit(process, timeout: 10) { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+            })
+    }
+
+    private static func launch(_ path: String, _ arguments: [String], in dir: URL) throws -> Process {
+        let output = dir.appendingPathComponent("output")
+        _ = FileManager.default.createFile(atPath: output.path, contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        process.currentDirectoryURL = dir
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = try FileHandle(forWritingTo: output)
+        process.standardError = try FileHandle(forWritingTo: output)
+        try launchProcess(process)
+        return process
+    }
+}
+
+@Suite("Secondaries carry a view (issue 8)", .timeLimit(.minutes(5)))
+struct SecondaryTests {
+    @Test("NSD and Knot transfer VPC 1's zone-b view with TSIG and answer as zonelink does",
+          .enabled(if: Tools.nsd != nil, "nsd is not installed: apt-get install nsd"),
+          .enabled(if: Tools.knotd != nil, "knotd is not installed: apt-get install knot"))
+    func nsdAndKnotCarryTheView() async throws {
+        let secretDir = try Paths.makeTempDir("tsig")
+        defer { try? FileManager.default.removeItem(at: secretDir) }
+        let secretFile = secretDir.appendingPathComponent("knot.key")
+        try (SecondaryFixture.knotSecret + "\n").write(to: secretFile, atomically: true, encoding: .utf8)
+        let notifyPorts = [try LoopbackPorts.free(), try LoopbackPorts.free()]
+        let config = try SecondaryFixture.config(knotSecretFile: secretFile.path, notify: notifyPorts)
+        let server = try ZoneLinkServer.launch(config, tag: "xfr")
+        var secondaries: [SecondaryServer] = []
+        do {
+            try await offload { try server.waitUntilReady() }
+            secondaries.append(try SecondaryServer.nsd(zone: Names.domain, primary: server.pinnedPort, secret: SecondaryFixture.nsdSecret))
+            secondaries.append(try SecondaryServer.knot(zone: Names.domain, primary: server.pinnedPort, secret: SecondaryFixture.knotSecret))
+            let started = monotonicNow()
+            for secondary in secondaries {
+                try await offload { try secondary.waitForZone(Names.domain) }
+            }
+            let transferred = monotonicNow() - started
+            print("secondaries: both carried \(Names.domain) within \(String(format: "%.2f", transferred)) s of starting")
+            let queries = SecondaryFixture.queries()
+            for secondary in secondaries {
+                let result = try await offload {
+                    try QueryCorpus.compare(queries, portA: server.pinnedPort, labelA: "zonelink", portB: secondary.port,
+                                            labelB: secondary.name, normalise: SecondaryFixture.withoutSerial)
+                }
+                #expect(result.compared >= 100)
+                #expect(result.mismatches.isEmpty,
+                        "\(secondary.name): \(result.mismatches.count) of \(result.compared) differ:\n\(cap(result.mismatches.prefix(6).joined(separator: "\n\n"), 10_000))\n\(secondary.name) log:\n\(cap(secondary.logs(), 3000))")
+            }
+            // Zone affinity made it across: the zone-b view holds the zone-b ENI only.
+            let client = try UDPClient()
+            for secondary in secondaries {
+                let reply = try #require(client.query(DNSQuery.build(id: 9, name: Names.endpoint, type: RRType.A), port: secondary.port, timeout: 2))
+                let addresses = try #require(DNSResponse.parse(reply)).answer.map(\.rdata)
+                #expect(addresses == [Names.eniB], "\(secondary.name): \(addresses)")
+            }
+        } catch {
+            for secondary in secondaries { print("\(secondary.name) log:\n\(cap(secondary.logs(), 3000))") }
+            secondaries.forEach { $0.stop() }
+            server.kill()
+            server.cleanUp()
+            throw error
+        }
+        secondaries.forEach { $0.stop() }
+        let (ended, exited, status) = try await offload { server.terminate() }
+        #expect(ended && exited && status == 0, "zonelink serve did not stop cleanly.\n\(server.logs)")
+        server.cleanUp()
+    }
+
+    @Test("kdig's AXFR verifies the TSIG of every message; refusals carry the RFC's rcode",
+          .enabled(if: Tools.kdig != nil, "kdig is not installed: apt-get install knot-dnsutils"))
+    func kdigTransfersAndIsRefused() async throws {
+        let secretDir = try Paths.makeTempDir("tsig")
+        defer { try? FileManager.default.removeItem(at: secretDir) }
+        let secretFile = secretDir.appendingPathComponent("knot.key")
+        try (SecondaryFixture.knotSecret + "\n").write(to: secretFile, atomically: true, encoding: .utf8)
+        let config = try SecondaryFixture.config(knotSecretFile: secretFile.path, notify: [try LoopbackPorts.free(), try LoopbackPorts.free()])
+        let server = try ZoneLinkServer.launch(config, tag: "xfr-kdig")
+        defer {
+            server.kill()
+            server.cleanUp()
+        }
+        try await offload { try server.waitUntilReady() }
+        let kdig = Tools.kdig!
+        let port = "\(server.pinnedPort)"
+        func run(_ arguments: [String]) async throws -> ProcessResult {
+            try await runProcess(kdig, ["@127.0.0.1", "-p", port, "+time=5", "+retry=0"] + arguments, timeout: 30)
+        }
+        let good = try await run(["-y", "hmac-sha256:knot.key:\(SecondaryFixture.knotSecret)", "AXFR", Names.domain])
+        #expect(good.exited && good.status == 0, "\(good.summary)")
+        #expect(good.stdout.contains("Received") && !good.stdout.contains("TSIG error") && !good.stderr.contains("TSIG"), "\(good.summary)")
+        // The endpoint name holds the zone-b ENI alone: affinity, as the view's clients see it.
+        let endpointLines = good.stdout.split(separator: "\n").filter { $0.hasPrefix(Names.endpoint + ".") }
+        #expect(endpointLines.count == 1 && endpointLines.allSatisfy { $0.hasSuffix(Names.eniB) }, "\(good.summary)")
+        // The right key for the view; the other key's secret is not it.
+        let forged = try await run(["-y", "hmac-sha256:knot.key:\(SecondaryFixture.nsdSecret)", "AXFR", Names.domain])
+        #expect(forged.stdout.contains("NOTAUTH") || forged.stderr.contains("BADSIG") || forged.stdout.contains("BADSIG"), "\(forged.summary)")
+        let unsigned = try await run(["AXFR", Names.domain])
+        #expect(unsigned.stdout.contains("REFUSED") || unsigned.stderr.contains("REFUSED"), "\(unsigned.summary)")
+        let udp = try await run(["-y", "hmac-sha256:knot.key:\(SecondaryFixture.knotSecret)", "+notcp", "SOA", Names.domain])
+        #expect(udp.exited && udp.status == 0 && udp.stdout.contains("NOERROR"), "signed SOA over UDP: \(udp.summary)")
+        #expect(server.isRunning, "zonelink survived: \(server.logs)")
+    }
+}
