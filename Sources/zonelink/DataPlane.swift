@@ -13,9 +13,16 @@ final class AnswerState: Sendable {
     private let state: Mutex<Responder>
     let publisher: ResponderPublisher
     /// The transferred views' serials: one for the process, whatever catalog serves.
-    let serials = ViewSerials(clock: { UInt32(truncatingIfNeeded: time(nil)) })
+    let serials: ViewSerials
+    /// Tells secondaries when their view changed; nil when nothing is notified (tests).
+    private let notifier: TransferNotifier?
 
-    init(engine: AnswerEngine, forwarder: Forwarder?, transfers: TransferPolicy = .none) {
+    init(
+        engine: AnswerEngine, forwarder: Forwarder?, transfers: TransferPolicy = .none,
+        serials: ViewSerials = ViewSerials(clock: { UInt32(truncatingIfNeeded: time(nil)) }), notifier: TransferNotifier? = nil
+    ) {
+        self.serials = serials
+        self.notifier = notifier
         let responder = Responder(engine: engine, forwarder: forwarder, transfers: Self.transfers(transfers, serials))
         self.state = Mutex(responder)
         self.publisher = ResponderPublisher(responder)
@@ -28,17 +35,28 @@ final class AnswerState: Sendable {
     var forwarder: Forwarder? { state.withLock { $0.forwarder } }
 
     func update(engine: AnswerEngine, forwarder: Forwarder?, transfers: TransferPolicy) {
-        state.withLock { state in
+        let published = state.withLock { state in
             state = Responder(engine: engine, health: state.health, forwarder: forwarder, transfers: Self.transfers(transfers, serials))
             publisher.publish(state)
+            return state
         }
+        announce(published)
     }
 
     func update(health: ZoneHealth) {
-        state.withLock { state in
+        let published = state.withLock { state in
             state = Responder(engine: state.engine, health: health, forwarder: state.forwarder, transfers: state.transfers)
             publisher.publish(state)
+            return state
         }
+        announce(published)
+    }
+
+    /// NOTIFY to the secondaries of every view whose content changed (the first call: all).
+    func announce(_ responder: Responder? = nil) {
+        let responder = responder ?? state.withLock { $0 }
+        guard let notifier, let transfers = responder.transfers else { return }
+        notifier.contentMayHaveChanged(engine: responder.engine, health: responder.health, policy: transfers.policy)
     }
 }
 

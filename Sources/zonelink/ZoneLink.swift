@@ -177,13 +177,39 @@ struct Serve: AsyncParsableCommand {
 
         let notifier = SystemdNotifier(waitingFor: ["dns", "gateway"])
         let status = Runtime.status(catalog)
-        let answers = AnswerState(engine: plan.engine, forwarder: makeForwarder(catalog, group: group, logger: logger), transfers: plan.transfers)
+        // Transferred views' serials persist in the state directory; NOTIFY tells secondaries.
+        let serialsFile = ViewSerialsFile(path: "\(stateDir)/view-serials.json")
+        let knownSerials: [ViewSerials.Key: ViewSerials.Entry]
+        switch serialsFile.load() {
+        case .success(let entries): knownSerials = entries
+        case .failure(let error):
+            logger.warning("\(error); transferred views' serials start from the clock")
+            knownSerials = [:]
+        }
+        let serials = ViewSerials(initial: knownSerials, clock: { UInt32(truncatingIfNeeded: time(nil)) }, onChange: { entries, generation in
+            do { try serialsFile.save(entries, generation: generation) } catch {
+                logger.warning("cannot write \(serialsFile.path): \(error); serials still never go back while running")
+            }
+        })
+        let transferNotifier = TransferNotifier(group: group, serials: serials, logger: logger)
+        do {
+            try await transferNotifier.start()
+        } catch {
+            logger.error("cannot open the NOTIFY socket: \(error)")
+            await cleanUp()
+            throw ExitStatus.runtimeFailure
+        }
+        let answers = AnswerState(
+            engine: plan.engine, forwarder: makeForwarder(catalog, group: group, logger: logger), transfers: plan.transfers,
+            serials: serials, notifier: transferNotifier)
         let dns = DNSServer(
             listeners: plan.dnsListeners, namespaces: namespaces, publisher: answers.publisher, group: group,
             workers: threads, tcpIdleTimeout: catalog.dns.tcpIdleTimeout, limits: catalog.dns.limits, budget: budget, logger: logger,
             onReady: {
                 logger.notice("ready", metadata: ["config": "\(config)", "endpoints": "\(catalog.endpoints.count)"])
                 notifier.ready("dns", status: status)
+                // The listeners are up: secondaries told now can transfer at once.
+                answers.announce()
             })
         let unhealthyENIs = UnhealthyENIs()
         let flows = FlowRegistry(
@@ -251,6 +277,7 @@ struct Serve: AsyncParsableCommand {
         }
         watchdog?.cancel()
         gatewayMetrics.cancel()
+        await transferNotifier.stop()
         await cleanUp()
         withExtendedLifetime(stateLock) {}
     }

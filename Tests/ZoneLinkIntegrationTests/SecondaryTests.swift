@@ -94,11 +94,28 @@ final class SecondaryServer: @unchecked Sendable {
         throw HarnessError("\(name) did not serve \(zone) within \(Int(timeout)) s:\n\(cap(logs(), 6000))")
     }
 
+    /// Waits until the secondary answers `name` A with exactly `addresses`.
+    func waitForAnswer(_ name: String, _ addresses: [String], timeout: Double, since: Double) throws {
+        let client = try UDPClient()
+        let deadline = since + timeout
+        var id: UInt16 = 300
+        var last: [String] = []
+        while monotonicNow() < deadline {
+            id &+= 1
+            if let reply = client.query(DNSQuery.build(id: id, name: name, type: RRType.A), port: port, timeout: 0.3),
+               let r = DNSResponse.parse(reply) {
+                last = r.answer.map(\.rdata).sorted()
+                if last == addresses.sorted() { return }
+            }
+            sleepSeconds(0.05)
+        }
+        throw HarnessError("\(name) on \(self.name) is still \(last), not \(addresses), \(Int(timeout)) s after the change:\n\(cap(logs(), 6000))")
+    }
+
     /// NSD as the secondary of `zone` from 127.0.0.1:`primary`, TSIG key `nsd.key`.
-    static func nsd(zone: String, primary: UInt16, secret: String) throws -> SecondaryServer {
+    static func nsd(zone: String, primary: UInt16, secret: String, port: UInt16) throws -> SecondaryServer {
         guard let path = Tools.nsd else { throw HarnessError("nsd is not installed") }
         let dir = try Paths.makeTempDir("nsd-secondary")
-        let port = try LoopbackPorts.free()
         let conf = """
             server:
                 server-count: 1
@@ -137,10 +154,9 @@ final class SecondaryServer: @unchecked Sendable {
     }
 
     /// Knot as the secondary of `zone` from 127.0.0.1:`primary`, TSIG key `knot.key`.
-    static func knot(zone: String, primary: UInt16, secret: String) throws -> SecondaryServer {
+    static func knot(zone: String, primary: UInt16, secret: String, port: UInt16) throws -> SecondaryServer {
         guard let path = Tools.knotd else { throw HarnessError("knotd is not installed") }
         let dir = try Paths.makeTempDir("knot-secondary")
-        let port = try LoopbackPorts.free()
         let conf = """
             server:
                 rundir: "\(dir.path)"
@@ -211,14 +227,17 @@ struct SecondaryTests {
         defer { try? FileManager.default.removeItem(at: secretDir) }
         let secretFile = secretDir.appendingPathComponent("knot.key")
         try (SecondaryFixture.knotSecret + "\n").write(to: secretFile, atomically: true, encoding: .utf8)
-        let notifyPorts = [try LoopbackPorts.free(), try LoopbackPorts.free()]
-        let config = try SecondaryFixture.config(knotSecretFile: secretFile.path, notify: notifyPorts)
+        // The secondaries' ports first: zonelink notifies them there.
+        let secondaryPorts = [try LoopbackPorts.free(), try LoopbackPorts.free()]
+        let config = try SecondaryFixture.config(knotSecretFile: secretFile.path, notify: secondaryPorts)
         let server = try ZoneLinkServer.launch(config, tag: "xfr")
         var secondaries: [SecondaryServer] = []
         do {
             try await offload { try server.waitUntilReady() }
-            secondaries.append(try SecondaryServer.nsd(zone: Names.domain, primary: server.pinnedPort, secret: SecondaryFixture.nsdSecret))
-            secondaries.append(try SecondaryServer.knot(zone: Names.domain, primary: server.pinnedPort, secret: SecondaryFixture.knotSecret))
+            secondaries.append(try SecondaryServer.nsd(
+                zone: Names.domain, primary: server.pinnedPort, secret: SecondaryFixture.nsdSecret, port: secondaryPorts[0]))
+            secondaries.append(try SecondaryServer.knot(
+                zone: Names.domain, primary: server.pinnedPort, secret: SecondaryFixture.knotSecret, port: secondaryPorts[1]))
             let started = monotonicNow()
             for secondary in secondaries {
                 try await offload { try secondary.waitForZone(Names.domain) }
@@ -242,6 +261,18 @@ struct SecondaryTests {
                 let addresses = try #require(DNSResponse.parse(reply)).answer.map(\.rdata)
                 #expect(addresses == [Names.eniB], "\(secondary.name): \(addresses)")
             }
+
+            // A change (the zone-b ENI moves) reaches both by NOTIFY, well before any refresh timer.
+            try server.writeConfig(config.yaml.replacingOccurrences(of: "address: 127.10.2.50}", with: "address: 127.10.2.51}"))
+            let changedAt = monotonicNow()
+            server.hangUp()
+            for secondary in secondaries {
+                try await offload {
+                    try secondary.waitForAnswer(Names.endpoint, ["127.10.2.51"], timeout: 60, since: changedAt)
+                }
+            }
+            print("secondaries: both serve the changed ENI \(String(format: "%.2f", monotonicNow() - changedAt)) s after SIGHUP")
+            #expect(server.logText.contains("NOTIFY acknowledged"), "\(server.logs)")
         } catch {
             for secondary in secondaries { print("\(secondary.name) log:\n\(cap(secondary.logs(), 3000))") }
             secondaries.forEach { $0.stop() }

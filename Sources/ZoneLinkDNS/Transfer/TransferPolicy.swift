@@ -12,6 +12,14 @@ public struct TransferPolicy: Sendable {
         public var allowFrom: [IPv4Prefix]
         /// The secondaries' names, for logs and metrics.
         public var secondaries: [String]
+        /// Where NOTIFY goes when the view changes: each secondary's `notify` addresses.
+        public var notify: [NotifyTarget] = []
+    }
+
+    /// One address a NOTIFY goes to, and the secondary it belongs to.
+    public struct NotifyTarget: Sendable, Hashable {
+        public var secondary: String
+        public var address: IPv4Endpoint
     }
 
     /// By key name: the key selects the view.
@@ -33,12 +41,14 @@ public struct TransferPolicy: Sendable {
             let name = DNSName(secondary.key.name)!
             let key = TSIGKey(name: name, algorithm: TSIGAlgorithm(secondary.key.algorithm), secret: secret)
             let view = ViewKey(vpc: secondary.vpc, zone: secondary.zone)
+            let notify = secondary.notify.map { NotifyTarget(secondary: secondary.name, address: $0) }
             if var grant = grants[name] {
                 grant.allowFrom += secondary.allowFrom
                 grant.secondaries.append(secondary.name)
+                grant.notify += notify
                 grants[name] = grant
             } else {
-                grants[name] = Grant(key: key, view: view, allowFrom: secondary.allowFrom, secondaries: [secondary.name])
+                grants[name] = Grant(key: key, view: view, allowFrom: secondary.allowFrom, secondaries: [secondary.name], notify: notify)
             }
         }
         self.grants = grants

@@ -5,10 +5,9 @@ import Synchronization
 /// answer), and never goes back (RFC 1982 comparison).
 ///
 /// A new serial is the current Unix time when that is ahead of the last one, else the last
-/// one plus one: after a restart, time has moved on, so serials keep increasing without a
-/// record of the old ones (unless more than one change a second ran them ahead of the clock;
-/// `initial` carries persisted serials for that case). The content is the engine's, built
-/// lazily when a secondary asks, so an unchanged view costs nothing.
+/// one plus one. The serials and content digests are persisted (`ViewSerialsFile`, through
+/// `onChange`), so a restart with the same content keeps the same serial and one with other
+/// content goes up from the last one, even when changes ran serials ahead of the clock.
 public final class ViewSerials: Sendable {
     public struct Key: Hashable, Sendable {
         public var view: ViewKey
@@ -20,33 +19,54 @@ public final class ViewSerials: Sendable {
         }
     }
 
-    struct Entry {
-        var digest: [UInt8]
-        var serial: UInt32
+    public struct Entry: Sendable, Equatable {
+        /// SHA-256 of the zone's content without its serial (`TransferZone.contentDigest`).
+        public var digest: [UInt8]
+        public var serial: UInt32
+
+        public init(digest: [UInt8], serial: UInt32) {
+            self.digest = digest
+            self.serial = serial
+        }
     }
 
-    private let entries: Mutex<[Key: Entry]>
+    private let entries: Mutex<(all: [Key: Entry], generation: Int)>
     private let clock: @Sendable () -> UInt32
+    private let onChange: @Sendable ([Key: Entry], Int) -> Void
 
-    /// `initial`: serials known from before (persisted); `clock`: seconds since 1970.
-    public init(initial: [Key: UInt32] = [:], clock: @escaping @Sendable () -> UInt32) {
-        self.entries = Mutex(initial.mapValues { Entry(digest: [], serial: $0) })
+    /// `initial`: entries known from before (persisted); `clock`: seconds since 1970;
+    /// `onChange`: every entry and a generation that grows with each change, after a serial
+    /// changed (to persist them: calls may overtake each other, the generation orders them).
+    public init(
+        initial: [Key: Entry] = [:], clock: @escaping @Sendable () -> UInt32,
+        onChange: @escaping @Sendable ([Key: Entry], Int) -> Void = { _, _ in }
+    ) {
+        self.entries = Mutex((initial, 0))
         self.clock = clock
+        self.onChange = onChange
     }
 
     /// The serial of `key` whose content now has `digest`: the same as last time when the
     /// content is the same, a greater one when it changed.
     public func serial(for key: Key, digest: [UInt8]) -> UInt32 {
-        entries.withLock { entries in
-            if let entry = entries[key], entry.digest == digest { return entry.serial }
-            let serial = Self.next(after: entries[key]?.serial, now: clock())
-            entries[key] = Entry(digest: digest, serial: serial)
-            return serial
-        }
+        update(key, digest: digest).serial
     }
 
-    /// Every serial handed out so far, for persisting.
-    public var snapshot: [Key: UInt32] { entries.withLock { $0.mapValues(\.serial) } }
+    /// The serial of `key` for `digest`, and whether it is new (the content changed).
+    public func update(_ key: Key, digest: [UInt8]) -> (serial: UInt32, changed: Bool) {
+        let (serial, snapshot): (UInt32, (all: [Key: Entry], generation: Int)?) = entries.withLock { entries in
+            if let entry = entries.all[key], entry.digest == digest { return (entry.serial, nil) }
+            let serial = Self.next(after: entries.all[key]?.serial, now: clock())
+            entries.all[key] = Entry(digest: digest, serial: serial)
+            entries.generation += 1
+            return (serial, entries)
+        }
+        if let snapshot { onChange(snapshot.all, snapshot.generation) }
+        return (serial, snapshot != nil)
+    }
+
+    /// Every entry so far.
+    public var snapshot: [Key: Entry] { entries.withLock { $0.all } }
 
     /// The serial after `previous`: `now` when it is greater in RFC 1982 arithmetic, else
     /// `previous + 1` (mod 2^32, which is always greater).
