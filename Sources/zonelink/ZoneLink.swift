@@ -68,6 +68,13 @@ struct ZoneCommand: ParsableCommand {
         @Option(name: .long, help: "Answer as clients of this VPC see it (default: clients of no VPC).")
         var vpc: String?
 
+        @Option(name: .long, help: "With --vpc: as clients in this availability zone see it (zone affinity), what a secondary of that view holds.")
+        var zone: String?
+
+        func validate() throws {
+            if zone != nil && vpc == nil { throw ValidationError("--zone needs --vpc: a zone's clients are clients of one VPC") }
+        }
+
         func run() throws {
             // Static zones are served from their own files; the export needs only the catalog.
             let (catalog, _) = try loadCatalog(config, staticZones: false)
@@ -75,7 +82,12 @@ struct ZoneCommand: ParsableCommand {
                 FileHandle.standardError.write(Data("zonelink: no VPC '\(vpc)' in \(config) (one of: \(catalog.vpcs.map(\.id).joined(separator: ", ")))\n".utf8))
                 throw ExitStatus.invalidInput
             }
-            print(ZoneExport.masterFile(catalog: catalog, vpc: vpc), terminator: "")
+            if let zone, let vpc, let found = catalog.vpc(vpc), !found.vswitches.contains(where: { $0.zone == zone }) {
+                let zones = Set(found.vswitches.map(\.zone)).sorted().joined(separator: ", ")
+                FileHandle.standardError.write(Data("zonelink: VPC '\(vpc)' has no vSwitch in zone '\(zone)' (one of: \(zones))\n".utf8))
+                throw ExitStatus.invalidInput
+            }
+            print(ZoneExport.masterFile(catalog: catalog, vpc: vpc, zone: zone), terminator: "")
         }
     }
 }

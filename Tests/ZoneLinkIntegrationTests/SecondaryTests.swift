@@ -311,6 +311,18 @@ struct SecondaryTests {
         // The endpoint name holds the zone-b ENI alone: affinity, as the view's clients see it.
         let endpointLines = good.stdout.split(separator: "\n").filter { $0.hasPrefix(Names.endpoint + ".") }
         #expect(endpointLines.count == 1 && endpointLines.allSatisfy { $0.hasSuffix(Names.eniB) }, "\(good.summary)")
+        // `zone export --vpc --zone` prints what the secondary holds (serial aside).
+        let export = try await runProcess(Paths.zonelinkBinary.path,
+                                          ["zone", "export", "--config", server.configURL.path, "--vpc", "vpc-1", "--zone", "eu-central-1b"],
+                                          cwd: server.dir, timeout: 30)
+        func records(_ text: String) -> Set<String> {
+            // Records only: not kdig's comments, nor the TSIG that signs the transfer.
+            Set(text.split(separator: "\n").filter { !$0.hasPrefix(";") && !$0.isEmpty && !$0.contains("TSIG") }.map {
+                SecondaryFixture.withoutSerial(" " + $0.split(whereSeparator: { $0 == " " || $0 == "\t" }).joined(separator: " ").lowercased())
+            })
+        }
+        #expect(export.exited && export.status == 0 && records(export.stdout) == records(good.stdout),
+                "export:\n\(export.summary)\nAXFR:\n\(good.stdout)")
         // The right key for the view; the other key's secret is not it.
         let forged = try await run(["-y", "hmac-sha256:knot.key:\(SecondaryFixture.nsdSecret)", "AXFR", Names.domain])
         #expect(forged.stdout.contains("NOTAUTH") || forged.stderr.contains("BADSIG") || forged.stdout.contains("BADSIG"), "\(forged.summary)")
