@@ -332,4 +332,96 @@ struct SecondaryTests {
         #expect(udp.exited && udp.status == 0 && udp.stdout.contains("NOERROR"), "signed SOA over UDP: \(udp.summary)")
         #expect(server.isRunning, "zonelink survived: \(server.logs)")
     }
+
+    @Test("Serials never go back: after reloads, SIGTERM and kill -9, every serial is at least the last one, and greater after a change",
+          .enabled(if: Tools.kdig != nil, "kdig is not installed: apt-get install knot-dnsutils"))
+    func serialsSurviveRestarts() async throws {
+        let secretDir = try Paths.makeTempDir("tsig")
+        defer { try? FileManager.default.removeItem(at: secretDir) }
+        let secretFile = secretDir.appendingPathComponent("knot.key")
+        try (SecondaryFixture.knotSecret + "\n").write(to: secretFile, atomically: true, encoding: .utf8)
+        let config = try SecondaryFixture.config(knotSecretFile: secretFile.path, notify: [try LoopbackPorts.free(), try LoopbackPorts.free()])
+        let server = try ZoneLinkServer.launch(config, tag: "xfr-serials")
+        var current: Process = server.process
+        defer {
+            if current.isRunning { kill(current.processIdentifier, SIGKILL); current.waitUntilExit() }
+            server.kill()
+            server.cleanUp()
+        }
+        try await offload { try server.waitUntilReady() }
+        let port = server.pinnedPort
+
+        /// The view's serial as the Knot secondary's key reads it.
+        func serial() async throws -> UInt32 {
+            let result = try await runProcess(Tools.kdig!, ["@127.0.0.1", "-p", "\(port)", "+time=5", "+retry=0", "+short",
+                                                            "-y", "hmac-sha256:knot.key:\(SecondaryFixture.knotSecret)", "SOA", Names.domain], timeout: 30)
+            let fields = result.stdout.split(whereSeparator: { $0 == " " || $0 == "\n" })
+            guard result.exited, result.status == 0, fields.count >= 3, let value = UInt32(fields[2]) else {
+                throw HarnessError("no signed SOA from zonelink: \(result.summary)")
+            }
+            return value
+        }
+        /// Waits until the serial differs from `old` (a reload is applied asynchronously).
+        func serial(after old: UInt32) async throws -> UInt32 {
+            let deadline = monotonicNow() + 30
+            while monotonicNow() < deadline {
+                let now = try await serial()
+                if now != old { return now }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            throw HarnessError("the serial stayed \(old) for 30 s after a change.\n\(server.logs)")
+        }
+        /// Writes the config with the zone-b ENI at `address` and reloads.
+        func move(to address: String) throws {
+            try server.writeConfig(config.yaml.replacingOccurrences(of: "address: 127.10.2.50}", with: "address: \(address)}"))
+            kill(current.processIdentifier, SIGHUP)
+        }
+        /// Starts zonelink again on the same config and state directory.
+        func restart() async throws {
+            let p = Process()
+            p.executableURL = try Paths.requireZonelink()
+            p.arguments = ["serve", "--config", server.configURL.path, "--threads", "1", "--state-dir", server.dir.appendingPathComponent("state").path]
+            p.currentDirectoryURL = server.dir
+            p.standardInput = FileHandle.nullDevice
+            p.standardError = try FileHandle(forWritingTo: server.stderrURL)
+            p.standardOutput = try FileHandle(forWritingTo: server.stdoutURL)
+            try launchProcess(p)
+            current = p
+            let deadline = monotonicNow() + 30
+            while monotonicNow() < deadline {
+                if !p.isRunning { throw HarnessError("zonelink did not start again.\n\(server.logs)") }
+                if (try? await serial()) != nil { return }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            throw HarnessError("zonelink did not answer within 30 s of starting again.\n\(server.logs)")
+        }
+
+        var last = try await serial()
+        // Three changes in quick succession run the serial ahead of the clock.
+        for address in ["127.10.2.51", "127.10.2.52", "127.10.2.53"] {
+            try move(to: address)
+            let next = try await serial(after: last)
+            #expect(next &- last < 0x8000_0000, "\(next) is not after \(last)")
+            last = next
+        }
+        // SIGTERM, same content: the same serial.
+        current.terminate()
+        #expect(waitForExit(current, timeout: 15), "zonelink did not stop on SIGTERM")
+        try await restart()
+        #expect(try await serial() == last, "same content after a restart keeps its serial")
+        // kill -9 right after a change: greater than before, and kept after the restart.
+        try move(to: "127.10.2.54")
+        let changed = try await serial(after: last)
+        #expect(changed &- last < 0x8000_0000 && changed != last)
+        kill(current.processIdentifier, SIGKILL)
+        current.waitUntilExit()
+        try await restart()
+        #expect(try await serial() == changed, "a serial written before kill -9 is kept")
+        try move(to: "127.10.2.55")
+        let after = try await serial(after: changed)
+        #expect(after &- changed < 0x8000_0000 && after != changed, "\(after) is not after \(changed)")
+        print("serials: \(last) → \(changed) → \(after) across SIGTERM and kill -9")
+        current.terminate()
+        _ = waitForExit(current, timeout: 15)
+    }
 }
