@@ -39,6 +39,17 @@ enum SecondaryFixture {
         }
     }
 
+    /// zones/local.yaml with two secondaries whose secrets are inline (for tests that only
+    /// need transfers switched on, such as the fuzzing).
+    static func withInlineSecondaries(_ yaml: String) -> String {
+        yaml.replacingOccurrences(of: "  zoneFiles: [", with: """
+              secondaries:
+                - {name: nsd, key: {name: nsd.key, secret: "\(nsdSecret)"}, vpc: vpc-1, zone: eu-central-1b, allowFrom: [127.0.0.0/8]}
+                - {name: knot, key: {name: knot.key, secret: "\(knotSecret)"}, vpc: vpc-1, allowFrom: [127.0.0.0/8]}
+              zoneFiles: [
+            """)
+    }
+
     /// The generated names' queries of the differential corpus, and the A queries of the names
     /// zone affinity decides (which the NSD differential leaves out: here both sides apply it).
     static func queries() -> [GeneratedQuery] {
