@@ -139,6 +139,46 @@ struct TransferTests {
         }
     }
 
+    /// An IXFR request from `serial`, signed with `keyA`.
+    func ixfr(from serial: UInt32) -> (message: [UInt8], mac: [UInt8]) {
+        var message = queryMessage("privatelink.internal", .ixfr, edns: nil)
+        message[9] = 1  // NSCOUNT
+        message += [0xC0, 12, 0, 6, 0, 1, 0, 0, 0, 0, 0, 22, 0, 0]
+        message.append32(serial)
+        message += Array(repeating: 0, count: 16)
+        return TSIG.signRequest(message, key: Self.keyA, time: Self.now)
+    }
+
+    @Test func ixfrSendsTheChangesTheJournalHolds() throws {
+        let (first, _) = signed("privatelink.internal", .soa)
+        _ = exchange(first)  // serial 1000 for the healthy content
+        // The zone-a ENI of ep-aff fails: the zone-a view changes; the same serials answer.
+        let unhealthy = Responder(
+            engine: engine, health: ZoneHealth(unhealthy: [ENIID(endpoint: "ep-aff", zone: "eu-central-1a")]), transfers: responder.transfers)
+        var output = ByteBuffer()
+        let (request, mac) = ixfr(from: 1_000)
+        guard case .answered = request.withUnsafeBytes({
+            unhealthy.respond(to: $0, listener: ListenerContext(vpc: nil, zone: nil), source: IPv4Address("127.0.0.1"), transport: .tcp, into: &output)
+        }) else {
+            Issue.record("no single-message answer")
+            return
+        }
+        let messages = [Array(output.readableBytesView)]
+        let records = answers(messages)
+        #expect(records.count == 8, "\(records)")
+        #expect(records.first?.contains(" 1001 3600") == true && records.last == records.first && records[1].contains(" 1000 3600"))
+        #expect(records[2...3].allSatisfy { $0.hasSuffix("IN A 10.10.1.10") }, "deleted: \(records[2...3])")
+        #expect(records[4].contains(" 1001 3600") && records[5...6].allSatisfy { $0.hasSuffix("IN A 10.10.2.10") }, "added: \(records[4...6])")
+        #expect(verifyChain(messages, key: Self.keyA, requestMAC: mac))
+        // A serial the journal does not reach gets the whole zone.
+        var whole = ByteBuffer()
+        _ = ixfr(from: 500).message.withUnsafeBytes {
+            unhealthy.respond(to: $0, listener: ListenerContext(vpc: nil, zone: nil), source: IPv4Address("127.0.0.1"), transport: .tcp, into: &whole)
+        }
+        let all = answers([Array(whole.readableBytesView)])
+        #expect(all.count > 8 && all.filter { $0.contains("IN SOA") }.count == 2, "\(all)")
+    }
+
     @Test func refusals() throws {
         // No key at all.
         let unsigned = exchange(queryMessage("privatelink.internal", .axfr, edns: nil))

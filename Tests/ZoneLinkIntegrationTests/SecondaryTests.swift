@@ -284,6 +284,10 @@ struct SecondaryTests {
             }
             print("secondaries: both serve the changed ENI \(String(format: "%.2f", monotonicNow() - changedAt)) s after SIGHUP")
             #expect(server.logText.contains("NOTIFY acknowledged"), "\(server.logs)")
+            // Knot asks by IXFR and gets the change alone, not the zone (its log says which).
+            let knotLog = secondaries[1].logs()
+            #expect(knotLog.contains("IXFR, incoming") && knotLog.contains("finished") && !knotLog.contains("fallback to AXFR"), "\(knotLog)")
+            print("knotd after the change:\n" + knotLog.split(separator: "\n").filter { $0.contains("IXFR") }.joined(separator: "\n"))
         } catch {
             for secondary in secondaries { print("\(secondary.name) log:\n\(cap(secondary.logs(), 3000))") }
             secondaries.forEach { $0.stop() }
@@ -408,13 +412,22 @@ struct SecondaryTests {
         }
 
         var last = try await serial()
+        var beforeLast = last
         // Three changes in quick succession run the serial ahead of the clock.
         for address in ["127.10.2.51", "127.10.2.52", "127.10.2.53"] {
             try move(to: address)
             let next = try await serial(after: last)
             #expect(next &- last < 0x8000_0000, "\(next) is not after \(last)")
+            beforeLast = last
             last = next
         }
+        // `kdig +ixfr` from the serial before the last change shows that change alone (RFC 1995):
+        // the old SOA, the moved ENI's records going and coming, not the whole zone.
+        let delta = try await runProcess(Tools.kdig!, ["@127.0.0.1", "-p", "\(port)", "+time=5", "+retry=0",
+                                                        "-y", "hmac-sha256:knot.key:\(SecondaryFixture.knotSecret)", "IXFR=\(beforeLast)", Names.domain], timeout: 30)
+        let soas = delta.stdout.split(separator: "\n").filter { $0.contains("\tSOA\t") }
+        #expect(delta.exited && delta.status == 0 && soas.count == 4 && delta.stdout.contains("127.10.2.52")
+                && delta.stdout.contains("127.10.2.53") && !delta.stdout.contains("\tNS\t"), "IXFR=\(beforeLast):\n\(delta.summary)")
         // SIGTERM, same content: the same serial.
         current.terminate()
         #expect(waitForExit(current, timeout: 15), "zonelink did not stop on SIGTERM")

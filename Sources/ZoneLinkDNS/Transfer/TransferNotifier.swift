@@ -95,7 +95,7 @@ public final class TransferNotifier: @unchecked Sendable {
             let zones = zonesByView[grant.view] ?? ViewContent.zones(of: grant.view, engine: engine, health: health) ?? []
             zonesByView[grant.view] = zones
             for zone in zones {
-                let serial = serials.serial(for: ViewSerials.Key(view: grant.view, apex: zone.apex), digest: zone.contentDigest)
+                let serial = serials.update(ViewSerials.Key(view: grant.view, apex: zone.apex), zone: zone).serial
                 for target in grant.notify {
                     let key = PendingKey(target: target, apex: zone.apex)
                     guard announced[key] != serial else { continue }

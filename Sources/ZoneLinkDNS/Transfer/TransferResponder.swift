@@ -12,8 +12,9 @@ import ZoneLinkCore
 /// 4. AXFR over UDP → REFUSED, signed (RFC 5936 section 4.2: AXFR is TCP only);
 /// 5. a zone the key's view does not hold → NOTAUTH, signed;
 /// 6. SOA → the view's SOA; AXFR → the whole zone; IXFR → the SOA alone when the client is
-///    current or ahead, else the whole zone AXFR-style (RFC 1995 section 4 allows it; over UDP,
-///    the SOA alone tells the client to come back over TCP). Every message signed.
+///    current or ahead (and over UDP, which tells the client to come back over TCP), the
+///    changes since its serial when the journal reaches back to it (`ViewSerials.changes`),
+///    else the whole zone AXFR-style (RFC 1995 section 4 allows it). Every message signed.
 public struct TransferResponder: Sendable {
     public let engine: AnswerEngine
     public let health: ZoneHealth
@@ -29,7 +30,7 @@ public struct TransferResponder: Sendable {
 
     /// What happened, for metrics (`zonelink_dns_transfers_total{type,result}`) and logs.
     public enum Result: String, Sendable {
-        case ok, upToDate = "up_to_date", formErr = "formerr", noKey = "no_key", badKey = "bad_key", badSig = "bad_sig"
+        case ok, incremental, upToDate = "up_to_date", formErr = "formerr", noKey = "no_key", badKey = "bad_key", badSig = "bad_sig"
         case badTime = "bad_time", badTrunc = "bad_trunc", source, udp, notInView = "not_in_view", notImplemented = "not_implemented"
     }
 
@@ -86,7 +87,8 @@ public struct TransferResponder: Sendable {
         guard let zone = ViewContent.zone(query.name, of: grant.view, engine: engine, health: health) else {
             return signed(.notAuth, .notInView)
         }
-        let serial = serials.serial(for: ViewSerials.Key(view: grant.view, apex: zone.apex), digest: zone.contentDigest)
+        let serialKey = ViewSerials.Key(view: grant.view, apex: zone.apex)
+        let serial = serials.update(serialKey, zone: zone).serial
         let current = zone.with(serial: serial)
         switch query.type {
         case .soa:
@@ -95,6 +97,20 @@ public struct TransferResponder: Sendable {
             let clientSerial = Self.ixfrSerial(message, query: query)
             if !overTCP || clientSerial.map({ !SerialNumber.isGreater(serial, than: $0) }) == true {
                 return reply(writer.messages([current.soa], chain: &chain, time: now), .upToDate, grant.view)
+            }
+            if let clientSerial, let changes = serials.changes(serialKey, since: clientSerial),
+               let last = changes.last, last.after == current.soa {
+                // RFC 1995 section 4: the current SOA, each change (old SOA, deletions, new SOA,
+                // additions), the current SOA again.
+                var records: [TransferRecord] = [current.soa]
+                for change in changes {
+                    records.append(change.before)
+                    records += change.deleted
+                    records.append(change.after)
+                    records += change.added
+                }
+                records.append(current.soa)
+                return reply(writer.messages(records, chain: &chain, time: now), .incremental, grant.view)
             }
             return reply(writer.messages(current.axfrRecords, chain: &chain, time: now), .ok, grant.view)
         default:

@@ -16,7 +16,7 @@ public struct ViewKey: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// One record as a transfer carries it: data in wire form, names in it uncompressed.
-public struct TransferRecord: Sendable, Equatable {
+public struct TransferRecord: Sendable, Hashable {
     public var owner: DNSName
     public var type: RRType
     public var ttl: UInt32

@@ -30,7 +30,30 @@ public final class ViewSerials: Sendable {
         }
     }
 
+    /// One change of a zone, as IXFR sends it (RFC 1995 section 4): the SOA before, the records
+    /// that went, the SOA after, the records that came.
+    public struct Difference: Sendable {
+        public var before: TransferRecord
+        public var deleted: [TransferRecord]
+        public var after: TransferRecord
+        public var added: [TransferRecord]
+
+        var size: Int { deleted.count + added.count + 2 }
+    }
+
+    /// What IXFR needs of one zone: its last content, and the latest changes, oldest first.
+    struct Journal {
+        var soa: TransferRecord
+        var records: Set<TransferRecord>
+        var differences: [Difference] = []
+    }
+
+    /// The journal keeps at most this many changes per zone, and never more records than the
+    /// zone has (plus this many): beyond that an AXFR costs less than the deltas.
+    public static let journalChanges = 64
+
     private let entries: Mutex<(all: [Key: Entry], generation: Int)>
+    private let journals = Mutex<[Key: Journal]>([:])
     private let clock: @Sendable () -> UInt32
     private let onChange: @Sendable ([Key: Entry], Int) -> Void
 
@@ -63,6 +86,56 @@ public final class ViewSerials: Sendable {
         }
         if let snapshot { onChange(snapshot.all, snapshot.generation) }
         return (serial, snapshot != nil)
+    }
+
+    /// The serial of `zone` (its content as built now) in `key`'s view, keeping the journal of
+    /// changes IXFR answers from (in memory: after a restart, older clients get an AXFR).
+    public func update(_ key: Key, zone: TransferZone) -> (serial: UInt32, changed: Bool) {
+        // One lock around both, so that the journal follows the serials in their order.
+        journals.withLock { journals in
+            let result = update(key, digest: zone.contentDigest)
+            let current = zone.with(serial: result.serial)
+            guard var journal = journals[key] else {
+                journals[key] = Journal(soa: current.soa, records: Set(current.records))
+                return result
+            }
+            guard journal.soa != current.soa else { return result }
+            let records = Set(current.records)
+            if SerialNumber.isGreater(result.serial, than: TransferZone(apex: zone.apex, soa: journal.soa, records: []).serial) {
+                journal.differences.append(Difference(
+                    before: journal.soa, deleted: journal.records.subtracting(records).sorted(by: Self.order),
+                    after: current.soa, added: records.subtracting(journal.records).sorted(by: Self.order)))
+            } else {
+                journal.differences = []
+            }
+            journal.soa = current.soa
+            journal.records = records
+            var total = journal.differences.reduce(0) { $0 + $1.size }
+            while !journal.differences.isEmpty,
+                  journal.differences.count > Self.journalChanges || total > records.count + Self.journalChanges {
+                total -= journal.differences.removeFirst().size
+            }
+            journals[key] = journal
+            return result
+        }
+    }
+
+    /// The changes from `serial` to the current content, oldest first; nil when the journal
+    /// does not reach back to it (then the client gets the whole zone).
+    public func changes(_ key: Key, since serial: UInt32) -> [Difference]? {
+        journals.withLock { journals in
+            guard let differences = journals[key]?.differences,
+                  let first = differences.firstIndex(where: { TransferZone(apex: key.apex, soa: $0.before, records: []).serial == serial })
+            else { return nil }
+            return Array(differences[first...])
+        }
+    }
+
+    /// Owner, type, data: a stable order for the records of a difference.
+    static func order(_ a: TransferRecord, _ b: TransferRecord) -> Bool {
+        if a.owner != b.owner { return a.owner.description < b.owner.description }
+        if a.type != b.type { return a.type.rawValue < b.type.rawValue }
+        return a.rdata.lexicographicallyPrecedes(b.rdata)
     }
 
     /// Every entry so far.
