@@ -105,6 +105,16 @@ final class SecondaryServer: @unchecked Sendable {
         throw HarnessError("\(name) did not serve \(zone) within \(Int(timeout)) s:\n\(cap(logs(), 6000))")
     }
 
+    /// The serial of the SOA the secondary serves for `zone`.
+    func soaSerial(_ zone: String) throws -> UInt32? {
+        let client = try UDPClient()
+        guard let reply = client.query(DNSQuery.build(id: 77, name: zone, type: RRType.SOA), port: port, timeout: 2),
+              let soa = DNSResponse.parse(reply)?.answer.first?.rdata
+        else { return nil }
+        let fields = soa.split(separator: " ")
+        return fields.count >= 3 ? UInt32(fields[2]) : nil
+    }
+
     /// Waits until the secondary answers `name` A with exactly `addresses`.
     func waitForAnswer(_ name: String, _ addresses: [String], timeout: Double, since: Double) throws {
         let client = try UDPClient()
@@ -447,5 +457,52 @@ struct SecondaryTests {
         print("serials: \(last) → \(changed) → \(after) across SIGTERM and kill -9")
         current.terminate()
         _ = waitForExit(current, timeout: 15)
+    }
+
+    @Test("Health: zone a's backend dies, the zone-a view's serial goes up and its NSD secondary answers the zone-b ENI",
+          .enabled(if: Tools.nsd != nil, "nsd is not installed: apt-get install nsd"))
+    func healthChangesTheZonalView() async throws {
+        let nsdPort = try LoopbackPorts.free()
+        // clb-1a gets a backend of its own (stopped below), probed every 500 ms; the secondary
+        // carries the view of VPC 1's zone a.
+        let single = "          - {address: 127.168.24.200, weight: 100}\n          - {address: 127.168.24.12, weight: 100}\n"
+        let config = try TestConfig.local { yaml in
+            yaml.replacingOccurrences(of: single, with: """
+                          - {address: 127.168.23.200, weight: 100}
+                        healthCheck: {interval: 500ms, timeout: 1s, unhealthyThreshold: 2}
+
+                """).replacingOccurrences(of: "  zoneFiles: [", with: """
+                  secondaries:
+                    - name: nsd-zone-a
+                      key: {name: nsd.key, secret: "\(SecondaryFixture.nsdSecret)"}
+                      vpc: vpc-1
+                      zone: eu-central-1a
+                      notify: ["127.0.0.1:\(nsdPort)"]
+                      allowFrom: [127.0.0.1]
+                  zoneFiles: [
+                """)
+        }
+        try #require(config.yaml.contains("127.168.23.200"), "zones/local.yaml's clb-1a backends changed; update this test")
+        let zoneABackend = try BackendListeners(addresses: ["127.168.23.200"], port: config.backendPort)
+        defer { zoneABackend.stop() }
+        let server = try ZoneLinkServer.launch(config, tag: "xfr-health")
+        var nsd: SecondaryServer?
+        defer {
+            nsd?.stop()
+            server.kill()
+            server.cleanUp()
+        }
+        try await offload { try server.waitUntilReady() }
+        let secondary = try SecondaryServer.nsd(zone: Names.domain, primary: server.pinnedPort, secret: SecondaryFixture.nsdSecret, port: nsdPort)
+        nsd = secondary
+        try await offload { try secondary.waitForAnswer(Names.endpoint, [Names.eniA], timeout: 60, since: monotonicNow()) }
+        let before = try #require(try await offload { try secondary.soaSerial(Names.domain) })
+
+        zoneABackend.stop()
+        let stoppedAt = monotonicNow()
+        try await offload { try secondary.waitForAnswer(Names.endpoint, [Names.eniB], timeout: 60, since: stoppedAt) }
+        let after = try #require(try await offload { try secondary.soaSerial(Names.domain) })
+        #expect(after != before && after &- before < 0x8000_0000, "serial \(before) → \(after)")
+        print("health: the zone-a secondary answers the zone-b ENI \(String(format: "%.2f", monotonicNow() - stoppedAt)) s after its backend stopped; serial \(before) → \(after)")
     }
 }
