@@ -114,6 +114,19 @@ struct TransferTests {
         #expect(verifyChain(messages, key: Self.keyAll, requestMAC: mac))
     }
 
+    @Test func theCatalogZoneListsTheViewsZones() throws {
+        let (request, mac) = signed("catalog.zonelink.invalid", .axfr, key: Self.keyAll)
+        let messages = exchange(request)
+        let records = answers(messages)
+        #expect(records.contains("version.catalog.zonelink.invalid. 0 IN TXT \"2\""), "\(records)")
+        let members = records.filter { $0.contains(" PTR ") }.compactMap { $0.split(separator: " ").last.map(String.init) }.sorted()
+        #expect(members == ["api.provider.example.", "privatelink.internal."], "\(records)")
+        #expect(verifyChain(messages, key: Self.keyAll, requestMAC: mac))
+        // vpc-9 has no endpoint of the service with the private domain: the generated zone only.
+        let nine = answers(exchange(signed("catalog.zonelink.invalid", .axfr, key: Self.keyVPC9).message))
+        #expect(nine.filter { $0.contains(" PTR ") }.count == 1, "\(nine)")
+    }
+
     @Test func soaIsSignedAndCarriesTheViewsSerial() throws {
         let (request, mac) = signed("privatelink.internal", .soa)
         let messages = exchange(request, transport: .udp)

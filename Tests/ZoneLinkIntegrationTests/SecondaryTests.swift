@@ -175,7 +175,9 @@ final class SecondaryServer: @unchecked Sendable {
     }
 
     /// Knot as the secondary of `zone` from 127.0.0.1:`primary`, TSIG key `knot.key`.
-    static func knot(zone: String, primary: UInt16, secret: String, port: UInt16) throws -> SecondaryServer {
+    /// With `catalog`, Knot consumes zonelink's catalog zone (RFC 9432) instead of naming `zone`:
+    /// it serves whatever member zones the catalog lists.
+    static func knot(zone: String, primary: UInt16, secret: String, port: UInt16, catalog: Bool = false) throws -> SecondaryServer {
         guard let path = Tools.knotd else { throw HarnessError("knotd is not installed") }
         let dir = try Paths.makeTempDir("knot-secondary")
         let conf = """
@@ -203,12 +205,17 @@ final class SecondaryServer: @unchecked Sendable {
                 address: 127.0.0.1
                 key: knot.key
                 action: notify
-            zone:
-              - domain: \(zone)
+            template:
+              - id: member
                 storage: "\(dir.path)"
                 master: zonelink
                 acl: notify-from-zonelink
-
+            zone:
+              - domain: \(catalog ? "catalog.zonelink.invalid" : zone)
+                storage: "\(dir.path)"
+                master: zonelink
+                acl: notify-from-zonelink
+            \(catalog ? "    catalog-role: interpret\n    catalog-template: member\n" : "")
             """
         let confURL = dir.appendingPathComponent("knot.conf")
         try conf.write(to: confURL, atomically: true, encoding: .utf8)
@@ -504,5 +511,45 @@ struct SecondaryTests {
         let after = try #require(try await offload { try secondary.soaSerial(Names.domain) })
         #expect(after != before && after &- before < 0x8000_0000, "serial \(before) → \(after)")
         print("health: the zone-a secondary answers the zone-b ENI \(String(format: "%.2f", monotonicNow() - stoppedAt)) s after its backend stopped; serial \(before) → \(after)")
+    }
+
+    @Test("Catalog zone: a Knot consumer serves the view's zones, and a privateDomain that appears later, without a config change",
+          .enabled(if: Tools.knotd != nil, "knotd is not installed: apt-get install knot"))
+    func knotConsumesTheCatalog() async throws {
+        let knotPort = try LoopbackPorts.free()
+        let config = try TestConfig.local { yaml in
+            yaml.replacingOccurrences(of: "  zoneFiles: [", with: """
+                  privateDomainSuffixes: [provider.example]
+                  secondaries:
+                    - name: knot-zone-b
+                      key: {name: knot.key, secret: "\(SecondaryFixture.knotSecret)"}
+                      vpc: vpc-1
+                      zone: eu-central-1b
+                      notify: ["127.0.0.1:\(knotPort)"]
+                      allowFrom: [127.0.0.1]
+                  zoneFiles: [
+                """)
+        }
+        let server = try ZoneLinkServer.launch(config, tag: "xfr-catalog")
+        var knot: SecondaryServer?
+        defer {
+            knot?.stop()
+            server.kill()
+            server.cleanUp()
+        }
+        try await offload { try server.waitUntilReady() }
+        let secondary = try SecondaryServer.knot(
+            zone: Names.domain, primary: server.pinnedPort, secret: SecondaryFixture.knotSecret, port: knotPort, catalog: true)
+        knot = secondary
+        try await offload { try secondary.waitForAnswer(Names.endpoint, [Names.eniB], timeout: 60, since: monotonicNow()) }
+
+        // The provider gives the service a private domain: a reload, nothing changes on Knot.
+        let withDomain = config.yaml.replacingOccurrences(of: "    zoneAffinity: true\n", with: "    zoneAffinity: true\n    privateDomain: api.provider.example\n")
+        try #require(withDomain != config.yaml, "zones/local.yaml's service changed; update this test")
+        try server.writeConfig(withDomain)
+        let changedAt = monotonicNow()
+        server.hangUp()
+        try await offload { try secondary.waitForAnswer("api.provider.example", [Names.eniB], timeout: 60, since: changedAt) }
+        print("catalog: Knot serves the new private domain \(String(format: "%.2f", monotonicNow() - changedAt)) s after the reload")
     }
 }

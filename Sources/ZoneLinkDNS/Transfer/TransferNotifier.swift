@@ -92,7 +92,7 @@ public final class TransferNotifier: @unchecked Sendable {
     private func announce(engine: AnswerEngine, health: ZoneHealth, policy: TransferPolicy) {
         var zonesByView: [ViewKey: [TransferZone]] = [:]
         for grant in policy.grants.values where !grant.notify.isEmpty {
-            let zones = zonesByView[grant.view] ?? ViewContent.zones(of: grant.view, engine: engine, health: health) ?? []
+            let zones = zonesByView[grant.view] ?? ViewContent.zonesWithCatalog(of: grant.view, engine: engine, health: health) ?? []
             zonesByView[grant.view] = zones
             for zone in zones {
                 let serial = serials.update(ViewSerials.Key(view: grant.view, apex: zone.apex), zone: zone).serial

@@ -84,7 +84,10 @@ public struct TransferResponder: Sendable {
         if query.type == .axfr && !overTCP { return signed(.refused, .udp) }
         guard query.qclass == DNSClass.internet else { return signed(.notAuth, .notInView) }
         guard query.type == .axfr || query.type == .ixfr || query.type == .soa else { return signed(.notImp, .notImplemented) }
-        guard let zone = ViewContent.zone(query.name, of: grant.view, engine: engine, health: health) else {
+        let requested = query.name == ViewContent.catalogApex
+            ? ViewContent.catalogZone(of: grant.view, engine: engine)
+            : ViewContent.zone(query.name, of: grant.view, engine: engine, health: health)
+        guard let zone = requested else {
             return signed(.notAuth, .notInView)
         }
         let serialKey = ViewSerials.Key(view: grant.view, apex: zone.apex)

@@ -1,4 +1,5 @@
 import Crypto
+import Foundation
 import ZoneLinkCore
 
 /// Which clients a transferred view answers as: a VPC, and optionally an availability zone.
@@ -112,5 +113,40 @@ public enum ViewContent {
         }
         guard let soa, soa.rdata.count >= 22 else { return nil }
         return TransferZone(apex: zone.apex, soa: soa, records: records)
+    }
+}
+
+extension ViewContent {
+    /// The catalog zone (RFC 9432) every key can transfer: its members are the zones of the
+    /// key's view, so a Knot secondary that consumes it serves each `privateDomain` zone that
+    /// appears in the view later without a change to its config. The name is the same for
+    /// every view (the key decides the content, as for the member zones) and lies under
+    /// `invalid.` (RFC 6761), so it can never clash with a zone that is resolved.
+    public static let catalogApex = DNSName("catalog.zonelink.invalid")!
+
+    /// The catalog zone of `view`, or nil when the VPC is not in the catalog.
+    public static func catalogZone(of view: ViewKey, engine: AnswerEngine) -> TransferZone? {
+        guard engine.catalog.vpc(view.vpc) != nil else { return nil }
+        let apex = catalogApex
+        let invalid = DNSName("invalid")!
+        var soa = invalid.wire + invalid.wire
+        for value: UInt32 in [0, 3600, 600, 86400, 0] { soa.append32(value) }
+        var records = [
+            TransferRecord(owner: apex, type: .ns, ttl: 0, rdata: invalid.wire),
+            TransferRecord(owner: apex.prepending(Array("version".utf8)), type: .txt, ttl: 0, rdata: [1, UInt8(ascii: "2")]),
+        ]
+        let zones = apex.prepending(Array("zones".utf8))
+        for member in engine.transferableZones(vpc: view.vpc).map(\.apex) {
+            // A member's label: stable for the zone's name (RFC 9432 section 4.1 wants it unique).
+            let digest = SHA256.hash(data: member.wire).prefix(8).map { String(format: "%02x", $0) }.joined()
+            records.append(TransferRecord(owner: zones.prepending(Array(digest.utf8)), type: .ptr, ttl: 0, rdata: member.wire))
+        }
+        return TransferZone(apex: apex, soa: TransferRecord(owner: apex, type: .soa, ttl: 0, rdata: soa), records: records)
+    }
+
+    /// The zones a secondary of `view` is told about: its zones, then its catalog zone.
+    public static func zonesWithCatalog(of view: ViewKey, engine: AnswerEngine, health: ZoneHealth) -> [TransferZone]? {
+        guard let zones = zones(of: view, engine: engine, health: health), let catalog = catalogZone(of: view, engine: engine) else { return nil }
+        return zones + [catalog]
     }
 }
