@@ -483,18 +483,27 @@ struct CatalogValidator {
     /// Gives each ENI without an address the lowest free host address of its vSwitch after
     /// the first three, never the broadcast address; in file order, so it is deterministic.
     private mutating func allocateENIAddresses() {
+        // The addresses taken in each VPC, worked out once and kept up to date, and where the
+        // search for a free one resumes in each vSwitch (everything below it is taken): linear
+        // in the number of ENIs, so a catalog of 10,000 endpoints is allocated in milliseconds.
+        var taken: [String: Set<IPv4Address>] = [:]
+        var resume: [String: UInt64] = [:]
         for e in resolved.endpoints.indices {
             for z in resolved.endpoints[e].enis.indices where resolved.endpoints[e].enis[z].address == nil {
                 let endpoint = resolved.endpoints[e]
                 let eni = endpoint.enis[z]
                 guard let vswitch = resolved.vpcs.first(where: { $0.id == endpoint.vpc })?.vswitches.first(where: { $0.id == eni.vswitch }) else { continue }
-                let taken = Set(ownedAddresses(of: endpoint.vpc).map(\.address)).union(backendAddresses(of: endpoint.vpc))
+                if taken[endpoint.vpc] == nil {
+                    taken[endpoint.vpc] = Set(ownedAddresses(of: endpoint.vpc).map(\.address)).union(backendAddresses(of: endpoint.vpc))
+                }
                 let low = UInt64(vswitch.cidr.network.value) + UInt64(Self.reservedLowAddresses)
                 let high = UInt64(vswitch.cidr.last.value)  // exclusive: the broadcast address
-                var candidate = low
-                while candidate < high, taken.contains(IPv4Address(UInt32(candidate))) { candidate += 1 }
+                var candidate = max(low, resume[vswitch.id] ?? low)
+                while candidate < high, taken[endpoint.vpc]!.contains(IPv4Address(UInt32(candidate))) { candidate += 1 }
                 if candidate < high {
                     resolved.endpoints[e].enis[z].address = IPv4Address(UInt32(candidate))
+                    taken[endpoint.vpc]!.insert(IPv4Address(UInt32(candidate)))
+                    resume[vswitch.id] = candidate + 1
                 } else {
                     report("endpoints[\(e)].zones[\(z)]", "vSwitch \(vswitch.id) (\(vswitch.cidr)) has no free address to allocate", hint: "give an address, or use a larger vSwitch")
                 }
