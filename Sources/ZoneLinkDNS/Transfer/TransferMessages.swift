@@ -54,6 +54,8 @@ struct MessageBuilder {
     private var count: UInt16 = 0
     /// Where each name already written starts, for compression pointers (RFC 1035 4.1.4).
     private var offsets: [DNSName: Int] = [:]
+    /// The names the record being added put in `offsets`, to take out if it does not fit.
+    private var inserted: [DNSName] = []
 
     init(id: UInt16, flags: UInt16, rcode: RCode, question: [UInt8]) {
         bytes = []
@@ -68,7 +70,7 @@ struct MessageBuilder {
     /// Adds `record` when it fits in `budget` bytes; false (and nothing added) when it does not.
     mutating func append(_ record: TransferRecord, budget: Int) -> Bool {
         let mark = bytes.count
-        let saved = offsets
+        inserted.removeAll(keepingCapacity: true)
         writeName(record.owner)
         bytes.append16(record.type.rawValue)
         bytes.append16(DNSClass.internet)
@@ -77,7 +79,9 @@ struct MessageBuilder {
         bytes += record.rdata
         if bytes.count > budget || count == UInt16.max {
             bytes.removeSubrange(mark...)
-            offsets = saved
+            // Forget only the names this record added: copying the table per record would make
+            // a message cost the square of its records.
+            for name in inserted { offsets[name] = nil }
             return false
         }
         count += 1
@@ -115,7 +119,10 @@ struct MessageBuilder {
         var suffix = name
         while position < end {
             let at = start + position
-            if at < 0x4000, offsets[suffix] == nil { offsets[suffix] = at }
+            if at < 0x4000, offsets[suffix] == nil {
+                offsets[suffix] = at
+                inserted.append(suffix)
+            }
             position += Int(name.wire[position]) + 1
             suffix = suffix.parent
         }
