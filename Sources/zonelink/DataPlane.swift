@@ -16,6 +16,8 @@ final class AnswerState: Sendable {
     let serials: ViewSerials
     /// Tells secondaries when their view changed; nil when nothing is notified (tests).
     private let notifier: TransferNotifier?
+    /// The views last built for transfers, shared by every responder.
+    private let cache = ViewCache()
 
     init(
         engine: AnswerEngine, forwarder: Forwarder?, transfers: TransferPolicy = .none,
@@ -23,20 +25,20 @@ final class AnswerState: Sendable {
     ) {
         self.serials = serials
         self.notifier = notifier
-        let responder = Responder(engine: engine, forwarder: forwarder, transfers: Self.transfers(transfers, serials))
+        let responder = Responder(engine: engine, forwarder: forwarder, transfers: Self.transfers(transfers, serials, cache))
         self.state = Mutex(responder)
         self.publisher = ResponderPublisher(responder)
     }
 
-    private static func transfers(_ policy: TransferPolicy, _ serials: ViewSerials) -> Responder.Transfers? {
-        policy.isEmpty ? nil : Responder.Transfers(policy: policy, serials: serials)
+    private static func transfers(_ policy: TransferPolicy, _ serials: ViewSerials, _ cache: ViewCache) -> Responder.Transfers? {
+        policy.isEmpty ? nil : Responder.Transfers(policy: policy, serials: serials, cache: cache)
     }
 
     var forwarder: Forwarder? { state.withLock { $0.forwarder } }
 
     func update(engine: AnswerEngine, forwarder: Forwarder?, transfers: TransferPolicy) {
         let published = state.withLock { state in
-            state = Responder(engine: engine, health: state.health, forwarder: forwarder, transfers: Self.transfers(transfers, serials))
+            state = Responder(engine: engine, health: state.health, forwarder: forwarder, transfers: Self.transfers(transfers, serials, cache))
             publisher.publish(state)
             return state
         }

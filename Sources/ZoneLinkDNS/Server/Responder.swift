@@ -36,10 +36,13 @@ public struct Responder: Sendable {
     public struct Transfers: Sendable {
         public var policy: TransferPolicy
         public var serials: ViewSerials
+        /// The views last built, while engine and health stay the same.
+        public var cache: ViewCache
 
-        public init(policy: TransferPolicy, serials: ViewSerials) {
+        public init(policy: TransferPolicy, serials: ViewSerials, cache: ViewCache = ViewCache()) {
             self.policy = policy
             self.serials = serials
+            self.cache = cache
         }
     }
 
@@ -75,7 +78,8 @@ public struct Responder: Sendable {
             ResponseWriter.writeError(rcode, id: id, flags: flags, query: query, message: message, into: &output)
         case .transfer(let query):
             guard let transfers else { return answer(query, message: message, listener: listener, source: source, transport: transport, into: &output) }
-            let response = TransferResponder(engine: engine, health: health, policy: transfers.policy, serials: transfers.serials)
+            let response = TransferResponder(
+                engine: engine, health: health, policy: transfers.policy, serials: transfers.serials, cache: transfers.cache)
                 .respond(to: Array(message), query: query, source: source, overTCP: transport == .tcp, now: UInt64(time(nil)))
             Counter(label: "zonelink_dns_transfers_total", dimensions: [("type", response.kind), ("result", response.result.rawValue)]).increment()
             if response.messages.count == 1 || transport == .udp {

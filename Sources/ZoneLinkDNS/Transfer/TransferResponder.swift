@@ -20,12 +20,14 @@ public struct TransferResponder: Sendable {
     public let health: ZoneHealth
     public let policy: TransferPolicy
     public let serials: ViewSerials
+    public let cache: ViewCache
 
-    public init(engine: AnswerEngine, health: ZoneHealth, policy: TransferPolicy, serials: ViewSerials) {
+    public init(engine: AnswerEngine, health: ZoneHealth, policy: TransferPolicy, serials: ViewSerials, cache: ViewCache = ViewCache()) {
         self.engine = engine
         self.health = health
         self.policy = policy
         self.serials = serials
+        self.cache = cache
     }
 
     /// What happened, for metrics (`zonelink_dns_transfers_total{type,result}`) and logs.
@@ -84,14 +86,11 @@ public struct TransferResponder: Sendable {
         if query.type == .axfr && !overTCP { return signed(.refused, .udp) }
         guard query.qclass == DNSClass.internet else { return signed(.notAuth, .notInView) }
         guard query.type == .axfr || query.type == .ixfr || query.type == .soa else { return signed(.notImp, .notImplemented) }
-        let requested = query.name == ViewContent.catalogApex
-            ? ViewContent.catalogZone(of: grant.view, engine: engine)
-            : ViewContent.zone(query.name, of: grant.view, engine: engine, health: health)
-        guard let zone = requested else {
+        guard let (zone, digest) = cache.zone(query.name, of: grant.view, engine: engine, health: health) else {
             return signed(.notAuth, .notInView)
         }
         let serialKey = ViewSerials.Key(view: grant.view, apex: zone.apex)
-        let serial = serials.update(serialKey, zone: zone).serial
+        let serial = serials.update(serialKey, zone: zone, digest: digest).serial
         let current = zone.with(serial: serial)
         switch query.type {
         case .soa:

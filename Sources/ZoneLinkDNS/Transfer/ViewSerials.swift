@@ -90,10 +90,10 @@ public final class ViewSerials: Sendable {
 
     /// The serial of `zone` (its content as built now) in `key`'s view, keeping the journal of
     /// changes IXFR answers from (in memory: after a restart, older clients get an AXFR).
-    public func update(_ key: Key, zone: TransferZone) -> (serial: UInt32, changed: Bool) {
+    public func update(_ key: Key, zone: TransferZone, digest: [UInt8]? = nil) -> (serial: UInt32, changed: Bool) {
         // One lock around both, so that the journal follows the serials in their order.
         journals.withLock { journals in
-            let result = update(key, digest: zone.contentDigest)
+            let result = update(key, digest: digest ?? zone.contentDigest)
             let current = zone.with(serial: result.serial)
             guard var journal = journals[key] else {
                 journals[key] = Journal(soa: current.soa, records: Set(current.records))
