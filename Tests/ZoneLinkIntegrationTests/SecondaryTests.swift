@@ -552,4 +552,27 @@ struct SecondaryTests {
         try await offload { try secondary.waitForAnswer("api.provider.example", [Names.eniB], timeout: 60, since: changedAt) }
         print("catalog: Knot serves the new private domain \(String(format: "%.2f", monotonicNow() - changedAt)) s after the reload")
     }
+
+    @Test("zonelink check reads secret files: a missing or malformed one is an error at its key path, and no secret is printed")
+    func checkReadsSecretsAndNeverPrintsThem() async throws {
+        let binary = try Paths.requireZonelink()
+        let dir = try Paths.makeTempDir("check-secrets")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let secretFile = dir.appendingPathComponent("knot.key")
+        for (label, content, ok) in [("a good secret", SecondaryFixture.knotSecret + "\n", true),
+                                     ("no base64", "not a secret " + SecondaryFixture.nsdSecret, false),
+                                     ("no file", nil as String?, false)] {
+            try? FileManager.default.removeItem(at: secretFile)
+            if let content { try content.write(to: secretFile, atomically: true, encoding: .utf8) }
+            let config = try SecondaryFixture.config(knotSecretFile: secretFile.path, notify: [53, 53])
+            let file = dir.appendingPathComponent("zonelink.yaml")
+            try config.yaml.write(to: file, atomically: true, encoding: .utf8)
+            let r = try await runProcess(binary.path, ["check", "--config", file.path], cwd: dir, timeout: 30)
+            #expect(r.exited && r.status == (ok ? 0 : 1), "\(label): \(r.summary)")
+            if !ok { #expect(r.stderr.contains("dns.secondaries[1].key.secretFile:"), "\(label): \(r.summary)") }
+            for secret in [SecondaryFixture.knotSecret, SecondaryFixture.nsdSecret] {
+                #expect(!r.stdout.contains(secret) && !r.stderr.contains(secret), "\(label): a secret was printed: \(r.summary)")
+            }
+        }
+    }
 }
