@@ -1,8 +1,10 @@
+import Dispatch
 import Glibc
 import Logging
 import Metrics
 import NIOCore
 import NIOPosix
+import Synchronization
 import ZoneLinkCore
 import ZoneLinkNetwork
 
@@ -11,24 +13,27 @@ import ZoneLinkNetwork
 /// change replaces it. Every NOTIFY, retry and acknowledgement is logged and counted
 /// (`zonelink_dns_notify_total{result="sent"|"retried"|"acknowledged"}`).
 ///
-/// `contentMayHaveChanged` is called on every publish (catalog or health); it builds each
-/// notified view's zones on the notifier's event loop, so answering never waits for it, and
-/// asks `ViewSerials` whether the content changed: the same serial a secondary then reads.
-/// All mutable state lives on that one loop.
+/// `contentMayHaveChanged` is called on every publish (catalog or health); each notified
+/// view's zones are built on a queue of the notifier's own, one publish after the other (the
+/// latest one when several wait), so neither answering nor an event loop waits for it, and
+/// `ViewSerials` says whether the content changed: the same serial a secondary then reads.
+/// Sending, retries and acknowledgements live on one event loop; `announced` on the queue.
 public final class TransferNotifier: @unchecked Sendable {
     private let loop: EventLoop
     private let serials: ViewSerials
     private let logger: Logger
     private var channel: Channel?
-    /// The serial last announced per secondary address and zone: the first publish announces
-    /// every zone, so secondaries holding a copy from before a restart look again.
+    /// Works out what changed, in publish order (serial: an older content worked out after a
+    /// newer one would look like a change back).
+    private let planner = DispatchQueue(label: "zonelink-notify-planner")
+    /// The latest publish not yet worked out; nil when the planner has nothing queued.
+    private let latest = Mutex<(AnswerEngine, ZoneHealth, TransferPolicy)?>(nil)
+    /// The serial last announced per secondary address and zone (planner only): the first
+    /// publish announces every zone, so secondaries holding a copy from before a restart look again.
     private var announced: [PendingKey: UInt32] = [:]
     private var pending: [PendingKey: Pending] = [:]
     private var byID: [UInt16: PendingKey] = [:]
     private var nextID = UInt16.random(in: 0...UInt16.max)
-    /// A newer publish waits here while one is being worked out.
-    private var queued: (AnswerEngine, ZoneHealth, TransferPolicy)?
-    private var working = false
 
     struct PendingKey: Hashable {
         var target: TransferPolicy.NotifyTarget
@@ -77,19 +82,29 @@ public final class TransferNotifier: @unchecked Sendable {
     /// Notifies the secondaries of every view whose content differs from what was announced.
     public func contentMayHaveChanged(engine: AnswerEngine, health: ZoneHealth, policy: TransferPolicy) {
         guard policy.grants.values.contains(where: { !$0.notify.isEmpty }) else { return }
-        loop.execute { [self] in
-            queued = (engine, health, policy)
-            guard !working else { return }
-            working = true
-            while let (engine, health, policy) = queued {
-                queued = nil
-                announce(engine: engine, health: health, policy: policy)
+        let queued = latest.withLock { slot in
+            defer { slot = (engine, health, policy) }
+            return slot != nil
+        }
+        // A work item already waits; it takes this publish, the latest.
+        guard !queued else { return }
+        planner.async { [self] in
+            guard let (engine, health, policy) = latest.withLock({ slot in
+                defer { slot = nil }
+                return slot
+            }) else { return }
+            let due = announce(engine: engine, health: health, policy: policy)
+            guard !due.isEmpty else { return }
+            loop.execute { [self] in
+                for (target, soa, key) in due { send(target, soa: soa, key: key, attempt: 0) }
             }
-            working = false
         }
     }
 
-    private func announce(engine: AnswerEngine, health: ZoneHealth, policy: TransferPolicy) {
+    /// The NOTIFYs a publish calls for: each address of each zone whose serial is not the one
+    /// last announced there. On the planner queue.
+    private func announce(engine: AnswerEngine, health: ZoneHealth, policy: TransferPolicy) -> [(PendingKey, TransferRecord, TSIGKey)] {
+        var due: [(PendingKey, TransferRecord, TSIGKey)] = []
         var zonesByView: [ViewKey: [TransferZone]] = [:]
         for grant in policy.grants.values where !grant.notify.isEmpty {
             let zones = zonesByView[grant.view] ?? ViewContent.zonesWithCatalog(of: grant.view, engine: engine, health: health) ?? []
@@ -100,10 +115,11 @@ public final class TransferNotifier: @unchecked Sendable {
                     let key = PendingKey(target: target, apex: zone.apex)
                     guard announced[key] != serial else { continue }
                     announced[key] = serial
-                    send(key, soa: zone.with(serial: serial).soa, key: grant.key, attempt: 0)
+                    due.append((key, zone.with(serial: serial).soa, grant.key))
                 }
             }
         }
+        return due
     }
 
     private func send(_ target: PendingKey, soa: TransferRecord, key: TSIGKey, attempt: Int) {
