@@ -64,6 +64,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                // HMAC for TSIG (zone transfers, RFC 8945).
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         // The ENI gateway: NAT table, schedulers, health and admission (pure, Core/), the plan

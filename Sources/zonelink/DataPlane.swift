@@ -1,3 +1,4 @@
+import Glibc
 import Logging
 import NIOCore
 import Synchronization
@@ -11,27 +12,53 @@ import ZoneLinkNetwork
 final class AnswerState: Sendable {
     private let state: Mutex<Responder>
     let publisher: ResponderPublisher
+    /// The transferred views' serials: one for the process, whatever catalog serves.
+    let serials: ViewSerials
+    /// Tells secondaries when their view changed; nil when nothing is notified (tests).
+    private let notifier: TransferNotifier?
+    /// The views last built for transfers, shared by every responder.
+    private let cache = ViewCache()
 
-    init(engine: AnswerEngine, forwarder: Forwarder?) {
-        let responder = Responder(engine: engine, forwarder: forwarder)
+    init(
+        engine: AnswerEngine, forwarder: Forwarder?, transfers: TransferPolicy = .none,
+        serials: ViewSerials = ViewSerials(clock: { UInt32(truncatingIfNeeded: time(nil)) }), notifier: TransferNotifier? = nil
+    ) {
+        self.serials = serials
+        self.notifier = notifier
+        let responder = Responder(engine: engine, forwarder: forwarder, transfers: Self.transfers(transfers, serials, cache))
         self.state = Mutex(responder)
         self.publisher = ResponderPublisher(responder)
     }
 
+    private static func transfers(_ policy: TransferPolicy, _ serials: ViewSerials, _ cache: ViewCache) -> Responder.Transfers? {
+        policy.isEmpty ? nil : Responder.Transfers(policy: policy, serials: serials, cache: cache)
+    }
+
     var forwarder: Forwarder? { state.withLock { $0.forwarder } }
 
-    func update(engine: AnswerEngine, forwarder: Forwarder?) {
-        state.withLock { state in
-            state = Responder(engine: engine, health: state.health, forwarder: forwarder)
+    func update(engine: AnswerEngine, forwarder: Forwarder?, transfers: TransferPolicy) {
+        let published = state.withLock { state in
+            state = Responder(engine: engine, health: state.health, forwarder: forwarder, transfers: Self.transfers(transfers, serials, cache))
             publisher.publish(state)
+            return state
         }
+        announce(published)
     }
 
     func update(health: ZoneHealth) {
-        state.withLock { state in
-            state = Responder(engine: state.engine, health: health, forwarder: state.forwarder)
+        let published = state.withLock { state in
+            state = Responder(engine: state.engine, health: health, forwarder: state.forwarder, transfers: state.transfers)
             publisher.publish(state)
+            return state
         }
+        announce(published)
+    }
+
+    /// NOTIFY to the secondaries of every view whose content changed (the first call: all).
+    func announce(_ responder: Responder? = nil) {
+        let responder = responder ?? state.withLock { $0 }
+        guard let notifier, let transfers = responder.transfers else { return }
+        notifier.contentMayHaveChanged(engine: responder.engine, health: responder.health, policy: transfers.policy)
     }
 }
 
@@ -63,6 +90,8 @@ struct ServingPlan: Sendable {
     let engine: AnswerEngine
     let dnsListeners: [DNSServer.Listener]
     let gateway: GatewayPlan
+    /// Who may transfer which view, secrets read (`dns.secondaries`).
+    let transfers: TransferPolicy
 
     /// - Throws: `ConfigError` for a zone file that cannot be served, or a private domain that
     ///   overlaps one, with `file` and the key path.
@@ -71,6 +100,7 @@ struct ServingPlan: Sendable {
         self.engine = AnswerEngine(catalog: catalog, staticZones: try catalog.loadStaticZones(file: file, reusing: zoneFiles))
         self.dnsListeners = DNSServer.listeners(of: catalog)
         self.gateway = GatewayPlan(catalog: catalog)
+        self.transfers = try catalog.loadTransferPolicy(file: file)
     }
 
     /// The addresses wanted in each namespace.
@@ -152,7 +182,7 @@ actor DataPlane {
         }
         dns.apply(limits: next.dns.limits, tcpIdleTimeout: next.dns.tcpIdleTimeout)
         let forwarder = sameForwarding(previous.catalog, next) ? answers.forwarder : makeForwarder(next, group: group, logger: logger)
-        answers.update(engine: nextPlan.engine, forwarder: forwarder)
+        answers.update(engine: nextPlan.engine, forwarder: forwarder, transfers: nextPlan.transfers)
         plan = nextPlan
         await releaseAddresses(keeping: nextPlan, from: previous)
         let waiting = next.startOnlySectionsChanged(since: previous.catalog)

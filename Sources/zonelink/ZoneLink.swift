@@ -28,12 +28,15 @@ struct ZoneLink: AsyncParsableCommand {
     )
 }
 
-/// Loads and validates a config and (unless told not to) its zone files, printing every issue
+/// Loads and validates a config and (unless told not to) its zone files and TSIG secret files, printing every issue
 /// to stderr.
 func loadCatalog(_ file: String, staticZones: Bool = true) throws -> (Catalog, [Zone]) {
     do {
         let catalog = try Catalog.load(file: file)
-        return (catalog, staticZones ? try catalog.loadStaticZones(file: file) : [])
+        let zones = staticZones ? try catalog.loadStaticZones(file: file) : []
+        // Secret files are read as serving would read them, so `check` finds a missing one.
+        if staticZones { _ = try catalog.loadTransferPolicy(file: file) }
+        return (catalog, zones)
     } catch {
         FileHandle.standardError.write(Data((error.description + "\n").utf8))
         throw ExitStatus.invalidInput
@@ -67,6 +70,13 @@ struct ZoneCommand: ParsableCommand {
         @Option(name: .long, help: "Answer as clients of this VPC see it (default: clients of no VPC).")
         var vpc: String?
 
+        @Option(name: .long, help: "With --vpc: as clients in this availability zone see it (zone affinity), what a secondary of that view holds.")
+        var zone: String?
+
+        func validate() throws {
+            if zone != nil && vpc == nil { throw ValidationError("--zone needs --vpc: a zone's clients are clients of one VPC") }
+        }
+
         func run() throws {
             // Static zones are served from their own files; the export needs only the catalog.
             let (catalog, _) = try loadCatalog(config, staticZones: false)
@@ -74,7 +84,12 @@ struct ZoneCommand: ParsableCommand {
                 FileHandle.standardError.write(Data("zonelink: no VPC '\(vpc)' in \(config) (one of: \(catalog.vpcs.map(\.id).joined(separator: ", ")))\n".utf8))
                 throw ExitStatus.invalidInput
             }
-            print(ZoneExport.masterFile(catalog: catalog, vpc: vpc), terminator: "")
+            if let zone, let vpc, let found = catalog.vpc(vpc), !found.vswitches.contains(where: { $0.zone == zone }) {
+                let zones = Set(found.vswitches.map(\.zone)).sorted().joined(separator: ", ")
+                FileHandle.standardError.write(Data("zonelink: VPC '\(vpc)' has no vSwitch in zone '\(zone)' (one of: \(zones))\n".utf8))
+                throw ExitStatus.invalidInput
+            }
+            print(ZoneExport.masterFile(catalog: catalog, vpc: vpc, zone: zone), terminator: "")
         }
     }
 }
@@ -176,13 +191,39 @@ struct Serve: AsyncParsableCommand {
 
         let notifier = SystemdNotifier(waitingFor: ["dns", "gateway"])
         let status = Runtime.status(catalog)
-        let answers = AnswerState(engine: plan.engine, forwarder: makeForwarder(catalog, group: group, logger: logger))
+        // Transferred views' serials persist in the state directory; NOTIFY tells secondaries.
+        let serialsFile = ViewSerialsFile(path: "\(stateDir)/view-serials.json")
+        let knownSerials: [ViewSerials.Key: ViewSerials.Entry]
+        switch serialsFile.load() {
+        case .success(let entries): knownSerials = entries
+        case .failure(let error):
+            logger.warning("\(error); transferred views' serials start from the clock")
+            knownSerials = [:]
+        }
+        let serials = ViewSerials(initial: knownSerials, clock: { UInt32(truncatingIfNeeded: time(nil)) }, onChange: { entries, generation in
+            do { try serialsFile.save(entries, generation: generation) } catch {
+                logger.warning("cannot write \(serialsFile.path): \(error); serials still never go back while running")
+            }
+        })
+        let transferNotifier = TransferNotifier(group: group, serials: serials, logger: logger)
+        do {
+            try await transferNotifier.start()
+        } catch {
+            logger.error("cannot open the NOTIFY socket: \(error)")
+            await cleanUp()
+            throw ExitStatus.runtimeFailure
+        }
+        let answers = AnswerState(
+            engine: plan.engine, forwarder: makeForwarder(catalog, group: group, logger: logger), transfers: plan.transfers,
+            serials: serials, notifier: transferNotifier)
         let dns = DNSServer(
             listeners: plan.dnsListeners, namespaces: namespaces, publisher: answers.publisher, group: group,
             workers: threads, tcpIdleTimeout: catalog.dns.tcpIdleTimeout, limits: catalog.dns.limits, budget: budget, logger: logger,
             onReady: {
                 logger.notice("ready", metadata: ["config": "\(config)", "endpoints": "\(catalog.endpoints.count)"])
                 notifier.ready("dns", status: status)
+                // The listeners are up: secondaries told now can transfer at once.
+                answers.announce()
             })
         let unhealthyENIs = UnhealthyENIs()
         let flows = FlowRegistry(
@@ -251,6 +292,7 @@ struct Serve: AsyncParsableCommand {
         }
         watchdog?.cancel()
         gatewayMetrics.cancel()
+        await transferNotifier.stop()
         await cleanUp()
         withExtendedLifetime(stateLock) {}
     }

@@ -25,6 +25,17 @@ struct ConfigReferenceTests {
           limits: {tcpConnections: 1000, tcpConnectionsPerSource: 100, tcpQueuedAnswers: 16, tcpMessageTimeout: 2s,
                    forwardInFlight: 500, forwardInFlightPerClient: 50}
           rateLimit: {responsesPerSecond: 1000, slip: 2, ipv4PrefixLength: 24}
+          secondaries:
+            - name: vpc1-zone-b
+              key: {name: vpc1-b.key, algorithm: hmac-sha256, secret: "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA=="}
+              vpc: vpc-1
+              zone: eu-central-1b
+              notify: ["127.0.0.1:25400"]
+              allowFrom: [127.0.0.0/8]
+            - name: vpc1-all
+              key: {name: vpc1.key, secretFile: /etc/zonelink/vpc1.key}
+              vpc: vpc-1
+              allowFrom: [10.10.0.53]
         gateway:
           tcpIdleTimeout: 900s
           udpIdleTimeout: 60s

@@ -26,9 +26,60 @@ enum Mutator {
 
     static func id(_ rng: inout SplitMix64) -> UInt16 { UInt16.random(in: 0...0xFFFF, using: &rng) }
 
+    /// A TSIG record (RFC 8945) for `key`, with a MAC of `macSize` random bytes claimed and
+    /// `macBytes` present: a forged, truncated or oversized signature.
+    static func tsig(key: String, macSize: UInt16, macBytes: Int, _ rng: inout SplitMix64) -> [UInt8] {
+        var rdata = DNSQuery.encodeName("hmac-sha256")
+        let now = UInt64(Date().timeIntervalSince1970)
+        rdata += (0..<6).map { UInt8(truncatingIfNeeded: now >> (40 - 8 * $0)) } + [0x01, 0x2C]
+        rdata += [UInt8(macSize >> 8), UInt8(macSize & 0xFF)] + bytes(macBytes, &rng) + [0x12, 0x34, 0, 0, 0, 0]
+        let length = UInt16(rdata.count)
+        return DNSQuery.encodeName(key) + [0, 250, 0, 255, 0, 0, 0, 0, UInt8(length >> 8), UInt8(length & 0xFF)] + rdata
+    }
+
+    /// Zone transfer requests and signed queries gone wrong (issue 8).
+    static func transfer(_ rng: inout SplitMix64) -> (kind: String, bytes: [UInt8]) {
+        let type: UInt16 = [252, 251, 6][Int.random(in: 0..<3, using: &rng)]
+        var q = DNSQuery.header(id: id(&rng), ar: 1) + DNSQuery.encodeName(Names.domain) + [UInt8(type >> 8), UInt8(type & 0xFF), 0, 1]
+        let key = ["nsd.key", "knot.key", "stranger.key"][Int.random(in: 0..<3, using: &rng)]
+        switch Int.random(in: 0..<7, using: &rng) {
+        case 0:
+            q += tsig(key: key, macSize: 32, macBytes: 32, &rng)
+            return ("forged TSIG", q)
+        case 1:
+            q += tsig(key: key, macSize: UInt16.random(in: 0...64, using: &rng), macBytes: Int.random(in: 0...64, using: &rng), &rng)
+            return ("TSIG MAC size wrong", q)
+        case 2:
+            let record = tsig(key: key, macSize: 32, macBytes: 32, &rng)
+            q += record.prefix(Int.random(in: 0..<record.count, using: &rng))
+            return ("TSIG cut short", q)
+        case 3:
+            q[11] = 2
+            q += tsig(key: key, macSize: 32, macBytes: 32, &rng) + DNSQuery.opt(payload: 1232)
+            return ("TSIG not last", q)
+        case 4:
+            // IXFR with a SOA in authority whose serial is anything, possibly ahead of ours.
+            var ixfr = DNSQuery.header(id: id(&rng), ns: 1, ar: Bool.random(using: &rng) ? 1 : 0)
+                + DNSQuery.encodeName(Names.domain) + [0, 251, 0, 1]
+            ixfr += [0xC0, 12, 0, 6, 0, 1, 0, 0, 0, 0, 0, 22, 0, 0] + bytes(20, &rng)
+            if ixfr[11] == 1 { ixfr += tsig(key: key, macSize: 32, macBytes: 32, &rng) }
+            return ("IXFR", Array(ixfr.prefix(Int.random(in: 12...ixfr.count, using: &rng))))
+        case 5:
+            // NOTIFY from a stranger (RFC 1996), signed or not.
+            var notify = DNSQuery.header(id: id(&rng), opcode: 4, an: 1, ar: 1) + DNSQuery.encodeName(Names.domain) + [0, 6, 0, 1]
+            notify += [0xC0, 12, 0, 6, 0, 1, 0, 0, 0, 60, 0, 22, 0, 0] + bytes(20, &rng)
+            notify += tsig(key: key, macSize: 32, macBytes: 32, &rng)
+            return ("NOTIFY", notify)
+        default:
+            var unsigned = q
+            unsigned[11] = 0
+            return ("unsigned transfer", unsigned)
+        }
+    }
+
     /// One hostile datagram; `kind` names its family for statistics.
     static func datagram(_ rng: inout SplitMix64) -> (kind: String, bytes: [UInt8]) {
-        let roll = Int.random(in: 0..<16, using: &rng)
+        let roll = Int.random(in: 0..<18, using: &rng)
         switch roll {
         case 0:
             return ("random", bytes(Int.random(in: 0...600, using: &rng), &rng))
@@ -106,6 +157,8 @@ enum Mutator {
             for _ in 0..<Int.random(in: 5...9, using: &rng) { m += [63] + Array(repeating: 0x61, count: 63) }
             m += [0, 0, 1, 0, 1]
             return ("name > 255", m)
+        case 15, 16:
+            return transfer(&rng)
         default:
             return ("valid", validQuery(&rng))
         }
@@ -155,7 +208,8 @@ enum Mutator {
 struct BadInputTests {
     @Test("20,000 hostile datagrams over UDP, then hostile TCP streams: still alive, still answering")
     func hostileInput() async throws {
-        try await withZoneLink(tag: "fuzz") { server in
+        // With secondaries configured, so that transfer requests reach the TSIG code.
+        try await withZoneLink(tag: "fuzz", mutate: SecondaryFixture.withInlineSecondaries) { server in
             let port = server.sourcePort
             let outcome = try await offload { try Mutator.flood(port: port, count: 20_000, seed: 0xF022_0002) }
             #expect(outcome.sent >= 19_000, "only \(outcome.sent) of 20000 datagrams could be sent (\(outcome.sendFailures) failed)")
@@ -181,7 +235,10 @@ struct BadInputTests {
                     ("framed short header", TCPClient.framed([0x12, 0x34, 0x01]), true),
                     ("framed QR=1", TCPClient.framed({ var q = valid; q[2] |= 0x80; return q }()), true),
                     ("framed pointer loop", TCPClient.framed(DNSQuery.header(id: 9) + [0xC0, 0x0C, 0, 1, 0, 1]), true),
-                ]
+                ] + (0..<40).map { i in
+                    let (kind, bytes) = Mutator.transfer(&rng)
+                    return ("framed \(kind) #\(i)", TCPClient.framed(bytes), true)
+                }
                 for (label, bytes, readBack) in streams {
                     guard let c = try? TCPClient(port: port) else {
                         problems.append("\(label): connect failed")

@@ -113,8 +113,10 @@ enum QueryCorpus {
     }
 
     /// Sends each query to both servers (UDP, EDNS 1232, RD clear) and returns the mismatches.
+    /// `normalise` rewrites each record's canonical text before comparing (identity by default).
     static func compare(_ queries: [GeneratedQuery], portA: UInt16, labelA: String,
-                        portB: UInt16, labelB: String) throws -> (compared: Int, mismatches: [String]) {
+                        portB: UInt16, labelB: String,
+                        normalise: (String) -> String = { $0 }) throws -> (compared: Int, mismatches: [String]) {
         let clientA = try UDPClient(), clientB = try UDPClient()
         var mismatches: [String] = []
         for (i, q) in queries.enumerated() {
@@ -129,8 +131,8 @@ enum QueryCorpus {
                 }
                 if da.aa != db.aa { problems.append("AA \(da.aa) vs \(db.aa)") }
                 for (section, label) in [(1, "answer"), (2, "authority")] {
-                    let sa = DNSResponse.canonicalSection(a, section: section) ?? []
-                    let sb = DNSResponse.canonicalSection(b, section: section) ?? []
+                    let sa = (DNSResponse.canonicalSection(a, section: section) ?? []).map(normalise)
+                    let sb = (DNSResponse.canonicalSection(b, section: section) ?? []).map(normalise)
                     if sa != sb { problems.append("\(label) \(sa) vs \(sb)") }
                 }
             } else {

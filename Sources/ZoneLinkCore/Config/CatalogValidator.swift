@@ -37,6 +37,7 @@ struct CatalogValidator {
         checkServices(accountIDs)
         checkEndpoints(accountIDs)
         checkListeners()
+        checkSecondaries()
         checkLimits()
         guard issues.isEmpty else { return }
         checkAddressOwnership()
@@ -402,6 +403,42 @@ struct CatalogValidator {
         checkUnique(resolved.dns.listen.map(\.address.description), path: { "dns.listen[\($0)].address" }, what: "listener address")
     }
 
+    // MARK: Secondaries
+
+    /// Each secondary's view must exist, and each key must open exactly one view: the key
+    /// that signs a request is what selects the view.
+    private mutating func checkSecondaries() {
+        for (i, secondary) in resolved.dns.secondaries.enumerated() {
+            let path = "dns.secondaries[\(i)]"
+            if !isLabel(secondary.name) {
+                report("\(path).name", "'\(secondary.name)' is not a name of letters, digits and hyphens", hint: "e.g. vpc1-zone-a")
+            }
+            if secondary.allowFrom.isEmpty {
+                report("\(path).allowFrom", "is missing or empty", hint: "list the secondary's addresses or networks, e.g. [10.20.0.53/32]; transfers are never open")
+            }
+            guard let vpc = resolved.vpcs.first(where: { $0.id == secondary.vpc }) else {
+                report("\(path).vpc", "unknown VPC '\(secondary.vpc)'", hint: hintList(resolved.vpcs.map(\.id), "VPC"))
+                continue
+            }
+            if let zone = secondary.zone, !vpc.vswitches.contains(where: { $0.zone == zone }) {
+                report("\(path).zone", "VPC \(vpc.id) has no vSwitch in zone '\(zone)'", hint: hintList(Set(vpc.vswitches.map(\.zone)).sorted(), "zone"))
+            }
+        }
+        checkUnique(resolved.dns.secondaries.map(\.name), path: { "dns.secondaries[\($0)].name" }, what: "secondary")
+        var keyViews: [String: Int] = [:]
+        for (i, secondary) in resolved.dns.secondaries.enumerated() {
+            guard let first = keyViews[secondary.key.name] else {
+                keyViews[secondary.key.name] = i
+                continue
+            }
+            let other = resolved.dns.secondaries[first]
+            if other.vpc != secondary.vpc || other.zone != secondary.zone || other.key != secondary.key {
+                report("dns.secondaries[\(i)].key.name", "key '\(secondary.key.name)' already opens another view at dns.secondaries[\(first)]",
+                       hint: "a key selects one view: give each view its own key")
+            }
+        }
+    }
+
     // MARK: Addresses
 
     /// Addresses ZoneLink listens on or sends from inside a VPC: no two alike in one VPC.
@@ -446,18 +483,27 @@ struct CatalogValidator {
     /// Gives each ENI without an address the lowest free host address of its vSwitch after
     /// the first three, never the broadcast address; in file order, so it is deterministic.
     private mutating func allocateENIAddresses() {
+        // The addresses taken in each VPC, worked out once and kept up to date, and where the
+        // search for a free one resumes in each vSwitch (everything below it is taken): linear
+        // in the number of ENIs, so a catalog of 10,000 endpoints is allocated in milliseconds.
+        var taken: [String: Set<IPv4Address>] = [:]
+        var resume: [String: UInt64] = [:]
         for e in resolved.endpoints.indices {
             for z in resolved.endpoints[e].enis.indices where resolved.endpoints[e].enis[z].address == nil {
                 let endpoint = resolved.endpoints[e]
                 let eni = endpoint.enis[z]
                 guard let vswitch = resolved.vpcs.first(where: { $0.id == endpoint.vpc })?.vswitches.first(where: { $0.id == eni.vswitch }) else { continue }
-                let taken = Set(ownedAddresses(of: endpoint.vpc).map(\.address)).union(backendAddresses(of: endpoint.vpc))
+                if taken[endpoint.vpc] == nil {
+                    taken[endpoint.vpc] = Set(ownedAddresses(of: endpoint.vpc).map(\.address)).union(backendAddresses(of: endpoint.vpc))
+                }
                 let low = UInt64(vswitch.cidr.network.value) + UInt64(Self.reservedLowAddresses)
                 let high = UInt64(vswitch.cidr.last.value)  // exclusive: the broadcast address
-                var candidate = low
-                while candidate < high, taken.contains(IPv4Address(UInt32(candidate))) { candidate += 1 }
+                var candidate = max(low, resume[vswitch.id] ?? low)
+                while candidate < high, taken[endpoint.vpc]!.contains(IPv4Address(UInt32(candidate))) { candidate += 1 }
                 if candidate < high {
                     resolved.endpoints[e].enis[z].address = IPv4Address(UInt32(candidate))
+                    taken[endpoint.vpc]!.insert(IPv4Address(UInt32(candidate)))
+                    resume[vswitch.id] = candidate + 1
                 } else {
                     report("endpoints[\(e)].zones[\(z)]", "vSwitch \(vswitch.id) (\(vswitch.cidr)) has no free address to allocate", hint: "give an address, or use a larger vSwitch")
                 }

@@ -109,7 +109,7 @@ private struct ConfigParser {
         guard let map = reader.mapping(
             node, at: "dns", allowed: ["ttl", "listen", "upstreams", "zoneFiles", "tcpIdleTimeout", "trustedForwarders",
                                "forwardTimeout", "cacheMaxTTL", "cacheSize", "privateDomainSuffixes",
-                               "limits", "rateLimit"]
+                               "limits", "rateLimit", "secondaries"]
         ) else { return nil }
         var settings = DNSSettings()
         if let ttl = reader.int(map["ttl"], at: "dns.ttl", range: 0...2_147_483_647) { settings.ttl = UInt32(ttl) }
@@ -137,6 +137,7 @@ private struct ConfigParser {
         }
         if let node = map["limits"], let limits = parseDNSLimits(node) { settings.limits = limits }
         if let node = map["rateLimit"], let rateLimit = parseRateLimit(node) { settings.rateLimit = rateLimit }
+        settings.secondaries = reader.sequence(map["secondaries"], at: "dns.secondaries").compactMap(parseSecondary)
         settings.trustedForwarders = reader.sequence(map["trustedForwarders"], at: "dns.trustedForwarders").compactMap { node, path in
             // A bare address means that one host.
             if case .scalar(let scalar) = node, !scalar.string.contains("/") {
@@ -145,6 +146,57 @@ private struct ConfigParser {
             return reader.prefix(node, at: path)
         }
         return settings
+    }
+
+    func parseSecondary(_ node: Node, _ path: String) -> DNSSecondary? {
+        guard let map = reader.mapping(
+            node, at: path, allowed: ["name", "key", "vpc", "zone", "notify", "allowFrom"], required: ["name", "key", "vpc"]
+        ) else { return nil }
+        let key = map["key"].flatMap { parseTransferKey($0, at: "\(path).key") }
+        let notify = reader.sequence(map["notify"], at: "\(path).notify").compactMap { reader.endpoint($0.node, at: $0.path) }
+        let allowFrom = reader.sequence(map["allowFrom"], at: "\(path).allowFrom").compactMap { node, path in
+            // A bare address means that one host.
+            if case .scalar(let scalar) = node, !scalar.string.contains("/") {
+                return reader.address(node, at: path).map { IPv4Prefix(network: $0, length: 32)! }
+            }
+            return reader.prefix(node, at: path)
+        }
+        let zone = reader.string(map["zone"], at: "\(path).zone")
+        guard let name = reader.string(map["name"], at: "\(path).name"), let key,
+              let vpc = reader.string(map["vpc"], at: "\(path).vpc")
+        else { return nil }
+        return DNSSecondary(name: name, key: key, vpc: vpc, zone: zone, notify: notify, allowFrom: allowFrom)
+    }
+
+    /// A TSIG key: `{name, algorithm, secretFile}` or `{name, algorithm, secret}`. The secret
+    /// is never echoed in an issue: a typo in it must not land in a log.
+    func parseTransferKey(_ node: Node, at path: String) -> TransferKey? {
+        guard let map = reader.mapping(node, at: path, allowed: ["name", "algorithm", "secretFile", "secret"], required: ["name"])
+        else { return nil }
+        let name = reader.string(map["name"], at: "\(path).name").map { $0.lowercased().trimmingTrailingDot }
+        if let name, !isDomainName(name) {
+            reader.report("\(path).name", "'\(name)' is not a domain name", hint: "write the key's name as both sides spell it, e.g. vpc1-a.key")
+        }
+        let algorithm = map["algorithm"].map {
+            reader.oneOf($0, at: "\(path).algorithm", TSIGAlgorithmName.self, choices: TSIGAlgorithmName.allCases)
+        } ?? .some(.hmacSHA256)
+        var secret: TransferKeySecret?
+        switch (map["secretFile"], map["secret"]) {
+        case (nil, nil):
+            reader.report("\(path).secretFile", "is missing", hint: "give the file holding the base64 secret (as tsig-keygen prints it), or secret: inline")
+        case (.some, .some):
+            reader.report("\(path).secret", "is given with secretFile", hint: "keep one of secretFile and secret")
+        case (let file?, nil):
+            secret = reader.string(file, at: "\(path).secretFile").map { .file($0) }
+        case (nil, let inline?):
+            if case .scalar(let scalar) = inline, let bytes = SecretBytes(base64: scalar.string) {
+                secret = .inline(bytes)
+            } else {
+                reader.report("\(path).secret", "is not a base64 secret (value not shown)", hint: "paste the secret tsig-keygen printed, or use secretFile")
+            }
+        }
+        guard let name, isDomainName(name), let algorithm, let secret else { return nil }
+        return TransferKey(name: name, algorithm: algorithm, secret: secret)
     }
 
     func parseDNSLimits(_ node: Node) -> DNSLimits? {

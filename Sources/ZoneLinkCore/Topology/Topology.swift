@@ -356,6 +356,8 @@ public struct DNSSettings: Hashable, Sendable {
     public var limits = DNSLimits()
     /// Response-rate limiting of UDP answers.
     public var rateLimit = DNSRateLimit()
+    /// Secondaries that carry views by zone transfer (`docs/dns.md`, "Zone transfers").
+    public var secondaries: [DNSSecondary] = []
 
     public init(
         ttl: UInt32 = 60, listen: [DNSListener] = [], upstreams: [IPv4Endpoint] = [], zoneFiles: [String] = [],

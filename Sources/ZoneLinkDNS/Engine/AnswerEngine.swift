@@ -13,6 +13,8 @@ public final class AnswerEngine: Sendable {
     public let catalog: Catalog
     private let views: [String: View]
     private let outsideView: View
+    /// The apexes of the operator's static zones: served in every view, never transferred.
+    let staticApexes: Set<DNSName>
 
     /// The zones one client population sees, by apex.
     struct View: Sendable {
@@ -23,6 +25,7 @@ public final class AnswerEngine: Sendable {
 
     public init(catalog: Catalog, staticZones: [Zone] = []) {
         self.catalog = catalog
+        self.staticApexes = Set(staticZones.map(\.apex))
         let names = GeneratedNames(catalog: catalog)
         let shared = names.sharedRecords(catalog)
         var base: [DNSName: Zone] = [:]
@@ -100,5 +103,11 @@ extension AnswerEngine {
     /// The generated zone (the domain) as clients of `vpc` see it: what `zone export` writes.
     public func generatedZone(vpc: String?) -> Zone {
         view(vpc).zones[DNSName(catalog.domain)!]!
+    }
+
+    /// The zones a secondary of `vpc`'s view carries: the generated zone and the VPC's private
+    /// domains, apex order; the static zones are the operator's files, transferred from them.
+    func transferableZones(vpc: String) -> [Zone] {
+        view(vpc).zones.values.filter { !staticApexes.contains($0.apex) }.sorted { $0.apex.description < $1.apex.description }
     }
 }

@@ -3,11 +3,20 @@ import Glibc
 import ZoneLinkCore
 
 /// Writes the generated zone of one view as an RFC 1035 master file, formatted by libldns,
-/// so that NSD or Knot can serve the same names (without zone affinity, which only ZoneLink
-/// does: an endpoint name lists every ENI).
+/// so that NSD or Knot can serve the same names. Without `zone`, without zone affinity (an
+/// endpoint name lists every ENI); with it, exactly what a secondary of that view holds
+/// (`dns.secondaries[].zone`: affinity for clients in that zone, every ENI healthy).
 public enum ZoneExport {
-    public static func masterFile(catalog: Catalog, vpc: String?) -> String {
+    public static func masterFile(catalog: Catalog, vpc: String?, zone clientZone: String? = nil) -> String {
         let engine = AnswerEngine(catalog: catalog)
+        if let vpc, let clientZone,
+           let view = ViewContent.zone(DNSName(catalog.domain)!, of: ViewKey(vpc: vpc, zone: clientZone), engine: engine, health: .allHealthy) {
+            var lines = ["; ZoneLink generated zone \(view.apex) for VPC \(vpc) in zone \(clientZone), serial \(catalog.serial)"]
+            for record in [view.soa] + view.records {
+                lines.append(text(owner: record.owner, type: record.type, ttl: record.ttl, data: record.rdata))
+            }
+            return lines.joined(separator: "\n") + "\n"
+        }
         let zone = engine.generatedZone(vpc: vpc)
         var lines = ["; ZoneLink generated zone \(zone.apex) for \(vpc.map { "VPC \($0)" } ?? "clients of no VPC"), serial \(catalog.serial)"]
         let apexFirst = zone.nodes.keys.sorted { lhs, rhs in

@@ -118,7 +118,8 @@ enum DatagramWorker {
                             if decision == .slip { ResponseRateLimiter.truncate(&output) }
                         }
                         counts.count(output, at: output.readerIndex, view: socket.context.vpc)
-                    case .dropped:
+                    case .dropped, .stream:
+                        // A UDP answer is never a stream (the responder writes one message).
                         continue
                     case .forward(let query, let forwarder):
                         let peer = peers[i]

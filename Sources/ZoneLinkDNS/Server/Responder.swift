@@ -1,3 +1,5 @@
+import Glibc
+import Metrics
 import NIOCore
 import Synchronization
 import ZoneLinkCore
@@ -25,11 +27,30 @@ public struct Responder: Sendable {
     public let engine: AnswerEngine
     public let health: ZoneHealth
     public let forwarder: Forwarder?
+    /// Zone transfers to the configured secondaries; nil when there are none (then AXFR and
+    /// IXFR are REFUSED and a signed query is answered as an unsigned one, as before).
+    public let transfers: Transfers?
 
-    public init(engine: AnswerEngine, health: ZoneHealth = .allHealthy, forwarder: Forwarder? = nil) {
+    /// What serving transfers needs besides the engine and health: who may transfer what, and
+    /// the serials handed out so far (shared by every responder of the process).
+    public struct Transfers: Sendable {
+        public var policy: TransferPolicy
+        public var serials: ViewSerials
+        /// The views last built, while engine and health stay the same.
+        public var cache: ViewCache
+
+        public init(policy: TransferPolicy, serials: ViewSerials, cache: ViewCache = ViewCache()) {
+            self.policy = policy
+            self.serials = serials
+            self.cache = cache
+        }
+    }
+
+    public init(engine: AnswerEngine, health: ZoneHealth = .allHealthy, forwarder: Forwarder? = nil, transfers: Transfers? = nil) {
         self.engine = engine
         self.health = health
         self.forwarder = forwarder
+        self.transfers = transfers
     }
 
     public enum Transport: Sendable { case udp, tcp }
@@ -41,6 +62,8 @@ public struct Responder: Sendable {
         case dropped
         /// Ask `forwarder` (`Forwarder.resolve`), which replies later.
         case forward(Query, Forwarder)
+        /// Several whole messages to send in order (a zone transfer over TCP); never over UDP.
+        case stream([[UInt8]])
     }
 
     /// Appends the response to `output`, or says why there is none yet.
@@ -53,22 +76,41 @@ public struct Responder: Sendable {
             return .dropped
         case .reject(let id, let flags, let rcode, let query):
             ResponseWriter.writeError(rcode, id: id, flags: flags, query: query, message: message, into: &output)
-        case .query(let query):
-            if let edns = query.edns, edns.version > 0 {
-                ResponseWriter.writeError(.badVers, id: query.id, flags: query.flags, query: query, message: message, into: &output)
+        case .transfer(let query):
+            guard let transfers else { return answer(query, message: message, listener: listener, source: source, transport: transport, into: &output) }
+            let response = TransferResponder(
+                engine: engine, health: health, policy: transfers.policy, serials: transfers.serials, cache: transfers.cache)
+                .respond(to: Array(message), query: query, source: source, overTCP: transport == .tcp, now: UInt64(time(nil)))
+            Counter(label: "zonelink_dns_transfers_total", dimensions: [("type", response.kind), ("result", response.result.rawValue)]).increment()
+            if response.messages.count == 1 || transport == .udp {
+                output.writeBytes(response.messages[0])
                 return .answered
             }
-            let limit = transport == .tcp ? 65535 : query.udpPayloadLimit
-            if let forwarder, query.qclass == DNSClass.internet, !engine.serves(query.name, vpc: listener.vpc),
-               isOwnClient(source, of: listener) {
-                return forwarder.answerFromCache(query, message: message, limit: limit, into: &output)
-                    ? .answered : .forward(query, forwarder)
-            }
-            let client = clientZone(of: query, listener: listener, source: source)
-            var answer = engine.answer(query, vpc: listener.vpc, clientZone: client.zone, health: health)
-            if client.scope > 0, answer.answer.contains(where: { $0.rrset.enis != nil }) { answer.clientSubnetScope = client.scope }
-            ResponseWriter.write(answer, to: query, message: message, limit: limit, into: &output)
+            return .stream(response.messages)
+        case .query(let query):
+            return answer(query, message: message, listener: listener, source: source, transport: transport, into: &output)
         }
+        return .answered
+    }
+
+    private func answer(
+        _ query: Query, message: UnsafeRawBufferPointer, listener: ListenerContext, source: IPv4Address?,
+        transport: Transport, into output: inout ByteBuffer
+    ) -> Outcome {
+        if let edns = query.edns, edns.version > 0 {
+            ResponseWriter.writeError(.badVers, id: query.id, flags: query.flags, query: query, message: message, into: &output)
+            return .answered
+        }
+        let limit = transport == .tcp ? 65535 : query.udpPayloadLimit
+        if let forwarder, query.qclass == DNSClass.internet, !engine.serves(query.name, vpc: listener.vpc),
+           isOwnClient(source, of: listener) {
+            return forwarder.answerFromCache(query, message: message, limit: limit, into: &output)
+                ? .answered : .forward(query, forwarder)
+        }
+        let client = clientZone(of: query, listener: listener, source: source)
+        var answer = engine.answer(query, vpc: listener.vpc, clientZone: client.zone, health: health)
+        if client.scope > 0, answer.answer.contains(where: { $0.rrset.enis != nil }) { answer.clientSubnetScope = client.scope }
+        ResponseWriter.write(answer, to: query, message: message, limit: limit, into: &output)
         return .answered
     }
 

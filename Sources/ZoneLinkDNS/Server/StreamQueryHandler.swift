@@ -40,6 +40,14 @@ final class StreamQueryHandler: ChannelInboundHandler {
             context.write(wrapOutboundOut(output), promise: nil)
         case .dropped:
             context.close(promise: nil)
+        case .stream(let messages):
+            // One write for all of them: the frame decoder counts one answer write per query.
+            var framed = context.channel.allocator.buffer(capacity: messages.reduce(0) { $0 + $1.count + 2 })
+            for message in messages {
+                framed.writeInteger(UInt16(message.count))
+                framed.writeBytes(message)
+            }
+            context.write(wrapOutboundOut(framed), promise: nil)
         case .forward(let query, let forwarder):
             // Answered when the upstream is; RFC 7766 section 7 lets responses overtake each other.
             let channel = context.channel

@@ -53,6 +53,8 @@ public struct RCode: RawRepresentable, Hashable, Sendable, CustomStringConvertib
     public static let nxDomain = RCode(rawValue: 3)
     public static let notImp = RCode(rawValue: 4)
     public static let refused = RCode(rawValue: 5)
+    /// RFC 2136 / RFC 8945: not authoritative for the zone, or the TSIG did not verify.
+    public static let notAuth = RCode(rawValue: 9)
     /// RFC 6891: an EDNS version this server does not speak.
     public static let badVers = RCode(rawValue: 16)
 
@@ -64,6 +66,7 @@ public struct RCode: RawRepresentable, Hashable, Sendable, CustomStringConvertib
         case .nxDomain: "NXDOMAIN"
         case .notImp: "NOTIMP"
         case .refused: "REFUSED"
+        case .notAuth: "NOTAUTH"
         case .badVers: "BADVERS"
         default: "RCODE\(rawValue)"
         }

@@ -61,6 +61,14 @@ public enum ParsedMessage: Sendable {
     /// Not worth an answer: shorter than a header, or a response (QR set), which a server
     /// must not answer lest two servers loop.
     case drop
+    /// A zone transfer (AXFR, IXFR) or a query signed with TSIG: the transfer responder
+    /// reads the whole message (IXFR carries a SOA in authority, TSIG must be last).
+    case transfer(Query)
+}
+
+/// The TSIG record's type (RFC 8945), which routes a query to the transfer responder.
+enum TSIGRecordType {
+    static let value: UInt16 = 250
 }
 
 /// Reads DNS queries from untrusted bytes. Every index is bounds-checked; nothing is trusted,
@@ -95,6 +103,7 @@ public enum QueryParser {
         // a readable question is echoed, else the header alone.
         guard flags & HeaderFlags.opcodeMask == 0 else { return reject(.notImp, question) }
         guard var query = question else { return reject(.formErr) }
+        if query.type == .axfr || query.type == .ixfr { return .transfer(query) }
         // A query carries nothing in the answer and authority sections (RFC 1035 4.1.1).
         guard ancount == 0, nscount == 0 else { return reject(.formErr, query) }
 
@@ -105,6 +114,7 @@ public enum QueryParser {
             let rdlength = Int(read16(bytes, ownerEnd + 8))
             let end = ownerEnd + 10 + rdlength
             guard end <= bytes.count else { return reject(.formErr, query) }
+            if type == TSIGRecordType.value { return .transfer(query) }
             if type == RRType.opt.rawValue {
                 // One OPT, owned by the root (RFC 6891 section 6.1.1).
                 guard query.edns == nil, ownerEnd == offset + 1 else { return reject(.formErr, query) }
