@@ -199,7 +199,7 @@ public actor Gateway: Service {
             let loop = group.next()
             let backend = IPv4Endpoint(address: upstream.backends[index].address, port: upstream.backendPort)
             return loop.scheduleRepeatedAsyncTask(initialDelay: .zero, delay: TimeAmount(check.interval)) { [logger] _ in
-                HealthProbe.run(check, backend: backend, provider: provider, on: loop).map { result in
+                HealthProbe.run(check, backend: backend, proxyProtocol: upstream.proxyProtocol, provider: provider, on: loop).map { result in
                     guard let transition = balancer.record(result, backend: index) else { return }
                     logger.notice("backend \(transition == .becameHealthy ? "healthy" : "unhealthy")", metadata: [
                         "lb.id": "\(upstream.loadBalancer)", "lb.backend": "\(backend)",

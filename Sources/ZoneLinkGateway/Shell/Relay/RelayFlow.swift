@@ -16,7 +16,8 @@ struct RelaySocket {
     var inputClosed = false
     /// We sent FIN (shutdown for writing): nothing more goes to this socket.
     var outputClosed = false
-    /// Bytes read from the other socket that this one would not take yet (at most one read).
+    /// Bytes read from the other socket that this one would not take yet (at most one read),
+    /// or, on the provider side of a new flow, the PROXY v2 header still to be written.
     /// While any wait, the other socket is not read: the kernel's buffers are the back-pressure.
     /// Allocated only while something waits, so an idle or flowing socket holds no memory.
     var pending: [UInt8] = []
@@ -46,12 +47,17 @@ final class RelayFlow {
 
     var connected: Bool { opening.isOpen }
 
-    init(key: FlowKey, route: ENIRoute, opening: FlowOpening, client: Int32, provider: Int32) {
+    /// `preamble`: bytes the provider side gets before any byte of the client (the PROXY v2
+    /// header, or nothing). They wait as that side's leftovers: written once the connect
+    /// completes, in as many sends as the socket needs, and the client is not read until the
+    /// last of them is gone, so no client byte can overtake them.
+    init(key: FlowKey, route: ENIRoute, opening: FlowOpening, client: Int32, provider: Int32, preamble: [UInt8] = []) {
         self.key = key
         self.route = route
         self.opening = opening
         self.client = RelaySocket(fd: client)
         self.provider = RelaySocket(fd: provider)
+        self.provider.pending = preamble
     }
 
     /// Moves whatever can move now, both ways. False when the flow is over: both directions

@@ -175,13 +175,24 @@ final class RelayWorker {
             switch connect(from: nat, to: target, in: route.provider) {
             case .success(let providerFD):
                 SocketCall.setOption(clientFD, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
-                return watch(RelayFlow(key: key, route: route, opening: opening, client: clientFD, provider: providerFD))
+                return watch(RelayFlow(
+                    key: key, route: route, opening: opening, client: clientFD, provider: providerFD,
+                    preamble: proxyHeader(for: client, accepted: clientFD, route: route)))
             case .failure(let error):
                 step = route.carry(
                     opening.connectFailed(portInUse: error.errno == EADDRINUSE, reason: "\(error)"), for: key, &opening, now: now)
             }
         }
         refuse(clientFD, route, step.refusal.map { "\($0)" } ?? "\(step)")
+    }
+
+    /// The PROXY v2 header a flow from `client` starts with when its service asks for one;
+    /// nothing otherwise. The destination is where the client connected, read from the
+    /// accepted socket (the listener's address when the kernel will not say).
+    private func proxyHeader(for client: IPv4Endpoint, accepted fd: Int32, route: ENIRoute) -> [UInt8] {
+        guard let identity = route.listener.proxyIdentity else { return [] }
+        let eni = SocketCall.localEndpoint(fd) ?? route.listener.address
+        return ProxyHeader.proxy(client: client, eni: eni, identity: identity)
     }
 
     /// A non-blocking connect from `nat` to `target`, made inside `provider`.
