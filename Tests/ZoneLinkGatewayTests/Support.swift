@@ -39,7 +39,7 @@ extension NATTable {
 /// admits `admit` on every port.
 func loopbackRoute(
     _ proto: TransportProtocol, eni: IPv4Address, nat: IPv4Address, target: IPv4Endpoint, flows: FlowRegistry,
-    admit: IPv4Prefix, logger: Logger, proxyIdentity: ProxyIdentity? = nil
+    admit: IPv4Prefix, logger: Logger, proxyIdentity: ProxyIdentity? = nil, bandwidth: ConnectionBandwidth? = nil
 ) -> RouteBox {
     let upstream = GatewayPlan.Upstream(
         loadBalancer: "clb-test", listener: 0, providerVPC: "vpc-2", providerNetns: nil, natAddresses: [nat],
@@ -50,5 +50,6 @@ func loopbackRoute(
         zone: "zone-a", loadBalancer: "clb-test", listener: 0,
         securityGroups: [SecurityGroup(id: "sg-test", ingress: [IngressRule(protocol: proto, ports: 0...65535, source: admit)])],
         connection: .connected, proxyIdentity: proxyIdentity)
-    return RouteBox(ENIRoute(listener: listener, balancer: Balancer(upstream), provider: .host, flows: flows, logger: logger))
+    return RouteBox(ENIRoute(listener: listener, balancer: Balancer(upstream), provider: .host, flows: flows, logger: logger,
+                              bandwidth: bandwidth))
 }

@@ -21,6 +21,9 @@ public struct GatewayPlan: Sendable, Equatable {
         /// What a PROXY v2 header tells the target about this port's flows, when the service
         /// sets `proxyProtocol: v2`; nil: no header, the target sees the client's bytes only.
         public var proxyIdentity: ProxyIdentity?
+        /// The service's `connectionBandwidth` (Mbit/s): what all TCP flows of this port's
+        /// endpoint, over all its ports and zones, may move in each direction; nil: no cap.
+        public var connectionBandwidth: Int?
 
         /// The ENI this port listens on.
         public var eni: ENIID { ENIID(endpoint: endpoint, zone: zone) }
@@ -101,7 +104,8 @@ public struct GatewayPlan: Sendable, Equatable {
                         connection: .connected,
                         proxyIdentity: service.proxyProtocol
                             ? ProxyIdentity(endpoint: endpoint.id, consumerVPC: vpc.id, consumerAccount: endpoint.account, zone: eni.zone)
-                            : nil))
+                            : nil,
+                        connectionBandwidth: service.connectionBandwidth))
                 }
             }
         }

@@ -44,6 +44,12 @@ final class RelayFlow {
     var opening: FlowOpening
     var client: RelaySocket
     var provider: RelaySocket
+    /// The endpoint connection's bandwidth cap (`connectionBandwidth`); nil: no cap.
+    let bandwidth: ConnectionBandwidth?
+    /// When the cap lets a direction this flow paused read again; nil while none is paused.
+    var throttledUntil: ContinuousClock.Instant?
+    /// The wake-up the worker has scheduled for this flow, if any.
+    var wakeAt: ContinuousClock.Instant?
 
     var connected: Bool { opening.isOpen }
 
@@ -58,14 +64,18 @@ final class RelayFlow {
         self.client = RelaySocket(fd: client)
         self.provider = RelaySocket(fd: provider)
         self.provider.pending = preamble
+        self.bandwidth = route.bandwidth
     }
 
     /// Moves whatever can move now, both ways. False when the flow is over: both directions
     /// ended, or a socket failed.
-    func advance(buffer: UnsafeMutableRawBufferPointer) -> Bool {
+    /// Under a bandwidth cap a direction whose bucket is empty stops reading and
+    /// `throttledUntil` says when to call again.
+    func advance(buffer: UnsafeMutableRawBufferPointer, now: ContinuousClock.Instant) -> Bool {
+        throttledUntil = nil
         guard Self.flush(&provider), Self.flush(&client),
-              Self.pump(from: &client, to: &provider, buffer: buffer),
-              Self.pump(from: &provider, to: &client, buffer: buffer)
+              Self.pump(from: &client, to: &provider, buffer: buffer, cap: bandwidth, .clientToTarget, now: now, throttled: &throttledUntil),
+              Self.pump(from: &provider, to: &client, buffer: buffer, cap: bandwidth, .targetToClient, now: now, throttled: &throttledUntil)
         else { return false }
         return !(client.inputClosed && provider.outputClosed && provider.inputClosed && client.outputClosed)
     }
@@ -79,15 +89,30 @@ final class RelayFlow {
     }
 
     /// Reads from `source` and writes to `sink` until `source` has nothing more, `sink` is
-    /// full, or `source` sent FIN (passed on once `sink` has taken everything). False: an error.
-    private static func pump(from source: inout RelaySocket, to sink: inout RelaySocket, buffer: UnsafeMutableRawBufferPointer) -> Bool {
+    /// full, `source` sent FIN (passed on once `sink` has taken everything), or the cap's
+    /// bucket for `direction` is empty (`throttled`: when it will have refilled). False: an error.
+    private static func pump(
+        from source: inout RelaySocket, to sink: inout RelaySocket, buffer: UnsafeMutableRawBufferPointer,
+        cap: ConnectionBandwidth?, _ direction: FlowDirection, now: ContinuousClock.Instant,
+        throttled: inout ContinuousClock.Instant?
+    ) -> Bool {
         while source.readable && !source.inputClosed && !sink.hasPending {
-            let count = read(source.fd, buffer.baseAddress, buffer.count)
+            var wanted = buffer.count
+            if let cap {
+                let (granted, retry) = cap.take(direction, upTo: wanted, at: now)
+                guard granted > 0 else {
+                    throttled = min(throttled ?? retry, retry)
+                    break
+                }
+                wanted = granted
+            }
+            let count = read(source.fd, buffer.baseAddress, wanted)
+            if let cap, count < wanted { cap.giveBack(direction, wanted - max(0, count)) }
             if count > 0 {
                 source.unreported += count
                 // A short read emptied the socket, and more data will raise a new edge; but a FIN
                 // that came with the data raised its edge already.
-                if count < buffer.count && !source.hungUp { source.readable = false }
+                if count < wanted && !source.hungUp { source.readable = false }
                 guard write(UnsafeRawBufferPointer(rebasing: buffer[..<count]), to: &sink) else { return false }
             } else if count == 0 {
                 source.inputClosed = true
