@@ -65,10 +65,10 @@ struct TokenBucketTests {
         #expect(bucket.tokens == 5_000)
     }
 
-    @Test("Mbit/s: 1 Mbit/s is 125,000 bytes/s; the burst is 20 ms of traffic, at least 16 KiB")
+    @Test("Mbit/s: 1 Mbit/s is 125,000 bytes/s; the burst is 50 ms of traffic, at least 16 KiB")
     func megabits() {
         #expect(TokenBucket(megabitsPerSecond: 1_000, now: .zero).bytesPerSecond == 125_000_000)
-        #expect(TokenBucket(megabitsPerSecond: 1_000, now: .zero).burst == 2_500_000)
+        #expect(TokenBucket(megabitsPerSecond: 1_000, now: .zero).burst == 6_250_000)
         #expect(TokenBucket(megabitsPerSecond: 1, now: .zero).burst == 16_384)
     }
 }

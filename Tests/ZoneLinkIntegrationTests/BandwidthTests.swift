@@ -109,7 +109,9 @@ struct BandwidthTests {
             #expect(parallel <= 210 && parallel >= 120, "ep-bw200 with two flows (iperf3 -P 2) measured \(String(format: "%.1f", parallel)) Mbit/s in sum, cap 200 shared")
             let free = try await offload { try lab.iperf3(to: "10.10.2.53") }
             report.append("ep-free no cap: upload \(String(format: "%.1f", free)) Mbit/s")
-            #expect(free > 1_500, "ep-free (no cap) measured \(String(format: "%.1f", free)) Mbit/s: another endpoint's cap must not slow it")
+            // Not an absolute speed (a busy machine relays less): well above the caps of the
+            // endpoints next to it, which share its relay worker and its target.
+            #expect(free > 300, "ep-free (no cap) measured \(String(format: "%.1f", free)) Mbit/s, expected more than 1.5 × the 200 Mbit/s cap: another endpoint's cap must not slow it")
             print("bandwidth figures: " + report.joined(separator: "; "))
             let (ended, exited, status) = await offloadQuietly { server.terminate() }
             #expect(ended && exited && status == 0, "zonelink serve did not stop cleanly on SIGTERM.\n\(server.logs)")

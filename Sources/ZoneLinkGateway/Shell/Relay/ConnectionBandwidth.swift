@@ -10,9 +10,10 @@ import ZoneLinkCore
 /// A reload that changes the cap changes it here, for the flows already open too; one that
 /// removes it lifts it (`isLifted`), and the gateway stops handing this cap to new flows.
 final class ConnectionBandwidth: Sendable {
-    /// What a read waits for when its bucket is empty: half a burst, so that a paused flow
-    /// wakes to move a useful amount rather than a few bytes per wake-up.
-    static let resumeFraction = 2
+    /// What a read waits for when its bucket is empty: a quarter of a burst, so that a paused
+    /// flow wakes to move a useful amount rather than a few bytes per wake-up, and a wake-up
+    /// that comes late still finds room in the bucket for what arrived meanwhile.
+    static let resumeFraction = 4
 
     private let origin = ContinuousClock.now
     private let state: Mutex<(megabitsPerSecond: Int?, toTarget: TokenBucket, toClient: TokenBucket)>
