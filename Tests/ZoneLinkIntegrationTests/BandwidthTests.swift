@@ -81,11 +81,10 @@ enum BandwidthLab {
     }
 }
 
-@Suite("Bandwidth per endpoint connection in network namespaces", .serialized, .timeLimit(.minutes(4)),
-       .enabled(if: GatewayLabRequirements.isRoot, "needs root (network namespaces, addresses, setns)"),
-       .enabled(if: GatewayLabRequirements.ipPath != nil, "needs ip (iproute2)"),
-       .enabled(if: GatewayLabRequirements.netnsWorks, "needs network namespaces: `ip netns add` / `ip netns exec` do not work on this machine"),
-       .enabled(if: GatewayLabRequirements.ss != nil, "needs ss (iproute2)"),
+// Nested in the gateway suite, whose traits (root, namespaces, tools) it inherits and whose
+// `.serialized` it shares: one lab at a time, so that labs never compete for `ip netns add`.
+extension GatewayTests {
+@Suite("Bandwidth per endpoint connection in network namespaces",
        .enabled(if: BandwidthLab.iperf3 != nil, "needs iperf3 (apt-get install iperf3)"))
 struct BandwidthTests {
     @Test("iperf3 through an ENI at 50, 200 and 1,000 Mbit/s: within the cap (+5 %), at least 60 % of it; both directions; two flows share one cap; an uncapped endpoint is not slowed")
@@ -121,6 +120,7 @@ struct BandwidthTests {
         }
         await offloadQuietly { lab.tearDown() }
     }
+}
 }
 
 extension GatewayLab {

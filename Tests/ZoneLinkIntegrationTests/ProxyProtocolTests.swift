@@ -19,12 +19,10 @@ import ZoneLinkTestSupport
 import Glibc
 #endif
 
-@Suite("PROXY protocol v2 in network namespaces", .serialized, .timeLimit(.minutes(3)),
-       .enabled(if: GatewayLabRequirements.isRoot, "needs root (network namespaces, addresses, setns)"),
-       .enabled(if: GatewayLabRequirements.ipPath != nil, "needs ip (iproute2)"),
-       .enabled(if: GatewayLabRequirements.netnsWorks, "needs network namespaces: `ip netns add` / `ip netns exec` do not work on this machine"),
-       .enabled(if: GatewayLabRequirements.toolsPresent,
-                "needs nginx, haproxy, curl, dig, python3 and ss (run bash scripts/deps)"))
+// Nested in the gateway suite, whose traits (root, namespaces, tools) it inherits and whose
+// `.serialized` it shares: one lab at a time, so that labs never compete for `ip netns add`.
+extension GatewayTests {
+@Suite("PROXY protocol v2 in network namespaces")
 struct ProxyProtocolTests {
 
     @Test("nginx (proxy_protocol) and HAProxy (accept-proxy) decode the consumer's client address and port from ZoneLink's header, with no broken header logged")
@@ -149,6 +147,7 @@ struct ProxyProtocolTests {
                     "no connection to a backend of a service without proxyProtocol may carry a header (health checks included)")
         }
     }
+}
 }
 
 // MARK: - The lab

@@ -107,6 +107,8 @@ final class RelayFlow {
                 wanted = granted
             }
             let count = read(source.fd, buffer.baseAddress, wanted)
+            // Kept before the cap's lock can touch errno.
+            let readError = count < 0 ? errno : 0
             if let cap, count < wanted { cap.giveBack(direction, wanted - max(0, count)) }
             if count > 0 {
                 source.unreported += count
@@ -116,9 +118,9 @@ final class RelayFlow {
                 guard write(UnsafeRawBufferPointer(rebasing: buffer[..<count]), to: &sink) else { return false }
             } else if count == 0 {
                 source.inputClosed = true
-            } else if errno == EAGAIN || errno == EWOULDBLOCK {
+            } else if readError == EAGAIN || readError == EWOULDBLOCK {
                 source.readable = false
-            } else if errno != EINTR {
+            } else if readError != EINTR {
                 return false
             }
         }
