@@ -39,15 +39,17 @@ extension NATTable {
 /// admits `admit` on every port.
 func loopbackRoute(
     _ proto: TransportProtocol, eni: IPv4Address, nat: IPv4Address, target: IPv4Endpoint, flows: FlowRegistry,
-    admit: IPv4Prefix, logger: Logger
+    admit: IPv4Prefix, logger: Logger, proxyIdentity: ProxyIdentity? = nil, bandwidth: ConnectionBandwidth? = nil
 ) -> RouteBox {
     let upstream = GatewayPlan.Upstream(
         loadBalancer: "clb-test", listener: 0, providerVPC: "vpc-2", providerNetns: nil, natAddresses: [nat],
-        external: target, backends: [], backendPort: target.port, scheduler: .wrr, healthCheck: HealthCheck())
+        external: target, backends: [], backendPort: target.port, scheduler: .wrr, healthCheck: HealthCheck(),
+        proxyProtocol: proxyIdentity != nil)
     let listener = GatewayPlan.ENIListener(
         proto: proto, vpc: "vpc-1", netns: nil, address: IPv4Endpoint(address: eni, port: 0), endpoint: "ep-test",
         zone: "zone-a", loadBalancer: "clb-test", listener: 0,
         securityGroups: [SecurityGroup(id: "sg-test", ingress: [IngressRule(protocol: proto, ports: 0...65535, source: admit)])],
-        connection: .connected)
-    return RouteBox(ENIRoute(listener: listener, balancer: Balancer(upstream), provider: .host, flows: flows, logger: logger))
+        connection: .connected, proxyIdentity: proxyIdentity)
+    return RouteBox(ENIRoute(listener: listener, balancer: Balancer(upstream), provider: .host, flows: flows, logger: logger,
+                              bandwidth: bandwidth))
 }

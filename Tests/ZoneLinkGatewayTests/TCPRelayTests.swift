@@ -7,6 +7,7 @@ import Logging
 import Testing
 import ZoneLinkCore
 import ZoneLinkNetwork
+import ZoneLinkTestSupport
 @testable import ZoneLinkGateway
 
 @Suite("TCP relay on loopback sockets")
@@ -142,6 +143,158 @@ struct TCPRelayTests {
     }
 }
 
+@Suite("PROXY v2 through the TCP relay on loopback sockets")
+struct ProxyRelayTests {
+    static let identity = ProxyIdentity(endpoint: "ep-test", consumerVPC: "vpc-1", consumerAccount: "1111111111111111", zone: "zone-a")
+
+    @Test("A service with PROXY v2: the target reads the header (client, ENI, TLVs) before every client byte, also when it reads late (16 MiB, back-pressure)")
+    func headerBeforeClientBytes() async throws {
+        let target = try TargetServer(address: "127.77.11.2") { connection in
+            // Nothing read for a while: the client's bytes pile up behind the header.
+            Thread.sleep(forTimeInterval: 1)
+            return Blocking.readToEOF(connection).bytes
+        }
+        let rig = try await RelayRig(subnet: 11, target: target.endpoint, proxyIdentity: Self.identity)
+        let payload = (0..<(16 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ 1) }
+        let client = try Blocking.connect(from: "127.77.11.10", to: rig.eni)
+        let clientPort = Blocking.localPort(client)
+        Blocking.sendAll(client, payload)
+        shutdown(client, Int32(SHUT_WR))
+        _ = Blocking.readToEOF(client)
+        close(client)
+        let received = try #require(await target.received().first, "the target saw no connection end")
+        guard case .header(let header) = ProxyV2Decoder.decode(received) else {
+            Issue.record("the target's first bytes are not a PROXY v2 header: \(ProxyV2Decoder.decode(received)), first bytes \(received.prefix(32))")
+            return
+        }
+        #expect(header.command == .proxy && header.family == 0x11, "\(header)")
+        #expect(header.source == "127.77.11.10:\(clientPort)", "source: the client's address and port; \(header)")
+        #expect(header.destination == "\(rig.eni)", "destination: the ENI's address and port; \(header)")
+        #expect(header.endpointID == "ep-test" && header.consumerVPC == "vpc-1" && header.consumerAccount == "1111111111111111"
+                && header.zone == "zone-a", "\(header)")
+        let rest = received[header.length...]
+        #expect(rest.count == payload.count && rest.elementsEqual(payload),
+                "after the header the target should read the client's 16 MiB in order; read \(rest.count) bytes")
+        #expect(await rig.tableEmpties())
+        await rig.stop()
+        target.stop()
+    }
+
+    @Test("A target that talks first still gets the header first; its bytes reach the client")
+    func serverFirst() async throws {
+        let target = try TargetServer(address: "127.77.12.2") { connection in
+            Blocking.sendAll(connection, Array("220 ready\r\n".utf8))
+            return Blocking.readToEOF(connection).bytes
+        }
+        let rig = try await RelayRig(subnet: 12, target: target.endpoint, proxyIdentity: Self.identity)
+        let client = try Blocking.connect(from: "127.77.12.10", to: rig.eni)
+        var greeting = [UInt8](repeating: 0, count: 11)
+        let got = greeting.withUnsafeMutableBytes { recv(client, $0.baseAddress, $0.count, Int32(MSG_WAITALL)) }
+        Blocking.sendAll(client, Array("QUIT\r\n".utf8))
+        shutdown(client, Int32(SHUT_WR))
+        _ = Blocking.readToEOF(client)
+        close(client)
+        #expect(got == 11 && greeting == Array("220 ready\r\n".utf8))
+        let received = try #require(await target.received().first)
+        guard case .header(let header) = ProxyV2Decoder.decode(received) else {
+            Issue.record("no PROXY v2 header first: \(received.prefix(32))")
+            return
+        }
+        #expect(Array(received[header.length...]) == Array("QUIT\r\n".utf8))
+        await rig.stop()
+        target.stop()
+    }
+
+    @Test("Without the setting the target's first bytes are the client's: no header")
+    func noHeaderWithoutSetting() async throws {
+        let target = try TargetServer(address: "127.77.13.2") { connection in Blocking.readToEOF(connection).bytes }
+        let rig = try await RelayRig(subnet: 13, target: target.endpoint)
+        let client = try Blocking.connect(from: "127.77.13.10", to: rig.eni)
+        Blocking.sendAll(client, Array("GET / HTTP/1.0\r\n\r\n".utf8))
+        shutdown(client, Int32(SHUT_WR))
+        _ = Blocking.readToEOF(client)
+        close(client)
+        #expect(await target.received() == [Array("GET / HTTP/1.0\r\n\r\n".utf8)])
+        await rig.stop()
+        target.stop()
+    }
+}
+
+@Suite("Bandwidth cap through the TCP relay on loopback sockets")
+struct BandwidthRelayTests {
+    /// Sends `size` bytes on each of `flows` connections at once, each from a thread of its
+    /// own (not the cooperative pool, which other tests' blocking calls may hold), and waits
+    /// until the target has read them all; the seconds from the first connect to the last
+    /// end, and whether every byte arrived.
+    func transfer(_ rig: RelayRig, from client: String, flows: Int, size: Int, target: TargetServer) async throws -> (Double, Bool) {
+        let before = await target.received().filter { $0.count == size }.count
+        let spans = try await withThrowingTaskGroup(of: (ContinuousClock.Instant, ContinuousClock.Instant).self) { group in
+            for _ in 0..<flows {
+                group.addTask {
+                    try await onThread {
+                        let fd = try Blocking.connect(from: client, to: rig.eni)
+                        let start = ContinuousClock.now
+                        var timeout = timeval(tv_sec: 20, tv_usec: 0)
+                        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                        Blocking.sendAll(fd, [UInt8](repeating: 7, count: size))
+                        shutdown(fd, Int32(SHUT_WR))
+                        _ = Blocking.readToEOF(fd)
+                        close(fd)
+                        return (start, ContinuousClock.now)
+                    }
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        let elapsed = spans.map(\.1).max()! - spans.map(\.0).min()!
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        // The target records a connection just after closing it: wait for the last ones.
+        for _ in 0..<250 where await target.received().filter({ $0.count == size }).count < before + flows {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return (seconds, await target.received().filter { $0.count == size }.count == before + flows)
+    }
+
+    @Test("20 Mbit/s: 2.5 MB take about a second; two flows of one endpoint share the cap (1.25 MB each, still a second); slowed, never reset")
+    func capped() async throws {
+        let target = try TargetServer(address: "127.77.14.2") { connection in Blocking.readToEOF(connection).bytes }
+        let cap = ConnectionBandwidth(megabitsPerSecond: 20)
+        let rig = try await RelayRig(subnet: 14, target: target.endpoint, bandwidth: cap)
+        let (one, whole) = try await transfer(rig, from: "127.77.14.10", flows: 1, size: 2_500_000, target: target)
+        #expect(whole, "every byte should arrive")
+        #expect(one >= 0.9 && one <= 2.5, "2.5 MB at 20 Mbit/s (2.5 MB/s) took \(one) s, expected about 1 s")
+        let (two, wholeTwo) = try await transfer(rig, from: "127.77.14.11", flows: 2, size: 1_250_000, target: target)
+        #expect(wholeTwo)
+        #expect(two >= 0.9 && two <= 2.5, "two flows of 1.25 MB sharing 20 Mbit/s took \(two) s, expected about 1 s")
+        await rig.stop()
+        target.stop()
+    }
+
+    @Test("A cap lifted by a reload frees the open flow at once")
+    func lifted() async throws {
+        let target = try TargetServer(address: "127.77.15.2") { connection in Blocking.readToEOF(connection).bytes }
+        let cap = ConnectionBandwidth(megabitsPerSecond: 1)
+        let rig = try await RelayRig(subnet: 15, target: target.endpoint, bandwidth: cap)
+        // 1 Mbit/s: 4 MB would take 32 s; lifted after 0.3 s it takes a moment.
+        Thread.detachNewThread {
+            Thread.sleep(forTimeInterval: 0.3)
+            cap.update(megabitsPerSecond: nil)
+        }
+        let (seconds, whole) = try await transfer(rig, from: "127.77.15.10", flows: 1, size: 4_000_000, target: target)
+        #expect(whole && seconds < 10, "took \(seconds) s")
+        await rig.stop()
+        target.stop()
+    }
+}
+
+/// Runs blocking work on a thread of its own.
+func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
+    }
+}
+
 /// A relay with one worker and one ENI listener on 127.77.`subnet`.1 (a port the kernel
 /// picks), sending flows to `target` from NAT address 127.77.`subnet`.3.
 struct RelayRig {
@@ -151,7 +304,8 @@ struct RelayRig {
     let eni: IPv4Endpoint
     let natPorts: ClosedRange<UInt16>
 
-    init(subnet: Int, target: IPv4Endpoint, admit source: IPv4Prefix = IPv4Prefix("127.0.0.0/8")!) async throws {
+    init(subnet: Int, target: IPv4Endpoint, admit source: IPv4Prefix = IPv4Prefix("127.0.0.0/8")!,
+         proxyIdentity: ProxyIdentity? = nil, bandwidth: ConnectionBandwidth? = nil) async throws {
         let logger = Logger(label: "relay-test") { _ in SwiftLogNoOpLogHandler() }
         // Ports of their own per subnet, above the ephemeral range the kernel hands out.
         let first = UInt16(61_000 + subnet * 100)
@@ -159,7 +313,7 @@ struct RelayRig {
         flows = FlowRegistry(table: NATTable(portRange: natPorts))
         let route = loopbackRoute(
             .tcp, eni: IPv4Address("127.77.\(subnet).1")!, nat: IPv4Address("127.77.\(subnet).3")!, target: target,
-            flows: flows, admit: source, logger: logger)
+            flows: flows, admit: source, logger: logger, proxyIdentity: proxyIdentity, bandwidth: bandwidth)
         relay = try TCPRelay(workers: 1, logger: logger)
         socket = try await ListeningSocket.open(route, in: .host)
         eni = IPv4Endpoint(address: route.current.listener.address.address, port: Blocking.localPort(socket.fd))

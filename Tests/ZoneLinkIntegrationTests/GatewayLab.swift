@@ -353,10 +353,11 @@ final class GatewayServer: @unchecked Sendable {
     let configURL: URL
     let stateDir: URL
 
-    init(lab: GatewayLab) throws {
+    /// `yaml`: the config to serve (the lab's `LabConfig` when nil).
+    init(lab: GatewayLab, yaml: String? = nil) throws {
         let binary = try Paths.requireZonelink()
         configURL = lab.dir.appendingPathComponent("zonelink.yaml")
-        try LabConfig.yaml(namespaces: lab.namespaces).write(to: configURL, atomically: true, encoding: .utf8)
+        try (yaml ?? LabConfig.yaml(namespaces: lab.namespaces)).write(to: configURL, atomically: true, encoding: .utf8)
         stateDir = lab.dir.appendingPathComponent("state")
         try FileManager.default.createDirectory(at: stateDir, withIntermediateDirectories: true)
         // The control API wants a bearer token: the operator's, for `nat list`.

@@ -429,7 +429,8 @@ private struct ConfigParser {
     func parseService(_ node: Node, _ path: String) -> EndpointService? {
         guard let map = reader.mapping(
             node, at: path,
-            allowed: ["id", "account", "resources", "autoAcceptConnections", "zoneAffinity", "whitelist", "privateDomain", "proxyProtocol"],
+            allowed: ["id", "account", "resources", "autoAcceptConnections", "zoneAffinity", "whitelist", "privateDomain", "proxyProtocol",
+                      "connectionBandwidth"],
             required: ["id", "account", "resources"]
         ) else { return nil }
         let resources = reader.sequence(map["resources"], at: "\(path).resources").compactMap { node, path -> ServiceResource? in
@@ -446,6 +447,7 @@ private struct ConfigParser {
                 reader.report("\(path).proxyProtocol", "'\(value)' is not supported", hint: "write v2, or off")
             }
         }
+        let connectionBandwidth = parseConnectionBandwidth(map["connectionBandwidth"], at: "\(path).connectionBandwidth")
         guard let id = reader.string(map["id"], at: "\(path).id"),
               let account = reader.string(map["account"], at: "\(path).account")
         else { return nil }
@@ -455,7 +457,28 @@ private struct ConfigParser {
             zoneAffinity: reader.bool(map["zoneAffinity"], at: "\(path).zoneAffinity") ?? false,
             whitelist: whitelist,
             privateDomain: reader.string(map["privateDomain"], at: "\(path).privateDomain"),
-            proxyProtocol: proxyProtocol)
+            proxyProtocol: proxyProtocol, connectionBandwidth: connectionBandwidth)
+    }
+
+    /// The largest `connectionBandwidth` accepted, in Mbit/s (100 Gbit/s): more than a relay
+    /// worker moves, so a larger value would be no cap at all.
+    static let maxConnectionBandwidth = 100_000
+
+    /// `connectionBandwidth`: a whole number of Mbit/s from 1 to `maxConnectionBandwidth`. A
+    /// cap of 0 would stop every flow without resetting it, so it is refused, as a negative one is.
+    func parseConnectionBandwidth(_ node: Node?, at path: String) -> Int? {
+        guard let node else { return nil }
+        let range = 1...Self.maxConnectionBandwidth
+        guard case .scalar(let scalar) = node, let value = Int(scalar.string) else {
+            reader.report(path, "must be a whole number of Mbit/s", hint: "between \(range.lowerBound) and \(range.upperBound), or leave it out for no cap")
+            return nil
+        }
+        guard range.contains(value) else {
+            reader.report(path, "\(value) Mbit/s is not a bandwidth cap: a cap is at least 1 Mbit/s and at most \(range.upperBound)",
+                          hint: "between \(range.lowerBound) and \(range.upperBound), or leave it out for no cap")
+            return nil
+        }
+        return value
     }
 
     func parseEndpoint(_ node: Node, _ path: String) -> Endpoint? {

@@ -203,11 +203,14 @@ public struct EndpointService: Hashable, Sendable {
     public var whitelist: [String]
     public var privateDomain: String?
     public var proxyProtocol: Bool
+    /// The cap, in Mbit/s, on what all TCP flows of one endpoint connection (one endpoint of
+    /// this service) move in each direction; nil: no cap.
+    public var connectionBandwidth: Int?
 
     public init(
         id: String, account: String, resources: [ServiceResource], autoAcceptConnections: Bool = false,
         zoneAffinity: Bool = false, whitelist: [String] = [], privateDomain: String? = nil,
-        proxyProtocol: Bool = false
+        proxyProtocol: Bool = false, connectionBandwidth: Int? = nil
     ) {
         self.id = id
         self.account = account
@@ -217,6 +220,7 @@ public struct EndpointService: Hashable, Sendable {
         self.whitelist = whitelist
         self.privateDomain = privateDomain
         self.proxyProtocol = proxyProtocol
+        self.connectionBandwidth = connectionBandwidth
     }
 
     public var zones: [String] { resources.map(\.zone) }

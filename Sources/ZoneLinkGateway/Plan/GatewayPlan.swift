@@ -18,6 +18,12 @@ public struct GatewayPlan: Sendable, Equatable {
         /// The endpoint's security groups, resolved: admission reads them per flow.
         public var securityGroups: [SecurityGroup]
         public var connection: ConnectionState
+        /// What a PROXY v2 header tells the target about this port's flows, when the service
+        /// sets `proxyProtocol: v2`; nil: no header, the target sees the client's bytes only.
+        public var proxyIdentity: ProxyIdentity?
+        /// The service's `connectionBandwidth` (Mbit/s): what all TCP flows of this port's
+        /// endpoint, over all its ports and zones, may move in each direction; nil: no cap.
+        public var connectionBandwidth: Int?
 
         /// The ENI this port listens on.
         public var eni: ENIID { ENIID(endpoint: endpoint, zone: zone) }
@@ -36,6 +42,10 @@ public struct GatewayPlan: Sendable, Equatable {
         public var backendPort: UInt16
         public var scheduler: Scheduler
         public var healthCheck: HealthCheck
+        /// Whether a service that sets `proxyProtocol: v2` sends its flows here: then every
+        /// health check starts with a LOCAL header, so that a backend that requires the
+        /// header takes the check as a normal connection instead of logging a bad one.
+        public var proxyProtocol: Bool
     }
 
     /// Addresses ZoneLink binds inside one namespace (nil: the host's), to be added as /32 to
@@ -60,6 +70,8 @@ public struct GatewayPlan: Sendable, Equatable {
             wanted[vpc.netns] = entry
         }
 
+        // Load balancers a service with `proxyProtocol: v2` sends flows to.
+        let proxied = Set(catalog.services.filter(\.proxyProtocol).flatMap { $0.resources.map(\.loadBalancer) })
         for balancer in catalog.loadBalancers {
             guard let vpc = catalog.vpc(balancer.vpc) else { continue }
             for (index, listener) in balancer.listeners.enumerated() {
@@ -68,7 +80,7 @@ public struct GatewayPlan: Sendable, Equatable {
                     natAddresses: balancer.natAddresses,
                     external: balancer.address.map { IPv4Endpoint(address: $0, port: listener.backendPort) },
                     backends: listener.backends, backendPort: listener.backendPort, scheduler: listener.scheduler,
-                    healthCheck: listener.healthCheck))
+                    healthCheck: listener.healthCheck, proxyProtocol: proxied.contains(balancer.id)))
             }
             for address in balancer.natAddresses { want(address, in: vpc) }
         }
@@ -89,7 +101,11 @@ public struct GatewayPlan: Sendable, Equatable {
                         address: IPv4Endpoint(address: address, port: listener.port), endpoint: endpoint.id,
                         zone: eni.zone, loadBalancer: balancer.id, listener: index,
                         securityGroups: endpoint.securityGroups.compactMap { id in vpc.securityGroups.first { $0.id == id } },
-                        connection: .connected))
+                        connection: .connected,
+                        proxyIdentity: service.proxyProtocol
+                            ? ProxyIdentity(endpoint: endpoint.id, consumerVPC: vpc.id, consumerAccount: endpoint.account, zone: eni.zone)
+                            : nil,
+                        connectionBandwidth: service.connectionBandwidth))
                 }
             }
         }

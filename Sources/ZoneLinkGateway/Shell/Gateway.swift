@@ -38,6 +38,8 @@ public actor Gateway: Service {
     private var catalog: Catalog
     private var running: [SocketKey: Running] = [:]
     private var balancers: [String: Checked] = [:]
+    /// Each capped endpoint's bandwidth cap, shared by its flows (`connectionBandwidth`).
+    private var bandwidths: [String: ConnectionBandwidth] = [:]
     private var tracker: ZoneHealthTracker?
     private var sweeper: RepeatedTask?
     private let namespaces: NamespaceRegistry
@@ -94,12 +96,21 @@ public actor Gateway: Service {
             }
         }
 
+        // One cap per capped endpoint; one that exists already keeps its object (its open
+        // flows hold it) and takes the new rate once this catalog is committed.
+        var caps: [String: (cap: ConnectionBandwidth, rate: Int)] = [:]
+        for listener in plan.eniListeners where listener.proto == .tcp {
+            guard let rate = listener.connectionBandwidth, caps[listener.endpoint] == nil else { continue }
+            caps[listener.endpoint] = (bandwidths[listener.endpoint] ?? ConnectionBandwidth(megabitsPerSecond: rate), rate)
+        }
+
         var routes: [SocketKey: ENIRoute] = [:]
         for listener in plan.eniListeners {
             guard let balancer = next["\(listener.loadBalancer)#\(listener.listener)"]?.balancer else { continue }
             routes[SocketKey(proto: listener.proto, address: listener.address, netns: listener.netns)] = ENIRoute(
                 listener: listener, balancer: balancer,
-                provider: try await namespaces.namespace(balancer.upstream.providerNetns), flows: flows, logger: logger)
+                provider: try await namespaces.namespace(balancer.upstream.providerNetns), flows: flows, logger: logger,
+                bandwidth: caps[listener.endpoint]?.cap)
         }
         // Every namespace this catalog needs, opened before anything changes.
         var providers: [String: NetworkNamespace] = [:]
@@ -123,6 +134,9 @@ public actor Gateway: Service {
         }
 
         // Committed: from here on nothing fails.
+        for (endpoint, cap) in bandwidths where caps[endpoint] == nil { cap.update(megabitsPerSecond: nil) }
+        for (cap, rate) in caps.values { cap.update(megabitsPerSecond: rate) }
+        bandwidths = caps.mapValues(\.cap)
         for (key, route) in routes {
             if let existing = running[key] { existing.route.update(route) }
         }
@@ -201,7 +215,7 @@ public actor Gateway: Service {
             let loop = group.next()
             let backend = IPv4Endpoint(address: upstream.backends[index].address, port: upstream.backendPort)
             return loop.scheduleRepeatedAsyncTask(initialDelay: .zero, delay: TimeAmount(check.interval)) { [logger] _ in
-                HealthProbe.run(check, backend: backend, provider: provider, on: loop).map { result in
+                HealthProbe.run(check, backend: backend, proxyProtocol: upstream.proxyProtocol, provider: provider, on: loop).map { result in
                     guard let transition = balancer.record(result, backend: index) else { return }
                     logger.notice("backend \(transition == .becameHealthy ? "healthy" : "unhealthy")", metadata: [
                         "lb.id": "\(upstream.loadBalancer)", "lb.backend": "\(backend)",

@@ -8,6 +8,11 @@ import ZoneLinkNetwork
 /// checks a `GET` whose status line must carry the expected code. Succeeds or fails within
 /// the check's timeout. A probe that cannot get a socket for want of descriptors or buffers
 /// is inconclusive, never a failure: the shortage is ZoneLink's, not the backend's.
+///
+/// Backends of a service with `proxyProtocol: v2` expect every connection to start with a
+/// PROXY v2 header, so their probes start with a LOCAL one (`ProxyHeader.local`): a TCP check
+/// connects, writes it and closes; an HTTP check writes it just before its request. Others
+/// get no header, ever.
 enum HealthProbe {
     /// errno values that say the probing process, not the backend, is short of something.
     static let ownShortages: Set<Int32> = [EMFILE, ENFILE, ENOBUFS, ENOMEM]
@@ -22,8 +27,9 @@ enum HealthProbe {
     }
 
     static func run(
-        _ check: HealthCheck, backend: IPv4Endpoint, provider: NetworkNamespace, on loop: EventLoop
+        _ check: HealthCheck, backend: IPv4Endpoint, proxyProtocol: Bool = false, provider: NetworkNamespace, on loop: EventLoop
     ) -> EventLoopFuture<ProbeResult> {
+        let preamble = proxyProtocol ? ProxyHeader.local : []
         let timeout = TimeAmount(check.timeout)
         let connected = provider.start(on: loop) {
             ClientBootstrap(group: loop)
@@ -33,8 +39,13 @@ enum HealthProbe {
         let result: EventLoopFuture<ProbeResult> = connected.flatMap { channel in
             switch check.kind {
             case .tcp:
-                channel.close(promise: nil)
-                return loop.makeSucceededFuture(.success)
+                guard !preamble.isEmpty else {
+                    channel.close(promise: nil)
+                    return loop.makeSucceededFuture(.success)
+                }
+                // Connected is healthy; the header only spares the backend a bad connection.
+                return channel.writeAndFlush(ByteBuffer(bytes: preamble)).always { _ in channel.close(promise: nil) }
+                    .map { .success }.recover { _ in .success }
             case .http(let path, let expectStatus):
                 let status = loop.makePromise(of: Int.self)
                 let request = "GET \(path) HTTP/1.0\r\nHost: \(backend.address)\r\nUser-Agent: zonelink-health\r\n\r\n"
@@ -43,7 +54,7 @@ enum HealthProbe {
                 } catch {
                     status.fail(error)
                 }
-                channel.writeAndFlush(ByteBuffer(string: request), promise: nil)
+                channel.writeAndFlush(ByteBuffer(bytes: preamble + Array(request.utf8)), promise: nil)
                 loop.scheduleTask(in: timeout) { status.fail(ChannelError.connectTimeout(timeout)) }
                 return status.futureResult.always { _ in channel.close(promise: nil) }
                     .map { $0 == expectStatus ? .success : .failure }

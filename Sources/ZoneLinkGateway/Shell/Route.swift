@@ -10,6 +10,8 @@ struct ENIRoute: Sendable {
     let provider: NetworkNamespace
     let flows: FlowRegistry
     let logger: Logger
+    /// The endpoint's bandwidth cap, shared by all its flows; nil: no cap.
+    var bandwidth: ConnectionBandwidth? = nil
 }
 
 /// An ENI listener's current route: a reload that changes, say, the security groups replaces

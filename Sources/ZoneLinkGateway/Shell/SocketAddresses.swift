@@ -18,6 +18,18 @@ enum SocketCall {
         }
     }
 
+    /// The address and port a socket is bound to (for an accepted one: where the client
+    /// connected), or nil when the kernel will not say.
+    static func localEndpoint(_ fd: Int32) -> IPv4Endpoint? {
+        var address = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let result = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: Glibc.sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        guard result == 0, address.sin_family == sa_family_t(AF_INET) else { return nil }
+        return IPv4Endpoint(address)
+    }
+
     static func setOption(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: Int32) {
         var value = value
         setsockopt(fd, level, name, &value, socklen_t(MemoryLayout<Int32>.size))

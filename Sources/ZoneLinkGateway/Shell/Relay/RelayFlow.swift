@@ -16,7 +16,8 @@ struct RelaySocket {
     var inputClosed = false
     /// We sent FIN (shutdown for writing): nothing more goes to this socket.
     var outputClosed = false
-    /// Bytes read from the other socket that this one would not take yet (at most one read).
+    /// Bytes read from the other socket that this one would not take yet (at most one read),
+    /// or, on the provider side of a new flow, the PROXY v2 header still to be written.
     /// While any wait, the other socket is not read: the kernel's buffers are the back-pressure.
     /// Allocated only while something waits, so an idle or flowing socket holds no memory.
     var pending: [UInt8] = []
@@ -43,23 +44,38 @@ final class RelayFlow {
     var opening: FlowOpening
     var client: RelaySocket
     var provider: RelaySocket
+    /// The endpoint connection's bandwidth cap (`connectionBandwidth`); nil: no cap.
+    let bandwidth: ConnectionBandwidth?
+    /// When the cap lets a direction this flow paused read again; nil while none is paused.
+    var throttledUntil: ContinuousClock.Instant?
+    /// The wake-up the worker has scheduled for this flow, if any.
+    var wakeAt: ContinuousClock.Instant?
 
     var connected: Bool { opening.isOpen }
 
-    init(key: FlowKey, route: ENIRoute, opening: FlowOpening, client: Int32, provider: Int32) {
+    /// `preamble`: bytes the provider side gets before any byte of the client (the PROXY v2
+    /// header, or nothing). They wait as that side's leftovers: written once the connect
+    /// completes, in as many sends as the socket needs, and the client is not read until the
+    /// last of them is gone, so no client byte can overtake them.
+    init(key: FlowKey, route: ENIRoute, opening: FlowOpening, client: Int32, provider: Int32, preamble: [UInt8] = []) {
         self.key = key
         self.route = route
         self.opening = opening
         self.client = RelaySocket(fd: client)
         self.provider = RelaySocket(fd: provider)
+        self.provider.pending = preamble
+        self.bandwidth = route.bandwidth
     }
 
     /// Moves whatever can move now, both ways. False when the flow is over: both directions
     /// ended, or a socket failed.
-    func advance(buffer: UnsafeMutableRawBufferPointer) -> Bool {
+    /// Under a bandwidth cap a direction whose bucket is empty stops reading and
+    /// `throttledUntil` says when to call again.
+    func advance(buffer: UnsafeMutableRawBufferPointer, now: ContinuousClock.Instant) -> Bool {
+        throttledUntil = nil
         guard Self.flush(&provider), Self.flush(&client),
-              Self.pump(from: &client, to: &provider, buffer: buffer),
-              Self.pump(from: &provider, to: &client, buffer: buffer)
+              Self.pump(from: &client, to: &provider, buffer: buffer, cap: bandwidth, .clientToTarget, now: now, throttled: &throttledUntil),
+              Self.pump(from: &provider, to: &client, buffer: buffer, cap: bandwidth, .targetToClient, now: now, throttled: &throttledUntil)
         else { return false }
         return !(client.inputClosed && provider.outputClosed && provider.inputClosed && client.outputClosed)
     }
@@ -73,21 +89,38 @@ final class RelayFlow {
     }
 
     /// Reads from `source` and writes to `sink` until `source` has nothing more, `sink` is
-    /// full, or `source` sent FIN (passed on once `sink` has taken everything). False: an error.
-    private static func pump(from source: inout RelaySocket, to sink: inout RelaySocket, buffer: UnsafeMutableRawBufferPointer) -> Bool {
+    /// full, `source` sent FIN (passed on once `sink` has taken everything), or the cap's
+    /// bucket for `direction` is empty (`throttled`: when it will have refilled). False: an error.
+    private static func pump(
+        from source: inout RelaySocket, to sink: inout RelaySocket, buffer: UnsafeMutableRawBufferPointer,
+        cap: ConnectionBandwidth?, _ direction: FlowDirection, now: ContinuousClock.Instant,
+        throttled: inout ContinuousClock.Instant?
+    ) -> Bool {
         while source.readable && !source.inputClosed && !sink.hasPending {
-            let count = read(source.fd, buffer.baseAddress, buffer.count)
+            var wanted = buffer.count
+            if let cap {
+                let (granted, retry) = cap.take(direction, upTo: wanted, at: now)
+                guard granted > 0 else {
+                    throttled = min(throttled ?? retry, retry)
+                    break
+                }
+                wanted = granted
+            }
+            let count = read(source.fd, buffer.baseAddress, wanted)
+            // Kept before the cap's lock can touch errno.
+            let readError = count < 0 ? errno : 0
+            if let cap, count < wanted { cap.giveBack(direction, wanted - max(0, count)) }
             if count > 0 {
                 source.unreported += count
                 // A short read emptied the socket, and more data will raise a new edge; but a FIN
                 // that came with the data raised its edge already.
-                if count < buffer.count && !source.hungUp { source.readable = false }
+                if count < wanted && !source.hungUp { source.readable = false }
                 guard write(UnsafeRawBufferPointer(rebasing: buffer[..<count]), to: &sink) else { return false }
             } else if count == 0 {
                 source.inputClosed = true
-            } else if errno == EAGAIN || errno == EWOULDBLOCK {
+            } else if readError == EAGAIN || readError == EWOULDBLOCK {
                 source.readable = false
-            } else if errno != EINTR {
+            } else if readError != EINTR {
                 return false
             }
         }

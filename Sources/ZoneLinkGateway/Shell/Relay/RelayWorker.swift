@@ -49,6 +49,9 @@ final class RelayWorker {
     private var liveFlows = 0
     /// When the byte counts of every flow next go to the NAT table.
     private var nextReport: Moment = .zero
+    /// Flows paused by their bandwidth cap, and when each may read again (unordered: a
+    /// wake-up scans them; an entry whose flow was rescheduled or ended is skipped).
+    private var throttled: [(until: ContinuousClock.Instant, id: RelayFlowID)] = []
     /// A descriptor held in reserve for when the process runs out of them (EMFILE): given up to
     /// accept and reset the waiting connection, so that the listener does not stay readable
     /// and spin the worker.
@@ -90,6 +93,7 @@ final class RelayWorker {
                 }
             }
             expireConnects()
+            resumeThrottled()
             reportTraffic()
         }
         for slot in flows.indices {
@@ -182,13 +186,24 @@ final class RelayWorker {
             switch connect(from: nat, to: target, in: route.provider) {
             case .success(let providerFD):
                 SocketCall.setOption(clientFD, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
-                return watch(RelayFlow(key: key, route: route, opening: opening, client: clientFD, provider: providerFD))
+                return watch(RelayFlow(
+                    key: key, route: route, opening: opening, client: clientFD, provider: providerFD,
+                    preamble: proxyHeader(for: client, accepted: clientFD, route: route)))
             case .failure(let error):
                 step = route.carry(
                     opening.connectFailed(portInUse: error.errno == EADDRINUSE, reason: "\(error)"), for: key, &opening, now: now)
             }
         }
         refuse(clientFD, route, step.refusal.map { "\($0)" } ?? "\(step)")
+    }
+
+    /// The PROXY v2 header a flow from `client` starts with when its service asks for one;
+    /// nothing otherwise. The destination is where the client connected, read from the
+    /// accepted socket (the listener's address when the kernel will not say).
+    private func proxyHeader(for client: IPv4Endpoint, accepted fd: Int32, route: ENIRoute) -> [UInt8] {
+        guard let identity = route.listener.proxyIdentity else { return [] }
+        let eni = SocketCall.localEndpoint(fd) ?? route.listener.address
+        return ProxyHeader.proxy(client: client, eni: eni, identity: identity)
     }
 
     /// A non-blocking connect from `nat` to `target`, made inside `provider`.
@@ -267,7 +282,33 @@ final class RelayWorker {
             _ = flow.opening.connected()
             flow.route.flows.attach(flow.key) { [mailbox] in mailbox.post(.close(id)) }
         }
-        if !flow.advance(buffer: buffer) { end(flow, id) }
+        advance(flow, id)
+    }
+
+    /// Moves what the flow can move now; schedules a wake-up when its cap paused it.
+    private func advance(_ flow: RelayFlow, _ id: RelayFlowID) {
+        guard flow.advance(buffer: buffer, now: origin + now) else { return end(flow, id) }
+        if let until = flow.throttledUntil, flow.wakeAt.map({ until < $0 }) ?? true {
+            flow.wakeAt = until
+            throttled.append((until, id))
+        }
+    }
+
+    /// Advances the flows whose cap has refilled.
+    private func resumeThrottled() {
+        guard !throttled.isEmpty else { return }
+        let instant = origin + now
+        var due: [RelayFlowID] = []
+        throttled.removeAll { entry in
+            guard entry.until <= instant else { return false }
+            due.append(entry.id)
+            return true
+        }
+        for id in due {
+            guard let flow = flow(id), let wake = flow.wakeAt, wake <= instant else { continue }
+            flow.wakeAt = nil
+            advance(flow, id)
+        }
     }
 
     /// Ends a flow whose provider side could not be connected (`refusal`, a `.refuse` step).
@@ -313,6 +354,7 @@ final class RelayWorker {
         var deadline: Moment?
         if connectingHead < connecting.count { deadline = connecting[connectingHead].deadline }
         if liveFlows > 0 { deadline = min(deadline ?? nextReport, nextReport) }
+        if let wake = throttled.lazy.map(\.until).min() { deadline = min(deadline ?? (wake - origin), wake - origin) }
         guard let deadline else { return -1 }
         let (seconds, attoseconds) = (deadline - (ContinuousClock.now - origin)).components
         return Int32(clamping: max(0, seconds * 1000 + attoseconds / 1_000_000_000_000_000 + 1))
