@@ -222,7 +222,8 @@ public struct ControlPlane: Sendable {
             privateDomain: service.privateDomain, dnsName: names.service(service.id), origin: origin(ofService: service.id),
             resources: provider ? service.resources.map { ServiceResourceSpec(zone: $0.zone, loadBalancer: $0.loadBalancer) } : nil,
             whitelist: provider ? whitelistEntries(service) : nil,
-            proxyProtocol: provider ? service.proxyProtocol : nil)
+            proxyProtocol: provider ? service.proxyProtocol : nil,
+            connectionBandwidth: provider ? service.connectionBandwidth : nil)
     }
 
     func view(of endpoint: Endpoint, for principal: Principal) -> EndpointView {

@@ -24,10 +24,12 @@ public struct ServiceRecord: Hashable, Sendable, Codable {
     public var zoneAffinity: Bool
     public var privateDomain: String?
     public var proxyProtocol: Bool
+    /// Mbit/s per endpoint connection and direction; nil: no cap.
+    public var connectionBandwidth: Int?
 
     public init(
         id: String, account: String, resources: [ServiceResourceSpec], autoAcceptConnections: Bool = false,
-        zoneAffinity: Bool = false, privateDomain: String? = nil, proxyProtocol: Bool = false
+        zoneAffinity: Bool = false, privateDomain: String? = nil, proxyProtocol: Bool = false, connectionBandwidth: Int? = nil
     ) {
         self.id = id
         self.account = account
@@ -36,6 +38,7 @@ public struct ServiceRecord: Hashable, Sendable, Codable {
         self.zoneAffinity = zoneAffinity
         self.privateDomain = privateDomain
         self.proxyProtocol = proxyProtocol
+        self.connectionBandwidth = connectionBandwidth
     }
 
     func service(whitelist: [String]) -> EndpointService {
@@ -43,7 +46,7 @@ public struct ServiceRecord: Hashable, Sendable, Codable {
             id: id, account: account,
             resources: resources.map { ServiceResource(zone: $0.zone, loadBalancer: $0.loadBalancer) },
             autoAcceptConnections: autoAcceptConnections, zoneAffinity: zoneAffinity, whitelist: whitelist,
-            privateDomain: privateDomain, proxyProtocol: proxyProtocol)
+            privateDomain: privateDomain, proxyProtocol: proxyProtocol, connectionBandwidth: connectionBandwidth)
     }
 }
 

@@ -17,10 +17,12 @@ public struct CreateServiceRequest: Hashable, Sendable, Codable {
     public var privateDomain: String?
     /// PROXY protocol v2 toward the provider; default false.
     public var proxyProtocol: Bool?
+    /// Mbit/s per endpoint connection and direction; nil: no cap.
+    public var connectionBandwidth: Int?
 
     public init(
         id: String? = nil, account: String? = nil, resources: [ServiceResourceSpec], autoAcceptConnections: Bool? = nil,
-        zoneAffinity: Bool? = nil, privateDomain: String? = nil, proxyProtocol: Bool? = nil
+        zoneAffinity: Bool? = nil, privateDomain: String? = nil, proxyProtocol: Bool? = nil, connectionBandwidth: Int? = nil
     ) {
         self.id = id
         self.account = account
@@ -29,6 +31,7 @@ public struct CreateServiceRequest: Hashable, Sendable, Codable {
         self.zoneAffinity = zoneAffinity
         self.privateDomain = privateDomain
         self.proxyProtocol = proxyProtocol
+        self.connectionBandwidth = connectionBandwidth
     }
 }
 
@@ -37,10 +40,19 @@ public struct CreateServiceRequest: Hashable, Sendable, Codable {
 public struct UpdateServiceRequest: Hashable, Sendable, Codable {
     public var autoAcceptConnections: Bool?
     public var zoneAffinity: Bool?
+    /// A new cap, Mbit/s per endpoint connection and direction; open flows follow it.
+    public var connectionBandwidth: Int?
+    /// True: lift the cap.
+    public var removeConnectionBandwidth: Bool?
 
-    public init(autoAcceptConnections: Bool? = nil, zoneAffinity: Bool? = nil) {
+    public init(
+        autoAcceptConnections: Bool? = nil, zoneAffinity: Bool? = nil, connectionBandwidth: Int? = nil,
+        removeConnectionBandwidth: Bool? = nil
+    ) {
         self.autoAcceptConnections = autoAcceptConnections
         self.zoneAffinity = zoneAffinity
+        self.connectionBandwidth = connectionBandwidth
+        self.removeConnectionBandwidth = removeConnectionBandwidth
     }
 }
 

@@ -19,12 +19,14 @@ extension ControlPlane {
                 throw .forbidden(rule: "load balancer \(lb.id) belongs to another account: a service uses its own account's load balancers")
             }
         }
+        if let issue = Self.bandwidthIssue(request.connectionBandwidth) { issues.append(issue) }
         guard issues.isEmpty else { throw .invalid(issues: issues) }
         let id = try newID(request.id, prefix: "epsrv-", what: "endpoint service") { catalog.service($0) != nil }
         let record = ServiceRecord(
             id: id, account: owner, resources: request.resources,
             autoAcceptConnections: request.autoAcceptConnections ?? false, zoneAffinity: request.zoneAffinity ?? false,
-            privateDomain: request.privateDomain, proxyProtocol: request.proxyProtocol ?? false)
+            privateDomain: request.privateDomain, proxyProtocol: request.proxyProtocol ?? false,
+            connectionBandwidth: request.connectionBandwidth)
         let changes: [StateChange] = [.putService(record)]
         let next = try applying(changes, subject: .service(id))
         return Applied(plane: next, changes: changes, value: next.view(of: next.catalog.service(id)!, for: principal))
@@ -40,8 +42,9 @@ extension ControlPlane {
         view(of: try existingService(id, visibleTo: principal), for: principal)
     }
 
-    /// Changes auto-accept and zone affinity. Existing connections keep their state: those
-    /// that followed auto-accept get it recorded.
+    /// Changes auto-accept, zone affinity and the bandwidth cap. Existing connections keep
+    /// their state: those that followed auto-accept get it recorded. Open flows follow a new
+    /// or lifted cap.
     public func updateService(_ id: String, _ request: UpdateServiceRequest, by principal: Principal) throws(ControlError) -> Applied<ServiceView> {
         let service = try existingService(id, visibleTo: principal)
         try requireProvider(principal, of: service, to: "change it")
@@ -54,9 +57,29 @@ extension ControlPlane {
             record.autoAcceptConnections = autoAccept
         }
         if let zoneAffinity = request.zoneAffinity { record.zoneAffinity = zoneAffinity }
+        if request.removeConnectionBandwidth == true {
+            guard request.connectionBandwidth == nil else {
+                throw .invalid(issues: [ConfigIssue(
+                    "connectionBandwidth", "a new cap and removeConnectionBandwidth contradict each other",
+                    hint: "send one of them")])
+            }
+            record.connectionBandwidth = nil
+        } else if let cap = request.connectionBandwidth {
+            if let issue = Self.bandwidthIssue(cap) { throw .invalid(issues: [issue]) }
+            record.connectionBandwidth = cap
+        }
         changes.insert(.putService(record), at: 0)
         let next = try applying(changes, subject: .service(id))
         return Applied(plane: next, changes: changes, value: next.view(of: next.catalog.service(id)!, for: principal))
+    }
+
+    /// The problem with a requested cap, if any: the file's rule (`EndpointService.connectionBandwidthLimits`).
+    static func bandwidthIssue(_ cap: Int?) -> ConfigIssue? {
+        let limits = EndpointService.connectionBandwidthLimits
+        guard let cap, !limits.contains(cap) else { return nil }
+        return ConfigIssue(
+            "connectionBandwidth", "\(cap) Mbit/s is not a bandwidth cap: a cap is at least \(limits.lowerBound) Mbit/s and at most \(limits.upperBound)",
+            hint: "between \(limits.lowerBound) and \(limits.upperBound), or leave it out for no cap")
     }
 
     /// Deletes a service created through the API, with its whitelist; refused while it has

@@ -25,11 +25,13 @@ public struct ServiceView: Hashable, Sendable, Codable {
     public var whitelist: [WhitelistEntry]?
     /// Provider and operator only.
     public var proxyProtocol: Bool?
+    /// Mbit/s per endpoint connection and direction (provider and operator only; absent: no cap).
+    public var connectionBandwidth: Int?
 
     public init(
         id: String, account: String, zones: [String], autoAcceptConnections: Bool, zoneAffinity: Bool,
         privateDomain: String?, dnsName: String, origin: Origin, resources: [ServiceResourceSpec]? = nil,
-        whitelist: [WhitelistEntry]? = nil, proxyProtocol: Bool? = nil
+        whitelist: [WhitelistEntry]? = nil, proxyProtocol: Bool? = nil, connectionBandwidth: Int? = nil
     ) {
         self.id = id
         self.account = account
@@ -42,6 +44,7 @@ public struct ServiceView: Hashable, Sendable, Codable {
         self.resources = resources
         self.whitelist = whitelist
         self.proxyProtocol = proxyProtocol
+        self.connectionBandwidth = connectionBandwidth
     }
 }
 

@@ -14,7 +14,7 @@ extension CreateServiceRequest {
             id: body.id, account: body.account,
             resources: body.resources.map { ServiceResourceSpec(zone: $0.zone, loadBalancer: $0.loadBalancer) },
             autoAcceptConnections: body.autoAcceptConnections, zoneAffinity: body.zoneAffinity,
-            privateDomain: body.privateDomain, proxyProtocol: body.proxyProtocol)
+            privateDomain: body.privateDomain, proxyProtocol: body.proxyProtocol, connectionBandwidth: body.connectionBandwidth)
     }
 }
 
@@ -35,7 +35,8 @@ extension Components.Schemas.Service {
             zoneAffinity: view.zoneAffinity, privateDomain: view.privateDomain, dnsName: view.dnsName,
             origin: Components.Schemas.Origin(view.origin),
             resources: view.resources?.map { Components.Schemas.ServiceResource(zone: $0.zone, loadBalancer: $0.loadBalancer) },
-            whitelist: view.whitelist?.map(Components.Schemas.WhitelistEntry.init), proxyProtocol: view.proxyProtocol)
+            whitelist: view.whitelist?.map(Components.Schemas.WhitelistEntry.init), proxyProtocol: view.proxyProtocol,
+            connectionBandwidth: view.connectionBandwidth)
     }
 }
 

@@ -65,7 +65,9 @@ struct ControlHandlers: APIProtocol {
     func updateService(_ input: Operations.UpdateService.Input) async throws -> Operations.UpdateService.Output {
         guard case .json(let body) = input.body else { throw UnexpectedBody() }
         let principal = try RequestPrincipal.get()
-        let request = UpdateServiceRequest(autoAcceptConnections: body.autoAcceptConnections, zoneAffinity: body.zoneAffinity)
+        let request = UpdateServiceRequest(
+            autoAcceptConnections: body.autoAcceptConnections, zoneAffinity: body.zoneAffinity,
+            connectionBandwidth: body.connectionBandwidth, removeConnectionBandwidth: body.removeConnectionBandwidth)
         let updated = try await change(Operations.UpdateService.id) { try $0.updateService(input.path.service, request, by: principal) }
         return .ok(.init(body: .json(Components.Schemas.Service(updated))))
     }

@@ -92,6 +92,9 @@ func printService(_ service: Components.Schemas.Service) {
         fields.append(("Resources", resources.map { "\($0.zone)=\($0.loadBalancer)" }.joined(separator: ", ")))
     }
     if let proxyProtocol = service.proxyProtocol { fields.append(("PROXY protocol", yesNo(proxyProtocol))) }
+    if service.resources != nil {
+        fields.append(("Bandwidth cap", service.connectionBandwidth.map { "\($0) Mbit/s per connection and direction" } ?? "none"))
+    }
     if let whitelist = service.whitelist {
         fields.append(("Whitelist", whitelist.isEmpty ? "-" : whitelist.map(\.account).joined(separator: ", ")))
     }
@@ -164,6 +167,9 @@ struct ServiceCommand: ParsableCommand {
         @Option(name: .customLong("private-domain"), help: "A private domain name for the service.")
         var privateDomain: String?
 
+        @Option(name: .customLong("connection-bandwidth"), help: ArgumentHelp("Cap each endpoint connection at MBITS per direction (default: no cap).", valueName: "MBITS"))
+        var connectionBandwidth: Int?
+
         @Option(name: .long, help: "The service ID, epsrv-… (default: generated).")
         var id: String?
 
@@ -188,7 +194,7 @@ struct ServiceCommand: ParsableCommand {
         func run() async throws {
             let request = Components.Schemas.CreateServiceRequest(
                 id: id, account: account, resources: try specs(), autoAcceptConnections: autoAccept, zoneAffinity: zoneAffinity,
-                privateDomain: privateDomain, proxyProtocol: proxyProtocol)
+                privateDomain: privateDomain, proxyProtocol: proxyProtocol, connectionBandwidth: connectionBandwidth)
             try await output.present({ try await $0.createService(body: .json(request)).created.body.json }, printService)
         }
     }
@@ -211,7 +217,7 @@ struct ServiceCommand: ParsableCommand {
     }
 
     struct Update: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Change auto-accept or zone affinity of a service (existing connections keep their state).")
+        static let configuration = CommandConfiguration(abstract: "Change auto-accept, zone affinity or the bandwidth cap of a service (connections keep their state; open flows follow the cap).")
 
         @OptionGroup var output: ControlOutput
 
@@ -224,14 +230,25 @@ struct ServiceCommand: ParsableCommand {
         @Flag(inversion: .prefixedNo, help: "Zone affinity.")
         var zoneAffinity: Bool?
 
+        @Option(name: .customLong("connection-bandwidth"), help: ArgumentHelp("Cap each endpoint connection at MBITS per direction; open flows follow.", valueName: "MBITS"))
+        var connectionBandwidth: Int?
+
+        @Flag(name: .customLong("no-connection-bandwidth"), help: "Lift the bandwidth cap.")
+        var noConnectionBandwidth = false
+
         func validate() throws {
-            guard autoAccept != nil || zoneAffinity != nil else {
-                throw ValidationError("nothing to change: give --auto-accept/--no-auto-accept or --zone-affinity/--no-zone-affinity")
+            guard autoAccept != nil || zoneAffinity != nil || connectionBandwidth != nil || noConnectionBandwidth else {
+                throw ValidationError("nothing to change: give --auto-accept/--no-auto-accept, --zone-affinity/--no-zone-affinity, --connection-bandwidth MBITS or --no-connection-bandwidth")
+            }
+            guard connectionBandwidth == nil || !noConnectionBandwidth else {
+                throw ValidationError("--connection-bandwidth and --no-connection-bandwidth contradict each other: give one")
             }
         }
 
         func run() async throws {
-            let change = Components.Schemas.UpdateServiceRequest(autoAcceptConnections: autoAccept, zoneAffinity: zoneAffinity)
+            let change = Components.Schemas.UpdateServiceRequest(
+                autoAcceptConnections: autoAccept, zoneAffinity: zoneAffinity, connectionBandwidth: connectionBandwidth,
+                removeConnectionBandwidth: noConnectionBandwidth ? true : nil)
             try await output.present({ try await $0.updateService(path: .init(service: service), body: .json(change)).ok.body.json }, printService)
         }
     }

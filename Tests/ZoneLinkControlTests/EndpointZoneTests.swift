@@ -72,3 +72,39 @@ struct EndpointZoneTests {
         #expect(Outcome(failure) == .fileManaged, "\(String(describing: failure))")
     }
 }
+
+/// `connectionBandwidth` through the API: set at creation, changed and lifted live, the
+/// file's rule for the range.
+@Suite("Service bandwidth cap through the control plane")
+struct ServiceBandwidthTests {
+    @Test func setChangedAndLifted() throws {
+        var service = seedService
+        service.connectionBandwidth = 50
+        let created = try plane().createService(service, by: provider)
+        #expect(created.value.connectionBandwidth == 50 && created.catalog.service("epsrv-frankfurt1")?.connectionBandwidth == 50)
+        let raised = try created.plane.updateService("epsrv-frankfurt1", UpdateServiceRequest(connectionBandwidth: 200), by: provider)
+        #expect(raised.catalog.service("epsrv-frankfurt1")?.connectionBandwidth == 200)
+        try expectConsistent(created.plane, raised)
+        let lifted = try raised.plane.updateService("epsrv-frankfurt1", UpdateServiceRequest(removeConnectionBandwidth: true), by: provider)
+        #expect(lifted.catalog.service("epsrv-frankfurt1")?.connectionBandwidth == nil && lifted.value.connectionBandwidth == nil)
+        // Consumers see services, not their provider's settings.
+        let p = try lifted.plane.addToWhitelist(accountA, of: "epsrv-frankfurt1", by: provider).plane
+        #expect(try p.service("epsrv-frankfurt1", by: consumer).connectionBandwidth == nil)
+    }
+
+    @Test func capsOutsideTheRangeAreRefusedByName() throws {
+        for cap in [0, -5, 100_001] {
+            var service = seedService
+            service.connectionBandwidth = cap
+            let failure = error { try plane().createService(service, by: provider) }
+            #expect(failure?.issues.map(\.keyPath) == ["connectionBandwidth"], "\(cap): \(String(describing: failure))")
+            #expect(failure?.message.contains("not a bandwidth cap") == true)
+        }
+        let world = try plane().createService(seedService, by: provider).plane
+        #expect(Outcome(error { try world.updateService("epsrv-frankfurt1", UpdateServiceRequest(connectionBandwidth: 0), by: provider) }) == .invalid)
+        #expect(Outcome(error {
+            try world.updateService("epsrv-frankfurt1", UpdateServiceRequest(connectionBandwidth: 10, removeConnectionBandwidth: true), by: provider)
+        }) == .invalid)
+        #expect(Outcome(error { try world.updateService("epsrv-frankfurt1", UpdateServiceRequest(connectionBandwidth: 10), by: consumer) }) == .notFound)
+    }
+}

@@ -460,15 +460,10 @@ private struct ConfigParser {
             proxyProtocol: proxyProtocol, connectionBandwidth: connectionBandwidth)
     }
 
-    /// The largest `connectionBandwidth` accepted, in Mbit/s (100 Gbit/s): more than a relay
-    /// worker moves, so a larger value would be no cap at all.
-    static let maxConnectionBandwidth = 100_000
-
-    /// `connectionBandwidth`: a whole number of Mbit/s from 1 to `maxConnectionBandwidth`. A
-    /// cap of 0 would stop every flow without resetting it, so it is refused, as a negative one is.
+    /// `connectionBandwidth`: a whole number of Mbit/s in `EndpointService.connectionBandwidthLimits`.
     func parseConnectionBandwidth(_ node: Node?, at path: String) -> Int? {
         guard let node else { return nil }
-        let range = 1...Self.maxConnectionBandwidth
+        let range = EndpointService.connectionBandwidthLimits
         guard case .scalar(let scalar) = node, let value = Int(scalar.string) else {
             reader.report(path, "must be a whole number of Mbit/s", hint: "between \(range.lowerBound) and \(range.upperBound), or leave it out for no cap")
             return nil

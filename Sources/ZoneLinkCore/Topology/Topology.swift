@@ -207,6 +207,11 @@ public struct EndpointService: Hashable, Sendable {
     /// this service) move in each direction; nil: no cap.
     public var connectionBandwidth: Int?
 
+    /// The caps accepted, in Mbit/s, from the file and the API alike. A cap of 0 would stop
+    /// every flow without resetting it; above 100 Gbit/s is more than a relay worker moves, so
+    /// no cap at all.
+    public static let connectionBandwidthLimits = 1...100_000
+
     public init(
         id: String, account: String, resources: [ServiceResource], autoAcceptConnections: Bool = false,
         zoneAffinity: Bool = false, whitelist: [String] = [], privateDomain: String? = nil,
