@@ -21,16 +21,24 @@ extension ControlPlane {
         }
         let zones = try requestedENIs(request.zones, in: vpc.id) { "zones[\($0)]" }
         let id = try newID(request.id, prefix: "ep-", what: "endpoint") { id in catalog.endpoints.contains { $0.id == id } }
-        var record = EndpointRecord(
+        let record = EndpointRecord(
             id: id, account: consumer, service: service.id, vpc: vpc.id, securityGroups: request.securityGroups ?? [], zones: zones)
         let connection = ConnectionRecord(endpoint: id, state: ConnectionAction.initialState(autoAccept: service.autoAcceptConnections))
-        let next = try applying([.putEndpoint(record), .setConnection(connection)], subject: .endpoint(id))
-        // Record the allocated addresses: the ENIs keep them whatever the file declares later.
-        let created = next.catalog.endpoints.first { $0.id == id }!
-        record.zones = created.enis.map(ENIRecord.init)
-        let changes: [StateChange] = [.putEndpoint(record), .setConnection(connection)]
+        return try putting(record, with: [.setConnection(connection)], by: principal)
+    }
+
+    /// Applies `record` (and `others`), then records the addresses the catalog allocated to its
+    /// ENIs: they keep them whatever the file declares later.
+    private func putting(
+        _ record: EndpointRecord, with others: [StateChange] = [], by principal: Principal
+    ) throws(ControlError) -> Applied<EndpointView> {
+        let next = try applying([.putEndpoint(record)] + others, subject: .endpoint(record.id))
+        let placed = next.catalog.endpoints.first { $0.id == record.id }!
+        var recorded = record
+        recorded.zones = placed.enis.map(ENIRecord.init)
+        let changes: [StateChange] = [.putEndpoint(recorded)] + others
         let plane = ControlPlane(base: base, file: file, state: state.applying(changes), catalog: next.catalog, makeSuffix: makeSuffix)
-        return Applied(plane: plane, changes: changes, value: plane.view(of: created, for: principal))
+        return Applied(plane: plane, changes: changes, value: plane.view(of: placed, for: principal))
     }
 
     /// The principal's endpoints, and the endpoints connecting to its services (as their
@@ -56,9 +64,8 @@ extension ControlPlane {
         var record = current
         record.zones += try requestedENIs([choice], in: endpoint.vpc) { _ in "" }
         let added = record.zones.count - 1
-        let next: ControlPlane
         do {
-            next = try applying([.putEndpoint(record)], subject: .endpoint(id))
+            return try putting(record, by: principal)
         } catch .invalid(let issues) {
             // The request is one zone: name its fields (`vswitch`), not the endpoint's list.
             throw .invalid(issues: issues.map { issue in
@@ -66,12 +73,9 @@ extension ControlPlane {
                 if let rest = IssuePaths.remainder(of: issue.keyPath, after: "zones[\(added)]") { issue.keyPath = rest.isEmpty ? "zone" : rest }
                 return issue
             })
+        } catch {
+            throw error
         }
-        let changed = next.catalog.endpoints.first { $0.id == id }!
-        record.zones = changed.enis.map(ENIRecord.init)
-        let changes: [StateChange] = [.putEndpoint(record)]
-        let plane = ControlPlane(base: base, file: file, state: state.applying(changes), catalog: next.catalog, makeSuffix: makeSuffix)
-        return Applied(plane: plane, changes: changes, value: plane.view(of: changed, for: principal))
     }
 
     /// Removes an endpoint's ENI in one zone (its owner or the operator): its names leave DNS

@@ -52,7 +52,7 @@ struct ControlHandlers: APIProtocol {
     }
 
     func createService(_ input: Operations.CreateService.Input) async throws -> Operations.CreateService.Output {
-        guard case .json(let body) = input.body else { throw UnexpectedBody() }
+        let body = switch input.body { case .json(let json): json }
         let principal = try RequestPrincipal.get()
         let created = try await change(Operations.CreateService.id) { try $0.createService(CreateServiceRequest(body), by: principal) }
         return .created(.init(body: .json(Components.Schemas.Service(created))))
@@ -63,7 +63,7 @@ struct ControlHandlers: APIProtocol {
     }
 
     func updateService(_ input: Operations.UpdateService.Input) async throws -> Operations.UpdateService.Output {
-        guard case .json(let body) = input.body else { throw UnexpectedBody() }
+        let body = switch input.body { case .json(let json): json }
         let principal = try RequestPrincipal.get()
         let request = UpdateServiceRequest(
             autoAcceptConnections: body.autoAcceptConnections, zoneAffinity: body.zoneAffinity,
@@ -86,7 +86,7 @@ struct ControlHandlers: APIProtocol {
     }
 
     func addWhitelistEntry(_ input: Operations.AddWhitelistEntry.Input) async throws -> Operations.AddWhitelistEntry.Output {
-        guard case .json(let body) = input.body else { throw UnexpectedBody() }
+        let body = switch input.body { case .json(let json): json }
         let principal = try RequestPrincipal.get()
         let added = try await change(Operations.AddWhitelistEntry.id) {
             try $0.addToWhitelist(body.account, of: input.path.service, by: principal)
@@ -138,7 +138,7 @@ struct ControlHandlers: APIProtocol {
     }
 
     func createEndpoint(_ input: Operations.CreateEndpoint.Input) async throws -> Operations.CreateEndpoint.Output {
-        guard case .json(let body) = input.body else { throw UnexpectedBody() }
+        let body = switch input.body { case .json(let json): json }
         let principal = try RequestPrincipal.get()
         let created = try await change(Operations.CreateEndpoint.id) { try $0.createEndpoint(CreateEndpointRequest(body), by: principal) }
         return .created(.init(body: .json(Components.Schemas.Endpoint(created))))
@@ -155,7 +155,7 @@ struct ControlHandlers: APIProtocol {
     }
 
     func addEndpointZone(_ input: Operations.AddEndpointZone.Input) async throws -> Operations.AddEndpointZone.Output {
-        guard case .json(let body) = input.body else { throw UnexpectedBody() }
+        let body = switch input.body { case .json(let json): json }
         let principal = try RequestPrincipal.get()
         let choice = ZoneChoice(zone: body.zone, vswitch: body.vswitch, address: body.address)
         let changed = try await change(Operations.AddEndpointZone.id) { try $0.addEndpointZone(input.path.endpoint, choice, by: principal) }
@@ -217,8 +217,4 @@ struct ControlHandlers: APIProtocol {
         counters.countChange(operation)
         return value
     }
-
-    /// The generated input holds a body of a content type the operation does not take; the
-    /// generated decoder refuses those before a handler runs.
-    struct UnexpectedBody: Error {}
 }

@@ -82,6 +82,16 @@ extension DeleteCommand {
 
 func yesNo(_ value: Bool) -> String { value ? "yes" : "no" }
 
+/// The parts of an argument written `A=B[=C]` (`--resource`, `--zone`): `count` of them, none
+/// empty, else a validation error that shows the form and an example.
+func assignmentParts(_ text: String, _ count: ClosedRange<Int>, of argument: String, form: String, example: String) throws -> [String] {
+    let parts = text.split(separator: "=", omittingEmptySubsequences: false).map(String.init)
+    guard count.contains(parts.count), parts.allSatisfy({ !$0.isEmpty }) else {
+        throw ValidationError("\(argument) '\(text)': expected \(form), e.g. \(example)")
+    }
+    return parts
+}
+
 func printService(_ service: Components.Schemas.Service) {
     var fields: [(String, String)] = [
         ("ID", service.id), ("Account", service.account), ("Zones", service.zones.joined(separator: ", ")),
@@ -183,10 +193,7 @@ struct ServiceCommand: ParsableCommand {
 
         func specs() throws -> [Components.Schemas.ServiceResource] {
             try resources.map { text in
-                let parts = text.split(separator: "=", omittingEmptySubsequences: false).map(String.init)
-                guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
-                    throw ValidationError("--resource '\(text)': expected ZONE=LOAD-BALANCER, e.g. eu-central-1b=clb-1")
-                }
+                let parts = try assignmentParts(text, 2...2, of: "--resource", form: "ZONE=LOAD-BALANCER", example: "eu-central-1b=clb-1")
                 return Components.Schemas.ServiceResource(zone: parts[0], loadBalancer: parts[1])
             }
         }
@@ -411,10 +418,7 @@ struct EndpointCommand: ParsableCommand {
 
         func choices() throws -> [Components.Schemas.ZoneChoice] {
             try zones.map { text in
-                let parts = text.split(separator: "=", omittingEmptySubsequences: false).map(String.init)
-                guard (2...3).contains(parts.count), parts.allSatisfy({ !$0.isEmpty }) else {
-                    throw ValidationError("--zone '\(text)': expected ZONE=VSWITCH[=ADDRESS], e.g. eu-central-1b=vsw-1b")
-                }
+                let parts = try assignmentParts(text, 2...3, of: "--zone", form: "ZONE=VSWITCH[=ADDRESS]", example: "eu-central-1b=vsw-1b")
                 return Components.Schemas.ZoneChoice(zone: parts[0], vswitch: parts[1], address: parts.count == 3 ? parts[2] : nil)
             }
         }
@@ -471,10 +475,7 @@ struct EndpointCommand: ParsableCommand {
             func validate() throws { _ = try choice() }
 
             func choice() throws -> Components.Schemas.ZoneChoice {
-                let parts = zone.split(separator: "=", omittingEmptySubsequences: false).map(String.init)
-                guard parts.count == 2, parts.allSatisfy({ !$0.isEmpty }) else {
-                    throw ValidationError("'\(zone)': expected ZONE=VSWITCH, e.g. eu-central-1a=vsw-1a")
-                }
+                let parts = try assignmentParts(zone, 2...2, of: "the zone", form: "ZONE=VSWITCH", example: "eu-central-1a=vsw-1a")
                 return Components.Schemas.ZoneChoice(zone: parts[0], vswitch: parts[1], address: address)
             }
 
