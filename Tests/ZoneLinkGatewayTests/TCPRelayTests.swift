@@ -263,10 +263,11 @@ struct BandwidthRelayTests {
         let rig = try await RelayRig(subnet: 14, target: target.endpoint, bandwidth: cap)
         let (one, whole) = try await transfer(rig, from: "127.77.14.10", flows: 1, size: 2_500_000, target: target)
         #expect(whole, "every byte should arrive")
-        #expect(one >= 0.9 && one <= 2.5, "2.5 MB at 20 Mbit/s (2.5 MB/s) took \(one) s, expected about 1 s")
+        // At least the cap's second (the cap holds); the upper bound only says it did not stall.
+        #expect(one >= 0.9 && one <= 10, "2.5 MB at 20 Mbit/s (2.5 MB/s) took \(one) s, expected about 1 s")
         let (two, wholeTwo) = try await transfer(rig, from: "127.77.14.11", flows: 2, size: 1_250_000, target: target)
         #expect(wholeTwo)
-        #expect(two >= 0.9 && two <= 2.5, "two flows of 1.25 MB sharing 20 Mbit/s took \(two) s, expected about 1 s")
+        #expect(two >= 0.9 && two <= 10, "two flows of 1.25 MB sharing 20 Mbit/s took \(two) s, expected about 1 s (0.5 s with a cap each)")
         await rig.stop()
         target.stop()
     }

@@ -7,8 +7,9 @@
 //   VPC 2 (provider B): iperf3 -s on 192.168.24.53:5201, clb-bw's external address (NAT 192.168.24.240)
 //
 // Tolerance: the receiver's rate over 4 s must stay at or under the cap plus 5 % (the cap
-// holds) and reach at least 60 % of it (the cap is not far below what was asked; generous,
-// so that the test passes with both cores busy).
+// holds) and reach at least 60 % of the cap or of the uncapped endpoint's rate measured just
+// before, whichever is lower (the cap is not far below what was asked, and a busy machine that
+// relays less overall is no false alarm).
 import Foundation
 import Testing
 import ZoneLinkTestSupport
@@ -93,24 +94,27 @@ struct BandwidthTests {
         do {
             let server = try await offload { try lab.startBandwidthLab() }
             var report: [String] = []
-            for eni in BandwidthLab.enis {
-                guard let cap = eni.cap else { continue }
-                let rate = try await offload { try lab.iperf3(to: eni.address) }
-                report.append("\(eni.endpoint) cap \(cap): upload \(String(format: "%.1f", rate)) Mbit/s")
-                #expect(rate <= Double(cap) * 1.05 && rate >= Double(cap) * 0.6,
-                        "\(eni.endpoint): iperf3 upload through a \(cap) Mbit/s cap measured \(String(format: "%.1f", rate)) Mbit/s, expected 60 %…105 % of the cap")
-            }
-            let download = try await offload { try lab.iperf3(to: "10.10.2.51", reverse: true) }
-            report.append("ep-bw200 cap 200: download \(String(format: "%.1f", download)) Mbit/s")
-            #expect(download <= 210 && download >= 120, "ep-bw200 download (iperf3 -R) measured \(String(format: "%.1f", download)) Mbit/s, cap 200")
-            let parallel = try await offload { try lab.iperf3(to: "10.10.2.51", streams: 2) }
-            report.append("ep-bw200 cap 200: 2 streams \(String(format: "%.1f", parallel)) Mbit/s")
-            #expect(parallel <= 210 && parallel >= 120, "ep-bw200 with two flows (iperf3 -P 2) measured \(String(format: "%.1f", parallel)) Mbit/s in sum, cap 200 shared")
             let free = try await offload { try lab.iperf3(to: "10.10.2.53") }
             report.append("ep-free no cap: upload \(String(format: "%.1f", free)) Mbit/s")
             // Not an absolute speed (a busy machine relays less): well above the caps of the
             // endpoints next to it, which share its relay worker and its target.
             #expect(free > 300, "ep-free (no cap) measured \(String(format: "%.1f", free)) Mbit/s, expected more than 1.5 × the 200 Mbit/s cap: another endpoint's cap must not slow it")
+            for eni in BandwidthLab.enis {
+                guard let cap = eni.cap else { continue }
+                let rate = try await offload { try lab.iperf3(to: eni.address) }
+                report.append("\(eni.endpoint) cap \(cap): upload \(String(format: "%.1f", rate)) Mbit/s")
+                // The cap holds (+5 %); the floor is 60 % of what this machine relays now (the cap, or
+                // the uncapped rate if lower), so a busy machine is no false alarm.
+                let floor = min(Double(cap), free) * 0.6
+                #expect(rate <= Double(cap) * 1.05 && rate >= floor,
+                        "\(eni.endpoint): iperf3 upload through a \(cap) Mbit/s cap measured \(String(format: "%.1f", rate)) Mbit/s, expected \(String(format: "%.0f", floor))…\(Double(cap) * 1.05) (uncapped: \(String(format: "%.0f", free)))")
+            }
+            let download = try await offload { try lab.iperf3(to: "10.10.2.51", reverse: true) }
+            report.append("ep-bw200 cap 200: download \(String(format: "%.1f", download)) Mbit/s")
+            #expect(download <= 210 && download >= min(200, free) * 0.6, "ep-bw200 download (iperf3 -R) measured \(String(format: "%.1f", download)) Mbit/s, cap 200")
+            let parallel = try await offload { try lab.iperf3(to: "10.10.2.51", streams: 2) }
+            report.append("ep-bw200 cap 200: 2 streams \(String(format: "%.1f", parallel)) Mbit/s")
+            #expect(parallel <= 210 && parallel >= min(200, free) * 0.6, "ep-bw200 with two flows (iperf3 -P 2) measured \(String(format: "%.1f", parallel)) Mbit/s in sum, cap 200 shared")
             print("bandwidth figures: " + report.joined(separator: "; "))
             let (ended, exited, status) = await offloadQuietly { server.terminate() }
             #expect(ended && exited && status == 0, "zonelink serve did not stop cleanly on SIGTERM.\n\(server.logs)")
