@@ -16,13 +16,25 @@ public enum StateChange: Hashable, Sendable, Codable {
     /// Insert or replace the connection state of this endpoint.
     case setConnection(ConnectionRecord)
     case clearConnection(endpoint: String)
+    /// Insert or replace the shift of this zone.
+    case putZonalShift(ZonalShift)
+    case endZonalShift(zone: String)
+
+    /// True for the changes of zonal shifts (their expiries need a new timer).
+    public var isZonalShift: Bool {
+        switch self {
+        case .putZonalShift, .endZonalShift: true
+        default: false
+        }
+    }
 
     private enum Op: String, Codable {
         case putService, deleteService, addWhitelistEntry, removeWhitelistEntry
         case putEndpoint, deleteEndpoint, setConnection, clearConnection
+        case putZonalShift, endZonalShift
     }
 
-    private enum CodingKeys: String, CodingKey { case op, service, entry, endpoint, connection, id }
+    private enum CodingKeys: String, CodingKey { case op, service, entry, endpoint, connection, id, shift, zone }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -35,6 +47,8 @@ public enum StateChange: Hashable, Sendable, Codable {
         case .deleteEndpoint: self = .deleteEndpoint(id: try container.decode(String.self, forKey: .id))
         case .setConnection: self = .setConnection(try container.decode(ConnectionRecord.self, forKey: .connection))
         case .clearConnection: self = .clearConnection(endpoint: try container.decode(String.self, forKey: .id))
+        case .putZonalShift: self = .putZonalShift(try container.decode(ZonalShift.self, forKey: .shift))
+        case .endZonalShift: self = .endZonalShift(zone: try container.decode(String.self, forKey: .zone))
         }
     }
 
@@ -65,13 +79,19 @@ public enum StateChange: Hashable, Sendable, Codable {
         case .clearConnection(let endpoint):
             try container.encode(Op.clearConnection, forKey: .op)
             try container.encode(endpoint, forKey: .id)
+        case .putZonalShift(let shift):
+            try container.encode(Op.putZonalShift, forKey: .op)
+            try container.encode(shift, forKey: .shift)
+        case .endZonalShift(let zone):
+            try container.encode(Op.endZonalShift, forKey: .op)
+            try container.encode(zone, forKey: .zone)
         }
     }
 }
 
 /// What the control plane manages on top of the config file: services, whitelist entries and
-/// endpoints created through the API, and recorded connection states (of API and file
-/// endpoints alike). A plain value; nothing here reads files or clocks.
+/// endpoints created through the API, recorded connection states (of API and file
+/// endpoints alike), and the operator's zonal shifts. A plain value; nothing here reads files or clocks.
 ///
 /// The file's own objects are not copied in: they come from the `Configuration` passed to
 /// `configuration(base:)`, so an object's origin is where it is found (`Origin`). Orphans
@@ -84,15 +104,18 @@ public struct ControlState: Hashable, Sendable, Codable {
     public private(set) var whitelist: [WhitelistRecord]
     public private(set) var endpoints: [EndpointRecord]
     public private(set) var connections: [ConnectionRecord]
+    /// In the order they were started; one per zone.
+    public private(set) var zonalShifts: [ZonalShift]
 
     public init(
         services: [ServiceRecord] = [], whitelist: [WhitelistRecord] = [], endpoints: [EndpointRecord] = [],
-        connections: [ConnectionRecord] = []
+        connections: [ConnectionRecord] = [], zonalShifts: [ZonalShift] = []
     ) {
         self.services = services
         self.whitelist = whitelist
         self.endpoints = endpoints
         self.connections = connections
+        self.zonalShifts = zonalShifts
     }
 
     /// Replays changes, e.g. a store's journal, or an operation's list on the state it was
@@ -122,16 +145,20 @@ public struct ControlState: Hashable, Sendable, Codable {
         case .deleteEndpoint(let id): endpoints.removeAll { $0.id == id }
         case .setConnection(let record): connections.upsert(record, by: \.endpoint)
         case .clearConnection(let endpoint): connections.removeAll { $0.endpoint == endpoint }
+        case .putZonalShift(let shift): zonalShifts.upsert(shift, by: \.zone)
+        case .endZonalShift(let zone): zonalShifts.removeAll { $0.zone == zone }
         }
     }
 
     public func service(_ id: String) -> ServiceRecord? { services.first { $0.id == id } }
     public func endpoint(_ id: String) -> EndpointRecord? { endpoints.first { $0.id == id } }
     public func connection(of endpoint: String) -> ConnectionState? { connections.first { $0.endpoint == endpoint }?.state }
+    public func zonalShift(_ zone: String) -> ZonalShift? { zonalShifts.first { $0.zone == zone } }
 
     /// The file's configuration with the API's objects added: API whitelist entries join
     /// their service's whitelist, API services and endpoints follow the file's, and every
-    /// endpoint with a recorded connection state gets it as its `connection`.
+    /// endpoint with a recorded connection state gets it as its `connection`, and the zonal
+    /// shifts join as they are (the file has none).
     /// `Catalog(configuration:file:)` validates and builds the result.
     public func configuration(base: Configuration) -> Configuration {
         var merged = base
@@ -150,6 +177,7 @@ public struct ControlState: Hashable, Sendable, Codable {
         for i in merged.endpoints.indices {
             if let state = recorded[merged.endpoints[i].id] { merged.endpoints[i].connection = state }
         }
+        merged.zonalShifts = zonalShifts
         return merged
     }
 }

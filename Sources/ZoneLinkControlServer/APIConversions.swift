@@ -1,3 +1,4 @@
+import Foundation
 import ZoneLinkAPI
 import ZoneLinkControl
 import ZoneLinkCore
@@ -23,6 +24,12 @@ extension CreateEndpointRequest {
         self.init(
             id: body.id, account: body.account, service: body.service, vpc: body.vpc, securityGroups: body.securityGroups,
             zones: body.zones.map { ZoneChoice(zone: $0.zone, vswitch: $0.vswitch, address: $0.address) })
+    }
+}
+
+extension StartZonalShiftRequest {
+    init(_ body: Components.Schemas.StartZonalShiftRequest) {
+        self.init(zone: body.zone, expiresIn: body.expiresIn, reason: body.reason, drainAfter: body.drainAfter, force: body.force ?? false)
     }
 }
 
@@ -80,5 +87,18 @@ extension Components.Schemas.ConnectionState {
 
 extension Components.Schemas.ZoneHealth {
     /// The row of one ENI.
-    public init(_ eni: ENIID, healthy: Bool) { self.init(endpoint: eni.endpoint, zone: eni.zone, healthy: healthy) }
+    public init(_ eni: ENIID, healthy: Bool, shiftedAway: Bool) {
+        self.init(endpoint: eni.endpoint, zone: eni.zone, healthy: healthy, shiftedAway: shiftedAway)
+    }
+}
+
+extension Components.Schemas.ZonalShift {
+    /// The shift as the API shows it; `withReason: false` for an account (the reason is the
+    /// operator's note).
+    init(_ shift: ZonalShift, withReason: Bool = true) {
+        func date(_ seconds: Int64) -> Date { Date(timeIntervalSince1970: TimeInterval(seconds)) }
+        self.init(
+            zone: shift.zone, reason: withReason ? shift.reason : nil, startedAt: date(shift.startedAt),
+            expiresAt: shift.expiresAt.map(date), drainAt: shift.drainAt.map(date))
+    }
 }

@@ -25,10 +25,16 @@ enum RequestPrincipal {
 public struct GatewayHealth: Sendable {
     public var backends: [Components.Schemas.BackendHealth]
     public var zones: [Components.Schemas.ZoneHealth]
+    /// The backends whose probes pass: what a zonal shift is checked against.
+    public var observed: ObservedHealth
 
-    public init(backends: [Components.Schemas.BackendHealth] = [], zones: [Components.Schemas.ZoneHealth] = []) {
+    public init(
+        backends: [Components.Schemas.BackendHealth] = [], zones: [Components.Schemas.ZoneHealth] = [],
+        observed: ObservedHealth = ObservedHealth()
+    ) {
         self.backends = backends
         self.zones = zones
+        self.observed = observed
     }
 }
 
@@ -170,6 +176,32 @@ struct ControlHandlers: APIProtocol {
         return .ok(.init(body: .json(Components.Schemas.Endpoint(changed))))
     }
 
+    // MARK: Zonal shifts
+
+    func listZonalShifts(_ input: Operations.ListZonalShifts.Input) async throws -> Operations.ListZonalShifts.Output {
+        .ok(.init(body: .json(try await service.current.zonalShifts(by: RequestPrincipal.get()).map { Components.Schemas.ZonalShift($0) })))
+    }
+
+    func startZonalShift(_ input: Operations.StartZonalShift.Input) async throws -> Operations.StartZonalShift.Output {
+        let body = switch input.body { case .json(let json): json }
+        let principal = try RequestPrincipal.get()
+        let request = StartZonalShiftRequest(body)
+        // Refusing a shift that would leave a service dark needs the health of the moment.
+        let health = principal.isOperator ? await gatewayHealth().observed : ObservedHealth()
+        let now = service.clock()
+        let started = try await change(Operations.StartZonalShift.id) {
+            try $0.startZonalShift(request, by: principal, now: now, health: health)
+        }
+        let shown = Components.Schemas.ZonalShift(started.shift)
+        return started.replaced ? .ok(.init(body: .json(shown))) : .created(.init(body: .json(shown)))
+    }
+
+    func endZonalShift(_ input: Operations.EndZonalShift.Input) async throws -> Operations.EndZonalShift.Output {
+        let principal = try RequestPrincipal.get()
+        let ended = try await change(Operations.EndZonalShift.id) { try $0.endZonalShift(input.path.zone, by: principal) }
+        return .ok(.init(body: .json(Components.Schemas.ZonalShift(ended))))
+    }
+
     // MARK: The gateway's view
 
     func listNAT(_ input: Operations.ListNAT.Input) async throws -> Operations.ListNAT.Output {
@@ -196,7 +228,8 @@ struct ControlHandlers: APIProtocol {
         }
         let healthy = report.backends.allSatisfy(\.healthy) && report.zones.allSatisfy(\.healthy)
         return .ok(.init(body: .json(Components.Schemas.HealthReport(
-            status: healthy ? .ok : .degraded, configSerial: Int(catalog.serial), backends: report.backends, zones: report.zones))))
+            status: healthy ? .ok : .degraded, configSerial: Int(catalog.serial), backends: report.backends, zones: report.zones,
+            zonalShifts: catalog.zonalShifts.map { Components.Schemas.ZonalShift($0, withReason: principal.isOperator) }))))
     }
 
     func metrics(_ input: Operations.Metrics.Input) async throws -> Operations.Metrics.Output {

@@ -50,6 +50,11 @@ public final class ControlMetrics: Sendable {
             let count = catalog.endpoints.filter { catalog.connection(of: $0) == state }.count
             gauge("zonelink_control_endpoints", labels: [("connection", state.rawValue)]).record(count)
         }
+        // Every known zone is listed, 0 when not shifted, so a shift's end shows as a drop.
+        let shifted = catalog.shiftedZones
+        for zone in catalog.knownZones.union(shifted) {
+            gauge("zonelink_zonal_shift_active", labels: [("zone", zone)]).record(shifted.contains(zone) ? 1 : 0)
+        }
     }
 
     /// The API's own connections: open now, closed at once over `control.connections`, closed

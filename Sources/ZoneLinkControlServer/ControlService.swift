@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import ZoneLinkControl
 import ZoneLinkCore
 
@@ -16,6 +17,10 @@ import ZoneLinkCore
 /// applied in the order their changes were committed. Reads use the plane of the moment.
 /// `publish` runs inside that turn: it may read (`catalog`, `current`) but must not start a
 /// change or a reload, which would wait for itself.
+///
+/// Zonal shifts end by themselves: the service sleeps until the earliest expiry and then runs
+/// that ending as a change of its own, through the same path (a shift that expired while the
+/// process was down ends at start).
 public actor ControlService {
     /// Applies a catalog to DNS and the gateway, or throws why it could not (a `ConfigError`
     /// for a problem with the catalog itself, such as a zone file; any other error for the
@@ -27,31 +32,53 @@ public actor ControlService {
     private var publish: Publish
     private var busy = false
     private var waiting: [CheckedContinuation<Void, Never>] = []
+    /// Sleeps until the next zonal shift expires; replaced after every change.
+    private var expiry: Task<Void, Never>?
+    private let logger: Logger
+    /// Wall-clock seconds since the Unix epoch: zonal shifts' starts and expiries.
+    public nonisolated let clock: @Sendable () -> Int64
+
+    /// The system's wall clock, in whole seconds.
+    public static let systemClock: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }
 
     /// Loads the committed state, merges it with the config file's `base`, and removes orphans
     /// (whitelist entries and connection states of objects gone from the file), committing
-    /// that removal. Does not publish: serve starts DNS and the gateway with `catalog`.
+    /// that removal, and ends the zonal shifts that expired meanwhile. Does not publish: serve
+    /// starts DNS and the gateway with `catalog`.
     /// - Throws: `ConfigError` when the file and the stored objects do not fit together (an
     ///   API endpoint in a VPC the file no longer has, say), with the stored objects named by
     ///   ID; the store's errors.
     public init(
         base: Configuration, file: String, store: StateStore, serial: UInt32 = 1,
         suffix: @escaping @Sendable () -> String = ControlService.randomSuffix,
+        clock: @escaping @Sendable () -> Int64 = ControlService.systemClock,
+        logger: Logger = Logger(label: "zonelink.control"),
         publish: @escaping Publish = { _ in }
     ) async throws {
         let loaded = try store.load()
         let first = try ControlPlane(base: base, file: file, state: loaded, serial: serial, suffix: suffix)
         let pruned = try first.reloading(base: base, file: file)
-        try await store.commit(pruned.changes)
-        self.plane = try ControlPlane(base: base, file: file, state: pruned.state, serial: serial, suffix: suffix)
+        let expired = try pruned.plane.endingExpiredShifts(now: clock())
+        try await store.commit(pruned.changes + expired.changes)
+        for shift in expired.value {
+            logger.notice("zonal shift ended: it expired while ZoneLink was stopped", metadata: ["zone": "\(shift.zone)"])
+        }
+        self.plane = try ControlPlane(base: base, file: file, state: expired.state, serial: serial, suffix: suffix)
         self.store = store
         self.publish = publish
+        self.clock = clock
+        self.logger = logger
+    }
+
+    deinit {
+        expiry?.cancel()
     }
 
     /// Sets where catalogs go from the next change on (serve sets it once DNS and the gateway,
     /// started with `catalog`, exist).
     public func setPublish(_ publish: @escaping Publish) {
         self.publish = publish
+        scheduleExpiry()
     }
 
     /// Twelve random lower-case letters and digits.
@@ -108,6 +135,36 @@ public actor ControlService {
             throw error
         }
         plane = applied.plane
+        if applied.changes.contains(where: \.isZonalShift) { scheduleExpiry() }
+    }
+
+    /// Sleeps until the earliest expiry of a zonal shift, then ends what expired (and sleeps
+    /// again). Nothing sleeps while no shift has an expiry.
+    private func scheduleExpiry() {
+        expiry?.cancel()
+        expiry = nil
+        guard let next = plane.state.zonalShifts.compactMap(\.expiresAt).min() else { return }
+        let wait = Duration.seconds(max(0, next - clock()))
+        expiry = Task { [weak self] in
+            do { try await Task.sleep(for: wait) } catch { return }
+            await self?.endExpiredShifts()
+        }
+    }
+
+    private func endExpiredShifts() async {
+        let now = clock()
+        do {
+            let ended = try await perform { try $0.endingExpiredShifts(now: now) }
+            // Woken a moment early (the clock counts whole seconds): sleep again.
+            if ended.isEmpty { scheduleExpiry() }
+            for shift in ended {
+                logger.notice("zonal shift ended: it expired", metadata: ["zone": "\(shift.zone)", "reason": "\(shift.reason)"])
+            }
+        } catch {
+            logger.error("cannot end expired zonal shifts: \(error); trying again in 10 s")
+            try? await Task.sleep(for: .seconds(10))
+            if !Task.isCancelled { scheduleExpiry() }
+        }
     }
 
     /// Commits in a task of its own: a cancelled request cannot cut a commit short after it

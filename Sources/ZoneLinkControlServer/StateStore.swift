@@ -4,7 +4,8 @@ import ZoneLinkControl
 import ZoneLinkCore
 
 /// The control plane's state on disk: `<state-dir>/state.sqlite`, one table per record type
-/// of `ControlState`, one upsert or delete per `StateChange`.
+/// of `ControlState` (services, whitelist entries, endpoints, connections, zonal shifts), one
+/// upsert or delete per `StateChange`.
 ///
 /// SQLite in WAL mode with `synchronous = FULL`: `commit` returns once the transaction is on
 /// disk, so a change acknowledged after `commit` survives `kill -9` and power loss, and a
@@ -80,6 +81,18 @@ public final class StateStore: Sendable {
                 );
                 """)
         }
+        migrator.registerMigration("v2: zonal shifts") { db in
+            try db.execute(sql: """
+                CREATE TABLE zonalShift (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    zone TEXT NOT NULL UNIQUE,
+                    reason TEXT NOT NULL,
+                    startedAt INTEGER NOT NULL,
+                    expiresAt INTEGER,
+                    drainAt INTEGER
+                );
+                """)
+        }
         return migrator
     }
 
@@ -132,7 +145,11 @@ public final class StateStore: Sendable {
             }
             return ConnectionRecord(endpoint: endpoint, state: state)
         }
-        return ControlState(services: services, whitelist: whitelist, endpoints: endpoints, connections: connections)
+        let shifts = try Row.fetchAll(db, sql: "SELECT * FROM zonalShift ORDER BY seq").map { row in
+            ZonalShift(zone: row["zone"], reason: row["reason"], startedAt: row["startedAt"], expiresAt: row["expiresAt"], drainAt: row["drainAt"])
+        }
+        return ControlState(
+            services: services, whitelist: whitelist, endpoints: endpoints, connections: connections, zonalShifts: shifts)
     }
 
     // MARK: Writing
@@ -202,6 +219,16 @@ public final class StateStore: Sendable {
                 arguments: [record.endpoint, record.state.rawValue])
         case .clearConnection(let endpoint):
             try db.execute(sql: "DELETE FROM connection WHERE endpoint = ?", arguments: [endpoint])
+        case .putZonalShift(let shift):
+            try db.execute(
+                sql: """
+                    INSERT INTO zonalShift (zone, reason, startedAt, expiresAt, drainAt) VALUES (?, ?, ?, ?, ?)
+                    ON CONFLICT (zone) DO UPDATE SET
+                        reason = excluded.reason, startedAt = excluded.startedAt, expiresAt = excluded.expiresAt, drainAt = excluded.drainAt
+                    """,
+                arguments: [shift.zone, shift.reason, shift.startedAt, shift.expiresAt, shift.drainAt])
+        case .endZonalShift(let zone):
+            try db.execute(sql: "DELETE FROM zonalShift WHERE zone = ?", arguments: [zone])
         }
     }
 }

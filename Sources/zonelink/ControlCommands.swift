@@ -503,6 +503,86 @@ struct EndpointCommand: ParsableCommand {
     }
 }
 
+// MARK: - zonelink zone shift
+
+extension ZoneCommand {
+    struct Shift: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Take a zone out of service for every service and VPC of the region, and bring it back (operator).",
+            subcommands: [Start.self, List.self, End.self])
+
+        struct Start: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Shift a zone away: DNS answers with the other zones' ENIs, no new flow goes to its backends.",
+                discussion: """
+                    Open flows continue unless --drain closes them. Refused when a service that has a healthy \
+                    zone now would have none left, unless --force. Run again on a shifted zone to change its \
+                    expiry, reason or drain.
+                    """)
+            @OptionGroup var output: ControlOutput
+            @Argument(help: "The zone, e.g. eu-central-1a.") var zone: String
+            @Option(name: .long, help: ArgumentHelp("End the shift by itself this long from now (1s to 168h; default: until ended).", valueName: "DURATION"))
+            var expires: String?
+            @Option(name: .long, help: "Why, one line (at most 256 bytes), shown by zone shift list and health.") var reason: String?
+            @Option(name: .long, help: ArgumentHelp("Close the zone's open flows this long from now (1s to 24h; default: they continue).", valueName: "DURATION"))
+            var drain: String?
+            @Flag(name: .long, help: "Shift even when a service would be left without a healthy zone.") var force = false
+
+            func run() async throws {
+                let body = Components.Schemas.StartZonalShiftRequest(
+                    zone: zone, expiresIn: expires, reason: reason, drainAfter: drain, force: force ? true : nil)
+                try await output.present({ api in
+                    // 201: a new shift; 200: the zone's shift changed.
+                    let answer = try await api.startZonalShift(body: .json(body))
+                    if case .created(let created) = answer { return try created.body.json }
+                    return try answer.ok.body.json
+                }, printZonalShift)
+            }
+        }
+
+        struct List: ReadCommand {
+            static let configuration = CommandConfiguration(abstract: "List the zones shifted away.")
+            @OptionGroup var output: ControlOutput
+            func read(_ api: Client) async throws -> [Components.Schemas.ZonalShift] { try await api.listZonalShifts().ok.body.json }
+            func show(_ shifts: [Components.Schemas.ZonalShift]) { printZonalShifts(shifts) }
+        }
+
+        struct End: DeleteCommand {
+            static let configuration = CommandConfiguration(abstract: "End a zone's shift: DNS and new flows return to it at once.")
+            @OptionGroup var output: ControlOutput
+            @Argument(help: "The zone.") var zone: String
+            func delete(_ api: Client) async throws -> Components.Schemas.ZonalShift {
+                try await api.endZonalShift(path: .init(zone: zone)).ok.body.json
+            }
+            var done: String { "zonal shift of \(zone) ended" }
+        }
+    }
+}
+
+/// RFC 3339, UTC, to the second.
+func rfc3339(_ date: Date) -> String {
+    let formatter = ISO8601DateFormatter()
+    formatter.formatOptions = [.withInternetDateTime]
+    return formatter.string(from: date)
+}
+
+func printZonalShift(_ shift: Components.Schemas.ZonalShift) {
+    printControlFields([
+        ("Zone", shift.zone), ("Started", rfc3339(shift.startedAt)), ("Expires", shift.expiresAt.map(rfc3339) ?? "when ended"),
+        ("Drain", shift.drainAt.map { "open flows closed at \(rfc3339($0))" } ?? "open flows continue"),
+        ("Reason", (shift.reason ?? "").isEmpty ? "-" : shift.reason!),
+    ])
+}
+
+func printZonalShifts(_ shifts: [Components.Schemas.ZonalShift]) {
+    printControlTable(
+        ["ZONE", "STARTED", "EXPIRES", "DRAIN", "REASON"],
+        shifts.map {
+            [$0.zone, rfc3339($0.startedAt), $0.expiresAt.map(rfc3339) ?? "-", $0.drainAt.map(rfc3339) ?? "-",
+             ($0.reason ?? "").isEmpty ? "-" : $0.reason!]
+        })
+}
+
 // MARK: - zonelink health
 
 struct HealthCommand: AsyncParsableCommand {
@@ -515,10 +595,16 @@ struct HealthCommand: AsyncParsableCommand {
             print("status: \(report.status.rawValue) (config serial \(report.configSerial))")
             print()
             printControlTable(
-                ["LOAD BALANCER", "LISTENER", "BACKEND", "HEALTHY"],
-                report.backends.map { [$0.loadBalancer, $0.listener, $0.address, yesNo($0.healthy)] })
+                ["LOAD BALANCER", "LISTENER", "BACKEND", "HEALTHY", "SHIFTED AWAY"],
+                report.backends.map { [$0.loadBalancer, $0.listener, $0.address, yesNo($0.healthy), yesNo($0.shiftedAway)] })
             print()
-            printControlTable(["ENDPOINT", "ZONE", "HEALTHY"], report.zones.map { [$0.endpoint, $0.zone, yesNo($0.healthy)] })
+            printControlTable(
+                ["ENDPOINT", "ZONE", "HEALTHY", "SHIFTED AWAY"],
+                report.zones.map { [$0.endpoint, $0.zone, yesNo($0.healthy), yesNo($0.shiftedAway)] })
+            if !report.zonalShifts.isEmpty {
+                print()
+                printZonalShifts(report.zonalShifts)
+            }
         }
     }
 }

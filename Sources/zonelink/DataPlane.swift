@@ -7,8 +7,9 @@ import ZoneLinkDNS
 import ZoneLinkGateway
 import ZoneLinkNetwork
 
-/// What DNS answers with: the engine of the current catalog, the gateway's zone health and the
-/// forwarder for other names, published together whenever one of them changes.
+/// What DNS answers with: the engine of the current catalog, the zone health (what the gateway
+/// reports, with the catalog's zonal shifts) and the forwarder for other names, published
+/// together whenever one of them changes.
 final class AnswerState: Sendable {
     private let state: Mutex<Responder>
     let publisher: ResponderPublisher
@@ -25,7 +26,9 @@ final class AnswerState: Sendable {
     ) {
         self.serials = serials
         self.notifier = notifier
-        let responder = Responder(engine: engine, forwarder: forwarder, transfers: Self.transfers(transfers, serials, cache))
+        let responder = Responder(
+            engine: engine, health: ZoneHealth(shiftedZones: engine.catalog.shiftedZones), forwarder: forwarder,
+            transfers: Self.transfers(transfers, serials, cache))
         self.state = Mutex(responder)
         self.publisher = ResponderPublisher(responder)
     }
@@ -38,15 +41,18 @@ final class AnswerState: Sendable {
 
     func update(engine: AnswerEngine, forwarder: Forwarder?, transfers: TransferPolicy) {
         let published = state.withLock { state in
-            state = Responder(engine: engine, health: state.health, forwarder: forwarder, transfers: Self.transfers(transfers, serials, cache))
+            let health = ZoneHealth(unhealthy: state.health.unhealthy, shiftedZones: engine.catalog.shiftedZones)
+            state = Responder(engine: engine, health: health, forwarder: forwarder, transfers: Self.transfers(transfers, serials, cache))
             publisher.publish(state)
             return state
         }
         announce(published)
     }
 
-    func update(health: ZoneHealth) {
+    /// The ENIs the gateway reports unhealthy now.
+    func update(unhealthy: Set<ENIID>) {
         let published = state.withLock { state in
+            let health = ZoneHealth(unhealthy: unhealthy, shiftedZones: state.engine.catalog.shiftedZones)
             state = Responder(engine: state.engine, health: health, forwarder: state.forwarder, transfers: state.transfers)
             publisher.publish(state)
             return state

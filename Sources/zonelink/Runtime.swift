@@ -29,7 +29,9 @@ actor Runtime {
     /// The one-line STATUS= that `systemctl status` shows.
     static func status(_ catalog: Catalog) -> String {
         let connected = catalog.endpoints.filter { catalog.connection(of: $0) == .connected }.count
-        return "serving \(catalog.endpoints.count) endpoints (\(connected) connected), \(catalog.vpcs.count) VPCs, config serial \(catalog.serial)"
+        let serving = "serving \(catalog.endpoints.count) endpoints (\(connected) connected), \(catalog.vpcs.count) VPCs, config serial \(catalog.serial)"
+        guard !catalog.zonalShifts.isEmpty else { return serving }
+        return serving + "; shifted away: " + catalog.zonalShifts.map(\.zone).joined(separator: ", ")
     }
 
     /// Re-reads the tokens and the config file and applies them. Returns false (and logs

@@ -7,6 +7,7 @@ import ServiceLifecycle
 import Synchronization
 import OpenAPIRuntime
 import ZoneLinkAPI
+import ZoneLinkControl
 import ZoneLinkControlServer
 import ZoneLinkCore
 import ZoneLinkDNS
@@ -58,7 +59,7 @@ struct Check: ParsableCommand {
 
 struct ZoneCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "zone", abstract: "Generated zones.", subcommands: [Export.self])
+        commandName: "zone", abstract: "Generated zones, and zonal shifts.", subcommands: [Export.self, Shift.self])
 
     struct Export: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -237,7 +238,7 @@ struct Serve: AsyncParsableCommand {
                 catalog: catalog, namespaces: namespaces, group: group, relayThreads: threads, flows: flows, logger: logger,
                 onZoneHealth: { unhealthy in
                     unhealthyENIs.set(unhealthy)
-                    answers.update(health: ZoneHealth(unhealthy: unhealthy))
+                    answers.update(unhealthy: unhealthy)
                     logger.info("zone health", metadata: ["dns.unhealthy": "\(unhealthy.sorted().map(\.description))"])
                 },
                 onReady: { notifier.ready("gateway", status: status) })
@@ -253,7 +254,10 @@ struct Serve: AsyncParsableCommand {
         let watchdog = notifier.startWatchdog(on: group.next())
         let gatewayMetrics = startGatewayMetrics(flows: flows, gateway: gateway, budget: budget, on: group.next())
         // One way: API changes and SIGHUP reloads → control plane → catalog → data plane.
-        await control.setPublish { catalog in try await dataPlane.apply(catalog) }
+        await control.setPublish { catalog in
+            try await dataPlane.apply(catalog)
+            notifier.status(Runtime.status(catalog))
+        }
         let metrics = ControlMetrics()
         metrics.bootstrapMetricsSystem()
         let api = try ControlAPI(
@@ -262,17 +266,26 @@ struct Serve: AsyncParsableCommand {
             health: {
                 let catalog = await control.catalog
                 let unhealthy = unhealthyENIs.get()
+                let shifted = catalog.shiftedZones
+                let backends = await gateway.backendHealth()
                 return GatewayHealth(
-                    backends: await gateway.backendHealth().map { row in
+                    backends: backends.map { row in
                         // The API names a listener by its port, as the config does (`listeners[].port`).
                         let listeners = catalog.loadBalancer(row.loadBalancer)?.listeners ?? []
                         let port = listeners.indices.contains(row.listener) ? String(listeners[row.listener].port) : "#\(row.listener)"
                         return Components.Schemas.BackendHealth(
-                            loadBalancer: row.loadBalancer, listener: port, address: "\(row.backend.address)", healthy: row.healthy)
+                            loadBalancer: row.loadBalancer, listener: port, address: "\(row.backend.address)", healthy: row.healthy,
+                            shiftedAway: row.shifted)
                     },
                     zones: catalog.endpoints.flatMap { endpoint in
-                        endpoint.eniIDs.map { Components.Schemas.ZoneHealth($0, healthy: !unhealthy.contains($0)) }
-                    })
+                        endpoint.eniIDs.map {
+                            let away = shifted.contains($0.zone)
+                            return Components.Schemas.ZoneHealth($0, healthy: !unhealthy.contains($0) && !away, shiftedAway: away)
+                        }
+                    },
+                    observed: ObservedHealth(healthyBackends: Set(backends.filter(\.healthy).map {
+                        ObservedHealth.Backend(loadBalancer: $0.loadBalancer, listener: $0.listener, address: $0.backend.address)
+                    })))
             },
             logger: logger)
         let controlServer = ControlServer(

@@ -187,10 +187,10 @@ struct APITests {
         ]
         let report = GatewayHealth(
             backends: [
-                Components.Schemas.BackendHealth(loadBalancer: "clb-1b", listener: "80", address: "192.168.24.200:80", healthy: true),
-                Components.Schemas.BackendHealth(loadBalancer: "clb-3b", listener: "80", address: "10.10.2.200:80", healthy: false),
+                Components.Schemas.BackendHealth(loadBalancer: "clb-1b", listener: "80", address: "192.168.24.200:80", healthy: true, shiftedAway: false),
+                Components.Schemas.BackendHealth(loadBalancer: "clb-3b", listener: "80", address: "10.10.2.200:80", healthy: false, shiftedAway: false),
             ],
-            zones: [Components.Schemas.ZoneHealth(endpoint: "ep-consumer1", zone: "eu-central-1b", healthy: true)])
+            zones: [Components.Schemas.ZoneHealth(endpoint: "ep-consumer1", zone: "eu-central-1b", healthy: true, shiftedAway: false)])
         try await withServer(tcp: true, nat: { rows }, health: { report }) { server in
             _ = try await server.request("POST", "/v1/services", as: provider, json: seedService)
             _ = try await server.request("POST", "/v1/services/epsrv-frankfurt1/whitelist", as: provider, json: Components.Schemas.AddWhitelistEntryRequest(account: accountA))

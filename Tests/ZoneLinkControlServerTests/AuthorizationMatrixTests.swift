@@ -36,6 +36,7 @@ enum Call: String, CaseIterable, Sendable, CustomStringConvertible {
     case listWhitelist, addWhitelistEntry, removeWhitelistEntry
     case createEndpoint, listEndpoints, showEndpoint, deleteEndpoint
     case listConnections, accept, reject, disconnect
+    case listZonalShifts, startZonalShift, endZonalShift
 
     var description: String { rawValue }
 
@@ -72,6 +73,11 @@ enum Call: String, CaseIterable, Sendable, CustomStringConvertible {
         case .accept: return try await server.request("POST", "/v1/services/epsrv-x/connections/ep-a/accept", as: who)
         case .reject: return try await server.request("POST", "/v1/services/epsrv-x/connections/ep-a/reject", as: who)
         case .disconnect: return try await server.request("POST", "/v1/services/epsrv-x/connections/ep-a/disconnect", as: who)
+        case .listZonalShifts: return try await server.request("GET", "/v1/zone-shifts", as: who)
+        case .startZonalShift:
+            return try await server.request(
+                "POST", "/v1/zone-shifts", as: who, json: Components.Schemas.StartZonalShiftRequest(zone: "eu-central-1b", expiresIn: "1h"))
+        case .endZonalShift: return try await server.request("DELETE", "/v1/zone-shifts/eu-central-1b", as: who)
         }
     }
 }
@@ -79,8 +85,9 @@ enum Call: String, CaseIterable, Sendable, CustomStringConvertible {
 @Suite("Authorisation over HTTP: every operation × provider, consumer, other account, operator, no token")
 struct AuthorizationMatrixTests {
     /// B provides epsrv-x (whitelist: A) and epsrv-y (no endpoints; whitelist: 4444…). A owns
-    /// ep-a of epsrv-x in VPC 1, Disconnected (Connected for the disconnect row).
-    static func buildWorld(_ service: ControlService, connected: Bool) async throws {
+    /// ep-a of epsrv-x in VPC 1, Disconnected (Connected for the disconnect row). Zone
+    /// eu-central-1b is shifted away for the row that ends a shift.
+    static func buildWorld(_ service: ControlService, connected: Bool, shifted: Bool = false) async throws {
         let resources = [ServiceResourceSpec(zone: "eu-central-1b", loadBalancer: "clb-1b")]
         _ = try await service.perform { try $0.createService(CreateServiceRequest(id: "epsrv-x", resources: resources), by: provider) }
         _ = try await service.perform { try $0.createService(CreateServiceRequest(id: "epsrv-y", resources: resources), by: provider) }
@@ -91,6 +98,11 @@ struct AuthorizationMatrixTests {
             zones: [ZoneChoice(zone: "eu-central-1b", vswitch: "vsw-1b", address: "10.10.2.50")])
         _ = try await service.perform { try $0.createEndpoint(endpoint, by: consumer) }
         if connected { _ = try await service.perform { try $0.accept(service: "epsrv-x", endpoint: "ep-a", by: provider) } }
+        if shifted {
+            _ = try await service.perform {
+                try $0.startZonalShift(StartZonalShiftRequest(zone: "eu-central-1b", force: true), by: .operator, now: 1, health: ObservedHealth())
+            }
+        }
     }
 
     /// The expected status for provider, consumer, other, operator; 401 without a token. An
@@ -112,13 +124,16 @@ struct AuthorizationMatrixTests {
         .accept: [.provider: 200, .consumer: 403, .other: 404, .operator: 200],
         .reject: [.provider: 200, .consumer: 403, .other: 404, .operator: 200],
         .disconnect: [.provider: 200, .consumer: 403, .other: 404, .operator: 200],
+        .listZonalShifts: [.provider: 403, .consumer: 403, .other: 403, .operator: 200],
+        .startZonalShift: [.provider: 403, .consumer: 403, .other: 403, .operator: 201],
+        .endZonalShift: [.provider: 403, .consumer: 403, .other: 403, .operator: 200],
     ]
 
     @Test(arguments: Call.allCases)
     func matrix(_ call: Call) async throws {
         for caller in Caller.allCases {
             try await withServer { server in
-                try await Self.buildWorld(server.service, connected: call == .disconnect)
+                try await Self.buildWorld(server.service, connected: call == .disconnect, shifted: call == .endZonalShift)
                 let before = await server.service.current.state
                 let reply = try await call.send(as: caller, to: server)
                 let want = caller == .anonymous ? 401 : Self.expected[call]?[caller]

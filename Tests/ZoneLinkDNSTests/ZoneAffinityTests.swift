@@ -81,4 +81,14 @@ struct ZoneAffinityTests {
         #expect(choose("eu-central-1b", affinity: true, unhealthy: Set(Self.enis)) == [Self.b, Self.c, Self.a])
         #expect(choose("eu-central-1b", affinity: false, unhealthy: Set(Self.enis)) == [Self.b, Self.c, Self.a])
     }
+
+    @Test func aShiftedZoneAnswersAsAnUnhealthyOne() {
+        let shifted = ZoneHealth(shiftedZones: ["eu-central-1a"])
+        #expect(!shifted.isAllHealthy && !shifted.isHealthy(Self.a) && shifted.isHealthy(Self.b))
+        let chosen = ZoneAffinity.choose(Self.enis, clientZone: "eu-central-1a", affinity: true, health: shifted).map { Self.enis[$0] }
+        #expect(chosen == [Self.b, Self.c])
+        // Every zone shifted or down: every ENI, as when none is healthy.
+        let dark = ZoneHealth(unhealthy: [Self.b, Self.c], shiftedZones: ["eu-central-1a"])
+        #expect(ZoneAffinity.choose(Self.enis, clientZone: "eu-central-1a", affinity: true, health: dark).count == 3)
+    }
 }

@@ -43,7 +43,8 @@ func loopbackRoute(
 ) -> RouteBox {
     let upstream = GatewayPlan.Upstream(
         loadBalancer: "clb-test", listener: 0, providerVPC: "vpc-2", providerNetns: nil, natAddresses: [nat],
-        external: target, backends: [], backendPort: target.port, scheduler: .wrr, healthCheck: HealthCheck(),
+        external: target, backends: [], backendZones: [], externalZone: nil, backendPort: target.port, scheduler: .wrr,
+        healthCheck: HealthCheck(),
         proxyProtocol: proxyIdentity != nil)
     let listener = GatewayPlan.ENIListener(
         proto: proto, vpc: "vpc-1", netns: nil, address: IPv4Endpoint(address: eni, port: 0), endpoint: "ep-test",

@@ -16,13 +16,16 @@ public struct Configuration: Hashable, Sendable {
     public var loadBalancers: [LoadBalancer]
     public var endpointServices: [EndpointService]
     public var endpoints: [Endpoint]
+    /// Zones shifted away by the operator. Never read from the file: the control plane adds
+    /// the shifts it holds (`ControlState.configuration(base:)`).
+    public var zonalShifts: [ZonalShift]
 
     public init(
         region: String, domain: String, dns: DNSSettings = DNSSettings(), gateway: GatewaySettings = GatewaySettings(),
         control: ControlSettings = ControlSettings(), descriptors: DescriptorSettings = DescriptorSettings(),
         accounts: [Account] = [],
         vpcs: [VPC] = [], loadBalancers: [LoadBalancer] = [], endpointServices: [EndpointService] = [],
-        endpoints: [Endpoint] = []
+        endpoints: [Endpoint] = [], zonalShifts: [ZonalShift] = []
     ) {
         self.region = region
         self.domain = domain
@@ -35,6 +38,7 @@ public struct Configuration: Hashable, Sendable {
         self.loadBalancers = loadBalancers
         self.endpointServices = endpointServices
         self.endpoints = endpoints
+        self.zonalShifts = zonalShifts
     }
 }
 

@@ -107,17 +107,14 @@ final class YAMLReader {
         return nil
     }
 
-    /// A duration such as `2s`, `500ms`, `15m` or `1h`.
+    /// A duration such as `2s`, `500ms`, `15m` or `1h` (`DurationText`).
     func duration(_ node: Node?, at path: String) -> Duration? {
         guard let text = string(node, at: path) else { return nil }
-        let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000)]
-        for (suffix, millis) in units where text.hasSuffix(suffix) {
-            if let count = Int64(text.dropLast(suffix.count)), count > 0 {
-                return .milliseconds(count * millis)
-            }
+        guard let duration = DurationText.parse(text) else {
+            report(path, "'\(text)' is not a duration", hint: DurationText.hint)
+            return nil
         }
-        report(path, "'\(text)' is not a duration", hint: "write a positive number with a unit: 500ms, 2s, 15m, 1h")
-        return nil
+        return duration
     }
 
     func address(_ node: Node?, at path: String) -> IPv4Address? {

@@ -16,6 +16,8 @@ public struct Catalog: Sendable {
     public let loadBalancers: [LoadBalancer]
     public let services: [EndpointService]
     public let endpoints: [Endpoint]
+    /// Zones shifted away now (`ZonalShift`), in the order they were started.
+    public let zonalShifts: [ZonalShift]
     /// Increases with every catalog published by one process; the SOA serial of generated zones.
     public let serial: UInt32
 
@@ -51,6 +53,7 @@ public struct Catalog: Sendable {
         self.loadBalancers = resolved.loadBalancers
         self.services = resolved.endpointServices
         self.endpoints = resolved.endpoints
+        self.zonalShifts = resolved.zonalShifts
         self.serial = serial
         self.vpcIndex = Dictionary(uniqueKeysWithValues: vpcs.enumerated().map { ($1.id, $0) })
         self.serviceIndex = Dictionary(uniqueKeysWithValues: services.enumerated().map { ($1.id, $0) })

@@ -87,7 +87,7 @@ public final class AnswerEngine: Sendable {
 
     /// The records of an endpoint's rrset that this client is answered (`ZoneAffinity.choose`).
     func records(of rrset: RRset, chosenBy selection: ENISelection, clientZone: String?, health: ZoneHealth) -> [[UInt8]] {
-        if health.unhealthy.isEmpty, let rdata = selection.whileHealthy[clientZone ?? ""] { return rdata }
+        if health.isAllHealthy, let rdata = selection.whileHealthy[clientZone ?? ""] { return rdata }
         return selection.choose(clientZone: clientZone, health: health).map { rrset.rdata[$0] }
     }
 }

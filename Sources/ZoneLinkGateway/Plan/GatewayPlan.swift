@@ -39,6 +39,10 @@ public struct GatewayPlan: Sendable, Equatable {
         /// The external load balancer's address, or nil for built-in scheduling over `backends`.
         public var external: IPv4Endpoint?
         public var backends: [Backend]
+        /// Each backend's zone (its vSwitch's in the provider VPC; nil when none holds it).
+        public var backendZones: [String?]
+        /// The external load balancer's zone (`Catalog.externalZone(of:)`).
+        public var externalZone: String?
         public var backendPort: UInt16
         public var scheduler: Scheduler
         public var healthCheck: HealthCheck
@@ -59,6 +63,9 @@ public struct GatewayPlan: Sendable, Equatable {
     public var eniListeners: [ENIListener]
     public var upstreams: [Upstream]
     public var namespaces: [NamespaceAddresses]
+    /// The zones shifted away: their backends get no new flow, and past a shift's `drainAt`
+    /// the flows through their ENIs or to their backends are closed.
+    public var zonalShifts: [ZonalShift]
 
     public init(catalog: Catalog) {
         var listeners: [ENIListener] = []
@@ -79,7 +86,10 @@ public struct GatewayPlan: Sendable, Equatable {
                     loadBalancer: balancer.id, listener: index, providerVPC: vpc.id, providerNetns: vpc.netns,
                     natAddresses: balancer.natAddresses,
                     external: balancer.address.map { IPv4Endpoint(address: $0, port: listener.backendPort) },
-                    backends: listener.backends, backendPort: listener.backendPort, scheduler: listener.scheduler,
+                    backends: listener.backends,
+                    backendZones: listener.backends.map { catalog.zone(of: $0.address, inVPC: vpc.id) },
+                    externalZone: catalog.externalZone(of: balancer),
+                    backendPort: listener.backendPort, scheduler: listener.scheduler,
                     healthCheck: listener.healthCheck, proxyProtocol: proxied.contains(balancer.id)))
             }
             for address in balancer.natAddresses { want(address, in: vpc) }
@@ -114,6 +124,7 @@ public struct GatewayPlan: Sendable, Equatable {
         }
         self.eniListeners = listeners
         self.upstreams = upstreams
+        self.zonalShifts = catalog.zonalShifts
         self.namespaces = wanted.map { NamespaceAddresses(netns: $0.key, interface: $0.value.interface, addresses: $0.value.addresses) }
             .sorted { ($0.netns ?? "") < ($1.netns ?? "") }
     }

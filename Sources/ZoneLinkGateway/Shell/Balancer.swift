@@ -2,8 +2,12 @@ import Synchronization
 import ZoneLinkCore
 
 /// The live state of one load balancer listener, shared by every event loop that opens flows
-/// to it: the scheduler, each backend's health, and each backend's open flows (for `wlc`).
-/// One lock, held for a pick or a count change only.
+/// to it: the scheduler, each backend's health, whether its zone is shifted away, and each
+/// backend's open flows (for `wlc`). One lock, held for a pick or a count change only.
+///
+/// A backend is eligible for a new flow when it is healthy and its zone is not shifted away;
+/// the shift is set by `Gateway.apply` (it changes without changing the listener, so health
+/// and counts carry over).
 final class Balancer: Sendable {
     let upstream: GatewayPlan.Upstream
 
@@ -11,6 +15,12 @@ final class Balancer: Sendable {
         var scheduler: BackendScheduler
         var health: [HealthState]
         var connections: [Int]
+        /// Per backend: its zone is shifted away.
+        var shifted: [Bool]
+        /// The external load balancer's zone is shifted away.
+        var externalShifted = false
+
+        func isEligible(_ index: Int) -> Bool { health[index].isHealthy && !shifted[index] }
     }
 
     private let state: Mutex<State>
@@ -23,17 +33,29 @@ final class Balancer: Sendable {
             health: upstream.backends.map { _ in
                 HealthState(healthyThreshold: check.healthyThreshold, unhealthyThreshold: check.unhealthyThreshold)
             },
-            connections: upstream.backends.map { _ in 0 }))
+            connections: upstream.backends.map { _ in 0 },
+            shifted: upstream.backends.map { _ in false }))
     }
 
-    /// Where a new flow goes: the external load balancer, or a healthy backend (counted as
-    /// open until `release`). Nil when every backend is down or drained.
+    /// Takes the backends (or the external load balancer) of `zones` out of new flows' reach,
+    /// and gives back those of other zones.
+    func shift(away zones: Set<String>) {
+        state.withLock { state in
+            state.shifted = upstream.backendZones.map { $0.map(zones.contains) ?? false }
+            state.externalShifted = upstream.externalZone.map(zones.contains) ?? false
+        }
+    }
+
+    /// Where a new flow goes: the external load balancer, or an eligible backend (counted as
+    /// open until `release`). Nil when every backend is down, drained or shifted away.
     func pick() -> (target: IPv4Endpoint, backend: Int?)? {
-        if let external = upstream.external { return (external, nil) }
+        if let external = upstream.external {
+            return state.withLock { $0.externalShifted } ? nil : (external, nil)
+        }
         return state.withLock { state in
-            let health = state.health
+            let eligible = state
             let connections = state.connections
-            guard let index = state.scheduler.pick(healthy: { health[$0].isHealthy }, connections: { connections[$0] }) else {
+            guard let index = state.scheduler.pick(healthy: { eligible.isEligible($0) }, connections: { connections[$0] }) else {
                 return nil
             }
             state.connections[index] += 1
@@ -51,14 +73,19 @@ final class Balancer: Sendable {
         state.withLock { $0.health[backend].record(probe) }
     }
 
-    /// True when new flows have somewhere to go: an external load balancer, or a healthy backend.
+    /// True when new flows have somewhere to go: an external load balancer outside the shifted
+    /// zones, or an eligible backend with a weight.
     var isServing: Bool {
-        upstream.external != nil || state.withLock { state in
-            state.health.indices.contains { state.health[$0].isHealthy && upstream.backends[$0].weight > 0 }
+        state.withLock { state in
+            upstream.external != nil
+                ? !state.externalShifted
+                : state.health.indices.contains { state.isEligible($0) && upstream.backends[$0].weight > 0 }
         }
     }
 
-    var backendHealth: [(backend: Backend, healthy: Bool)] {
-        state.withLock { state in upstream.backends.indices.map { (upstream.backends[$0], state.health[$0].isHealthy) } }
+    var backendHealth: [(backend: Backend, healthy: Bool, shifted: Bool)] {
+        state.withLock { state in
+            upstream.backends.indices.map { (upstream.backends[$0], state.health[$0].isHealthy, state.shifted[$0]) }
+        }
     }
 }

@@ -1,3 +1,4 @@
+import Glibc
 import Logging
 import NIOCore
 import NIOPosix
@@ -41,6 +42,8 @@ public actor Gateway: Service {
     /// Each capped endpoint's bandwidth cap, shared by its flows (`connectionBandwidth`).
     private var bandwidths: [String: ConnectionBandwidth] = [:]
     private var tracker: ZoneHealthTracker?
+    /// What the sweep closes once a zonal shift's `drainAt` has passed.
+    private let drain = Mutex(ZoneDrain(plan: nil))
     private var sweeper: RepeatedTask?
     private let namespaces: NamespaceRegistry
     private let group: MultiThreadedEventLoopGroup
@@ -71,6 +74,7 @@ public actor Gateway: Service {
         onReady()
         sweeper = group.next().scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [flows] _ in
             flows.expireIdle()
+            self.closeDrainedFlows()
         }
         try? await gracefulShutdown()
         sweeper?.cancel()
@@ -134,6 +138,9 @@ public actor Gateway: Service {
         }
 
         // Committed: from here on nothing fails.
+        let shifted = Set(plan.zonalShifts.map(\.zone))
+        for checked in next.values { checked.balancer.shift(away: shifted) }
+        drain.withLock { $0 = ZoneDrain(plan: plan) }
         for (endpoint, cap) in bandwidths where caps[endpoint] == nil { cap.update(megabitsPerSecond: nil) }
         for (cap, rate) in caps.values { cap.update(megabitsPerSecond: rate) }
         bandwidths = caps.mapValues(\.cap)
@@ -230,13 +237,80 @@ public actor Gateway: Service {
         tracker?.publish()
     }
 
-    /// Each built-in load balancer listener's backends and whether they are healthy.
-    public func backendHealth() -> [(loadBalancer: String, listener: Int, backend: Backend, healthy: Bool)] {
+    /// Closes the flows of zones whose shift's `drainAt` has passed (the sweep, once a second).
+    private nonisolated func closeDrainedFlows() {
+        let drain = self.drain.withLock { $0 }
+        let zones = drain.due(at: Int64(time(nil)))
+        guard !zones.isEmpty else { return }
+        var closed = 0
+        flows.close { flow in
+            let due = drain.isDue(flow, zones: zones)
+            if due { closed += 1 }
+            return due
+        }
+        if closed > 0 {
+            logger.notice("zonal shift: drained flows", metadata: ["zones": "\(zones.sorted())", "flows": "\(closed)"])
+        }
+    }
+
+    /// Each built-in load balancer listener's backends: healthy as probes say, and whether
+    /// their zone is shifted away.
+    public func backendHealth() -> [(loadBalancer: String, listener: Int, backend: Backend, healthy: Bool, shifted: Bool)] {
         balancers.values.flatMap { checked in
             checked.balancer.backendHealth.map {
-                (checked.balancer.upstream.loadBalancer, checked.balancer.upstream.listener, $0.backend, $0.healthy)
+                (checked.balancer.upstream.loadBalancer, checked.balancer.upstream.listener, $0.backend, $0.healthy, $0.shifted)
             }
         }
+    }
+}
+
+/// Which flows a zonal shift's drain closes: those through an ENI of the zone, and those to a
+/// backend (or external load balancer) of the zone, once the shift's `drainAt` has passed.
+struct ZoneDrain: Sendable {
+    private let deadlines: [String: Int64]
+    private let eniZones: [ENIPort: String]
+    private let targetZones: [Target: String]
+
+    private struct ENIPort: Hashable {
+        var vpc: String
+        var address: IPv4Address
+    }
+
+    private struct Target: Hashable {
+        var providerVPC: String
+        var address: IPv4Address
+    }
+
+    init(plan: GatewayPlan?) {
+        var deadlines: [String: Int64] = [:]
+        for shift in plan?.zonalShifts ?? [] { if let at = shift.drainAt { deadlines[shift.zone] = at } }
+        self.deadlines = deadlines
+        var eniZones: [ENIPort: String] = [:]
+        var targetZones: [Target: String] = [:]
+        if !deadlines.isEmpty, let plan {
+            for listener in plan.eniListeners { eniZones[ENIPort(vpc: listener.vpc, address: listener.address.address)] = listener.zone }
+            for upstream in plan.upstreams {
+                for (backend, zone) in zip(upstream.backends, upstream.backendZones) {
+                    if let zone { targetZones[Target(providerVPC: upstream.providerVPC, address: backend.address)] = zone }
+                }
+                if let external = upstream.external, let zone = upstream.externalZone {
+                    targetZones[Target(providerVPC: upstream.providerVPC, address: external.address)] = zone
+                }
+            }
+        }
+        self.eniZones = eniZones
+        self.targetZones = targetZones
+    }
+
+    /// The zones whose drain is due at `now`.
+    func due(at now: Int64) -> Set<String> {
+        Set(deadlines.filter { now >= $0.value }.keys)
+    }
+
+    func isDue(_ flow: Flow, zones: Set<String>) -> Bool {
+        if let zone = eniZones[ENIPort(vpc: flow.key.vpc, address: flow.key.eni.address)], zones.contains(zone) { return true }
+        let target = Target(providerVPC: flow.binding.providerVPC, address: flow.binding.target.address)
+        return targetZones[target].map(zones.contains) ?? false
     }
 }
 
