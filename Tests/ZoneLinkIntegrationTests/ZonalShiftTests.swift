@@ -268,6 +268,13 @@ struct ZonalShiftTests {
         expect(backendRows.filter { $0["address"] as? String == LabAddress.ecs2 }.allSatisfy { $0["shiftedAway"] as? Bool == true }
                && (health?["zonalShifts"] as? [[String: Any]])?.first?["zone"] as? String == "eu-central-1a",
                "health: expected ECS 2 shifted away and the shift listed, got \(String(describing: health))")
+        let metrics = try runProcessBlocking(GatewayLabRequirements.curl ?? "curl", [
+            "-sS", "--unix-socket", stateDir.appendingPathComponent("control.sock").path,
+            "-H", "Authorization: Bearer \(ZonalShiftConfig.operatorToken)", "http://localhost/metrics",
+        ], timeout: 20)
+        expect(metrics.stdout.contains("zonelink_zonal_shift_active{zone=\"eu-central-1a\"} 1")
+               && metrics.stdout.contains("zonelink_zonal_shift_active{zone=\"eu-central-1b\"} 0"),
+               "GET /metrics: expected zonelink_zonal_shift_active 1 for zone a and 0 for zone b:\n\(metrics.summary.suffix(3000))")
         let table = try cli(["zone", "shift", "list"])
         expect(table.status == 0 && table.stdout.contains("eu-central-1a") && table.stdout.contains("maintenance of rack 7"),
                "zone shift list: \(table.summary)")
