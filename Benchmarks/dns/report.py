@@ -129,8 +129,10 @@ def summarize(args):
         "p99_ms_at_fixed_rate": ("latency", "p99_ms"),
         "answers_per_cpu_s_at_fixed_rate": ("latency", "answers_per_cpu_s"),
         "lost_at_fixed_rate": ("latency", "lost"),
+        "tcp_qps": ("tcp", "qps"),
+        "tcp_answers_per_cpu_s": ("tcp", "answers_per_cpu_s"),
     }
-    summary = {"servers": {}, "ratios_to_nsd": {}, "warnings": []}
+    summary = {"servers": {}, "ratios_to_nsd": {}, "ratios": {}, "warnings": []}
     for s in servers:
         mine = [r for r in runs if r["server"] == s]
         # Runs that other processes disturbed are left out of the medians, unless every run
@@ -144,6 +146,8 @@ def summarize(args):
         for r in mine:
             # Every server answers the same queries, so the answer mix must match; a server that
             # REFUSEs or SERVFAILs would otherwise post a meaningless throughput.
+            if s == "echo":  # the ceiling sends every query back: NOERROR, no records
+                continue
             total = sum(r["rcodes"].values()) or 1
             nx = r["rcodes"].get("NXDOMAIN", 0) / total
             other = 1 - (r["rcodes"].get("NOERROR", 0) + r["rcodes"].get("NXDOMAIN", 0)) / total
@@ -173,6 +177,21 @@ def summarize(args):
                 "answers_per_cpu_s": ratio("answers_per_cpu_s"),
                 "p50_latency": ratio("p50_ms_at_fixed_rate"),
                 "p99_latency": ratio("p99_ms_at_fixed_rate"),
+            }
+
+    # ZoneLink against each peer and the ceiling, on the figures the issue asks about: CPU per
+    # answer at full load and at the fixed rate, and over TCP.
+    if "zonelink" in summary["servers"]:
+        mine = summary["servers"]["zonelink"]
+        for peer in servers:
+            if peer == "zonelink":
+                continue
+            other = summary["servers"][peer]
+            ratio = lambda k: round(mine[k] / other[k], 4) if mine.get(k) and other.get(k) else None
+            summary["ratios"][peer] = {
+                "answers_per_cpu_s": ratio("answers_per_cpu_s"),
+                "answers_per_cpu_s_at_fixed_rate": ratio("answers_per_cpu_s_at_fixed_rate"),
+                "tcp_answers_per_cpu_s": ratio("tcp_answers_per_cpu_s"),
             }
 
     args.dir.mkdir(parents=True, exist_ok=True)
@@ -209,9 +228,11 @@ def print_table(summary, title):
     print()
     if title:
         print(title)
-    print(f"{'':9s} {'--------- unthrottled ----------':>46s} {'------ at the fixed rate ------':>40s}")
+    print(f"{'':9s} {'--------- unthrottled ----------':>46s} {'------ at the fixed rate ------':>40s}"
+          f" {'------- TCP -------':>31s}")
     head = (f"{'server':9s} {'max qps':>15s} {'CPU at max':>11s} {'answers/CPU-s':>18s} "
-            f"{'p50 ms':>8s} {'p99 ms':>8s} {'lost':>6s} {'answers/CPU-s':>15s} {'clean runs':>11s}")
+            f"{'p50 ms':>8s} {'p99 ms':>8s} {'lost':>6s} {'answers/CPU-s':>15s} "
+            f"{'qps':>12s} {'answers/CPU-s':>18s} {'clean runs':>11s}")
     print(head)
     print("-" * len(head))
     for s, e in summary["servers"].items():
@@ -220,12 +241,20 @@ def print_table(summary, title):
               f"{fmt(e['answers_per_cpu_s'], ',.0f', e['answers_per_cpu_s_spread']):>18s} "
               f"{fmt(e['p50_ms_at_fixed_rate'], '.3f'):>8s} {fmt(e['p99_ms_at_fixed_rate'], '.3f'):>8s} "
               f"{fmt(e['lost_at_fixed_rate'], '.0f'):>6s} "
-              f"{fmt(e['answers_per_cpu_s_at_fixed_rate'], ',.0f'):>15s} {e['clean_runs']:>11s}")
+              f"{fmt(e['answers_per_cpu_s_at_fixed_rate'], ',.0f'):>15s} "
+              f"{fmt(e['tcp_qps'], ',.0f'):>12s} "
+              f"{fmt(e['tcp_answers_per_cpu_s'], ',.0f', e['tcp_answers_per_cpu_s_spread']):>18s} {e['clean_runs']:>11s}")
     for s, r in summary["ratios_to_nsd"].items():
         f = lambda v: "-" if v is None else f"{v:.2f}"
         print(f"\n{s} / nsd: max qps {f(r['max_qps'])}, answers per CPU-second {f(r['answers_per_cpu_s'])}"
               f" (higher is better); p50 latency {f(r['p50_latency'])}, p99 latency {f(r['p99_latency'])}"
               " (lower is better)")
+    f = lambda v: "-" if v is None else f"{v:.2f}"
+    for peer, r in summary["ratios"].items():
+        name = "the echo ceiling" if peer == "echo" else peer
+        print(f"zonelink / {name}: answers per CPU-second {f(r['answers_per_cpu_s'])} at full load, "
+              f"{f(r['answers_per_cpu_s_at_fixed_rate'])} at the fixed rate"
+              + ("" if peer == "echo" else f", {f(r['tcp_answers_per_cpu_s'])} over TCP"))
     for w in summary["warnings"]:
         print(f"WARNING: {w}")
 
@@ -237,7 +266,7 @@ def main():
     rec.add_argument("--out", required=True, type=Path)
     rec.add_argument("--server", required=True)
     rec.add_argument("--round", required=True, type=int)
-    rec.add_argument("--phase", required=True, choices=["max", "latency"])
+    rec.add_argument("--phase", required=True, choices=["max", "latency", "tcp"])
     rec.add_argument("--dnsperf", required=True, type=Path)
     rec.add_argument("--clk-tck", required=True, type=int, help="clock ticks per second")
     rec.add_argument("--wall", required=True, type=float, nargs=2, help="start and end, epoch seconds")

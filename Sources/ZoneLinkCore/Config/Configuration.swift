@@ -47,7 +47,7 @@ extension Configuration {
     public static func parse(yaml text: String, file: String) throws(ConfigError) -> Configuration {
         let root: Node?
         do {
-            root = try Yams.compose(yaml: text)
+            root = try compose(text)
         } catch {
             throw ConfigError(file: file, issues: [ConfigIssue("", "is not valid YAML: \(error)", hint: "fix the syntax at the position shown")])
         }
@@ -59,11 +59,19 @@ extension Configuration {
         return configuration
     }
 
+    /// The node tree of a YAML text, every scalar left a plain string (`Resolver.basic`): the
+    /// parser reads each value as the key it belongs to says (`YAMLReader`), so YAML's own
+    /// implicit typing, a set of regular expressions run on every scalar and most of the cost
+    /// of a large file, would buy nothing.
+    private static func compose(_ text: String) throws -> Node? {
+        try Yams.compose(yaml: text, .basic)
+    }
+
     /// The key paths the parser accepts in the mappings `text` reaches (`dns.listen[].vpc`),
     /// whatever it says about their values: what the documentation of the schema must list.
     static func acceptedKeys(readingYAML text: String) -> Set<String> {
         let reader = YAMLReader(collectsKeys: true)
-        _ = ConfigParser(reader: reader).parse(try? Yams.compose(yaml: text))
+        _ = ConfigParser(reader: reader).parse(try? compose(text))
         return reader.acceptedKeys
     }
 
