@@ -82,3 +82,11 @@ extension Components.Schemas.ZoneHealth {
     /// The row of one ENI.
     public init(_ eni: ENIID, healthy: Bool) { self.init(endpoint: eni.endpoint, zone: eni.zone, healthy: healthy) }
 }
+
+extension Components.Schemas.Event {
+    init(_ event: ControlEvent) {
+        self.init(
+            sequence: Int64(clamping: event.sequence), time: event.time, kind: KindPayload(rawValue: event.kind.rawValue) ?? .refusal,
+            subject: event.subject, message: event.message, accounts: event.accounts)
+    }
+}

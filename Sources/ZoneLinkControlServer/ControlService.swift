@@ -27,6 +27,8 @@ public actor ControlService {
     private var publish: Publish
     private var busy = false
     private var waiting: [CheckedContinuation<Void, Never>] = []
+    /// Where committed changes are told (connection events) and anyone may publish.
+    public nonisolated let events = EventBus()
 
     /// Loads the committed state, merges it with the config file's `base`, and removes orphans
     /// (whitelist entries and connection states of objects gone from the file), committing
@@ -107,7 +109,9 @@ public actor ControlService {
             try? await publish(plane.catalog)
             throw error
         }
+        let previous = plane.catalog
         plane = applied.plane
+        events.publish(EventDraft.connectionChanges(from: previous, to: applied.catalog))
     }
 
     /// Commits in a task of its own: a cancelled request cannot cut a commit short after it

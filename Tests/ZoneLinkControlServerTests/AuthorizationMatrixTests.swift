@@ -36,6 +36,7 @@ enum Call: String, CaseIterable, Sendable, CustomStringConvertible {
     case listWhitelist, addWhitelistEntry, removeWhitelistEntry
     case createEndpoint, listEndpoints, showEndpoint, deleteEndpoint
     case listConnections, accept, reject, disconnect
+    case explainDNS, listEvents
 
     var description: String { rawValue }
 
@@ -72,6 +73,9 @@ enum Call: String, CaseIterable, Sendable, CustomStringConvertible {
         case .accept: return try await server.request("POST", "/v1/services/epsrv-x/connections/ep-a/accept", as: who)
         case .reject: return try await server.request("POST", "/v1/services/epsrv-x/connections/ep-a/reject", as: who)
         case .disconnect: return try await server.request("POST", "/v1/services/epsrv-x/connections/ep-a/disconnect", as: who)
+        case .explainDNS:
+            return try await server.request("GET", "/v1/dns/explain?vpc=vpc-1&name=ep-a.epsrv-x.eu-central-1.privatelink.internal", as: who)
+        case .listEvents: return try await server.request("GET", "/v1/events", as: who)
         }
     }
 }
@@ -112,6 +116,10 @@ struct AuthorizationMatrixTests {
         .accept: [.provider: 200, .consumer: 403, .other: 404, .operator: 200],
         .reject: [.provider: 200, .consumer: 403, .other: 404, .operator: 200],
         .disconnect: [.provider: 200, .consumer: 403, .other: 404, .operator: 200],
+        // VPC 1 is the consumer's: only it and the operator may ask how its clients are answered.
+        .explainDNS: [.provider: 404, .consumer: 200, .other: 404, .operator: 200],
+        // Everyone may listen; each hears only its own events (`EventTests`).
+        .listEvents: [.provider: 200, .consumer: 200, .other: 200, .operator: 200],
     ]
 
     @Test(arguments: Call.allCases)
