@@ -217,7 +217,10 @@ struct ControlHandlers: APIProtocol {
 
     func listEvents(_ input: Operations.ListEvents.Input) async throws -> Operations.ListEvents.Output {
         let principal = try RequestPrincipal.get()
-        let after = UInt64(max(0, input.query.after ?? 0))
+        if let after = input.query.after, after < 0 {
+            throw ControlError.invalid(issues: [ConfigIssue("after", "\(after) is not a sequence number", hint: "0 or the sequence of the last event seen")])
+        }
+        let after = UInt64(input.query.after ?? 0)
         // A stream only when asked for alone, by name (as EventSource does): `*/*` or JSON
         // (curl, fuzzers, the status page) gets the recent events and an end.
         let accepted = input.headers.accept.map(\.contentType)
