@@ -76,6 +76,7 @@ public struct ControlTransport: ClientTransport {
             payload = ByteBuffer(bytes: bytes)
             head.headerFields[.contentLength] = String(bytes.count)
         }
+        if Self.asksForStream(head) { return try await stream(head) }
         let channel = try await connect()
         let deadline = channel.channel.eventLoop.scheduleTask(in: TimeAmount(timeout)) { channel.channel.close(promise: nil) }
         defer { deadline.cancel() }
@@ -111,6 +112,53 @@ public struct ControlTransport: ClientTransport {
     }
 
     private typealias Channel = NIOAsyncChannel<HTTPResponsePart, HTTPRequestPart>
+
+    /// A request for server-sent events (`Accept: text/event-stream` alone): its answer has
+    /// no end, so it is handed on as it arrives rather than read whole.
+    static func asksForStream(_ request: HTTPRequest) -> Bool {
+        let accept = request.headerFields[.accept] ?? ""
+        return accept.contains("text/event-stream") && !accept.contains("json")
+    }
+
+    /// Sends a body-less request and returns once the answer's head is in (within `timeout`),
+    /// with a body that yields each chunk as it arrives, for as long as the server sends.
+    private func stream(_ head: HTTPRequest) async throws -> (HTTPResponse, HTTPBody?) {
+        let channel = try await connect()
+        let deadline = channel.channel.eventLoop.scheduleTask(in: TimeAmount(timeout)) { channel.channel.close(promise: nil) }
+        let (chunks, chunk) = AsyncThrowingStream<ArraySlice<UInt8>, any Error>.makeStream()
+        let address = address
+        let response: HTTPResponse = try await withCheckedThrowingContinuation { answered in
+            let reader = Task {
+                var waiting = true
+                do {
+                    try await channel.executeThenClose { inbound, outbound in
+                        try await outbound.write(.head(head))
+                        try await outbound.write(.end(nil))
+                        for try await part in inbound {
+                            switch part {
+                            case .head(let received):
+                                guard waiting else { continue }
+                                waiting = false
+                                deadline.cancel()
+                                answered.resume(returning: received)
+                            case .body(let bytes):
+                                chunk.yield(ArraySlice(bytes.readableBytesView))
+                            case .end:
+                                break
+                            }
+                        }
+                    }
+                    if waiting { answered.resume(throwing: ControlTransportError("\(address) closed the connection before answering")) }
+                    chunk.finish()
+                } catch {
+                    if waiting { answered.resume(throwing: ControlTransportError("the exchange with \(address) failed: \(error)")) }
+                    chunk.finish(throwing: error)
+                }
+            }
+            chunk.onTermination = { _ in reader.cancel() }
+        }
+        return (response, HTTPBody(chunks, length: .unknown, iterationBehavior: .single))
+    }
 
     private func connect() async throws -> Channel {
         let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)

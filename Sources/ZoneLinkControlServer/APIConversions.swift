@@ -102,3 +102,11 @@ extension Components.Schemas.ZonalShift {
             expiresAt: shift.expiresAt.map(date), drainAt: shift.drainAt.map(date))
     }
 }
+
+extension Components.Schemas.Event {
+    init(_ event: ControlEvent) {
+        self.init(
+            sequence: Int64(clamping: event.sequence), time: event.time, kind: KindPayload(rawValue: event.kind.rawValue) ?? .refusal,
+            subject: event.subject, message: event.message, accounts: event.accounts)
+    }
+}

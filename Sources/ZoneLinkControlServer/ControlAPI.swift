@@ -38,6 +38,7 @@ public struct ControlAPI: HTTPResponder {
         bounds: ControlSettings = ControlSettings(),
         nat: @escaping @Sendable () async -> [Components.Schemas.NATRow] = { [] },
         health: @escaping @Sendable () async -> GatewayHealth = { GatewayHealth() },
+        explainDNS: @escaping DNSExplainer = { _ in throw ControlError.notApplied("no DNS server answers in this process") },
         logger: Logger = Logger(label: "zonelink.control")
     ) throws {
         self.service = service
@@ -47,7 +48,7 @@ public struct ControlAPI: HTTPResponder {
         self.connections = ControlConnections(limit: bounds.connections)
         self.logger = logger
         let handlers = ControlHandlers(
-            service: service, counters: metrics, connections: connections, natTable: nat, gatewayHealth: health)
+            service: service, counters: metrics, connections: connections, natTable: nat, gatewayHealth: health, explainer: explainDNS)
         let (routes, router) = try APIRoutes.register(
             handlers,
             configuration: Configuration(jsonEncodingOptions: [.sortedKeys, .withoutEscapingSlashes]),
@@ -73,6 +74,14 @@ public struct ControlAPI: HTTPResponder {
         case .route(let found):
             route = found
         }
+        // The status page asks for a token itself: it is static and holds no data.
+        if Self.withoutToken.contains(route.description) {
+            do {
+                return (route.description, try await router.respond(to: request, context: context))
+            } catch {
+                return (route.description, Self.response(APIError.internalError(error)))
+            }
+        }
         guard let principal = tokens.principal(authorization: request.headers[.authorization]) else {
             return (route.description, Self.response(APIError.unauthorized(missing: request.headers[.authorization] == nil)))
         }
@@ -86,6 +95,9 @@ public struct ControlAPI: HTTPResponder {
             return (route.description, Self.response(APIError.internalError(error)))
         }
     }
+
+    /// The routes answered without a token (`security: []` in docs/openapi.yaml).
+    static let withoutToken: Set<String> = ["GET /ui"]
 
     static func response(_ error: APIError) -> Response {
         var headers = error.headers

@@ -21,6 +21,10 @@ enum RequestPrincipal {
     }
 }
 
+/// Answers `GET /v1/dns/explain` once the caller may see the VPC: set by `serve`, which owns
+/// the DNS responder; throws `ControlError.invalid` for a question that cannot be asked.
+public typealias DNSExplainer = @Sendable (Operations.ExplainDNS.Input.Query) async throws -> Components.Schemas.DNSExplanation
+
 /// What the gateway reports for `GET /v1/health` before it is filtered for the caller.
 public struct GatewayHealth: Sendable {
     public var backends: [Components.Schemas.BackendHealth]
@@ -50,6 +54,8 @@ struct ControlHandlers: APIProtocol {
     let natTable: @Sendable () async -> [Components.Schemas.NATRow]
     /// The gateway's backends and zones now.
     let gatewayHealth: @Sendable () async -> GatewayHealth
+    /// Explains a DNS question with the answer engine serving now (`DNSExplainer`).
+    let explainer: DNSExplainer
 
     // MARK: Services
 
@@ -232,6 +238,47 @@ struct ControlHandlers: APIProtocol {
             zonalShifts: catalog.zonalShifts.map { Components.Schemas.ZonalShift($0, withReason: principal.isOperator) }))))
     }
 
+    func explainDNS(_ input: Operations.ExplainDNS.Input) async throws -> Operations.ExplainDNS.Output {
+        let principal = try RequestPrincipal.get()
+        let catalog = await service.catalog
+        // An account explains answers to its own VPCs' clients only: the answer shows ENIs.
+        guard let vpc = catalog.vpc(input.query.vpc), principal.isOperator || vpc.account == principal.accountID else {
+            throw ControlError.notFound("no VPC \(input.query.vpc) that \(principal) may see")
+        }
+        return .ok(.init(body: .json(try await explainer(input.query))))
+    }
+
+    func listEvents(_ input: Operations.ListEvents.Input) async throws -> Operations.ListEvents.Output {
+        let principal = try RequestPrincipal.get()
+        if let after = input.query.after, after < 0 {
+            throw ControlError.invalid(issues: [ConfigIssue("after", "\(after) is not a sequence number", hint: "0 or the sequence of the last event seen")])
+        }
+        let after = UInt64(input.query.after ?? 0)
+        // A stream only when asked for alone, by name (as EventSource does): `*/*` or JSON
+        // (curl, fuzzers, the status page) gets the recent events and an end.
+        let accepted = input.headers.accept.map(\.contentType)
+        guard accepted.contains(.textEventStream), !accepted.contains(.json) else {
+            let recent = service.events.recent(after: after, visibleTo: principal)
+            return .ok(.init(body: .json(recent.map(Components.Schemas.Event.init))))
+        }
+        guard let events = service.events.subscribe(after: after, principal: principal) else {
+            throw ControlError.conflict("\(EventBus.maxSubscribers) event streams are open already: close one, or read the recent events without text/event-stream")
+        }
+        return .ok(.init(body: .textEventStream(HTTPBody(events.map(Self.serverSentEvent), length: .unknown, iterationBehavior: .single))))
+    }
+
+    /// One event as the SSE format frames it (`id`, `event`, `data` lines, a blank line).
+    static func serverSentEvent(_ event: ControlEvent) -> ArraySlice<UInt8> {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let data = (try? encoder.encode(Components.Schemas.Event(event))).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        return ArraySlice("id: \(event.sequence)\nevent: \(event.kind.rawValue)\ndata: \(data)\n\n".utf8)
+    }
+
+    func statusPage(_ input: Operations.StatusPage.Input) async throws -> Operations.StatusPage.Output {
+        .ok(.init(body: .html(HTTPBody(StatusPage.html))))
+    }
+
     func metrics(_ input: Operations.Metrics.Input) async throws -> Operations.Metrics.Output {
         let principal = try RequestPrincipal.get()
         guard principal.isOperator else {
@@ -246,7 +293,17 @@ struct ControlHandlers: APIProtocol {
     private func change<Value: Sendable>(
         _ operation: String, _ body: @Sendable (ControlPlane) throws -> Applied<Value>
     ) async throws -> Value {
-        let value = try await service.perform(body)
+        let value: Value
+        do {
+            value = try await service.perform(body)
+        } catch let error as ControlError {
+            // Refusals are events too, the caller's own (the operator sees every one).
+            let principal = try RequestPrincipal.get()
+            service.events.publish(EventDraft(
+                .refusal, subject: operation, message: "\(operation) by \(principal) refused: \(error.message)",
+                accounts: principal.accountID.map { [$0] } ?? []))
+            throw error
+        }
         counters.countChange(operation)
         return value
     }

@@ -40,6 +40,8 @@ public actor ControlService {
 
     /// The system's wall clock, in whole seconds.
     public static let systemClock: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }
+    /// Where committed changes are told (connection events) and anyone may publish.
+    public nonisolated let events = EventBus()
 
     /// Loads the committed state, merges it with the config file's `base`, and removes orphans
     /// (whitelist entries and connection states of objects gone from the file), committing
@@ -134,7 +136,11 @@ public actor ControlService {
             try? await publish(plane.catalog)
             throw error
         }
+        let previous = plane.catalog
         plane = applied.plane
+        events.publish(
+            EventDraft.connectionChanges(from: previous, to: applied.catalog)
+                + EventDraft.zonalShiftChanges(from: previous, to: applied.catalog))
         if applied.changes.contains(where: \.isZonalShift) { scheduleExpiry() }
     }
 

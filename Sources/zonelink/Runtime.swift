@@ -3,6 +3,7 @@ import Logging
 import Metrics
 import ServiceLifecycle
 import UnixSignals
+import ZoneLinkControl
 import ZoneLinkControlServer
 import ZoneLinkCore
 
@@ -46,16 +47,24 @@ actor Runtime {
             logger.error("tokens not reloaded, the previous ones stay: \(error)")
         }
         var applied = true
+        var refusal = ""
         do {
             try await control.reload(base: Configuration.load(file: configPath), file: configPath)
         } catch let error as ConfigError {
             for line in error.lines { logger.error("reload refused: \(line)") }
             applied = false
+            refusal = error.lines.first ?? "\(error)"
         } catch {
             logger.error("reload refused: \(error); the previous configuration keeps running")
             applied = false
+            refusal = "\(error)"
         }
         let catalog = await control.catalog
+        // Reloads are the operator's events (the file is the operator's).
+        control.events.publish(EventDraft(
+            .reload, subject: configPath,
+            message: applied ? "reloaded \(configPath): serial \(catalog.serial)" : "reload of \(configPath) refused, the previous configuration keeps running: \(refusal)",
+            accounts: []))
         // A refusal shows in `systemctl status`: systemd itself only sees the reload finish.
         notifier.reloaded(status: (applied ? "" : "reload refused (see the journal); ") + Self.status(catalog))
         Counter(label: "zonelink_config_reloads_total", dimensions: [("result", applied ? "applied" : "refused")]).increment()

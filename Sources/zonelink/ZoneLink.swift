@@ -25,7 +25,8 @@ struct ZoneLink: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "zonelink",
         abstract: "A PrivateLink data plane: zone-affine endpoint DNS, ENI gateway and control plane.",
-        subcommands: [Serve.self, Check.self, ZoneCommand.self, NATCommand.self, ServiceCommand.self, EndpointCommand.self, HealthCommand.self]
+        subcommands: [Serve.self, Check.self, ZoneCommand.self, NATCommand.self, ServiceCommand.self, EndpointCommand.self, HealthCommand.self,
+                      DNSCommand.self, EventsCommand.self]
     )
 }
 
@@ -227,17 +228,25 @@ struct Serve: AsyncParsableCommand {
                 answers.announce()
             })
         let unhealthyENIs = UnhealthyENIs()
+        // Every flow's open and close, for `zonelink nat history` (read at start).
+        let attribution = AttributionLog(directory: stateDir, settings: catalog.gateway.attribution, logger: logger)
+        attribution.start()
         let flows = FlowRegistry(
             table: NATTable(
                 portRange: catalog.gateway.natPorts, tcpIdleTimeout: catalog.gateway.tcpIdleTimeout,
                 udpIdleTimeout: catalog.gateway.udpIdleTimeout, limits: catalog.gateway.limits),
-            budget: budget, logger: logger)
+            budget: budget, logger: logger, attribution: attribution)
         let gateway: Gateway
         do {
             gateway = try Gateway(
                 catalog: catalog, namespaces: namespaces, group: group, relayThreads: threads, flows: flows, logger: logger,
                 onZoneHealth: { unhealthy in
+                    let before = unhealthyENIs.get()
                     unhealthyENIs.set(unhealthy)
+                    Task {
+                        let catalog = await control.catalog
+                        control.events.publish(EventDraft.zoneHealthChanges(unhealthyBefore: before, unhealthyNow: unhealthy, catalog: catalog))
+                    }
                     answers.update(unhealthy: unhealthy)
                     logger.info("zone health", metadata: ["dns.unhealthy": "\(unhealthy.sorted().map(\.description))"])
                 },
@@ -287,6 +296,7 @@ struct Serve: AsyncParsableCommand {
                         ObservedHealth.Backend(loadBalancer: $0.loadBalancer, listener: $0.listener, address: $0.backend.address)
                     })))
             },
+            explainDNS: DNSExplain.explainer(answers.publisher),
             logger: logger)
         let controlServer = ControlServer(
             api: api, socketPath: controlSocket ?? "\(stateDir)/control.sock", tcpPort: controlTCP, eventLoopGroup: group, logger: logger)
@@ -299,12 +309,14 @@ struct Serve: AsyncParsableCommand {
         } catch {
             watchdog?.cancel()
             gatewayMetrics.cancel()
+            attribution.stop()
             logger.error("\(error)")
             await cleanUp()
             throw ExitStatus.runtimeFailure
         }
         watchdog?.cancel()
         gatewayMetrics.cancel()
+        attribution.stop()
         await transferNotifier.stop()
         await cleanUp()
         withExtendedLifetime(stateLock) {}
@@ -342,7 +354,7 @@ struct DescriptorBudgetError: Error, CustomStringConvertible {
 }
 
 struct NATCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "nat", abstract: "The gateway's NAT table.", subcommands: [List.self])
+    static let configuration = CommandConfiguration(commandName: "nat", abstract: "The gateway's NAT table.", subcommands: [List.self, NATHistoryCommand.self])
 
     struct List: ReadCommand {
         static let configuration = CommandConfiguration(abstract: "Show the live flows of the server running with this state directory.")

@@ -37,6 +37,7 @@ enum Call: String, CaseIterable, Sendable, CustomStringConvertible {
     case createEndpoint, listEndpoints, showEndpoint, deleteEndpoint
     case listConnections, accept, reject, disconnect
     case listZonalShifts, startZonalShift, endZonalShift
+    case explainDNS, listEvents
 
     var description: String { rawValue }
 
@@ -78,6 +79,9 @@ enum Call: String, CaseIterable, Sendable, CustomStringConvertible {
             return try await server.request(
                 "POST", "/v1/zone-shifts", as: who, json: Components.Schemas.StartZonalShiftRequest(zone: "eu-central-1b", expiresIn: "1h"))
         case .endZonalShift: return try await server.request("DELETE", "/v1/zone-shifts/eu-central-1b", as: who)
+        case .explainDNS:
+            return try await server.request("GET", "/v1/dns/explain?vpc=vpc-1&name=ep-a.epsrv-x.eu-central-1.privatelink.internal", as: who)
+        case .listEvents: return try await server.request("GET", "/v1/events", as: who)
         }
     }
 }
@@ -127,6 +131,10 @@ struct AuthorizationMatrixTests {
         .listZonalShifts: [.provider: 403, .consumer: 403, .other: 403, .operator: 200],
         .startZonalShift: [.provider: 403, .consumer: 403, .other: 403, .operator: 201],
         .endZonalShift: [.provider: 403, .consumer: 403, .other: 403, .operator: 200],
+        // VPC 1 is the consumer's: only it and the operator may ask how its clients are answered.
+        .explainDNS: [.provider: 404, .consumer: 200, .other: 404, .operator: 200],
+        // Everyone may listen; each hears only its own events (`EventTests`).
+        .listEvents: [.provider: 200, .consumer: 200, .other: 200, .operator: 200],
     ]
 
     @Test(arguments: Call.allCases)

@@ -137,7 +137,14 @@ final class RunningServer: Sendable {
         let service = try await ControlService(
             base: configuration(yaml), file: configFile, store: store, suffix: Suffixes().function, publish: published.publish)
         let metrics = ControlMetrics()
-        let api = try ControlAPI(service: service, tokens: testTokens, metrics: metrics, nat: nat, health: health)
+        let api = try ControlAPI(
+            service: service, tokens: testTokens, metrics: metrics, nat: nat, health: health,
+            explainDNS: { query in
+                // The DNS engine's side is tested in ZoneLinkDNSTests; here only who may ask.
+                Components.Schemas.DNSExplanation(
+                    name: query.name, _type: query._type ?? "A", vpc: query.vpc, viewNote: "", clientZoneFoundBy: .unknown,
+                    forwarded: false, candidates: [], authoritative: false, answer: [], authority: [], additional: [])
+            })
         let socketPath = directory.file("control.sock")
         let (ready, continuation) = AsyncStream.makeStream(of: Int?.self)
         var logger = Logger(label: "zonelink.control.test")

@@ -21,20 +21,20 @@ struct ZoneAffinityTests {
     }
 
     @Test func theListenersZoneComesFirst() {
-        #expect(clientZone(listener: "eu-central-1a", source: "10.10.2.7") == ZoneAffinity.ClientZone(zone: "eu-central-1a"))
+        #expect(clientZone(listener: "eu-central-1a", source: "10.10.2.7") == ZoneAffinity.ClientZone(zone: "eu-central-1a", basis: .listener))
         #expect(clientZone(listener: "eu-central-1a", vpc: nil, source: nil).zone == "eu-central-1a")
     }
 
     @Test func elseTheVSwitchHoldingTheSource() {
-        #expect(clientZone(source: "10.10.2.77") == ZoneAffinity.ClientZone(zone: "eu-central-1b"))
+        #expect(clientZone(source: "10.10.2.77") == ZoneAffinity.ClientZone(zone: "eu-central-1b", basis: .vswitch))
         #expect(clientZone(source: "10.10.3.77") == .unknown)
         #expect(clientZone(vpc: nil, source: "10.10.2.77") == .unknown)
         #expect(clientZone(source: nil) == .unknown)
     }
 
     @Test func elseTheClientSubnetOfATrustedForwarderScopedToTheVSwitch() {
-        #expect(clientZone(source: "10.10.9.5", subnet: "10.10.1.0/24") == ZoneAffinity.ClientZone(zone: "eu-central-1a", scope: 24))
-        #expect(clientZone(source: "10.10.9.5", subnet: "10.10.2.128/25") == ZoneAffinity.ClientZone(zone: "eu-central-1b", scope: 24))
+        #expect(clientZone(source: "10.10.9.5", subnet: "10.10.1.0/24") == ZoneAffinity.ClientZone(zone: "eu-central-1a", scope: 24, basis: .clientSubnet))
+        #expect(clientZone(source: "10.10.9.5", subnet: "10.10.2.128/25") == ZoneAffinity.ClientZone(zone: "eu-central-1b", scope: 24, basis: .clientSubnet))
         // A subnet wider than any vSwitch, or outside the VPC, names no zone.
         #expect(clientZone(source: "10.10.9.5", subnet: "10.10.0.0/16") == .unknown)
         #expect(clientZone(source: "10.10.9.5", subnet: "192.168.1.0/24") == .unknown)
@@ -43,7 +43,7 @@ struct ZoneAffinityTests {
     @Test func aClientSubnetFromAnUntrustedSourceIsIgnored() {
         #expect(clientZone(source: "10.10.8.5", subnet: "10.10.1.0/24") == .unknown)
         // A source inside a vSwitch is its own zone, whatever subnet it claims.
-        #expect(clientZone(source: "10.10.2.5", subnet: "10.10.1.0/24") == ZoneAffinity.ClientZone(zone: "eu-central-1b"))
+        #expect(clientZone(source: "10.10.2.5", subnet: "10.10.1.0/24") == ZoneAffinity.ClientZone(zone: "eu-central-1b", basis: .vswitch))
     }
 
     static let a = ENIID(endpoint: "ep-1", zone: "eu-central-1a")

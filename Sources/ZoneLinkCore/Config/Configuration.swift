@@ -256,7 +256,7 @@ private struct ConfigParser {
     }
 
     func parseGateway(_ node: Node) -> GatewaySettings? {
-        guard let map = reader.mapping(node, at: "gateway", allowed: ["tcpIdleTimeout", "udpIdleTimeout", "natPorts", "limits"]) else {
+        guard let map = reader.mapping(node, at: "gateway", allowed: ["tcpIdleTimeout", "udpIdleTimeout", "natPorts", "limits", "attribution"]) else {
             return nil
         }
         var settings = GatewaySettings()
@@ -264,6 +264,16 @@ private struct ConfigParser {
         if let timeout = reader.duration(map["udpIdleTimeout"], at: "gateway.udpIdleTimeout") { settings.udpIdleTimeout = timeout }
         if let ports = map["natPorts"].flatMap({ parsePorts($0, at: "gateway.natPorts") }) { settings.natPorts = ports }
         if let node = map["limits"], let limits = parseGatewayLimits(node) { settings.limits = limits }
+        if let node = map["attribution"], let attribution = parseAttribution(node) { settings.attribution = attribution }
+        return settings
+    }
+
+    func parseAttribution(_ node: Node) -> AttributionSettings? {
+        let path = "gateway.attribution"
+        guard let map = reader.mapping(node, at: path, allowed: ["maxFileSize", "files"]) else { return nil }
+        var settings = AttributionSettings()
+        if let n = reader.int(map["maxFileSize"], at: "\(path).maxFileSize", range: (64 << 10)...(16 << 30)) { settings.maxFileSize = n }
+        if let n = reader.int(map["files"], at: "\(path).files", range: 1...1000) { settings.files = n }
         return settings
     }
 

@@ -78,6 +78,24 @@ extension Catalog {
         if control != previous.control { changed.append("control") }
         if descriptors != previous.descriptors { changed.append("descriptors") }
         if gateway.limits != previous.gateway.limits { changed.append("gateway.limits") }
+        if gateway.attribution != previous.gateway.attribution { changed.append("gateway.attribution") }
         return changed
+    }
+}
+
+/// The attribution log (`gateway.attribution`): every flow's open and close, as JSON lines in
+/// `<state-dir>/attribution.log`, so that `zonelink nat history` can say who held a NAT port.
+/// When the file would pass `maxFileSize` it is renamed `attribution.log.1` (older ones move
+/// up) and a new one started; past `files` rotated files the oldest is deleted. At a few
+/// hundred bytes a line, the defaults keep about two million flows (576 MiB at most).
+public struct AttributionSettings: Hashable, Sendable {
+    /// Bytes one file may reach before it is rotated.
+    public var maxFileSize: Int
+    /// Rotated files kept besides the current one.
+    public var files: Int
+
+    public init(maxFileSize: Int = 64 << 20, files: Int = 8) {
+        self.maxFileSize = maxFileSize
+        self.files = files
     }
 }

@@ -390,14 +390,18 @@ public struct GatewaySettings: Hashable, Sendable {
     public var natPorts: ClosedRange<UInt16>
     /// How many flows the gateway, an endpoint and a client may hold (`gateway.limits`).
     public var limits: GatewayLimits
+    /// Where flows' opens and closes are kept, and how much of them (`gateway.attribution`).
+    public var attribution: AttributionSettings
 
     public init(
         tcpIdleTimeout: Duration = .seconds(900), udpIdleTimeout: Duration = .seconds(60),
-        natPorts: ClosedRange<UInt16> = 1024...65535, limits: GatewayLimits = GatewayLimits()
+        natPorts: ClosedRange<UInt16> = 1024...65535, limits: GatewayLimits = GatewayLimits(),
+        attribution: AttributionSettings = AttributionSettings()
     ) {
         self.tcpIdleTimeout = tcpIdleTimeout
         self.udpIdleTimeout = udpIdleTimeout
         self.natPorts = natPorts
         self.limits = limits
+        self.attribution = attribution
     }
 }

@@ -62,20 +62,37 @@ public final class AnswerEngine: Sendable {
     }
 
     public func answer(_ query: Query, vpc: String?, clientZone: String?, health: ZoneHealth = .allHealthy) -> Answer {
+        var trail = SilentTrail()
+        return answer(query, vpc: vpc, clientZone: clientZone, health: health, trail: &trail)
+    }
+
+    /// The answer, each decision told to `trail` as it is taken (`AnswerTrail`).
+    func answer<Trail: AnswerTrail>(
+        _ query: Query, vpc: String?, clientZone: String?, health: ZoneHealth, trail: inout Trail
+    ) -> Answer {
         guard query.qclass == DNSClass.internet || query.qclass == DNSClass.any else { return .refused }
-        guard let zone = zone(for: query.name, in: view(vpc)) else { return .refused }
+        let zone = zone(for: query.name, in: view(vpc))
+        trail.zone(zone?.apex)
+        guard let zone else { return .refused }
         // Zone transfers are not offered.
         if query.type == .axfr || query.type == .ixfr { return .refused }
         var answer = zone.answer(query.name, query.type)
         for i in answer.answer.indices {
             if let selection = answer.answer[i].rrset.enis {
-                answer.answer[i].records = records(of: answer.answer[i].rrset, chosenBy: selection, clientZone: clientZone, health: health)
+                answer.answer[i].records = records(
+                    of: answer.answer[i].rrset, owner: answer.answer[i].owner, chosenBy: selection, clientZone: clientZone,
+                    health: health, trail: &trail)
             }
         }
         return answer
     }
 
-    fileprivate func view(_ vpc: String?) -> View {
+    /// True when `vpc` has a view of its own (else its clients get the view of no VPC).
+    func hasView(_ vpc: String?) -> Bool {
+        vpc.map { views[$0] != nil } ?? true
+    }
+
+    func view(_ vpc: String?) -> View {
         vpc.flatMap { views[$0] } ?? outsideView
     }
 
@@ -87,8 +104,19 @@ public final class AnswerEngine: Sendable {
 
     /// The records of an endpoint's rrset that this client is answered (`ZoneAffinity.choose`).
     func records(of rrset: RRset, chosenBy selection: ENISelection, clientZone: String?, health: ZoneHealth) -> [[UInt8]] {
-        if health.isAllHealthy, let rdata = selection.whileHealthy[clientZone ?? ""] { return rdata }
-        return selection.choose(clientZone: clientZone, health: health).map { rrset.rdata[$0] }
+        var trail = SilentTrail()
+        return records(of: rrset, owner: nil, chosenBy: selection, clientZone: clientZone, health: health, trail: &trail)
+    }
+
+    func records<Trail: AnswerTrail>(
+        of rrset: RRset, owner: DNSName?, chosenBy selection: ENISelection, clientZone: String?, health: ZoneHealth,
+        trail: inout Trail
+    ) -> [[UInt8]] {
+        // The precomputed answers come from the same `choose`; an explanation needs its facts.
+        if !trail.isRecording, health.isAllHealthy, let rdata = selection.whileHealthy[clientZone ?? ""] { return rdata }
+        let choice = ZoneAffinity.choice(selection.enis, clientZone: clientZone, affinity: selection.zoneAffinity, health: health)
+        trail.chose(owner: owner, rdata: rrset.rdata, enis: selection.enis, choice: choice, health: health)
+        return choice.kept.map { rrset.rdata[$0] }
     }
 }
 

@@ -102,16 +102,39 @@ public struct Responder: Sendable {
             return .answered
         }
         let limit = transport == .tcp ? 65535 : query.udpPayloadLimit
-        if let forwarder, query.qclass == DNSClass.internet, !engine.serves(query.name, vpc: listener.vpc),
-           isOwnClient(source, of: listener) {
+        var trail = SilentTrail()
+        switch decide(query, listener: listener, source: source, trail: &trail) {
+        case .forward(let forwarder):
             return forwarder.answerFromCache(query, message: message, limit: limit, into: &output)
                 ? .answered : .forward(query, forwarder)
+        case .answer(let answer):
+            ResponseWriter.write(answer, to: query, message: message, limit: limit, into: &output)
+            return .answered
+        }
+    }
+
+    /// What a parsed query gets: an answer from the engine, or forwarding.
+    enum Decision {
+        case answer(Answer)
+        case forward(Forwarder)
+    }
+
+    /// The one decision of an answer, shared by serving (`SilentTrail`) and `explain`
+    /// (`DecisionTrail`): forward or answer, the client's zone, then the engine.
+    func decide<Trail: AnswerTrail>(
+        _ query: Query, listener: ListenerContext, source: IPv4Address?, trail: inout Trail
+    ) -> Decision {
+        trail.view(listener.vpc, known: engine.hasView(listener.vpc))
+        if let forwarder, query.qclass == DNSClass.internet, !engine.serves(query.name, vpc: listener.vpc),
+           isOwnClient(source, of: listener) {
+            trail.forwarded()
+            return .forward(forwarder)
         }
         let client = clientZone(of: query, listener: listener, source: source)
-        var answer = engine.answer(query, vpc: listener.vpc, clientZone: client.zone, health: health)
+        trail.clientZone(client)
+        var answer = engine.answer(query, vpc: listener.vpc, clientZone: client.zone, health: health, trail: &trail)
         if client.scope > 0, answer.answer.contains(where: { $0.rrset.enis != nil }) { answer.clientSubnetScope = client.scope }
-        ResponseWriter.write(answer, to: query, message: message, limit: limit, into: &output)
-        return .answered
+        return .answer(answer)
     }
 
     /// A listener's own clients, the only ones forwarded for: this host (loopback), the

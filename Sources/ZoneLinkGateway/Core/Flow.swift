@@ -65,6 +65,8 @@ public struct Flow: Equatable, Sendable {
     /// Index of the backend in its listener, or nil when the target is an external load
     /// balancer; connection counts for weighted least connections are kept by this index.
     public let backend: Int?
+    /// The consumer account whose endpoint it is (for the attribution log; "" when unknown).
+    public let account: String
     public let created: Moment
     public internal(set) var lastActivity: Moment
     public internal(set) var bytesFromClient: Int = 0
@@ -77,7 +79,7 @@ public struct Flow: Equatable, Sendable {
     let serial: UInt64
 
     init(
-        key: FlowKey, binding: NATBinding, endpoint: String, loadBalancer: String, backend: Int?,
+        key: FlowKey, binding: NATBinding, endpoint: String, loadBalancer: String, backend: Int?, account: String = "",
         created: Moment, serial: UInt64
     ) {
         self.key = key
@@ -85,6 +87,7 @@ public struct Flow: Equatable, Sendable {
         self.endpoint = endpoint
         self.loadBalancer = loadBalancer
         self.backend = backend
+        self.account = account
         self.created = created
         self.lastActivity = created
         self.serial = serial

@@ -111,7 +111,7 @@ public struct NATTable: Sendable {
     /// counted in `refusals`.
     public mutating func open(
         _ key: FlowKey, target: IPv4Endpoint, providerVPC: String, natAddresses: [IPv4Address],
-        endpoint: String, loadBalancer: String, backend: Int?, now: Moment
+        endpoint: String, loadBalancer: String, backend: Int?, account: String = "", now: Moment
     ) throws(NATError) -> Flow {
         if let index = table.index(forKey: key) {
             Self.touch(&table.values[index], now: now)
@@ -120,7 +120,7 @@ public struct NATTable: Sendable {
         do throws(NATError) {
             return try openNew(
                 key, target: target, providerVPC: providerVPC, natAddresses: natAddresses, endpoint: endpoint,
-                loadBalancer: loadBalancer, backend: backend, now: now)
+                loadBalancer: loadBalancer, backend: backend, account: account, now: now)
         } catch {
             refusals[error.refusal, default: 0] += 1
             throw error
@@ -167,7 +167,7 @@ public struct NATTable: Sendable {
 
     private mutating func openNew(
         _ key: FlowKey, target: IPv4Endpoint, providerVPC: String, natAddresses: [IPv4Address],
-        endpoint: String, loadBalancer: String, backend: Int?, now: Moment
+        endpoint: String, loadBalancer: String, backend: Int?, account: String, now: Moment
     ) throws(NATError) -> Flow {
         guard !natAddresses.isEmpty else {
             throw .noNATAddresses(providerVPC: providerVPC, loadBalancer: loadBalancer)
@@ -184,7 +184,7 @@ public struct NATTable: Sendable {
             let flow = Flow(
                 key: key,
                 binding: NATBinding(providerVPC: providerVPC, nat: IPv4Endpoint(address: address, port: port), target: target),
-                endpoint: endpoint, loadBalancer: loadBalancer, backend: backend, created: now, serial: nextSerial)
+                endpoint: endpoint, loadBalancer: loadBalancer, backend: backend, account: account, created: now, serial: nextSerial)
             insert(flow)
             return flow
         }

@@ -24,6 +24,8 @@ public struct GatewayPlan: Sendable, Equatable {
         /// The service's `connectionBandwidth` (Mbit/s): what all TCP flows of this port's
         /// endpoint, over all its ports and zones, may move in each direction; nil: no cap.
         public var connectionBandwidth: Int?
+        /// The consumer account owning the endpoint: named in the attribution log.
+        public var account: String = ""
 
         /// The ENI this port listens on.
         public var eni: ENIID { ENIID(endpoint: endpoint, zone: zone) }
@@ -115,7 +117,7 @@ public struct GatewayPlan: Sendable, Equatable {
                         proxyIdentity: service.proxyProtocol
                             ? ProxyIdentity(endpoint: endpoint.id, consumerVPC: vpc.id, consumerAccount: endpoint.account, zone: eni.zone)
                             : nil,
-                        connectionBandwidth: service.connectionBandwidth))
+                        connectionBandwidth: service.connectionBandwidth, account: endpoint.account))
                 }
             }
         }

@@ -27,7 +27,7 @@ extension ENIRoute {
             case .takeNATPort(let target, let backend):
                 step = opening.natPortTaken(takeNATPort(key, to: target, backend: backend), now: now)
             case .retryWithNextPort(let target, let backend):
-                flows.remove(key)
+                flows.remove(key, reason: .natPortInUse)
                 step = opening.natPortTaken(takeNATPort(key, to: target, backend: backend), now: now)
             case .refuse, .close:
                 settle(step, for: key)
@@ -44,24 +44,26 @@ extension ENIRoute {
     func settle(_ step: FlowStep, for key: FlowKey) {
         switch step {
         case .refuse(let refusal, let held):
-            giveBack(held, for: key)
+            giveBack(held, for: key, reason: .refused)
             if case .nat(let error) = refusal { flows.refused(key, error) }
         case .close(let held):
-            giveBack(held, for: key)
+            giveBack(held, for: key, reason: .ended)
         default:
             break
         }
     }
 
-    private func giveBack(_ holdings: FlowHoldings, for key: FlowKey) {
-        if holdings.natEntry { flows.remove(key) }
+    private func giveBack(_ holdings: FlowHoldings, for key: FlowKey, reason: FlowCloseReason) {
+        if holdings.natEntry { flows.remove(key, reason: reason) }
         if holdings.picked { balancer.release(backend: holdings.backend) }
         if holdings.descriptors > 0 { flows.giveBackDescriptors(holdings.descriptors) }
     }
 
     private func takeNATPort(_ key: FlowKey, to target: IPv4Endpoint, backend: Int?) -> Result<IPv4Endpoint, NATError> {
         Result { () throws(NATError) in
-            try flows.open(key, target: target, upstream: balancer.upstream, endpoint: listener.endpoint, backend: backend).binding.nat
+            try flows.open(
+                key, target: target, upstream: balancer.upstream, endpoint: listener.endpoint, account: listener.account, backend: backend
+            ).binding.nat
         }
     }
 }

@@ -16,12 +16,18 @@ public final class FlowRegistry: Sendable {
     private let table: Mutex<NATTable>
     private let closers = Mutex<[FlowKey: @Sendable () -> Void]>([:])
     private let origin = ContinuousClock.now
+    /// Where opens and closes are recorded; nil: nowhere (tests, tools).
+    let attribution: AttributionLog?
     /// Where flows' sockets come from; refusals leave the reserve untouched.
     let budget: DescriptorBudget
     private let warnings: ThrottledWarnings
 
-    public init(table: NATTable, budget: DescriptorBudget = .unlimited, logger: Logger = Logger(label: "zonelink.gateway")) {
+    public init(
+        table: NATTable, budget: DescriptorBudget = .unlimited, logger: Logger = Logger(label: "zonelink.gateway"),
+        attribution: AttributionLog? = nil
+    ) {
         self.table = Mutex(table)
+        self.attribution = attribution
         self.budget = budget
         self.warnings = ThrottledWarnings(logger: logger)
     }
@@ -63,14 +69,17 @@ public final class FlowRegistry: Sendable {
     var now: Duration { ContinuousClock.now - origin }
 
     func open(
-        _ key: FlowKey, target: IPv4Endpoint, upstream: GatewayPlan.Upstream, endpoint: String, backend: Int?
+        _ key: FlowKey, target: IPv4Endpoint, upstream: GatewayPlan.Upstream, endpoint: String, account: String = "", backend: Int?
     ) throws(NATError) -> Flow {
         let now = self.now
-        return try table.withLock { table throws(NATError) in
+        let flow = try table.withLock { table throws(NATError) in
             try table.open(
                 key, target: target, providerVPC: upstream.providerVPC, natAddresses: upstream.natAddresses,
-                endpoint: endpoint, loadBalancer: upstream.loadBalancer, backend: backend, now: now)
+                endpoint: endpoint, loadBalancer: upstream.loadBalancer, backend: backend, account: account, now: now)
         }
+        // A flow the table had already is no new open.
+        if let attribution, flow.created == now { attribution.record(.open, flow) }
+        return flow
     }
 
     func recordTraffic(_ key: FlowKey, fromClient: Int, fromTarget: Int) {
@@ -85,9 +94,11 @@ public final class FlowRegistry: Sendable {
     }
 
     @discardableResult
-    func remove(_ key: FlowKey) -> Flow? {
+    func remove(_ key: FlowKey, reason: FlowCloseReason = .ended) -> Flow? {
         closers.withLock { _ = $0.removeValue(forKey: key) }
-        return table.withLock { $0.remove(key) }
+        let flow = table.withLock { $0.remove(key) }
+        if let attribution, let flow { attribution.record(.close, flow, reason: reason) }
+        return flow
     }
 
     /// Ends the flows idle longer than their protocol's timeout (TCP 900 s, UDP 60 s unless
@@ -96,6 +107,9 @@ public final class FlowRegistry: Sendable {
         let now = self.now
         let expired = table.withLock { $0.expire(now: now) }
         guard !expired.isEmpty else { return }
+        if let attribution {
+            for flow in expired { attribution.record(.close, flow, reason: .idle) }
+        }
         let closing = closers.withLock { closers in expired.compactMap { closers.removeValue(forKey: $0.key) } }
         for close in closing { close() }
     }
