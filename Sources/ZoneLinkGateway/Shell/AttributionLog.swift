@@ -75,35 +75,45 @@ public final class AttributionLog: Sendable {
             // Named for top(1) and /proc/PID/task/*/comm: the benchmark reads its CPU time.
             zl_set_thread_name("attribution")
             var writer = Writer(path: path, settings: settings, logger: logger)
-            // The open time of each flow open now, by the table's serial (at most the open flows).
-            var openedBySerial: [UInt64: String] = [:]
-            writer.append([AttributionRecord(event: .start, time: RFC3339.format(nanoseconds: Self.wallClock())).jsonLine])
+            // The open time and identity of each flow open now, by the table's serial (at most the open flows).
+            var openBySerial: [UInt64: (opened: [UInt8], identity: [UInt8])] = [:]
+            var encoder = AttributionEncoder()
+            writer.append([Array(AttributionRecord(event: .start, time: RFC3339.format(nanoseconds: Self.wallClock())).jsonLine.utf8)])
             while true {
                 let (seconds, attoseconds) = Self.flushInterval.components
                 usleep(useconds_t(seconds * 1_000_000 + attoseconds / 1_000_000_000_000))
                 let (entries, dropped, stopping) = queue.withLock { queue in
                     defer {
-                        queue.entries.removeAll(keepingCapacity: true)
+                        queue.entries = []
                         queue.dropped = 0
                     }
                     return (queue.entries, queue.dropped, queue.stopping)
                 }
-                var lines = entries.map { entry in
-                    let time = RFC3339.format(nanoseconds: entry.time)
-                    // A close carries its open's time, which the open's entry fixed.
-                    let opened: String
+                var lines: [[UInt8]] = []
+                lines.reserveCapacity(entries.count + 1)
+                for entry in entries {
+                    var line: [UInt8] = []
+                    line.reserveCapacity(400)
+                    line.append(contentsOf: entry.event == .open ? AttributionEncoder.openPrefix : AttributionEncoder.closePrefix)
+                    let timeStart = line.count
+                    encoder.appendTime(entry.time, to: &line)
+                    // A close carries its open's time and identity, which the open's entry fixed.
+                    let opened: [UInt8], identity: [UInt8]
                     if entry.event == .open {
-                        opened = time
-                        openedBySerial[entry.flow.serial] = time
+                        (opened, identity) = (Array(line[timeStart...]), encoder.identity(entry.flow))
+                        openBySerial[entry.flow.serial] = (opened, identity)
+                    } else if let open = openBySerial.removeValue(forKey: entry.flow.serial) {
+                        (opened, identity) = open
                     } else {
-                        opened = openedBySerial.removeValue(forKey: entry.flow.serial) ?? time
+                        (opened, identity) = (Array(line[timeStart...]), encoder.identity(entry.flow))
                     }
-                    return AttributionRecord(entry.event, entry.flow, opened: opened, time: time, reason: entry.reason).jsonLine
+                    encoder.finish(entry.event, entry.flow, opened: opened, identity: identity, reason: entry.reason, to: &line)
+                    lines.append(line)
                 }
                 if dropped > 0 {
                     var record = AttributionRecord(event: .dropped, time: RFC3339.format(nanoseconds: Self.wallClock()))
                     record.count = dropped
-                    lines.append(record.jsonLine)
+                    lines.append(Array(record.jsonLine.utf8))
                 }
                 writer.append(lines)
                 if stopping { break }
@@ -153,15 +163,15 @@ public final class AttributionLog: Sendable {
         }
 
         /// Appends `lines`, rotating first whenever the next line would pass `maxFileSize`.
-        mutating func append(_ lines: [String]) {
+        mutating func append(_ lines: [[UInt8]]) {
             var chunk: [UInt8] = []
             for line in lines {
-                if size + chunk.count + line.utf8.count > settings.maxFileSize, size + chunk.count > 0 {
+                if size + chunk.count + line.count > settings.maxFileSize, size + chunk.count > 0 {
                     write(chunk)
                     chunk.removeAll(keepingCapacity: true)
                     rotate()
                 }
-                chunk += line.utf8
+                chunk += line
             }
             write(chunk)
         }
