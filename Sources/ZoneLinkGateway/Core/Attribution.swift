@@ -228,3 +228,145 @@ public struct NATHistory: Sendable {
         }
     }
 }
+
+/// Writes attribution lines as bytes, the same JSON as `AttributionRecord.jsonLine`, straight
+/// from a `Flow`: the writer thread formats every flow twice, and building the record's
+/// strings first cost more than the flow itself. A flow's identity (protocol to backend) is
+/// encoded once, at its open, and reused by its close; times are cached per second.
+public struct AttributionEncoder {
+    private var second: Int64 = .min
+    private var secondText: [UInt8] = []
+
+    public init() {}
+
+    /// `YYYY-MM-DDTHH:MM:SS.uuuuuuZ` of `nanoseconds` since the epoch.
+    public mutating func time(_ nanoseconds: Int64) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(27)
+        appendTime(nanoseconds, to: &out)
+        return out
+    }
+
+    public mutating func appendTime(_ nanoseconds: Int64, to line: inout [UInt8]) {
+        let seconds = nanoseconds >= 0 ? nanoseconds / 1_000_000_000 : (nanoseconds - 999_999_999) / 1_000_000_000
+        if seconds != second {
+            second = seconds
+            secondText = Array(RFC3339.format(nanoseconds: seconds * 1_000_000_000).utf8.prefix(20))  // through the "."
+        }
+        line.append(contentsOf: secondText)
+        let micros = Int((nanoseconds - seconds * 1_000_000_000) / 1_000)
+        var divisor = 100_000
+        while divisor > 0 {
+            line.append(UInt8(truncatingIfNeeded: 48 + micros / divisor % 10))
+            divisor /= 10
+        }
+        line.append(UInt8(ascii: "Z"))
+    }
+
+    /// `,"proto":…` through `"backend":"…"`: what both records of a flow share.
+    public func identity(_ flow: Flow) -> [UInt8] {
+        var line: [UInt8] = []
+        line.reserveCapacity(320)
+        Self.field(Self.protoKey, flow.key.proto.rawValue, to: &line)
+        Self.field(Self.accountKey, flow.account, to: &line)
+        Self.field(Self.vpcKey, flow.key.vpc, to: &line)
+        Self.endpoint(Self.clientKey, flow.key.client, to: &line)
+        Self.endpoint(Self.eniKey, flow.key.eni, to: &line)
+        Self.field(Self.endpointKey, flow.endpoint, to: &line)
+        Self.field(Self.providerVPCKey, flow.binding.providerVPC, to: &line)
+        Self.endpoint(Self.natKey, flow.binding.nat, to: &line)
+        Self.field(Self.loadBalancerKey, flow.loadBalancer, to: &line)
+        Self.endpoint(Self.backendKey, flow.binding.target, to: &line)
+        return line
+    }
+
+    /// Appends the line of `flow` opening or closing to `line`.
+    public func append(
+        _ event: AttributionRecord.Event, _ flow: Flow, opened: [UInt8], time: [UInt8], reason: FlowCloseReason?, to line: inout [UInt8]
+    ) {
+        line.append(contentsOf: event == .open ? Self.openPrefix : Self.closePrefix)
+        line.append(contentsOf: time)
+        finish(event, flow, opened: opened, identity: identity(flow), reason: reason, to: &line)
+    }
+
+    /// The rest of a line after its time: `opened`, the identity, and for a close its counts.
+    public func finish(
+        _ event: AttributionRecord.Event, _ flow: Flow, opened: [UInt8], identity: [UInt8], reason: FlowCloseReason?, to line: inout [UInt8]
+    ) {
+        line.append(contentsOf: Self.openedKey)
+        line.append(contentsOf: opened)
+        line.append(UInt8(ascii: "\""))
+        line.append(contentsOf: identity)
+        if event == .close {
+            line.append(contentsOf: Self.bytesFromClientKey)
+            Self.number(flow.bytesFromClient, to: &line)
+            line.append(contentsOf: Self.bytesFromTargetKey)
+            Self.number(flow.bytesFromTarget, to: &line)
+            if let reason { Self.field(Self.reasonKey, reason.rawValue, to: &line) }
+        }
+        line.append(UInt8(ascii: "}"))
+        line.append(UInt8(ascii: "\n"))
+    }
+
+    static let openPrefix = Array(#"{"event":"open","time":""#.utf8)
+    static let closePrefix = Array(#"{"event":"close","time":""#.utf8)
+    static let openedKey = Array(#"","opened":""#.utf8)
+    static let protoKey = Array(#","proto":"#.utf8)
+    static let accountKey = Array(#","account":"#.utf8)
+    static let vpcKey = Array(#","vpc":"#.utf8)
+    static let clientKey = Array(#","client":""#.utf8)
+    static let eniKey = Array(#","eni":""#.utf8)
+    static let endpointKey = Array(#","endpoint":"#.utf8)
+    static let providerVPCKey = Array(#","providerVPC":"#.utf8)
+    static let natKey = Array(#","nat":""#.utf8)
+    static let loadBalancerKey = Array(#","loadBalancer":"#.utf8)
+    static let backendKey = Array(#","backend":""#.utf8)
+    static let bytesFromClientKey = Array(#","bytesFromClient":"#.utf8)
+    static let bytesFromTargetKey = Array(#","bytesFromTarget":"#.utf8)
+    static let reasonKey = Array(#","reason":"#.utf8)
+
+    private static func field(_ key: [UInt8], _ value: String, to line: inout [UInt8]) {
+        line.append(contentsOf: key)
+        // IDs are labels; anything else goes through the general escaping.
+        var value = value
+        let plain = value.withUTF8 { bytes in
+            bytes.allSatisfy { $0 >= 0x20 && $0 != 0x22 && $0 != 0x5C }
+        }
+        if plain {
+            line.append(UInt8(ascii: "\""))
+            value.withUTF8 { line.append(contentsOf: $0) }
+            line.append(UInt8(ascii: "\""))
+        } else {
+            line.append(contentsOf: AttributionRecord.quoted(value).utf8)
+        }
+    }
+
+    private static func endpoint(_ key: [UInt8], _ value: IPv4Endpoint, to line: inout [UInt8]) {
+        line.append(contentsOf: key)
+        let o = value.address.octets
+        number(Int(o.0), to: &line)
+        line.append(UInt8(ascii: "."))
+        number(Int(o.1), to: &line)
+        line.append(UInt8(ascii: "."))
+        number(Int(o.2), to: &line)
+        line.append(UInt8(ascii: "."))
+        number(Int(o.3), to: &line)
+        line.append(UInt8(ascii: ":"))
+        number(Int(value.port), to: &line)
+        line.append(UInt8(ascii: "\""))
+    }
+
+    private static func number(_ value: Int, to line: inout [UInt8]) {
+        var value = value
+        if value < 0 {
+            line.append(UInt8(ascii: "-"))
+            value = -value
+        }
+        var divisor = 1
+        while divisor <= value / 10 { divisor *= 10 }
+        while divisor > 0 {
+            line.append(UInt8(truncatingIfNeeded: 48 + value / divisor % 10))
+            divisor /= 10
+        }
+    }
+}

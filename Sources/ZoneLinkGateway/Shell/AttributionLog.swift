@@ -75,37 +75,50 @@ public final class AttributionLog: Sendable {
             // Named for top(1) and /proc/PID/task/*/comm: the benchmark reads its CPU time.
             zl_set_thread_name("attribution")
             var writer = Writer(path: path, settings: settings, logger: logger)
-            // The open time of each flow open now, by the table's serial (at most the open flows).
-            var openedBySerial: [UInt64: String] = [:]
-            writer.append([AttributionRecord(event: .start, time: RFC3339.format(nanoseconds: Self.wallClock())).jsonLine])
+            // The open time and identity of each flow open now, by the table's serial (at most the open flows).
+            var openBySerial: [UInt64: (opened: [UInt8], identity: [UInt8])] = [:]
+            var encoder = AttributionEncoder()
+            let startLine = Array(AttributionRecord(event: .start, time: RFC3339.format(nanoseconds: Self.wallClock())).jsonLine.utf8)
+            writer.append(startLine, lineEnds: [startLine.count])
             while true {
                 let (seconds, attoseconds) = Self.flushInterval.components
                 usleep(useconds_t(seconds * 1_000_000 + attoseconds / 1_000_000_000_000))
                 let (entries, dropped, stopping) = queue.withLock { queue in
                     defer {
-                        queue.entries.removeAll(keepingCapacity: true)
+                        queue.entries = []
                         queue.dropped = 0
                     }
                     return (queue.entries, queue.dropped, queue.stopping)
                 }
-                var lines = entries.map { entry in
-                    let time = RFC3339.format(nanoseconds: entry.time)
-                    // A close carries its open's time, which the open's entry fixed.
-                    let opened: String
+                // One buffer for the batch, with where each line ends (for rotation).
+                var batch: [UInt8] = []
+                batch.reserveCapacity(entries.count * 360 + 128)
+                var ends: [Int] = []
+                ends.reserveCapacity(entries.count + 1)
+                for entry in entries {
+                    batch.append(contentsOf: entry.event == .open ? AttributionEncoder.openPrefix : AttributionEncoder.closePrefix)
+                    let timeStart = batch.count
+                    encoder.appendTime(entry.time, to: &batch)
+                    // A close carries its open's time and identity, which the open's entry fixed.
+                    let opened: [UInt8], identity: [UInt8]
                     if entry.event == .open {
-                        opened = time
-                        openedBySerial[entry.flow.serial] = time
+                        (opened, identity) = (Array(batch[timeStart...]), encoder.identity(entry.flow))
+                        openBySerial[entry.flow.serial] = (opened, identity)
+                    } else if let open = openBySerial.removeValue(forKey: entry.flow.serial) {
+                        (opened, identity) = open
                     } else {
-                        opened = openedBySerial.removeValue(forKey: entry.flow.serial) ?? time
+                        (opened, identity) = (Array(batch[timeStart...]), encoder.identity(entry.flow))
                     }
-                    return AttributionRecord(entry.event, entry.flow, opened: opened, time: time, reason: entry.reason).jsonLine
+                    encoder.finish(entry.event, entry.flow, opened: opened, identity: identity, reason: entry.reason, to: &batch)
+                    ends.append(batch.count)
                 }
                 if dropped > 0 {
                     var record = AttributionRecord(event: .dropped, time: RFC3339.format(nanoseconds: Self.wallClock()))
                     record.count = dropped
-                    lines.append(record.jsonLine)
+                    batch.append(contentsOf: record.jsonLine.utf8)
+                    ends.append(batch.count)
                 }
-                writer.append(lines)
+                writer.append(batch, lineEnds: ends)
                 if stopping { break }
             }
             writer.close()
@@ -152,21 +165,23 @@ public final class AttributionLog: Sendable {
             if fd < 0 { logger.warning("cannot open the attribution log \(path): \(String(cString: strerror(errno))); flows are not recorded") }
         }
 
-        /// Appends `lines`, rotating first whenever the next line would pass `maxFileSize`.
-        mutating func append(_ lines: [String]) {
-            var chunk: [UInt8] = []
-            for line in lines {
-                if size + chunk.count + line.utf8.count > settings.maxFileSize, size + chunk.count > 0 {
-                    write(chunk)
-                    chunk.removeAll(keepingCapacity: true)
+        /// Appends `bytes`, whole lines ending at `lineEnds`, rotating first whenever the next
+        /// line would take the file past `maxFileSize`.
+        mutating func append(_ bytes: [UInt8], lineEnds: [Int]) {
+            var chunkStart = 0
+            var lineStart = 0
+            for end in lineEnds {
+                if size + (end - chunkStart) > settings.maxFileSize, size + (lineStart - chunkStart) > 0 {
+                    write(bytes[chunkStart..<lineStart])
+                    chunkStart = lineStart
                     rotate()
                 }
-                chunk += line.utf8
+                lineStart = end
             }
-            write(chunk)
+            write(bytes[chunkStart..<bytes.count])
         }
 
-        private mutating func write(_ bytes: [UInt8]) {
+        private mutating func write(_ bytes: ArraySlice<UInt8>) {
             guard fd >= 0, !bytes.isEmpty else { return }
             var offset = 0
             while offset < bytes.count {
