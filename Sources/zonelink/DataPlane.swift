@@ -19,22 +19,30 @@ final class AnswerState: Sendable {
     private let notifier: TransferNotifier?
     /// The views last built for transfers, shared by every responder.
     private let cache = ViewCache()
+    /// The views' serials in SOA records to ordinary clients, shared by every responder.
+    private let clientSerials: ClientSerials
+    /// Where transfers served are logged.
+    private let logger: Logger?
 
     init(
         engine: AnswerEngine, forwarder: Forwarder?, transfers: TransferPolicy = .none,
-        serials: ViewSerials = ViewSerials(clock: { UInt32(truncatingIfNeeded: time(nil)) }), notifier: TransferNotifier? = nil
+        serials: ViewSerials = ViewSerials(clock: { UInt32(truncatingIfNeeded: time(nil)) }), notifier: TransferNotifier? = nil,
+        logger: Logger? = nil
     ) {
         self.serials = serials
+        self.logger = logger
         self.notifier = notifier
+        let clientSerials = ClientSerials(serials: serials)
+        self.clientSerials = clientSerials
         let responder = Responder(
             engine: engine, health: ZoneHealth(shiftedZones: engine.catalog.shiftedZones), forwarder: forwarder,
-            transfers: Self.transfers(transfers, serials, cache))
+            transfers: Self.transfers(transfers, serials, cache, logger), clientSerials: clientSerials)
         self.state = Mutex(responder)
         self.publisher = ResponderPublisher(responder)
     }
 
-    private static func transfers(_ policy: TransferPolicy, _ serials: ViewSerials, _ cache: ViewCache) -> Responder.Transfers? {
-        policy.isEmpty ? nil : Responder.Transfers(policy: policy, serials: serials, cache: cache)
+    private static func transfers(_ policy: TransferPolicy, _ serials: ViewSerials, _ cache: ViewCache, _ logger: Logger?) -> Responder.Transfers? {
+        policy.isEmpty ? nil : Responder.Transfers(policy: policy, serials: serials, cache: cache, logger: logger)
     }
 
     var forwarder: Forwarder? { state.withLock { $0.forwarder } }
@@ -42,7 +50,9 @@ final class AnswerState: Sendable {
     func update(engine: AnswerEngine, forwarder: Forwarder?, transfers: TransferPolicy) {
         let published = state.withLock { state in
             let health = ZoneHealth(unhealthy: state.health.unhealthy, shiftedZones: engine.catalog.shiftedZones)
-            state = Responder(engine: engine, health: health, forwarder: forwarder, transfers: Self.transfers(transfers, serials, cache))
+            state = Responder(
+                engine: engine, health: health, forwarder: forwarder, transfers: Self.transfers(transfers, serials, cache, logger),
+                clientSerials: clientSerials)
             publisher.publish(state)
             return state
         }
@@ -53,7 +63,8 @@ final class AnswerState: Sendable {
     func update(unhealthy: Set<ENIID>) {
         let published = state.withLock { state in
             let health = ZoneHealth(unhealthy: unhealthy, shiftedZones: state.engine.catalog.shiftedZones)
-            state = Responder(engine: state.engine, health: health, forwarder: state.forwarder, transfers: state.transfers)
+            state = Responder(
+                engine: state.engine, health: health, forwarder: state.forwarder, transfers: state.transfers, clientSerials: clientSerials)
             publisher.publish(state)
             return state
         }
@@ -64,7 +75,7 @@ final class AnswerState: Sendable {
     func announce(_ responder: Responder? = nil) {
         let responder = responder ?? state.withLock { $0 }
         guard let notifier, let transfers = responder.transfers else { return }
-        notifier.contentMayHaveChanged(engine: responder.engine, health: responder.health, policy: transfers.policy)
+        notifier.contentMayHaveChanged(engine: responder.engine, health: responder.health, policy: transfers.policy, cache: transfers.cache)
     }
 }
 

@@ -217,7 +217,7 @@ struct Serve: AsyncParsableCommand {
         }
         let answers = AnswerState(
             engine: plan.engine, forwarder: makeForwarder(catalog, group: group, logger: logger), transfers: plan.transfers,
-            serials: serials, notifier: transferNotifier)
+            serials: serials, notifier: transferNotifier, logger: logger)
         let dns = DNSServer(
             listeners: plan.dnsListeners, namespaces: namespaces, publisher: answers.publisher, group: group,
             workers: threads, tcpIdleTimeout: catalog.dns.tcpIdleTimeout, limits: catalog.dns.limits, budget: budget, logger: logger,

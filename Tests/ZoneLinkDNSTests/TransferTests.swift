@@ -270,6 +270,27 @@ struct TransferTests {
         #expect(small.count > 10 && small.allSatisfy { $0.count <= 512 } && answers(small) == answers(whole))
     }
 
+    @Test func aSecondTransferReusesTheWrittenMessagesFittedToItsRequest() throws {
+        // The first AXFR writes the messages; the second (another ID, RD off, the name in
+        // capitals, an IXFR answered AXFR-style) gets the same records with its own header,
+        // question and signatures.
+        let (first, firstMAC) = signed("privatelink.internal", .axfr, key: Self.keyAll)
+        let written = exchange(first)
+        var message = queryMessage("PrivateLink.INTERNAL", .ixfr, id: 0x5151, flags: 0, edns: nil)
+        message[9] = 1  // NSCOUNT: a SOA with serial 7, which the journal does not reach
+        message += [0xC0, 12, 0, 6, 0, 1, 0, 0, 0, 0, 0, 22, 0, 0, 0, 0, 0, 7] + Array(repeating: 0, count: 16)
+        let (second, secondMAC) = TSIG.signRequest(message, key: Self.keyAll, time: Self.now)
+        let reused = exchange(second)
+        #expect(verifyChain(written, key: Self.keyAll, requestMAC: firstMAC))
+        #expect(verifyChain(reused, key: Self.keyAll, requestMAC: secondMAC))
+        #expect(answers(reused) == answers(written) && answers(reused).count > 3)
+        #expect(reused.allSatisfy { $0[0] == 0x51 && $0[1] == 0x51 && $0[2] & 0x01 == 0 })
+        let question = 12..<(12 + DNSName("privatelink.internal")!.wire.count + 4)
+        #expect(Array(reused[0][question]) == Array(message[question]), "the request's question, as written")
+        let decoded = try #require(decode(reused[0]))
+        #expect(decoded.rcode == 0 && decoded.aa && decoded.qdcount == 1)
+    }
+
     @Test func serialsFollowRFC1982() {
         #expect(SerialNumber.isGreater(1, than: 0) && SerialNumber.isGreater(0, than: UInt32.max))
         #expect(!SerialNumber.isGreater(0, than: 1) && !SerialNumber.isGreater(5, than: 5))

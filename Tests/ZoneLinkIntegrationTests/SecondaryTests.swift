@@ -58,7 +58,8 @@ enum SecondaryFixture {
             + [Names.endpoint, Names.service, Names.endpointZoneA, Names.endpointZoneB].map { GeneratedQuery(name: $0, type: RRType.A) }
     }
 
-    /// A SOA's serial, which the transferred view has its own of (the listener's is the catalog's).
+    /// A SOA's serial: the same for a view's clients and its secondaries once both caught up,
+    /// but a client may see the last serial for a moment after a change.
     static func withoutSerial(_ record: String) -> String {
         record.replacing(/(\sin\ssoa\s\S+\s\S+\s)\d+/) { "\($0.1)SERIAL" }
     }
@@ -318,6 +319,83 @@ struct SecondaryTests {
         server.cleanUp()
     }
 
+    @Test("Changes through the control API (endpoint create, accept, delete) reach NSD and Knot by NOTIFY",
+          .enabled(if: Tools.nsd != nil, "nsd is not installed: apt-get install nsd"),
+          .enabled(if: Tools.knotd != nil, "knotd is not installed: apt-get install knot"))
+    func apiChangesReachBothSecondaries() async throws {
+        let secretDir = try Paths.makeTempDir("tsig")
+        defer { try? FileManager.default.removeItem(at: secretDir) }
+        let secretFile = secretDir.appendingPathComponent("knot.key")
+        try (SecondaryFixture.knotSecret + "\n").write(to: secretFile, atomically: true, encoding: .utf8)
+        let secondaryPorts = [try LoopbackPorts.free(), try LoopbackPorts.free()]
+        let config = try SecondaryFixture.config(knotSecretFile: secretFile.path, notify: secondaryPorts)
+        // zones/local.yaml's accounts A (consumer) and B (provider), with the walkthrough's tokens.
+        let server = try ZoneLinkServer.launch(config, tag: "xfr-api", tokens: WalkthroughConfig.tokensFile)
+        var secondaries: [SecondaryServer] = []
+        defer {
+            secondaries.forEach { $0.stop() }
+            server.kill()
+            server.cleanUp()
+        }
+        try await offload { try server.waitUntilReady() }
+        let binary = try Paths.requireZonelink()
+        func cli(_ token: String, _ args: [String]) async throws -> ProcessResult {
+            let r = try await runProcess(binary.path, args + ["--state-dir", server.dir.appendingPathComponent("state").path, "--token", token],
+                                         cwd: server.dir, timeout: 30)
+            guard r.exited, r.status == 0 else { throw HarnessError("zonelink \(args.joined(separator: " ")) failed:\n\(r.summary)\n\(server.logs)") }
+            return r
+        }
+        let nsd = try SecondaryServer.nsd(
+            zone: Names.domain, primary: server.pinnedPort, secret: SecondaryFixture.nsdSecret, port: secondaryPorts[0])
+        secondaries.append(nsd)
+        let knot = try SecondaryServer.knot(
+            zone: Names.domain, primary: server.pinnedPort, secret: SecondaryFixture.knotSecret, port: secondaryPorts[1])
+        secondaries.append(knot)
+        let both = [nsd, knot]
+        for secondary in both {
+            try await offload { try secondary.waitForZone(Names.domain) }
+        }
+        let serialBefore = try #require(try await offload { try knot.soaSerial(Names.domain) })
+
+        /// Waits until both secondaries answer `name` A with `addresses`; the seconds it took.
+        func propagation(_ name: String, _ addresses: [String], since: Double) async throws -> Double {
+            for secondary in both {
+                try await offload { try secondary.waitForAnswer(name, addresses, timeout: 60, since: since) }
+            }
+            return monotonicNow() - since
+        }
+
+        // A creates an endpoint in zone b: its names appear on both secondaries.
+        var started = monotonicNow()
+        let created = try await cli(WalkthroughConfig.tokenA, [
+            "endpoint", "create", "--service", "epsrv-frankfurt1", "--vpc", "vpc-1", "--zone", "eu-central-1b=vsw-1b",
+            "--security-group", "sg-1", "--id", "ep-api", "--json",
+        ])
+        let endpoint = try #require(try JSONSerialization.jsonObject(with: Data(created.stdout.utf8)) as? [String: Any], "\(created.summary)")
+        let placement = try #require(endpoint["placement"] as? [String: Any], "no placement: \(endpoint)")
+        let name = try #require(placement["dnsName"] as? String, "no dnsName: \(placement)")
+        let address = try #require((placement["enis"] as? [[String: Any]])?.first?["address"] as? String, "no ENI: \(placement)")
+        let createSeconds = try await propagation(name, [address], since: started)
+        let serialCreated = try #require(try await offload { try knot.soaSerial(Names.domain) })
+        #expect(serialCreated != serialBefore && serialCreated &- serialBefore < 0x8000_0000, "serial \(serialBefore) → \(serialCreated)")
+
+        // B accepts: the names resolved while Disconnected already; both secondaries still
+        // answer them (the time includes the CLI's own start, as for the other changes).
+        started = monotonicNow()
+        _ = try await cli(WalkthroughConfig.tokenB, ["service", "connections", "accept", "epsrv-frankfurt1", "ep-api", "--json"])
+        let acceptSeconds = try await propagation(name, [address], since: started)
+
+        // A deletes it: both secondaries stop answering its name.
+        started = monotonicNow()
+        _ = try await cli(WalkthroughConfig.tokenA, ["endpoint", "delete", "ep-api"])
+        let deleteSeconds = try await propagation(name, [], since: started)
+        let serialDeleted = try #require(try await offload { try knot.soaSerial(Names.domain) })
+        #expect(serialDeleted != serialCreated && serialDeleted &- serialCreated < 0x8000_0000, "serial \(serialCreated) → \(serialDeleted)")
+        #expect(server.logText.contains("NOTIFY acknowledged"), "\(server.logs)")
+        print(String(format: "secondaries: API change → both NSD and Knot serve it: create %.2f s, accept %.2f s, delete %.2f s (each from the CLI's start); serial %u → %u → %u",
+                     createSeconds, acceptSeconds, deleteSeconds, serialBefore, serialCreated, serialDeleted))
+    }
+
     @Test("kdig's AXFR verifies the TSIG of every message; refusals carry the RFC's rcode",
           .enabled(if: Tools.kdig != nil, "kdig is not installed: apt-get install knot-dnsutils"))
     func kdigTransfersAndIsRefused() async throws {
@@ -365,7 +443,7 @@ struct SecondaryTests {
         #expect(server.isRunning, "zonelink survived: \(server.logs)")
     }
 
-    @Test("Serials never go back: after reloads, SIGTERM and kill -9, every serial is at least the last one, and greater after a change",
+    @Test("Serials never go back: after reloads, SIGTERM and kill -9, every serial (a secondary's and a plain client's) is at least the last one, and greater after a change",
           .enabled(if: Tools.kdig != nil, "kdig is not installed: apt-get install knot-dnsutils"))
     func serialsSurviveRestarts() async throws {
         let secretDir = try Paths.makeTempDir("tsig")
@@ -428,7 +506,35 @@ struct SecondaryTests {
             throw HarnessError("zonelink did not answer within 30 s of starting again.\n\(server.logs)")
         }
 
+        /// The serial a plain client (no key) of the listener on `port` is answered.
+        func plainSerial(_ port: UInt16) async throws -> UInt32 {
+            let result = try await runProcess(Tools.kdig!, ["@127.0.0.1", "-p", "\(port)", "+time=5", "+retry=0", "+short", "SOA", Names.domain],
+                                              timeout: 30)
+            let fields = result.stdout.split(whereSeparator: { $0 == " " || $0 == "\n" })
+            guard result.exited, result.status == 0, fields.count >= 3, let value = UInt32(fields[2]) else {
+                throw HarnessError("no SOA from zonelink for a plain client: \(result.summary)")
+            }
+            return value
+        }
+        /// Waits until a plain client of `port` sees `expected` (after a change, clients get
+        /// the new serial once the view is built again, off the answering thread).
+        func plainSerial(_ port: UInt16, becomes expected: (UInt32) -> Bool, _ what: String) async throws -> UInt32 {
+            let deadline = monotonicNow() + 30
+            var seen: UInt32 = 0
+            while monotonicNow() < deadline {
+                seen = try await plainSerial(port)
+                if expected(seen) { return seen }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            throw HarnessError("a plain client of port \(port) still sees serial \(seen), not \(what), after 30 s.\n\(server.logs)")
+        }
+        // Plain clients see the view's serial, the secondary's: not the catalog's counter (1).
+        // The pinned listener is the Knot key's view (VPC 1, zone b); the source listener,
+        // asked from 127.0.0.1 (in no vSwitch), is VPC 1 with no zone, a view no secondary carries.
         var last = try await serial()
+        #expect(try await plainSerial(config.pinnedPort) == last, "a plain client and the secondary see one serial")
+        var sourceLast = try await plainSerial(config.sourcePort)
+        #expect(sourceLast > 1_000_000, "the source listener's serial is the view's, not the catalog's: \(sourceLast)")
         var beforeLast = last
         // Three changes in quick succession run the serial ahead of the clock.
         for address in ["127.10.2.51", "127.10.2.52", "127.10.2.53"] {
@@ -437,6 +543,10 @@ struct SecondaryTests {
             #expect(next &- last < 0x8000_0000, "\(next) is not after \(last)")
             beforeLast = last
             last = next
+            _ = try await plainSerial(config.pinnedPort, becomes: { $0 == next }, "\(next)")
+            let previous = sourceLast
+            sourceLast = try await plainSerial(config.sourcePort, becomes: { $0 != previous }, "after \(previous)")
+            #expect(sourceLast &- previous < 0x8000_0000, "a plain client's serial went from \(previous) to \(sourceLast)")
         }
         // `kdig +ixfr` from the serial before the last change shows that change alone (RFC 1995):
         // the old SOA, the moved ENI's records going and coming, not the whole zone.
@@ -450,18 +560,26 @@ struct SecondaryTests {
         #expect(waitForExit(current, timeout: 15), "zonelink did not stop on SIGTERM")
         try await restart()
         #expect(try await serial() == last, "same content after a restart keeps its serial")
+        #expect(try await plainSerial(config.pinnedPort) == last, "a plain client after SIGTERM: the same serial, not 1")
+        #expect(try await plainSerial(config.sourcePort) == sourceLast, "a plain client of the source listener after SIGTERM")
         // kill -9 right after a change: greater than before, and kept after the restart.
         try move(to: "127.10.2.54")
         let changed = try await serial(after: last)
         #expect(changed &- last < 0x8000_0000 && changed != last)
+        _ = try await plainSerial(config.pinnedPort, becomes: { $0 == changed }, "\(changed)")
+        let sourceBeforeKill = sourceLast
+        sourceLast = try await plainSerial(config.sourcePort, becomes: { $0 != sourceBeforeKill }, "after \(sourceBeforeKill)")
         kill(current.processIdentifier, SIGKILL)
         current.waitUntilExit()
         try await restart()
         #expect(try await serial() == changed, "a serial written before kill -9 is kept")
+        #expect(try await plainSerial(config.pinnedPort) == changed, "a plain client after kill -9: the serial from before")
+        #expect(try await plainSerial(config.sourcePort) == sourceLast, "a plain client of the source listener after kill -9")
         try move(to: "127.10.2.55")
         let after = try await serial(after: changed)
         #expect(after &- changed < 0x8000_0000 && after != changed, "\(after) is not after \(changed)")
-        print("serials: \(last) → \(changed) → \(after) across SIGTERM and kill -9")
+        _ = try await plainSerial(config.pinnedPort, becomes: { $0 == after }, "\(after)")
+        print("serials: \(last) → \(changed) → \(after) across SIGTERM and kill -9, the same for plain clients")
         current.terminate()
         _ = waitForExit(current, timeout: 15)
     }

@@ -111,7 +111,9 @@ final class ZoneLinkServer: @unchecked Sendable {
     }
 
     /// Launches `zonelink serve --config F --threads 1` in a temp dir (its current directory).
-    static func launch(_ config: TestConfig, tag: String) throws -> ZoneLinkServer {
+    /// With `tokens`, the control API's tokens file (`ACCOUNT-ID sha256(token)` lines) is written
+    /// to `<state-dir>/tokens` first, so that the CLI can change the catalog.
+    static func launch(_ config: TestConfig, tag: String, tokens: String? = nil) throws -> ZoneLinkServer {
         let binary = try Paths.requireZonelink()
         let dir = try Paths.makeTempDir(tag)
         let configURL = dir.appendingPathComponent("zonelink.yaml")
@@ -120,6 +122,11 @@ final class ZoneLinkServer: @unchecked Sendable {
         let outURL = dir.appendingPathComponent("server.stdout")
         _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
         _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        if let tokens {
+            let stateDir = dir.appendingPathComponent("state")
+            try FileManager.default.createDirectory(at: stateDir, withIntermediateDirectories: true)
+            try tokens.write(to: stateDir.appendingPathComponent("tokens"), atomically: true, encoding: .utf8)
+        }
         let p = Process()
         p.executableURL = binary
         p.arguments = ["serve", "--config", configURL.path, "--threads", "1", "--state-dir", dir.appendingPathComponent("state").path]

@@ -1,4 +1,5 @@
 import Glibc
+import Logging
 import Metrics
 import NIOCore
 import Synchronization
@@ -30,6 +31,9 @@ public struct Responder: Sendable {
     /// Zone transfers to the configured secondaries; nil when there are none (then AXFR and
     /// IXFR are REFUSED and a signed query is answered as an unsigned one, as before).
     public let transfers: Transfers?
+    /// The views' serials that SOA records carry to ordinary clients; nil: the catalog's
+    /// serial, as a zone of its own would have (tests that need no persistence).
+    public let clientSerials: ClientSerials?
 
     /// What serving transfers needs besides the engine and health: who may transfer what, and
     /// the serials handed out so far (shared by every responder of the process).
@@ -38,19 +42,27 @@ public struct Responder: Sendable {
         public var serials: ViewSerials
         /// The views last built, while engine and health stay the same.
         public var cache: ViewCache
+        /// Where each transfer served (AXFR, IXFR) is logged, one line; refusals at debug
+        /// (they are counted in `zonelink_dns_transfers_total` and could be a flood).
+        public var logger: Logger?
 
-        public init(policy: TransferPolicy, serials: ViewSerials, cache: ViewCache = ViewCache()) {
+        public init(policy: TransferPolicy, serials: ViewSerials, cache: ViewCache = ViewCache(), logger: Logger? = nil) {
             self.policy = policy
             self.serials = serials
             self.cache = cache
+            self.logger = logger
         }
     }
 
-    public init(engine: AnswerEngine, health: ZoneHealth = .allHealthy, forwarder: Forwarder? = nil, transfers: Transfers? = nil) {
+    public init(
+        engine: AnswerEngine, health: ZoneHealth = .allHealthy, forwarder: Forwarder? = nil, transfers: Transfers? = nil,
+        clientSerials: ClientSerials? = nil
+    ) {
         self.engine = engine
         self.health = health
         self.forwarder = forwarder
         self.transfers = transfers
+        self.clientSerials = clientSerials
     }
 
     public enum Transport: Sendable { case udp, tcp }
@@ -82,6 +94,9 @@ public struct Responder: Sendable {
                 engine: engine, health: health, policy: transfers.policy, serials: transfers.serials, cache: transfers.cache)
                 .respond(to: Array(message), query: query, source: source, overTCP: transport == .tcp, now: UInt64(time(nil)))
             Counter(label: "zonelink_dns_transfers_total", dimensions: [("type", response.kind), ("result", response.result.rawValue)]).increment()
+            if let logger = transfers.logger, response.kind == "axfr" || response.kind == "ixfr" {
+                Self.log(response, source: source, transport: transport, to: logger)
+            }
             if response.messages.count == 1 || transport == .udp {
                 output.writeBytes(response.messages[0])
                 return .answered
@@ -134,6 +149,10 @@ public struct Responder: Sendable {
         trail.clientZone(client)
         var answer = engine.answer(query, vpc: listener.vpc, clientZone: client.zone, health: health, trail: &trail)
         if client.scope > 0, answer.answer.contains(where: { $0.rrset.enis != nil }) { answer.clientSubnetScope = client.scope }
+        if let clientSerials {
+            let view = listener.vpc.map { ViewKey(vpc: $0, zone: client.zone) } ?? .outside(zone: client.zone)
+            clientSerials.stamp(&answer, view: view, engine: engine, health: health)
+        }
         return .answer(answer)
     }
 
@@ -148,6 +167,26 @@ public struct Responder: Sendable {
 }
 
 extension Responder {
+    /// One line per AXFR or IXFR request: served at info, refused at debug. Key names and
+    /// views, never a secret.
+    static func log(_ response: TransferResponder.Response, source: IPv4Address?, transport: Transport, to logger: Logger) {
+        var metadata: Logger.Metadata = [
+            "dns.transfer": "\(response.kind)", "dns.result": "\(response.result.rawValue)",
+            "dns.client": "\(source.map { "\($0)" } ?? "-")", "dns.transport": "\(transport == .tcp ? "tcp" : "udp")",
+        ]
+        if let view = response.view { metadata["dns.view"] = "\(view)" }
+        if let zone = response.zone { metadata["dns.zone"] = "\(zone)" }
+        if let serial = response.serial { metadata["dns.serial"] = "\(serial)" }
+        switch response.result {
+        case .ok, .incremental, .upToDate:
+            metadata["dns.messages"] = "\(response.messages.count)"
+            metadata["dns.bytes"] = "\(response.messages.reduce(0) { $0 + $1.count })"
+            logger.info("transfer served", metadata: metadata)
+        default:
+            logger.debug("transfer refused", metadata: metadata)
+        }
+    }
+
     /// The client's zone, decided by `ZoneAffinity.clientZone` from this listener and query.
     func clientZone(of query: Query, listener: ListenerContext, source: IPv4Address?) -> ZoneAffinity.ClientZone {
         ZoneAffinity.clientZone(

@@ -49,12 +49,23 @@ public enum TSIGAlgorithm: Sendable, Hashable, CaseIterable {
     }
 
     func mac(_ data: [UInt8], secret: [UInt8]) -> [UInt8] {
-        let key = SymmetricKey(data: secret)
+        mac(of: [data], secret: secret)
+    }
+
+    /// The MAC of `pieces` one after the other: a 64 KiB message is hashed where it lies,
+    /// not copied behind the previous MAC first.
+    func mac(of pieces: [[UInt8]], secret: [UInt8]) -> [UInt8] {
         switch self {
-        case .hmacSHA256: return Array(HMAC<SHA256>.authenticationCode(for: data, using: key))
-        case .hmacSHA384: return Array(HMAC<SHA384>.authenticationCode(for: data, using: key))
-        case .hmacSHA512: return Array(HMAC<SHA512>.authenticationCode(for: data, using: key))
+        case .hmacSHA256: Self.mac(SHA256.self, pieces, secret)
+        case .hmacSHA384: Self.mac(SHA384.self, pieces, secret)
+        case .hmacSHA512: Self.mac(SHA512.self, pieces, secret)
         }
+    }
+
+    private static func mac<H: HashFunction>(_: H.Type, _ pieces: [[UInt8]], _ secret: [UInt8]) -> [UInt8] {
+        var hmac = HMAC<H>(key: SymmetricKey(data: secret))
+        for piece in pieces { hmac.update(data: piece) }
+        return Array(hmac.finalize())
     }
 }
 
@@ -194,21 +205,21 @@ public enum TSIG {
         public mutating func sign(
             _ message: [UInt8], originalID: UInt16, time: UInt64, error: TSIGError = .none, otherData: [UInt8] = []
         ) -> [UInt8] {
-            var data: [UInt8] = []
+            var before: [UInt8] = []
             if !previousMAC.isEmpty {
-                data.append16(UInt16(previousMAC.count))
-                data += previousMAC
+                before.append16(UInt16(previousMAC.count))
+                before += previousMAC
             }
-            data += message
+            var after: [UInt8] = []
             if started {
-                data.append48(time)
-                data.append16(TSIG.fudge)
+                after.append48(time)
+                after.append16(TSIG.fudge)
             } else {
-                data += TSIG.variables(
+                after = TSIG.variables(
                     keyName: key.name, algorithm: key.algorithm.name, time: time, fudge: TSIG.fudge, error: error.rawValue,
                     otherData: otherData)
             }
-            let mac = key.algorithm.mac(data, secret: key.secret.bytes)
+            let mac = key.algorithm.mac(of: [before, message, after], secret: key.secret.bytes)
             started = true
             previousMAC = mac
             return TSIG.append(

@@ -41,6 +41,44 @@ public struct TransferMessages {
         return out
     }
 
+    /// `written` (unsigned messages another request's writer made, with a question of the same
+    /// length) as this request's: its ID and flags in every header, its question in the
+    /// first, then signed along `chain` when given. The records' compression pointers stay
+    /// right because the question is as long. Nil when the questions' lengths differ.
+    public func reused(_ written: [[UInt8]], chain: inout TSIG.Chain?, time: UInt64) -> [[UInt8]]? {
+        // The question ends where the first record starts: as long as this one, or not reusable.
+        guard let first = written.first, first.count >= 12, UInt16(first[4]) << 8 | UInt16(first[5]) == 1,
+              Self.questionLength(of: first) == question.count
+        else { return nil }
+        var out = written
+        for index in out.indices {
+            out[index].withUnsafeMutableBufferPointer { bytes in
+                bytes[0] = UInt8(id >> 8)
+                bytes[1] = UInt8(id & 0xFF)
+                // NOERROR: only whole zones are reused.
+                bytes[2] = UInt8(flags >> 8)
+                bytes[3] = UInt8(flags & 0xF0)
+            }
+        }
+        out[0].replaceSubrange(12..<(12 + question.count), with: question)
+        guard var signing = chain else { return out }
+        out = out.map { signing.sign($0, originalID: id, time: time) }
+        chain = signing
+        return out
+    }
+
+    /// The length of the one question of a message this type wrote (an uncompressed name).
+    static func questionLength(of message: [UInt8]) -> Int? {
+        var at = 12
+        while at < message.count {
+            let length = Int(message[at])
+            if length == 0 { return at + 1 + 4 <= message.count ? at + 1 + 4 - 12 : nil }
+            guard length < 64 else { return nil }
+            at += length + 1
+        }
+        return nil
+    }
+
     /// A response with no records but the question: a refusal, NOTAUTH, FORMERR.
     public func error(_ rcode: RCode) -> [UInt8] {
         var builder = MessageBuilder(id: id, flags: flags & ~HeaderFlags.aa, rcode: rcode, question: question)

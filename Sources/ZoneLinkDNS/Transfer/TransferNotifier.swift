@@ -11,7 +11,9 @@ import ZoneLinkNetwork
 /// Sends NOTIFY (RFC 1996) to the secondaries of each view whose content changed, and retries
 /// with backoff (`NotifyMessage.backoff`) until a signed acknowledgement arrives or a newer
 /// change replaces it. Every NOTIFY, retry and acknowledgement is logged and counted
-/// (`zonelink_dns_notify_total{result="sent"|"retried"|"acknowledged"}`).
+/// (`zonelink_dns_notify_total{result="sent"|"retried"|"acknowledged"|"superseded"}`); a NOTIFY
+/// that a newer change replaces, or that is still waiting when ZoneLink stops, is logged as
+/// given up.
 ///
 /// `contentMayHaveChanged` is called on every publish (catalog or health); each notified
 /// view's zones are built on a queue of the notifier's own, one publish after the other (the
@@ -27,7 +29,7 @@ public final class TransferNotifier: @unchecked Sendable {
     /// newer one would look like a change back).
     private let planner = DispatchQueue(label: "zonelink-notify-planner")
     /// The latest publish not yet worked out; nil when the planner has nothing queued.
-    private let latest = Mutex<(AnswerEngine, ZoneHealth, TransferPolicy)?>(nil)
+    private let latest = Mutex<(AnswerEngine, ZoneHealth, TransferPolicy, ViewCache)?>(nil)
     /// The serial last announced per secondary address and zone (planner only): the first
     /// publish announces every zone, so secondaries holding a copy from before a restart look again.
     private var announced: [PendingKey: UInt32] = [:]
@@ -70,7 +72,13 @@ public final class TransferNotifier: @unchecked Sendable {
 
     public func stop() async {
         let channel = try? await loop.submit { () -> Channel? in
-            for pending in self.pending.values { pending.retry?.cancel() }
+            for (target, pending) in self.pending {
+                pending.retry?.cancel()
+                self.logger.info("NOTIFY given up: ZoneLink stops", metadata: [
+                    "dns.secondary": "\(target.target.secondary)", "dns.notify": "\(target.target.address)", "dns.zone": "\(target.apex)",
+                    "dns.attempts": "\(pending.attempt + 1)",
+                ])
+            }
             self.pending = [:]
             self.byID = [:]
             defer { self.channel = nil }
@@ -80,20 +88,21 @@ public final class TransferNotifier: @unchecked Sendable {
     }
 
     /// Notifies the secondaries of every view whose content differs from what was announced.
-    public func contentMayHaveChanged(engine: AnswerEngine, health: ZoneHealth, policy: TransferPolicy) {
+    /// The views are built through `cache`, so the transfers the NOTIFYs call for find them built.
+    public func contentMayHaveChanged(engine: AnswerEngine, health: ZoneHealth, policy: TransferPolicy, cache: ViewCache) {
         guard policy.grants.values.contains(where: { !$0.notify.isEmpty }) else { return }
         let queued = latest.withLock { slot in
-            defer { slot = (engine, health, policy) }
+            defer { slot = (engine, health, policy, cache) }
             return slot != nil
         }
         // A work item already waits; it takes this publish, the latest.
         guard !queued else { return }
         planner.async { [self] in
-            guard let (engine, health, policy) = latest.withLock({ slot in
+            guard let (engine, health, policy, cache) = latest.withLock({ slot in
                 defer { slot = nil }
                 return slot
             }) else { return }
-            let due = announce(engine: engine, health: health, policy: policy)
+            let due = announce(engine: engine, health: health, policy: policy, cache: cache)
             guard !due.isEmpty else { return }
             loop.execute { [self] in
                 for (target, soa, key) in due { send(target, soa: soa, key: key, attempt: 0) }
@@ -103,14 +112,14 @@ public final class TransferNotifier: @unchecked Sendable {
 
     /// The NOTIFYs a publish calls for: each address of each zone whose serial is not the one
     /// last announced there. On the planner queue.
-    private func announce(engine: AnswerEngine, health: ZoneHealth, policy: TransferPolicy) -> [(PendingKey, TransferRecord, TSIGKey)] {
+    private func announce(engine: AnswerEngine, health: ZoneHealth, policy: TransferPolicy, cache: ViewCache) -> [(PendingKey, TransferRecord, TSIGKey)] {
         var due: [(PendingKey, TransferRecord, TSIGKey)] = []
-        var zonesByView: [ViewKey: [TransferZone]] = [:]
         for grant in policy.grants.values where !grant.notify.isEmpty {
-            let zones = zonesByView[grant.view] ?? ViewContent.zonesWithCatalog(of: grant.view, engine: engine, health: health) ?? []
-            zonesByView[grant.view] = zones
-            for zone in zones {
-                let serial = serials.update(ViewSerials.Key(view: grant.view, apex: zone.apex), zone: zone).serial
+            guard engine.catalog.vpc(grant.view.vpc) != nil else { continue }
+            let apexes = engine.transferableZones(vpc: grant.view.vpc).map(\.apex) + [ViewContent.catalogApex]
+            for apex in apexes {
+                guard let (zone, digest) = cache.zone(apex, of: grant.view, engine: engine, health: health) else { continue }
+                let serial = serials.update(ViewSerials.Key(view: grant.view, apex: zone.apex), zone: zone, digest: digest).serial
                 for target in grant.notify {
                     let key = PendingKey(target: target, apex: zone.apex)
                     guard announced[key] != serial else { continue }
@@ -127,6 +136,15 @@ public final class TransferNotifier: @unchecked Sendable {
         if let old = pending.removeValue(forKey: target) {
             old.retry?.cancel()
             byID[old.id] = nil
+            // Not a retry (those carry the same SOA): a newer change replaces the old NOTIFY,
+            // which is given up unacknowledged.
+            if old.soa != soa {
+                logger.info("NOTIFY given up: a newer change replaces it", metadata: [
+                    "dns.secondary": "\(target.target.secondary)", "dns.notify": "\(target.target.address)", "dns.zone": "\(target.apex)",
+                    "dns.serial": "\(TransferZone(apex: target.apex, soa: old.soa, records: []).serial)", "dns.attempts": "\(old.attempt + 1)",
+                ])
+                Counter(label: "zonelink_dns_notify_total", dimensions: [("result", "superseded")]).increment()
+            }
         }
         nextID &+= 1
         let id = nextID

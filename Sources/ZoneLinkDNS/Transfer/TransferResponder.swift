@@ -44,6 +44,9 @@ public struct TransferResponder: Sendable {
         public var kind: String
         /// The view the key opened, when it did.
         public var view: ViewKey?
+        /// The zone and serial sent, when a zone was (SOA, AXFR, IXFR).
+        public var zone: DNSName? = nil
+        public var serial: UInt32? = nil
     }
 
     public func respond(to message: [UInt8], query: Query, source: IPv4Address?, overTCP: Bool, now: UInt64) -> Response {
@@ -92,13 +95,17 @@ public struct TransferResponder: Sendable {
         let serialKey = ViewSerials.Key(view: grant.view, apex: zone.apex)
         let serial = serials.update(serialKey, zone: zone, digest: digest).serial
         let current = zone.with(serial: serial)
+        /// A zone sent: its apex and serial go to the log.
+        func sent(_ messages: [[UInt8]], _ result: Result, _ view: ViewKey?) -> Response {
+            Response(messages: messages, result: result, kind: kind, view: view, zone: zone.apex, serial: serial)
+        }
         switch query.type {
         case .soa:
-            return reply(writer.messages([current.soa], chain: &chain, time: now), .ok, grant.view)
+            return sent(writer.messages([current.soa], chain: &chain, time: now), .ok, grant.view)
         case .ixfr:
             let clientSerial = Self.ixfrSerial(message, query: query)
             if !overTCP || clientSerial.map({ !SerialNumber.isGreater(serial, than: $0) }) == true {
-                return reply(writer.messages([current.soa], chain: &chain, time: now), .upToDate, grant.view)
+                return sent(writer.messages([current.soa], chain: &chain, time: now), .upToDate, grant.view)
             }
             if let clientSerial, let changes = serials.changes(serialKey, since: clientSerial),
                let last = changes.last, last.after == current.soa {
@@ -112,12 +119,25 @@ public struct TransferResponder: Sendable {
                     records += change.added
                 }
                 records.append(current.soa)
-                return reply(writer.messages(records, chain: &chain, time: now), .incremental, grant.view)
+                return sent(writer.messages(records, chain: &chain, time: now), .incremental, grant.view)
             }
-            return reply(writer.messages(current.axfrRecords, chain: &chain, time: now), .ok, grant.view)
+            return sent(wholeZone(current, view: grant.view, writer: writer, chain: &chain, now: now), .ok, grant.view)
         default:
-            return reply(writer.messages(current.axfrRecords, chain: &chain, time: now), .ok, grant.view)
+            return sent(wholeZone(current, view: grant.view, writer: writer, chain: &chain, now: now), .ok, grant.view)
         }
+    }
+
+    /// The AXFR of `zone`: the messages the cache keeps for its content and serial, fitted to
+    /// this request and signed, so that transferring an unchanged view again costs copying and
+    /// signing 1.5 MB rather than writing 60,000 records (for 10,000 endpoints).
+    func wholeZone(_ zone: TransferZone, view: ViewKey, writer: TransferMessages, chain: inout TSIG.Chain?, now: UInt64) -> [[UInt8]] {
+        let written = cache.messages(zone.apex, of: view, engine: engine, health: health, serial: zone.serial) {
+            // With a question of the apex, as the requests that reuse them have.
+            var unsigned: TSIG.Chain? = nil
+            let canonical = TransferMessages(id: 0, requestFlags: 0, question: zone.apex.wire + [0, UInt8(RRType.axfr.rawValue), 0, 1])
+            return canonical.messages(zone.axfrRecords, chain: &unsigned, time: 0)
+        }
+        return writer.reused(written, chain: &chain, time: now) ?? writer.messages(zone.axfrRecords, chain: &chain, time: now)
     }
 
     /// The serial of the SOA an IXFR request carries in its authority section (RFC 1995

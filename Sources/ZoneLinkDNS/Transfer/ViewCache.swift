@@ -17,6 +17,9 @@ public final class ViewCache: Sendable {
     struct Built {
         var zone: TransferZone
         var digest: [UInt8]
+        /// The zone's AXFR as unsigned messages for the serial they carry, once a transfer
+        /// wrote them (`TransferMessages.reused` fits them to each request).
+        var written: (serial: UInt32, messages: [[UInt8]])?
     }
 
     private struct State {
@@ -51,5 +54,26 @@ public final class ViewCache: Sendable {
             state.zones[key] = Built(zone: built, digest: digest)
         }
         return (built, digest)
+    }
+
+    /// The AXFR messages of zone `apex` of `view` with `serial`, as `write` makes them the
+    /// first time; later transfers of the same content copy them instead of writing 60,000
+    /// records again. Kept only while the zone itself is (same engine, same health).
+    func messages(
+        _ apex: DNSName, of view: ViewKey, engine: AnswerEngine, health: ZoneHealth, serial: UInt32, write: () -> [[UInt8]]
+    ) -> [[UInt8]] {
+        let key = Key(view: view, apex: apex)
+        let current = { (state: State) -> Bool in state.engine === engine && state.health == health }
+        if let hit = state.withLock({ state -> [[UInt8]]? in
+            guard current(state), let written = state.zones[key]?.written, written.serial == serial else { return nil }
+            return written.messages
+        }) {
+            return hit
+        }
+        let messages = write()
+        state.withLock { state in
+            if current(state), state.zones[key] != nil { state.zones[key]!.written = (serial, messages) }
+        }
+        return messages
     }
 }

@@ -14,6 +14,12 @@ public struct ViewKey: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { zone.map { "\(vpc)/\($0)" } ?? vpc }
+
+    /// The view of clients of no VPC (a listener without `vpc`), in `zone` if one is known.
+    /// No secondary carries it (a secondary names its VPC); clients' serials need a key for it.
+    public static func outside(zone: String?) -> ViewKey { ViewKey(vpc: "", zone: zone) }
+
+    var isOutside: Bool { vpc.isEmpty }
 }
 
 /// One record as a transfer carries it: data in wire form, names in it uncompressed.
@@ -86,7 +92,7 @@ public enum ViewContent {
 
     /// One zone of a view, or nil when the view does not hold `apex`.
     public static func zone(_ apex: DNSName, of view: ViewKey, engine: AnswerEngine, health: ZoneHealth) -> TransferZone? {
-        guard engine.catalog.vpc(view.vpc) != nil,
+        guard view.isOutside || engine.catalog.vpc(view.vpc) != nil,
               let zone = engine.transferableZones(vpc: view.vpc).first(where: { $0.apex == apex })
         else { return nil }
         return self.zone(zone, clientZone: view.zone, engine: engine, health: health)
@@ -143,11 +149,5 @@ extension ViewContent {
             records.append(TransferRecord(owner: zones.prepending(Array(digest.utf8)), type: .ptr, ttl: 0, rdata: member.wire))
         }
         return TransferZone(apex: apex, soa: TransferRecord(owner: apex, type: .soa, ttl: 0, rdata: soa), records: records)
-    }
-
-    /// The zones a secondary of `view` is told about: its zones, then its catalog zone.
-    public static func zonesWithCatalog(of view: ViewKey, engine: AnswerEngine, health: ZoneHealth) -> [TransferZone]? {
-        guard let zones = zones(of: view, engine: engine, health: health), let catalog = catalogZone(of: view, engine: engine) else { return nil }
-        return zones + [catalog]
     }
 }

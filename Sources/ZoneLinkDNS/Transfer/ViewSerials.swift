@@ -141,6 +141,9 @@ public final class ViewSerials: Sendable {
     /// Every entry so far.
     public var snapshot: [Key: Entry] { entries.withLock { $0.all } }
 
+    /// The serial last handed out for `key`, nil when none ever was (not even before a restart).
+    public func current(_ key: Key) -> UInt32? { entries.withLock { $0.all[key]?.serial } }
+
     /// The serial after `previous`: `now` when it is greater in RFC 1982 arithmetic, else
     /// `previous + 1` (mod 2^32, which is always greater).
     static func next(after previous: UInt32?, now: UInt32) -> UInt32 {

@@ -1,0 +1,128 @@
+import Dispatch
+import Synchronization
+import ZoneLinkCore
+
+/// The SOA serial ordinary clients are answered with (a plain `dig SOA`, the SOA of a negative
+/// answer): their view's serial from `ViewSerials`, the one its secondaries transfer, persisted
+/// and never going back, rather than the catalog's counter, which starts again at 1 with the
+/// process. Without it a resolver that compares serials would see ZoneLink go back in time at
+/// every restart, and a client would see one serial from the listener and another from the
+/// secondary that carries the same view.
+///
+/// A serial needs the view's content digest, which costs building the view (about 60,000
+/// records for 10,000 endpoints). So a view is built on the answering thread only when no
+/// serial of it is known at all (the first question ever, not even one from before a restart);
+/// after a change (another engine or health), clients get the last serial known until a queue
+/// of this class's own has built the view again and moved the serial on. For that moment a
+/// client may see new content with the old serial; it never sees a serial go back.
+///
+/// Views are those of `ViewKey`; the clients of a listener with no VPC are `ViewKey.outside`.
+public final class ClientSerials: Sendable {
+    private let serials: ViewSerials
+    private let queue = DispatchQueue(label: "zonelink-client-serials")
+
+    private struct State {
+        /// The engine and health the views in `current` were built from (the engine is held,
+        /// so that its identity is not reused).
+        var engine: AnswerEngine?
+        var health = ZoneHealth.allHealthy
+        /// Zones of views whose serial was worked out from `engine` and `health`.
+        var current: Set<ViewSerials.Key> = []
+        /// Zones of views asked about since, to build on the queue.
+        var stale: Set<ViewSerials.Key> = []
+        /// True while a work item is queued or running.
+        var scheduled = false
+    }
+
+    private let state = Mutex(State())
+
+    public init(serials: ViewSerials) {
+        self.serials = serials
+    }
+
+    /// `answer` with the serial of every SOA of a generated or private-domain zone set to
+    /// that zone's serial in `view`. Static zones keep their files' serials.
+    public func stamp(_ answer: inout Answer, view: ViewKey, engine: AnswerEngine, health: ZoneHealth) {
+        for i in answer.answer.indices where answer.answer[i].rrset.type == .soa {
+            stamp(&answer.answer[i], view: view, engine: engine, health: health)
+        }
+        for i in answer.authority.indices where answer.authority[i].rrset.type == .soa {
+            stamp(&answer.authority[i], view: view, engine: engine, health: health)
+        }
+    }
+
+    private func stamp(_ set: inout RecordSet, view: ViewKey, engine: AnswerEngine, health: ZoneHealth) {
+        guard !engine.staticApexes.contains(set.owner),
+              let serial = serial(of: set.owner, in: view, engine: engine, health: health)
+        else { return }
+        set.records = set.records.map { rdata in
+            guard rdata.count >= 22 else { return rdata }
+            var stamped = rdata
+            let at = rdata.count - 20
+            stamped[at] = UInt8(serial >> 24)
+            stamped[at + 1] = UInt8(serial >> 16 & 0xFF)
+            stamped[at + 2] = UInt8(serial >> 8 & 0xFF)
+            stamped[at + 3] = UInt8(serial & 0xFF)
+            return stamped
+        }
+    }
+
+    /// The serial of zone `apex` in `view` as clients are answered now; nil when the view does
+    /// not hold that zone.
+    public func serial(of apex: DNSName, in view: ViewKey, engine: AnswerEngine, health: ZoneHealth) -> UInt32? {
+        let key = ViewSerials.Key(view: view, apex: apex)
+        let known = serials.current(key)
+        enum Step { case answer, answerAndRefresh, build }
+        let step = state.withLock { state -> Step in
+            if state.engine !== engine || state.health != health {
+                state = State(engine: engine, health: health, scheduled: state.scheduled)
+            }
+            if state.current.contains(key) { return .answer }
+            // Never asked before: build it on this thread, once.
+            guard known != nil else { return .build }
+            state.stale.insert(key)
+            defer { state.scheduled = true }
+            return state.scheduled ? .answer : .answerAndRefresh
+        }
+        switch step {
+        case .answer: return known
+        case .answerAndRefresh:
+            queue.async { self.buildStale() }
+            return known
+        case .build: return build(key, engine: engine, health: health)
+        }
+    }
+
+    /// Works out the serials of the views asked about since the last change, the latest
+    /// engine and health first, until none is left.
+    private func buildStale() {
+        while true {
+            let job = state.withLock { state -> (AnswerEngine, ZoneHealth, [ViewSerials.Key])? in
+                guard let engine = state.engine, !state.stale.isEmpty else {
+                    state.scheduled = false
+                    return nil
+                }
+                defer { state.stale = [] }
+                return (engine, state.health, Array(state.stale))
+            }
+            guard let (engine, health, keys) = job else { return }
+            for key in keys { _ = build(key, engine: engine, health: health) }
+        }
+    }
+
+    /// Builds the zone, moves its serial on if its content changed, and marks it current.
+    private func build(_ key: ViewSerials.Key, engine: AnswerEngine, health: ZoneHealth) -> UInt32? {
+        let serial = ViewContent.zone(key.apex, of: key.view, engine: engine, health: health).map {
+            serials.update(key, digest: $0.contentDigest).serial
+        }
+        state.withLock { state in
+            if state.engine === engine && state.health == health { state.current.insert(key) }
+        }
+        return serial
+    }
+
+    /// Waits until the views asked about so far are built (for tests).
+    public func settle() {
+        queue.sync {}
+    }
+}
