@@ -23,28 +23,41 @@ public actor ControlService {
     public typealias Publish = @Sendable (Catalog) async throws -> Void
 
     private var plane: ControlPlane
-    private let store: StateStore
+    private let store: any ControlStore
+    /// The store's revision `plane.state` was read or committed at.
+    private var revision: Int64
+    private let suffix: @Sendable () -> String
     private var publish: Publish
+    private var onApplied: (@Sendable (StoredState) -> Void)?
     private var busy = false
     private var waiting: [CheckedContinuation<Void, Never>] = []
 
     /// Loads the committed state, merges it with the config file's `base`, and removes orphans
     /// (whitelist entries and connection states of objects gone from the file), committing
     /// that removal. Does not publish: serve starts DNS and the gateway with `catalog`.
+    /// - Parameter snapshot: start from this state instead of loading one (a host whose
+    ///   shared store is down at start, from `LastAppliedFile`); orphans are then left in the
+    ///   store (the merge ignores them) and nothing is committed.
     /// - Throws: `ConfigError` when the file and the stored objects do not fit together (an
     ///   API endpoint in a VPC the file no longer has, say), with the stored objects named by
     ///   ID; the store's errors.
     public init(
-        base: Configuration, file: String, store: StateStore, serial: UInt32 = 1,
+        base: Configuration, file: String, store: any ControlStore, startingFrom snapshot: StoredState? = nil, serial: UInt32 = 1,
         suffix: @escaping @Sendable () -> String = ControlService.randomSuffix,
         publish: @escaping Publish = { _ in }
     ) async throws {
-        let loaded = try store.load()
-        let first = try ControlPlane(base: base, file: file, state: loaded, serial: serial, suffix: suffix)
+        let loaded: StoredState
+        if let snapshot { loaded = snapshot } else { loaded = try await store.loadState() }
+        let first = try ControlPlane(base: base, file: file, state: loaded.state, serial: serial, suffix: suffix)
         let pruned = try first.reloading(base: base, file: file)
-        try await store.commit(pruned.changes)
+        if snapshot == nil {
+            self.revision = try await store.commit(pruned.changes, over: loaded.revision)
+        } else {
+            self.revision = loaded.revision
+        }
         self.plane = try ControlPlane(base: base, file: file, state: pruned.state, serial: serial, suffix: suffix)
         self.store = store
+        self.suffix = suffix
         self.publish = publish
     }
 
@@ -52,6 +65,13 @@ public actor ControlService {
     /// started with `catalog`, exist).
     public func setPublish(_ publish: @escaping Publish) {
         self.publish = publish
+    }
+
+    /// Called with the state and revision after every change applied from now on (a shared
+    /// store's host keeps it in `LastAppliedFile`), inside the turn: keep it short.
+    public func setOnApplied(_ onApplied: @escaping @Sendable (StoredState) -> Void) {
+        self.onApplied = onApplied
+        onApplied(StoredState(state: plane.state, revision: revision))
     }
 
     /// Twelve random lower-case letters and digits.
@@ -65,6 +85,37 @@ public actor ControlService {
 
     /// The catalog now, as last published.
     public var catalog: Catalog { plane.catalog }
+
+    /// The store's revision the plane now is at.
+    public var storeRevision: Int64 { revision }
+
+    /// Brings the plane up to what the store holds when another host committed (a
+    /// notification names `revision`) or after the store was out of reach (`nil`: load
+    /// whatever it holds). The loaded state goes the same one way as a local change:
+    /// plane → catalog → `publish` → swapped in.
+    /// - Returns: the revision now served, or nil when the plane was already there.
+    /// - Throws: the store's errors; `ConfigError` when the stored state does not fit this
+    ///   host's config file; what `publish` throws. The plane keeps serving the old state then.
+    @discardableResult
+    public func catchUp(to notified: Int64? = nil) async throws -> Int64? {
+        await acquire()
+        defer { release() }
+        if let notified, notified <= revision { return nil }
+        return try await adoptStored()
+    }
+
+    /// Loads the store's state and, when it is newer, applies and swaps it in.
+    private func adoptStored() async throws -> Int64? {
+        let loaded = try await store.loadState()
+        guard loaded.revision != revision else { return nil }
+        let next = try ControlPlane(
+            base: plane.base, file: plane.file, state: loaded.state, serial: plane.catalog.serial &+ 1, suffix: suffix)
+        try await publish(next.catalog)
+        plane = next
+        revision = loaded.revision
+        onApplied?(loaded)
+        return loaded.revision
+    }
 
     /// Runs one change: decides it on the current plane, applies its catalog, commits its
     /// rows, swaps in the new plane, then returns its value.
@@ -102,20 +153,32 @@ public actor ControlService {
             throw ControlError.notApplied("not applied, nothing changed: \(error)")
         }
         do {
-            try await commit(applied.changes)
+            revision = try await commit(applied.changes)
+        } catch let conflict as StoreConflict {
+            try? await publish(plane.catalog)
+            // Another host won: serve what it committed, then tell the client to decide again.
+            let caughtUp = (try? await adoptStored()).flatMap { $0 }
+            throw ControlError.conflict(
+                "\(conflict); nothing of this request was committed"
+                    + (caughtUp != nil ? " and this host now serves revision \(revision): send it again if it still applies" : ": send it again"))
+        } catch let unavailable as StoreUnavailable {
+            try? await publish(plane.catalog)
+            throw ControlError.storeUnavailable("\(unavailable)")
         } catch {
             try? await publish(plane.catalog)
             throw error
         }
         plane = applied.plane
+        if !applied.changes.isEmpty { onApplied?(StoredState(state: plane.state, revision: revision)) }
     }
 
     /// Commits in a task of its own: a cancelled request cannot cut a commit short after it
     /// started, so what the store holds and what the plane says never part.
-    private func commit(_ changes: [StateChange]) async throws {
-        guard !changes.isEmpty else { return }
+    private func commit(_ changes: [StateChange]) async throws -> Int64 {
+        guard !changes.isEmpty else { return revision }
         let store = store
-        try await Task { try await store.commit(changes) }.value
+        let revision = revision
+        return try await Task { try await store.commit(changes, over: revision) }.value
     }
 
     private func acquire() async {

@@ -35,6 +35,9 @@ final class SystemdNotifier: Sendable {
 
     func reloaded(status: String) { send("READY=1\nSTATUS=\(status)") }
 
+    /// A new STATUS= line alone (the store came back, say).
+    func status(_ status: String) { send("STATUS=\(status)") }
+
     func stopping() { send("STOPPING=1\nSTATUS=stopping") }
 
     /// Pings the watchdog at half the interval systemd asked for, from `loop`.
