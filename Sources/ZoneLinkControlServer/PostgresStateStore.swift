@@ -34,6 +34,9 @@ public actor PostgresStateStore: ControlStore {
     /// Whether this process brought the schema up to date yet (on its first connection,
     /// which may come after a start while the server was down).
     private var migrated = false
+    /// Set by `close()`: no connection is opened again (postgres-nio requires every connection
+    /// closed before it is released, so none may outlive the store's last call).
+    private var closed = false
 
     /// The NOTIFY channel commits announce their revision on.
     public static let channel = "zonelink_revision"
@@ -99,12 +102,12 @@ public actor PostgresStateStore: ControlStore {
                         case .integer(let number): if let number { binds.append(number) } else { binds.appendNull() }
                         }
                     }
-                    try await connection.query(PostgresQuery(unsafeSQL: statement.sql, binds: binds), logger: self.logger)
+                    _ = try await connection.query(PostgresQuery(unsafeSQL: statement.sql, binds: binds), logger: self.logger).collect()
                 }
                 var notify = PostgresBindings()
                 notify.append(Self.channel)
                 notify.append(String(next))
-                try await connection.query(PostgresQuery(unsafeSQL: "SELECT pg_notify($1, $2)", binds: notify), logger: self.logger)
+                _ = try await connection.query(PostgresQuery(unsafeSQL: "SELECT pg_notify($1, $2)", binds: notify), logger: self.logger).collect()
                 return next
             }
         }
@@ -161,6 +164,7 @@ public actor PostgresStateStore: ControlStore {
 
     /// Closes the connection (tests, shutdown).
     public func close() async {
+        closed = true
         if let connection { try? await connection.close() }
         connection = nil
     }
@@ -208,6 +212,7 @@ public actor PostgresStateStore: ControlStore {
     private func connected() async throws -> PostgresConnection {
         if let connection, !connection.isClosed { return connection }
         connection = nil
+        guard !closed else { throw StoreUnavailable(store: name, reason: "this host closed its connection (shutting down)") }
         let now = ContinuousClock.now
         if let retryAt, now < retryAt {
             throw StoreUnavailable(store: name, reason: "\(lastFailure); next attempt in \(retryAt - now)")
@@ -226,6 +231,10 @@ public actor PostgresStateStore: ControlStore {
                 }
                 migrated = true
             }
+            guard !closed else {
+                try? await connection.close()
+                throw StoreUnavailable(store: name, reason: "this host closed its connection (shutting down)")
+            }
             self.connection = connection
             if retryAt != nil { logger.notice("\(name): connected again") }
             retryAt = nil
@@ -234,6 +243,8 @@ public actor PostgresStateStore: ControlStore {
         } catch let error as StoreSchemaTooNew {
             throw error
         } catch let error as StateStoreError {
+            throw error
+        } catch let error as StoreUnavailable {
             throw error
         } catch {
             failed(Self.describe(error))
@@ -252,13 +263,15 @@ public actor PostgresStateStore: ControlStore {
     private func transaction<T: Sendable>(
         on connection: PostgresConnection, begin: String, _ body: () async throws -> T
     ) async throws -> T {
-        try await connection.query(PostgresQuery(unsafeSQL: begin), logger: logger)
+        // Every statement's rows are collected: the call returns once the server completed it
+        // (an uncollected COMMIT could still be in flight when the change is acknowledged).
+        _ = try await connection.query(PostgresQuery(unsafeSQL: begin), logger: logger).collect()
         do {
             let value = try await body()
-            try await connection.query("COMMIT", logger: logger)
+            _ = try await connection.query("COMMIT", logger: logger).collect()
             return value
         } catch {
-            if !connection.isClosed { _ = try? await connection.query("ROLLBACK", logger: logger) }
+            if !connection.isClosed { _ = try? await connection.query("ROLLBACK", logger: logger).collect() }
             throw error
         }
     }
@@ -279,12 +292,12 @@ public actor PostgresStateStore: ControlStore {
         try await transaction(on: connection, begin: "BEGIN") {
             var lock = PostgresBindings()
             lock.append(Self.migrationLock)
-            try await connection.query(PostgresQuery(unsafeSQL: "SELECT pg_advisory_xact_lock($1)", binds: lock), logger: logger)
-            try await connection.query(
+            _ = try await connection.query(PostgresQuery(unsafeSQL: "SELECT pg_advisory_xact_lock($1)", binds: lock), logger: logger).collect()
+            _ = try await connection.query(
                 """
                 CREATE TABLE IF NOT EXISTS zonelink_schema (
                     version INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, appliedAt TIMESTAMPTZ NOT NULL DEFAULT now())
-                """, logger: logger)
+                """, logger: logger).collect()
             var applied: [String] = []
             for try await name in try await connection.query("SELECT name FROM zonelink_schema ORDER BY version", logger: logger)
                 .decode(String.self)
@@ -296,13 +309,14 @@ public actor PostgresStateStore: ControlStore {
             guard unknown.isEmpty else { throw StoreSchemaTooNew(store: name, unknown: unknown) }
             for migration in migrations where !applied.contains(migration.name) {
                 for statement in migration.statements {
-                    try await connection.query(PostgresQuery(unsafeSQL: StoreDialect.postgres.sql(statement)), logger: logger)
+                    _ = try await connection.query(PostgresQuery(unsafeSQL: StoreDialect.postgres.sql(statement)), logger: logger).collect()
                 }
                 var record = PostgresBindings()
                 record.append(migration.version)
                 record.append(migration.name)
-                try await connection.query(
-                    PostgresQuery(unsafeSQL: "INSERT INTO zonelink_schema (version, name) VALUES ($1, $2)", binds: record), logger: logger)
+                _ = try await connection.query(
+                    PostgresQuery(unsafeSQL: "INSERT INTO zonelink_schema (version, name) VALUES ($1, $2)", binds: record), logger: logger
+                ).collect()
                 logger.notice("\(name): schema migrated", metadata: ["migration": "\(migration.name)"])
             }
         }
