@@ -20,6 +20,9 @@ public enum ControlError: Error, Hashable, Sendable, CustomStringConvertible {
     /// DNS or the gateway could not apply the change (409: an address taken by another
     /// program, say); nothing was committed and the previous state keeps serving.
     case notApplied(String)
+    /// The state store cannot be reached (503): nothing changed, DNS and the gateway keep
+    /// serving the last applied catalog. The message names the store.
+    case storeUnavailable(String)
 
     /// A stable machine-readable code for API bodies.
     public var code: String {
@@ -30,6 +33,7 @@ public enum ControlError: Error, Hashable, Sendable, CustomStringConvertible {
         case .invalid: "invalid"
         case .fileManaged: "file_managed"
         case .notApplied: "not_applied"
+        case .storeUnavailable: "store_unavailable"
         }
     }
 
@@ -39,6 +43,7 @@ public enum ControlError: Error, Hashable, Sendable, CustomStringConvertible {
         case .notFound: 404
         case .conflict, .fileManaged, .notApplied: 409
         case .invalid: 422
+        case .storeUnavailable: 503
         }
     }
 
@@ -46,7 +51,8 @@ public enum ControlError: Error, Hashable, Sendable, CustomStringConvertible {
     public var message: String {
         switch self {
         case .forbidden(let rule): rule
-        case .notFound(let message), .conflict(let message), .fileManaged(let message), .notApplied(let message): message
+        case .notFound(let message), .conflict(let message), .fileManaged(let message), .notApplied(let message),
+            .storeUnavailable(let message): message
         case .invalid(let issues): issues.map(\.description).joined(separator: "; ")
         }
     }

@@ -28,8 +28,12 @@ public actor ControlService {
     public typealias Publish = @Sendable (Catalog) async throws -> Void
 
     private var plane: ControlPlane
-    private let store: StateStore
+    private let store: any ControlStore
+    /// The store's revision `plane.state` was read or committed at.
+    private var revision: Int64
+    private let suffix: @Sendable () -> String
     private var publish: Publish
+    private var onApplied: (@Sendable (StoredState) -> Void)?
     private var busy = false
     private var waiting: [CheckedContinuation<Void, Never>] = []
     /// Sleeps until the next zonal shift expires; replaced after every change.
@@ -47,26 +51,37 @@ public actor ControlService {
     /// (whitelist entries and connection states of objects gone from the file), committing
     /// that removal, and ends the zonal shifts that expired meanwhile. Does not publish: serve
     /// starts DNS and the gateway with `catalog`.
+    /// - Parameter snapshot: start from this state instead of loading one (a host whose
+    ///   shared store is down at start, from `LastAppliedFile`); orphans and expired shifts are
+    ///   then left in the store (the merge ignores orphans; expiry ends the shifts once the
+    ///   store is back) and nothing is committed.
     /// - Throws: `ConfigError` when the file and the stored objects do not fit together (an
     ///   API endpoint in a VPC the file no longer has, say), with the stored objects named by
     ///   ID; the store's errors.
     public init(
-        base: Configuration, file: String, store: StateStore, serial: UInt32 = 1,
+        base: Configuration, file: String, store: any ControlStore, startingFrom snapshot: StoredState? = nil, serial: UInt32 = 1,
         suffix: @escaping @Sendable () -> String = ControlService.randomSuffix,
         clock: @escaping @Sendable () -> Int64 = ControlService.systemClock,
         logger: Logger = Logger(label: "zonelink.control"),
         publish: @escaping Publish = { _ in }
     ) async throws {
-        let loaded = try store.load()
-        let first = try ControlPlane(base: base, file: file, state: loaded, serial: serial, suffix: suffix)
+        let loaded: StoredState
+        if let snapshot { loaded = snapshot } else { loaded = try await store.loadState() }
+        let first = try ControlPlane(base: base, file: file, state: loaded.state, serial: serial, suffix: suffix)
         let pruned = try first.reloading(base: base, file: file)
-        let expired = try pruned.plane.endingExpiredShifts(now: clock())
-        try await store.commit(pruned.changes + expired.changes)
-        for shift in expired.value {
-            logger.notice("zonal shift ended: it expired while ZoneLink was stopped", metadata: ["zone": "\(shift.zone)"])
+        if snapshot == nil {
+            let expired = try pruned.plane.endingExpiredShifts(now: clock())
+            self.revision = try await store.commit(pruned.changes + expired.changes, over: loaded.revision)
+            for shift in expired.value {
+                logger.notice("zonal shift ended: it expired while ZoneLink was stopped", metadata: ["zone": "\(shift.zone)"])
+            }
+            self.plane = try ControlPlane(base: base, file: file, state: expired.state, serial: serial, suffix: suffix)
+        } else {
+            self.revision = loaded.revision
+            self.plane = try ControlPlane(base: base, file: file, state: pruned.state, serial: serial, suffix: suffix)
         }
-        self.plane = try ControlPlane(base: base, file: file, state: expired.state, serial: serial, suffix: suffix)
         self.store = store
+        self.suffix = suffix
         self.publish = publish
         self.clock = clock
         self.logger = logger
@@ -83,6 +98,13 @@ public actor ControlService {
         scheduleExpiry()
     }
 
+    /// Called with the state and revision after every change applied from now on (a shared
+    /// store's host keeps it in `LastAppliedFile`), inside the turn: keep it short.
+    public func setOnApplied(_ onApplied: @escaping @Sendable (StoredState) -> Void) {
+        self.onApplied = onApplied
+        onApplied(StoredState(state: plane.state, revision: revision))
+    }
+
     /// Twelve random lower-case letters and digits.
     public static let randomSuffix: @Sendable () -> String = {
         var generator = SystemRandomNumberGenerator()
@@ -94,6 +116,41 @@ public actor ControlService {
 
     /// The catalog now, as last published.
     public var catalog: Catalog { plane.catalog }
+
+    /// The store's revision the plane now is at.
+    public var storeRevision: Int64 { revision }
+
+    /// Brings the plane up to what the store holds when another host committed (a
+    /// notification names `revision`) or after the store was out of reach (`nil`: load
+    /// whatever it holds). The loaded state goes the same one way as a local change:
+    /// plane → catalog → `publish` → swapped in.
+    /// - Returns: the revision now served, or nil when the plane was already there.
+    /// - Throws: the store's errors; `ConfigError` when the stored state does not fit this
+    ///   host's config file; what `publish` throws. The plane keeps serving the old state then.
+    @discardableResult
+    public func catchUp(to notified: Int64? = nil) async throws -> Int64? {
+        await acquire()
+        defer { release() }
+        if let notified, notified <= revision { return nil }
+        return try await adoptStored()
+    }
+
+    /// Loads the store's state and, when it is newer, applies and swaps it in.
+    private func adoptStored() async throws -> Int64? {
+        let loaded = try await store.loadState()
+        guard loaded.revision != revision else { return nil }
+        let next = try ControlPlane(
+            base: plane.base, file: plane.file, state: loaded.state, serial: plane.catalog.serial &+ 1, suffix: suffix)
+        try await publish(next.catalog)
+        let previous = plane.catalog
+        plane = next
+        revision = loaded.revision
+        onApplied?(loaded)
+        events.publish(
+            EventDraft.connectionChanges(from: previous, to: next.catalog) + EventDraft.zonalShiftChanges(from: previous, to: next.catalog))
+        scheduleExpiry()
+        return loaded.revision
+    }
 
     /// Runs one change: decides it on the current plane, applies its catalog, commits its
     /// rows, swaps in the new plane, then returns its value.
@@ -131,7 +188,17 @@ public actor ControlService {
             throw ControlError.notApplied("not applied, nothing changed: \(error)")
         }
         do {
-            try await commit(applied.changes)
+            revision = try await commit(applied.changes)
+        } catch let conflict as StoreConflict {
+            try? await publish(plane.catalog)
+            // Another host won: serve what it committed, then tell the client to decide again.
+            let caughtUp = (try? await adoptStored()).flatMap { $0 }
+            throw ControlError.conflict(
+                "\(conflict); nothing of this request was committed"
+                    + (caughtUp != nil ? " and this host now serves revision \(revision): send it again if it still applies" : ": send it again"))
+        } catch let unavailable as StoreUnavailable {
+            try? await publish(plane.catalog)
+            throw ControlError.storeUnavailable("\(unavailable)")
         } catch {
             try? await publish(plane.catalog)
             throw error
@@ -141,6 +208,7 @@ public actor ControlService {
         events.publish(
             EventDraft.connectionChanges(from: previous, to: applied.catalog)
                 + EventDraft.zonalShiftChanges(from: previous, to: applied.catalog))
+        if !applied.changes.isEmpty { onApplied?(StoredState(state: plane.state, revision: revision)) }
         if applied.changes.contains(where: \.isZonalShift) { scheduleExpiry() }
     }
 
@@ -166,6 +234,10 @@ public actor ControlService {
             for shift in ended {
                 logger.notice("zonal shift ended: it expired", metadata: ["zone": "\(shift.zone)", "reason": "\(shift.reason)"])
             }
+        } catch ControlError.conflict {
+            // Another host sharing the store ended it (or changed something) first; this host
+            // now serves what it committed, and sleeps until the next expiry there is.
+            scheduleExpiry()
         } catch {
             logger.error("cannot end expired zonal shifts: \(error); trying again in 10 s")
             try? await Task.sleep(for: .seconds(10))
@@ -175,10 +247,11 @@ public actor ControlService {
 
     /// Commits in a task of its own: a cancelled request cannot cut a commit short after it
     /// started, so what the store holds and what the plane says never part.
-    private func commit(_ changes: [StateChange]) async throws {
-        guard !changes.isEmpty else { return }
+    private func commit(_ changes: [StateChange]) async throws -> Int64 {
+        guard !changes.isEmpty else { return revision }
         let store = store
-        try await Task { try await store.commit(changes) }.value
+        let revision = revision
+        return try await Task { try await store.commit(changes, over: revision) }.value
     }
 
     private func acquire() async {

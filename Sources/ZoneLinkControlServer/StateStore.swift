@@ -32,7 +32,12 @@ public final class StateStore: Sendable {
     }
 
     /// Opens (creating when missing) the database at `path` and brings its schema up to date.
-    public init(path: String) throws {
+    public convenience init(path: String) throws {
+        try self.init(path: path, migrations: StoreSchema.migrations)
+    }
+
+    /// With the first migrations only, as an older zonelink (tests of upgrades and refusals).
+    init(path: String, migrations: [StoreSchema.Migration]) throws {
         var configuration = Configuration()
         configuration.busyMode = .timeout(5)
         configuration.label = "zonelink.state"
@@ -42,58 +47,32 @@ public final class StateStore: Sendable {
         // connection, which may lose the last commits on power loss. FULL syncs the WAL at
         // every commit, before `commit` returns.
         try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
-        try Self.migrator.migrate(pool)
+        try Self.migrate(pool, path: path, migrations: migrations)
     }
 
-    private static var migrator: DatabaseMigrator {
+    /// The shared migration list (`StoreSchema`) as GRDB migrations: a database records the
+    /// names it ran in `grdb_migrations`, as the first version of this store did.
+    private static func migrator(_ migrations: [StoreSchema.Migration]) -> DatabaseMigrator {
         var migrator = DatabaseMigrator()
-        migrator.registerMigration("v1: services, whitelist, endpoints, connections") { db in
-            try db.execute(sql: """
-                CREATE TABLE service (
-                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                    id TEXT NOT NULL UNIQUE,
-                    account TEXT NOT NULL,
-                    resources TEXT NOT NULL,
-                    autoAcceptConnections INTEGER NOT NULL,
-                    zoneAffinity INTEGER NOT NULL,
-                    privateDomain TEXT,
-                    proxyProtocol INTEGER NOT NULL
-                );
-                CREATE TABLE whitelistEntry (
-                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                    service TEXT NOT NULL,
-                    account TEXT NOT NULL,
-                    UNIQUE (service, account)
-                );
-                CREATE TABLE endpoint (
-                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                    id TEXT NOT NULL UNIQUE,
-                    account TEXT NOT NULL,
-                    service TEXT NOT NULL,
-                    vpc TEXT NOT NULL,
-                    securityGroups TEXT NOT NULL,
-                    zones TEXT NOT NULL
-                );
-                CREATE TABLE connection (
-                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                    endpoint TEXT NOT NULL UNIQUE,
-                    state TEXT NOT NULL CHECK (state IN ('Disconnected', 'Connected', 'Rejected'))
-                );
-                """)
-        }
-        migrator.registerMigration("v2: zonal shifts") { db in
-            try db.execute(sql: """
-                CREATE TABLE zonalShift (
-                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                    zone TEXT NOT NULL UNIQUE,
-                    reason TEXT NOT NULL,
-                    startedAt INTEGER NOT NULL,
-                    expiresAt INTEGER,
-                    drainAt INTEGER
-                );
-                """)
+        for migration in migrations {
+            migrator.registerMigration(migration.name) { db in
+                for statement in migration.statements { try db.execute(sql: StoreDialect.sqlite.sql(statement)) }
+            }
         }
         return migrator
+    }
+
+    /// Refuses a database that ran migrations this binary does not know, then runs the
+    /// missing ones.
+    private static func migrate(_ pool: DatabasePool, path: String, migrations: [StoreSchema.Migration]) throws {
+        let known = Set(migrations.map(\.name))
+        let applied = try pool.read { db -> [String] in
+            guard try db.tableExists("grdb_migrations") else { return [] }
+            return try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations")
+        }
+        let unknown = applied.filter { !known.contains($0) }
+        guard unknown.isEmpty else { throw StoreSchemaTooNew(store: "the SQLite store \(path)", unknown: unknown.sorted()) }
+        try migrator(migrations).migrate(pool)
     }
 
     // MARK: Reading
@@ -101,6 +80,11 @@ public final class StateStore: Sendable {
     /// The state as committed, rows in creation order.
     public func load() throws -> ControlState {
         try pool.read { db in try Self.load(db) }
+    }
+
+    /// Runs SQL as it is (tests that write rows as an older version did).
+    func execute(_ sql: String) throws {
+        try pool.write { db in try db.execute(sql: sql) }
     }
 
     /// `journal_mode` and `synchronous` of the writing connection (tests check WAL and FULL).
@@ -111,45 +95,35 @@ public final class StateStore: Sendable {
     }
 
     static func load(_ db: Database) throws -> ControlState {
-        let decoder = JSONDecoder()
-        func json<T: Decodable>(_ type: T.Type, _ text: String, _ what: String) throws -> T {
-            do {
-                return try decoder.decode(type, from: Data(text.utf8))
-            } catch {
-                throw StateStoreError("\(what) holds invalid JSON: \(error)")
-            }
-        }
         let services = try Row.fetchAll(db, sql: "SELECT * FROM service ORDER BY seq").map { row in
-            let id: String = row["id"]
-            return ServiceRecord(
-                id: id, account: row["account"],
-                resources: try json([ServiceResourceSpec].self, row["resources"], "service \(id): resources"),
+            try StoredRows.service(
+                id: row["id"], account: row["account"], resources: row["resources"],
                 autoAcceptConnections: row["autoAcceptConnections"], zoneAffinity: row["zoneAffinity"],
-                privateDomain: row["privateDomain"], proxyProtocol: row["proxyProtocol"])
+                privateDomain: row["privateDomain"], proxyProtocol: row["proxyProtocol"], connectionBandwidth: row["connectionBandwidth"])
         }
         let whitelist = try Row.fetchAll(db, sql: "SELECT service, account FROM whitelistEntry ORDER BY seq").map {
             WhitelistRecord(service: $0["service"], account: $0["account"])
         }
         let endpoints = try Row.fetchAll(db, sql: "SELECT * FROM endpoint ORDER BY seq").map { row in
-            let id: String = row["id"]
-            return EndpointRecord(
-                id: id, account: row["account"], service: row["service"], vpc: row["vpc"],
-                securityGroups: try json([String].self, row["securityGroups"], "endpoint \(id): securityGroups"),
-                zones: try json([ENIRecord].self, row["zones"], "endpoint \(id): zones"))
+            try StoredRows.endpoint(
+                id: row["id"], account: row["account"], service: row["service"], vpc: row["vpc"],
+                securityGroups: row["securityGroups"], zones: row["zones"])
         }
         let connections = try Row.fetchAll(db, sql: "SELECT endpoint, state FROM connection ORDER BY seq").map { row in
-            let endpoint: String = row["endpoint"]
-            let text: String = row["state"]
-            guard let state = ConnectionState(rawValue: text) else {
-                throw StateStoreError("connection of \(endpoint): '\(text)' is not a connection state")
-            }
-            return ConnectionRecord(endpoint: endpoint, state: state)
+            try StoredRows.connection(endpoint: row["endpoint"], state: row["state"])
         }
-        let shifts = try Row.fetchAll(db, sql: "SELECT * FROM zonalShift ORDER BY seq").map { row in
+        let shifts = try Row.fetchAll(db, sql: "SELECT \(StoredRows.zonalShiftColumns) FROM zonalShift ORDER BY seq").map { row in
             ZonalShift(zone: row["zone"], reason: row["reason"], startedAt: row["startedAt"], expiresAt: row["expiresAt"], drainAt: row["drainAt"])
         }
         return ControlState(
             services: services, whitelist: whitelist, endpoints: endpoints, connections: connections, zonalShifts: shifts)
+    }
+
+    static func revision(_ db: Database) throws -> Int64 {
+        guard let value = try Int64.fetchOne(db, sql: "SELECT value FROM revision WHERE id = 1") else {
+            throw StateStoreError("the revision row is missing: the database was changed by something other than zonelink")
+        }
+        return value
     }
 
     // MARK: Writing
@@ -159,6 +133,7 @@ public final class StateStore: Sendable {
     public func commit(_ changes: [StateChange]) async throws {
         guard !changes.isEmpty else { return }
         try await pool.write { db in
+            try db.execute(sql: "UPDATE revision SET value = value + 1 WHERE id = 1")
             for change in changes { try Self.apply(change, in: db) }
         }
     }
@@ -175,60 +150,34 @@ public final class StateStore: Sendable {
     }
 
     static func apply(_ change: StateChange, in db: Database) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        func json(_ value: some Encodable) throws -> String { String(decoding: try encoder.encode(value), as: UTF8.self) }
-        switch change {
-        case .putService(let record):
-            try db.execute(
-                sql: """
-                    INSERT INTO service (id, account, resources, autoAcceptConnections, zoneAffinity, privateDomain, proxyProtocol)
-                    VALUES (?, ?, ?, ?, ?, ?, ?)
-                    ON CONFLICT (id) DO UPDATE SET
-                        account = excluded.account, resources = excluded.resources,
-                        autoAcceptConnections = excluded.autoAcceptConnections, zoneAffinity = excluded.zoneAffinity,
-                        privateDomain = excluded.privateDomain, proxyProtocol = excluded.proxyProtocol
-                    """,
-                arguments: [
-                    record.id, record.account, try json(record.resources), record.autoAcceptConnections, record.zoneAffinity,
-                    record.privateDomain, record.proxyProtocol,
-                ])
-        case .deleteService(let id):
-            try db.execute(sql: "DELETE FROM service WHERE id = ?", arguments: [id])
-        case .addWhitelistEntry(let record):
-            try db.execute(
-                sql: "INSERT INTO whitelistEntry (service, account) VALUES (?, ?) ON CONFLICT (service, account) DO NOTHING",
-                arguments: [record.service, record.account])
-        case .removeWhitelistEntry(let record):
-            try db.execute(
-                sql: "DELETE FROM whitelistEntry WHERE service = ? AND account = ?", arguments: [record.service, record.account])
-        case .putEndpoint(let record):
-            try db.execute(
-                sql: """
-                    INSERT INTO endpoint (id, account, service, vpc, securityGroups, zones) VALUES (?, ?, ?, ?, ?, ?)
-                    ON CONFLICT (id) DO UPDATE SET
-                        account = excluded.account, service = excluded.service, vpc = excluded.vpc,
-                        securityGroups = excluded.securityGroups, zones = excluded.zones
-                    """,
-                arguments: [record.id, record.account, record.service, record.vpc, try json(record.securityGroups), try json(record.zones)])
-        case .deleteEndpoint(let id):
-            try db.execute(sql: "DELETE FROM endpoint WHERE id = ?", arguments: [id])
-        case .setConnection(let record):
-            try db.execute(
-                sql: "INSERT INTO connection (endpoint, state) VALUES (?, ?) ON CONFLICT (endpoint) DO UPDATE SET state = excluded.state",
-                arguments: [record.endpoint, record.state.rawValue])
-        case .clearConnection(let endpoint):
-            try db.execute(sql: "DELETE FROM connection WHERE endpoint = ?", arguments: [endpoint])
-        case .putZonalShift(let shift):
-            try db.execute(
-                sql: """
-                    INSERT INTO zonalShift (zone, reason, startedAt, expiresAt, drainAt) VALUES (?, ?, ?, ?, ?)
-                    ON CONFLICT (zone) DO UPDATE SET
-                        reason = excluded.reason, startedAt = excluded.startedAt, expiresAt = excluded.expiresAt, drainAt = excluded.drainAt
-                    """,
-                arguments: [shift.zone, shift.reason, shift.startedAt, shift.expiresAt, shift.drainAt])
-        case .endZonalShift(let zone):
-            try db.execute(sql: "DELETE FROM zonalShift WHERE zone = ?", arguments: [zone])
+        let statement = try StoredRows.statement(for: change, .sqlite)
+        try db.execute(sql: statement.sql, arguments: StatementArguments(statement.values.map { value -> (any DatabaseValueConvertible)? in
+            switch value {
+            case .text(let text): text
+            case .integer(let number): number
+            }
+        }))
+    }
+}
+
+extension StateStore: ControlStore {
+    public var name: String { "the SQLite store \(path)" }
+
+    public func loadState() async throws -> StoredState {
+        try await pool.read { db in StoredState(state: try Self.load(db), revision: try Self.revision(db)) }
+    }
+
+    /// Only this process writes the file (`StateDirectoryLock`), so a conflict here means a
+    /// caller decided on a stale state: the check costs one read in the transaction.
+    public func commit(_ changes: [StateChange], over revision: Int64) async throws -> Int64 {
+        guard !changes.isEmpty else { return revision }
+        let name = name
+        return try await pool.write { db in
+            let found = try Self.revision(db)
+            guard found == revision else { throw StoreConflict(store: name, expected: revision, found: found) }
+            try db.execute(sql: "UPDATE revision SET value = ? WHERE id = 1", arguments: [revision + 1])
+            for change in changes { try Self.apply(change, in: db) }
+            return revision + 1
         }
     }
 }

@@ -35,7 +35,8 @@ final class SystemdNotifier: Sendable {
 
     func reloaded(status: String) { send("READY=1\nSTATUS=\(status)") }
 
-    /// A new STATUS= line alone (after an API change, such as a zonal shift).
+    /// A new STATUS= line alone (after an API change such as a zonal shift, or the store
+    /// coming back).
     func status(_ text: String) { send("STATUS=\(text)") }
 
     func stopping() { send("STOPPING=1\nSTATUS=stopping") }

@@ -108,6 +108,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("control-socket"), help: "The control socket (default: <state-dir>/control.sock).")
     var controlSocket: String?
 
+    @Option(name: .long, help: "Where the state is committed: sqlite (<state-dir>/state.sqlite) or postgres://USER@HOST[:PORT]/DATABASE, shared by several hosts (default: the config's control.store, else sqlite).")
+    var store: String?
+
     @Option(name: .customLong("control-tcp"), help: "Also serve the control API on this loopback TCP port.")
     var controlTCP: Int?
 
@@ -143,6 +146,10 @@ struct Serve: AsyncParsableCommand {
         let tokensFile = tokens ?? "\(stateDir)/tokens"
         let stateLock: StateDirectoryLock
         let control: ControlService
+        var shared: PostgresStateStore?
+        var storeName = "the state in \(stateDir)"
+        // Said in `systemctl status` while a host serves what it kept because the store was down at start.
+        var storeDown = ""
         let tokenStore: TokenStore
         let zoneFiles = StaticZoneFiles()
         let plan: ServingPlan
@@ -150,7 +157,43 @@ struct Serve: AsyncParsableCommand {
             let base = try Configuration.load(file: config)
             tokenStore = TokenStore(try loadTokens(file: tokensFile, logger: logger))
             stateLock = try StateDirectoryLock(directory: stateDir)
-            control = try await ControlService(base: base, file: config, store: StateStore.open(stateDirectory: stateDir))
+            let location: StoreLocation
+            do {
+                location = try store.map { text throws(StoreLocationError) in try StoreLocation.parse(text) } ?? base.control.store
+            } catch {
+                FileHandle.standardError.write(Data("zonelink: --store \(error)\n".utf8))
+                throw ExitStatus.invalidInput
+            }
+            switch location {
+            case .sqlite:
+                control = try await ControlService(base: base, file: config, store: StateStore.open(stateDirectory: stateDir))
+            case .postgres(let where_):
+                let postgres = PostgresStateStore(location: where_, logger: logger)
+                storeName = postgres.name
+                let lastApplied = LastAppliedFile(stateDirectory: stateDir)
+                do {
+                    try await postgres.open()
+                    control = try await ControlService(base: base, file: config, store: postgres)
+                    logger.notice("state store: \(postgres.name)")
+                } catch let unavailable as StoreUnavailable {
+                    switch lastApplied.load(store: postgres.name) {
+                    case .failure(let why):
+                        logger.error("\(unavailable); \(why): nothing to serve, not starting")
+                        throw ExitStatus.runtimeFailure
+                    case .success(let snapshot):
+                        logger.warning("\(unavailable): starting from the last applied catalog (revision \(snapshot.revision)) kept in \(lastApplied.path); changes are refused until the store answers")
+                        control = try await ControlService(base: base, file: config, store: postgres, startingFrom: snapshot)
+                        storeDown = "store unavailable at start, serving the last applied catalog (revision \(snapshot.revision)); "
+                    }
+                }
+                let name = postgres.name
+                await control.setOnApplied { stored in
+                    do { try lastApplied.save(stored, store: name) } catch {
+                        logger.warning("\(error); a restart while the store is down would start from an older catalog")
+                    }
+                }
+                shared = postgres
+            }
             plan = try ServingPlan(catalog: await control.catalog, file: config, zoneFiles: zoneFiles)
         } catch let error as ConfigError {
             FileHandle.standardError.write(Data((error.description + "\n").utf8))
@@ -158,8 +201,10 @@ struct Serve: AsyncParsableCommand {
         } catch let error as TokensFileError {
             FileHandle.standardError.write(Data("zonelink: \(error)\n".utf8))
             throw ExitStatus.invalidInput
+        } catch let error as ExitCode {
+            throw error
         } catch {
-            logger.error("cannot open the state in \(stateDir): \(error)")
+            logger.error("cannot open \(storeName): \(error)")
             throw ExitStatus.runtimeFailure
         }
         let catalog = plan.catalog
@@ -192,7 +237,7 @@ struct Serve: AsyncParsableCommand {
         }
 
         let notifier = SystemdNotifier(waitingFor: ["dns", "gateway"])
-        let status = Runtime.status(catalog)
+        let status = storeDown + Runtime.status(catalog)
         // Transferred views' serials persist in the state directory; NOTIFY tells secondaries.
         let serialsFile = ViewSerialsFile(path: "\(stateDir)/view-serials.json")
         let knownSerials: [ViewSerials.Key: ViewSerials.Entry]
@@ -300,8 +345,15 @@ struct Serve: AsyncParsableCommand {
             logger: logger)
         let controlServer = ControlServer(
             api: api, socketPath: controlSocket ?? "\(stateDir)/control.sock", tcpPort: controlTCP, eventLoopGroup: group, logger: logger)
+        var running: [any Service] = [dns, gateway, controlServer, ReloadOnHangup(runtime: runtime, notifier: notifier)]
+        // Other hosts' commits reach this host's DNS and gateway the way its own changes do.
+        if let shared {
+            running.append(StoreFollower(store: shared, control: control, logger: logger, onCaughtUp: { _ in
+                notifier.status(Runtime.status(await control.catalog))
+            }))
+        }
         let services = ServiceGroup(
-            services: [dns, gateway, controlServer, ReloadOnHangup(runtime: runtime, notifier: notifier)],
+            services: running,
             gracefulShutdownSignals: [.sigterm, .sigint],
             cancellationSignals: [], logger: logger)
         do {

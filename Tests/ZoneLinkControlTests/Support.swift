@@ -77,7 +77,7 @@ func error<T>(_ body: () throws -> T, sourceLocation: SourceLocation = #_sourceL
 
 /// The kind of result, for tables.
 enum Outcome: String, Sendable, CustomStringConvertible {
-    case ok, forbidden, notFound, conflict, invalid, fileManaged, notApplied
+    case ok, forbidden, notFound, conflict, invalid, fileManaged, notApplied, storeUnavailable
 
     init(_ error: ControlError?) {
         switch error {
@@ -88,6 +88,7 @@ enum Outcome: String, Sendable, CustomStringConvertible {
         case .invalid: self = .invalid
         case .fileManaged: self = .fileManaged
         case .notApplied: self = .notApplied
+        case .storeUnavailable: self = .storeUnavailable
         }
     }
 

@@ -24,6 +24,8 @@ final class ControlAPIServer: @unchecked Sendable {
     let niceness: Int
     /// Run the server under `prlimit --nofile=N` (soft and hard), as a host with a low limit would.
     let descriptorLimit: Int?
+    /// More `serve` options (`--store`, say).
+    var extraArguments: [String] = []
     private var run = 0
 
     /// `mutate` edits the config (limits under test); `descriptorLimit` caps the server's descriptors.
@@ -63,7 +65,7 @@ final class ControlAPIServer: @unchecked Sendable {
         if niceness != 0 { command = ["/usr/bin/nice", "-n", String(niceness)] + command }
         p.executableURL = URL(fileURLWithPath: command[0])
         p.arguments = Array(command.dropFirst()) + ["serve", "--config", configURL.path, "--threads", "1", "--state-dir", stateDir.path,
-                       "--control-tcp", String(controlPort)]
+                       "--control-tcp", String(controlPort)] + extraArguments
         p.currentDirectoryURL = dir
         p.standardInput = FileHandle.nullDevice
         p.standardError = try FileHandle(forWritingTo: logPath)

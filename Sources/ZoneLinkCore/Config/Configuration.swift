@@ -293,7 +293,7 @@ private struct ConfigParser {
 
     func parseControl(_ node: Node) -> ControlSettings? {
         guard let map = reader.mapping(
-            node, at: "control", allowed: ["connections", "headerTimeout", "bodyTimeout", "idleTimeout", "maxBodySize"]
+            node, at: "control", allowed: ["connections", "headerTimeout", "bodyTimeout", "idleTimeout", "maxBodySize", "store"]
         ) else { return nil }
         var settings = ControlSettings()
         if let n = reader.int(map["connections"], at: "control.connections", range: 1...100_000) { settings.connections = n }
@@ -301,6 +301,13 @@ private struct ConfigParser {
         if let timeout = reader.duration(map["bodyTimeout"], at: "control.bodyTimeout") { settings.bodyTimeout = timeout }
         if let timeout = reader.duration(map["idleTimeout"], at: "control.idleTimeout") { settings.idleTimeout = timeout }
         if let n = reader.int(map["maxBodySize"], at: "control.maxBodySize", range: 1024...(256 << 20)) { settings.maxBodySize = n }
+        if let text = reader.string(map["store"], at: "control.store") {
+            do {
+                settings.store = try StoreLocation.parse(text)
+            } catch {
+                reader.report("control.store", error.problem, hint: error.hint)
+            }
+        }
         return settings
     }
 

@@ -41,11 +41,15 @@ public struct ControlSettings: Hashable, Sendable {
     public var idleTimeout: Duration
     /// Largest request body accepted, in bytes (413 above).
     public var maxBodySize: Int
+    /// Where the state is committed (`serve --store` overrides it): SQLite in the state
+    /// directory by default, or a PostgreSQL database several hosts share.
+    public var store: StoreLocation
 
     public init(
         connections: Int = 256, headerTimeout: Duration = .seconds(10), bodyTimeout: Duration = .seconds(30),
-        idleTimeout: Duration = .seconds(60), maxBodySize: Int = 1 << 20
+        idleTimeout: Duration = .seconds(60), maxBodySize: Int = 1 << 20, store: StoreLocation = .sqlite
     ) {
+        self.store = store
         self.connections = connections
         self.headerTimeout = headerTimeout
         self.bodyTimeout = bodyTimeout
