@@ -163,6 +163,15 @@ public actor PostgresStateStore: ControlStore {
     }
 
     /// Closes the connection (tests, shutdown).
+    /// A store released without `close()` (a start that failed half way, a test that threw)
+    /// still closes its connection: postgres-nio requires a connection closed before it is
+    /// released, and the completion keeps it alive until then.
+    deinit {
+        if let connection, !connection.isClosed {
+            connection.close().whenComplete { _ in withExtendedLifetime(connection) {} }
+        }
+    }
+
     public func close() async {
         closed = true
         if let connection { try? await connection.close() }

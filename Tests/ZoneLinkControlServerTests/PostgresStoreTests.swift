@@ -188,6 +188,22 @@ struct PostgresStoreTests {
         }
     }
 
+    /// postgres-nio asserts that a connection is closed before it is released: a store dropped
+    /// without `close()` (a test that threw half way, a start that failed) must not crash.
+    @Test func aStoreReleasedWithoutCloseClosesItsConnection() async throws {
+        try await withPostgres { server in
+            var store: PostgresStateStore? = PostgresStateStore(location: try postgresLocation(server), logger: storeLogger)
+            try await store?.open()
+            _ = try await store?.loadState()
+            store = nil
+            // Another store still gets in: the first one's connection went away cleanly.
+            let other = PostgresStateStore(location: try postgresLocation(server), logger: storeLogger)
+            try await other.open()
+            #expect(try await other.loadState().revision == 0)
+            await other.close()
+        }
+    }
+
     @Test func whileTheStoreIsDownWritesAnswer503AndResumeAfter() async throws {
         try await withPostgres { server in
             let location = try postgresLocation(server)

@@ -98,23 +98,6 @@ extension RRType {
     }
 }
 
-extension RCode {
-    /// The mnemonic dig prints.
-    var mnemonic: String {
-        switch self {
-        case .noError: "NOERROR"
-        case .formErr: "FORMERR"
-        case .servFail: "SERVFAIL"
-        case .nxDomain: "NXDOMAIN"
-        case .notImp: "NOTIMP"
-        case .refused: "REFUSED"
-        case .notAuth: "NOTAUTH"
-        case .badVers: "BADVERS"
-        default: "RCODE\(rawValue)"
-        }
-    }
-}
-
 extension Responder {
     /// Explains `question` by answering it with a recording trail: the server's own decision.
     public func explain(_ question: ExplainQuestion) -> Explanation {
@@ -136,7 +119,7 @@ extension Responder {
             query, listener: ListenerContext(vpc: question.vpc, zone: question.listenerZone), source: question.source, trail: &trail)
         explanation = trail.explanation
         guard case .answer(let answer) = decision else { return explanation }
-        explanation.rcode = answer.rcode.mnemonic
+        explanation.rcode = answer.rcode.description
         explanation.authoritative = answer.authoritative
         explanation.serial = engine.serial(ofZone: explanation.zone, vpc: question.vpc)
         func lines(_ section: [RecordSet]) -> [String] {
