@@ -7,7 +7,7 @@
 /// it shows exactly what that token may see. It redraws itself every two seconds: services
 /// with their load balancers and backends per zone, endpoints with their ENIs per zone,
 /// connection states, live flows per endpoint, and the recent events. Green is healthy, red
-/// unhealthy; the `data-*` attributes name each drawn object for tests and scripts.
+/// unhealthy, purple shifted away (a zonal shift); the `data-*` attributes name each drawn object for tests and scripts.
 enum StatusPage {
     /// Seconds between redraws.
     static let refreshSeconds = 2
@@ -33,7 +33,8 @@ enum StatusPage {
         .healthy { background: #1f8f4e; border-color: #1f8f4e; }
         .unhealthy { background: #c62828; border-color: #c62828; }
         .unknown { background: #8a949e; border-color: #8a949e; }
-        .zone.healthy, .zone.unhealthy, .zone.unknown { background: none; }
+        .shifted { background: #6a4c93; border-color: #6a4c93; }
+        .zone.healthy, .zone.unhealthy, .zone.unknown, .zone.shifted { background: none; }
         .state-Connected { color: #1f8f4e; } .state-Disconnected { color: #8a6d00; } .state-Rejected { color: #c62828; }
         .muted { color: #66717d; font-size: 12px; }
         #events li { font-family: ui-monospace, monospace; font-size: 12px; }
@@ -70,6 +71,9 @@ enum StatusPage {
           return node;
         }
         function health(ok) { return ok === undefined ? "unknown" : (ok ? "healthy" : "unhealthy"); }
+        function shiftedChip(zone) {
+          return el("span", { class: "chip shifted", "data-shifted": zone }, "shifted away");
+        }
         function showLogin(problem) {
           $("board").hidden = true; $("logout").hidden = true; $("login").hidden = false;
           $("problem").textContent = problem || "";
@@ -91,11 +95,13 @@ enum StatusPage {
             for (const r of resources) {
               const backends = report.backends.filter((b) => r.loadBalancer && b.loadBalancer === r.loadBalancer);
               const ok = backends.length ? backends.some((b) => b.healthy) : undefined;
-              const zone = el("div", { class: "zone " + health(ok), "data-zone": r.zone, "data-health": health(ok) },
+              const shifted = (report.zonalShifts || []).some((z) => z.zone === r.zone);
+              const zone = el("div", { class: "zone " + (shifted ? "shifted" : health(ok)), "data-zone": r.zone, "data-health": health(ok) },
                 el("div", {}, r.zone + (r.loadBalancer ? " · " + r.loadBalancer : "")));
+              if (shifted) zone.append(shiftedChip(r.zone));
               for (const b of backends) {
                 zone.append(el("span", { class: "chip " + health(b.healthy), "data-backend": b.loadBalancer + "/" + b.listener + "/" + b.address,
-                  "data-health": health(b.healthy) }, b.address));
+                  "data-health": health(b.healthy) }, b.address + (b.shiftedAway ? " (shifted away)" : "")));
               }
               card.append(zone);
             }
@@ -116,8 +122,10 @@ enum StatusPage {
             for (const n of enis) {
               const z = report.zones.find((h) => h.endpoint === e.id && h.zone === n.zone);
               const ok = z ? z.healthy : undefined;
-              card.append(el("div", { class: "zone " + health(ok), "data-eni": e.id + "/" + n.zone, "data-health": health(ok) },
-                n.zone + (n.address ? " · " + n.address : ""), " ", el("span", { class: "chip " + health(ok) }, health(ok))));
+              const eni = el("div", { class: "zone " + (z && z.shiftedAway ? "shifted" : health(ok)), "data-eni": e.id + "/" + n.zone, "data-health": health(ok) },
+                n.zone + (n.address ? " · " + n.address : ""), " ", el("span", { class: "chip " + health(ok) }, health(ok)));
+              if (z && z.shiftedAway) eni.append(" ", shiftedChip(n.zone));
+              card.append(eni);
             }
             box.append(card);
           }
@@ -141,7 +149,9 @@ enum StatusPage {
             drawEndpoints(endpoints, report, flows);
             drawEvents(events);
             $("login").hidden = true; $("board").hidden = false; $("logout").hidden = false;
-            $("status").textContent = report.status + " · config serial " + report.configSerial + " · " + new Date().toLocaleTimeString();
+            const shifts = (report.zonalShifts || []).map((z) => z.zone);
+            $("status").textContent = report.status + " · config serial " + report.configSerial
+              + (shifts.length ? " · shifted away: " + shifts.join(", ") : "") + " · " + new Date().toLocaleTimeString();
             document.body.dataset.refreshed = String(Date.now());
           } catch (error) {
             if (error.unauthorized) { sessionStorage.removeItem(KEY); showLogin("That token is not known."); return; }

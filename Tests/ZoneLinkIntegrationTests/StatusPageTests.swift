@@ -151,6 +151,12 @@ try:
     result["turnedUnhealthy"] = wait(turned, 90)
     result["after"] = js(DRAWN)
     screenshot("status-page-backend-down.png")
+    # The operator shifts zone a away (through the API, with the page's token): drawn purple.
+    js("fetch('/v1/zone-shifts', {method: 'POST', headers: {'Authorization': 'Bearer ' + sessionStorage.getItem('zonelink.token'), "
+       "'Content-Type': 'application/json'}, body: JSON.stringify({zone: 'eu-central-1a', force: true})}); true")
+    shifted = "document.querySelector('[data-eni=\"ep-consumer1/eu-central-1a\"] [data-shifted]') !== null && document.getElementById('status').textContent.indexOf('shifted away: eu-central-1a') >= 0"
+    result["shiftDrawn"] = wait(shifted, 60)
+    screenshot("status-page-shifted.png")
     # Signing out forgets the token and shows no data.
     js("document.getElementById('logout').click(); true")
     result["afterLogout"] = js(DRAWN)
@@ -218,6 +224,7 @@ struct StatusPageTests {
         let down = (after["backends"] as? [String: [String]] ?? [:]).filter { $0.key.hasSuffix("/127.168.24.200") }
         #expect(down.values.contains { $0 == ["unhealthy", "rgb(198, 40, 40)"] }, "\(down)")
         #expect((after["events"] as? Int ?? 0) > 0, "no recent events drawn: \(after)")
+        #expect(seen["shiftDrawn"] as? Bool == true, "a zonal shift of eu-central-1a was not drawn on the ENI and in the status line\n\(server.logs)")
 
         let out = seen["afterLogout"] as? [String: Any] ?? [:]
         #expect(out["boardHidden"] as? Bool == true && out["loginHidden"] as? Bool == false, "\(out)")
