@@ -52,7 +52,8 @@ struct ForwarderIntegrationTests {
             let cached = try #require(decode(Array(output.readableBytesView)))
             #expect(cached.id == 0x2222 && cached.rcode == 0 && cached.ednsSize == nil)
             let ttl = try #require(cached.answer.first.flatMap { Int($0.split(separator: " ")[1]) })
-            #expect((290...299).contains(ttl), "aged TTL, got \(cached.answer)")
+            // Aged by at least the second slept; how much more depends on the machine's load.
+            #expect((200...299).contains(ttl), "aged TTL, got \(cached.answer)")
             let third = try #require(decode(await resolveThrough(forwarder, queryMessage("wWw.fWd.tEst", .a, id: 0x3333)).response))
             #expect(third.id == 0x3333 && third.answer.first?.hasPrefix("wWw.fWd.tEst. ") == true)
             let statistics = forwarder.statistics
@@ -65,10 +66,10 @@ struct ForwarderIntegrationTests {
         }
     }
 
-    /// The zone with a negative TTL (SOA MINIMUM) of 10 s: long enough that the cached lookups
+    /// The zone with a negative TTL (SOA MINIMUM) of 45 s: long enough that the cached lookups
     /// below come well within it on a busy machine, short enough to wait out.
     static let negativeZone = zone.replacingOccurrences(
-        of: "hostmaster.fwd.test. 1 3600 600 86400 2", with: "hostmaster.fwd.test. 1 3600 600 86400 10")
+        of: "hostmaster.fwd.test. 1 3600 600 86400 2", with: "hostmaster.fwd.test. 1 3600 600 86400 45")
 
     @Test func negativeAnswersAreCachedForTheNegativeTTL() async throws {
         let nsd = try await NSDUpstream.start(zone: Self.negativeZone, origin: "fwd.test")
@@ -76,7 +77,7 @@ struct ForwarderIntegrationTests {
         try await withForwarder([nsd.endpoint]) { (forwarder) async throws in
             let nx = try #require(decode(await resolveThrough(forwarder, queryMessage("nope.fwd.test", .a)).response))
             #expect(nx.rcode == 3 && nx.answer.isEmpty)
-            #expect(nx.authority.first?.hasPrefix("fwd.test. 10 IN SOA ") == true, "\(nx.authority)")
+            #expect(nx.authority.first?.hasPrefix("fwd.test. 45 IN SOA ") == true, "\(nx.authority)")
             let nodata = try #require(decode(await resolveThrough(forwarder, queryMessage("www.fwd.test", .txt)).response))
             #expect(nodata.rcode == 0 && nodata.answer.isEmpty && nodata.authority.count == 1)
             #expect(forwarder.statistics.upstreamQueries == 2)
@@ -87,7 +88,7 @@ struct ForwarderIntegrationTests {
             }
             #expect(forwarder.statistics.upstreamQueries == 2 && forwarder.statistics.cacheHits == 2)
 
-            // After the negative TTL (min(SOA TTL 300, MINIMUM 10)) they are gone: wait for it,
+            // After the negative TTL (min(SOA TTL 300, MINIMUM 45)) they are gone: wait for it,
             // with a generous deadline, rather than guess when.
             let message = queryMessage("nope.fwd.test", .a)
             let query = try #require(parsedQuery(message))
@@ -95,7 +96,7 @@ struct ForwarderIntegrationTests {
                 var output = ByteBuffer()
                 return message.withUnsafeBytes { forwarder.answerFromCache(query, message: $0, limit: 1232, into: &output) }
             }
-            let deadline = ContinuousClock.now + .seconds(60)
+            let deadline = ContinuousClock.now + .seconds(120)
             while cached(), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(200)) }
             #expect(!cached(), "the negative answer outlived its TTL")
             #expect(try #require(decode(await resolveThrough(forwarder, message).response)).rcode == 3)

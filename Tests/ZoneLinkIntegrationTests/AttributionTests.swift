@@ -129,7 +129,9 @@ struct AttributionIntegrationTests {
                     finished.append(wallNanoseconds())
                 }
             }
-            sleepSeconds(1.2)
+            // The log is written every 250 ms; the relay sees each close a moment after the client
+            // does, later on a busy machine: 3 s is "more than the last second" with room to spare.
+            sleepSeconds(3)
             let killedAt = wallNanoseconds()
             server.kill()
             return (finished.count, killedAt)
@@ -137,8 +139,8 @@ struct AttributionIntegrationTests {
         try #require(finished >= 50, "only \(finished) flows got through before the kill.\n\(server.logs)")
         let text = try String(contentsOf: server.stateDir.appendingPathComponent("attribution.log"), encoding: .utf8)
         let closes = text.split(separator: "\n").filter { $0.contains("\"event\":\"close\"") && $0.contains("127.10.2.10:") }
-        // Every flow ended more than a second before the kill is in the log.
-        #expect(closes.count >= finished, "\(closes.count) closes logged for \(finished) flows ended ≥ 1.2 s before the kill at \(killedAt)")
+        // Every flow ended seconds before the kill is in the log.
+        #expect(closes.count >= finished, "\(closes.count) closes logged for \(finished) flows ended ≥ 3 s before the kill at \(killedAt)")
         // A torn last line (if any) does not stop `nat history` from reading the rest.
         let r = try await runProcess(Paths.zonelinkBinary.path, [
             "nat", "history", "--state-dir", server.stateDir.path, "--nat", "127.168.24.240", "--json",

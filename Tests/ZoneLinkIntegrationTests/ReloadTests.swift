@@ -114,7 +114,7 @@ struct DNSPerfSummary {
 struct ReloadTests {
     static let dnsperf = Tools.find("dnsperf")
 
-    @Test("dnsperf at 2000 qps for 10 s, 5 SIGHUPs (config changed, unchanged, extended, invalid, restored): no query lost",
+    @Test("dnsperf at 2000 qps for 30 s, 5 SIGHUPs (config changed, unchanged, extended, invalid, restored): no query lost",
           .enabled(if: ReloadTests.dnsperf != nil, "needs dnsperf (bash scripts/deps)"),
           arguments: Transport.allCases)
     func noQueryLostUnderLoad(_ transport: Transport) async throws {
@@ -133,15 +133,15 @@ struct ReloadTests {
                  + ["privatelink.internal SOA", "api.example.internal A"]).joined(separator: "\n").appending("\n")
                 .write(to: data, atomically: true, encoding: .utf8)
             let args = ["-m", transport.rawValue, "-s", "127.0.0.1", "-p", "\(server.pinnedPort)", "-d", data.path,
-                        "-l", "10", "-Q", "2000", "-t", "2", "-c", "4"]
+                        "-l", "30", "-Q", "2000", "-t", "2", "-c", "4"]
             let dnsperf = try #require(Self.dnsperf)
             let t0 = monotonicNow()
-            async let perf = runProcess(dnsperf, args, timeout: 40)
+            async let perf = runProcess(dnsperf, args, timeout: 90)
 
             var outcomes: [String] = []
             for (i, (what, yaml, accepted)) in steps.enumerated() {
-                // SIGHUPs at about 1, 2.5, 4, 5.5 and 7 s into the run: the margin before the
-                // end absorbs reloads that a busy 2-core machine makes slow.
+                // SIGHUPs at about 1, 2.5, 4, 5.5 and 7 s into a 30 s run: the wide margin before
+                // the end absorbs reloads (and a test process) that a busy 2-core machine makes slow.
                 let due = t0 + 1 + 1.5 * Double(i)
                 if monotonicNow() < due { try await Task.sleep(for: .seconds(due - monotonicNow())) }
                 if let yaml { try server.writeConfig(yaml) }
@@ -155,7 +155,7 @@ struct ReloadTests {
                     outcomes.append("SIGHUP \(i + 1) at \(formatSeconds(sentAt)) (\(what)): \(outcome.accepted ? "reloaded" : "refused")")
                 }
                 #expect(server.isRunning, "zonelink exited after SIGHUP \(i + 1) (\(what)).\n\(server.logs)")
-                #expect(sentAt < 10, "SIGHUP \(i + 1) was sent \(formatSeconds(sentAt)) into a 10 s run")
+                #expect(sentAt < 30, "SIGHUP \(i + 1) was sent \(formatSeconds(sentAt)) into a 30 s run")
             }
             let result = try await perf
             let summary = DNSPerfSummary(result.stdout)
