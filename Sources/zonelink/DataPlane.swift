@@ -35,7 +35,7 @@ final class AnswerState: Sendable {
         let clientSerials = ClientSerials(serials: serials)
         self.clientSerials = clientSerials
         let responder = Responder(
-            engine: engine, health: ZoneHealth(shiftedZones: engine.catalog.shiftedZones), forwarder: forwarder,
+            engine: engine, health: Self.health(unhealthy: [], engine: engine), forwarder: forwarder,
             transfers: Self.transfers(transfers, serials, cache, logger), clientSerials: clientSerials)
         self.state = Mutex(responder)
         self.publisher = ResponderPublisher(responder)
@@ -45,11 +45,17 @@ final class AnswerState: Sendable {
         policy.isEmpty ? nil : Responder.Transfers(policy: policy, serials: serials, cache: cache, logger: logger)
     }
 
+    /// What DNS treats as unhealthy: the ENIs the gateway reports, and the zones the engine's
+    /// catalog shifts away. The one place the two meet.
+    private static func health(unhealthy: Set<ENIID>, engine: AnswerEngine) -> ZoneHealth {
+        ZoneHealth(unhealthy: unhealthy, shiftedZones: engine.catalog.shiftedZones)
+    }
+
     var forwarder: Forwarder? { state.withLock { $0.forwarder } }
 
     func update(engine: AnswerEngine, forwarder: Forwarder?, transfers: TransferPolicy) {
         let published = state.withLock { state in
-            let health = ZoneHealth(unhealthy: state.health.unhealthy, shiftedZones: engine.catalog.shiftedZones)
+            let health = Self.health(unhealthy: state.health.unhealthy, engine: engine)
             state = Responder(
                 engine: engine, health: health, forwarder: forwarder, transfers: Self.transfers(transfers, serials, cache, logger),
                 clientSerials: clientSerials)
@@ -62,7 +68,7 @@ final class AnswerState: Sendable {
     /// The ENIs the gateway reports unhealthy now.
     func update(unhealthy: Set<ENIID>) {
         let published = state.withLock { state in
-            let health = ZoneHealth(unhealthy: unhealthy, shiftedZones: state.engine.catalog.shiftedZones)
+            let health = Self.health(unhealthy: unhealthy, engine: state.engine)
             state = Responder(
                 engine: state.engine, health: health, forwarder: state.forwarder, transfers: state.transfers, clientSerials: clientSerials)
             publisher.publish(state)
