@@ -65,7 +65,9 @@ struct TCPRelayTests {
             return []
         }
         let rig = try await RelayRig(subnet: 3, target: target.endpoint)
-        let client = try Blocking.connect(from: "127.77.3.10", to: rig.eni)
+        // A generous receive timeout: on a busy machine the relay's thread may wait seconds for a
+        // core, and a timed-out read here would look like a broken flow.
+        let client = try Blocking.connect(from: "127.77.3.10", to: rig.eni, timeout: 60)
         // Nothing read for a while: the relay must hold back, not buffer 16 MiB, and still report.
         try await Task.sleep(for: .milliseconds(1500))
         let shown = rig.flows.snapshot().first?.flow.bytesFromTarget ?? 0
@@ -75,12 +77,8 @@ struct TCPRelayTests {
         let whole = answer.bytes.count == size && stride(from: 0, to: size, by: block.count).allSatisfy {
             answer.bytes[$0..<($0 + block.count)].elementsEqual(block)
         }
-        // Seen reset (errno set, bytes short) about once per full-suite run on a busy 2-core
-        // machine since the suite grew, never alone; under investigation (closing note,
-        // session 5), so it is recorded as intermittent rather than hidden.
-        withKnownIssue("the slow reader was reset under full-suite load", isIntermittent: true) {
-            #expect(whole && answer.error == nil, "expected 16 MiB in order; got \(answer.bytes.count) bytes, error \(answer.error.map(String.init) ?? "none")")
-        }
+        #expect(whole && answer.error == nil,
+                "expected 16 MiB in order; got \(answer.bytes.count) bytes, error \(answer.error.map(SocketCall.errorText) ?? "none")")
         #expect(shown > 0, "after 1.5 s the NAT table should show the bytes read from the target so far")
         #expect(await rig.tableEmpties())
         await rig.stop()
@@ -390,7 +388,8 @@ final class TargetServer: @unchecked Sendable {
     }
 }
 
-/// Blocking socket calls for the test's own ends of a connection, each bounded by a 5 s timeout.
+/// Blocking socket calls for the test's own ends of a connection, each bounded by a timeout (5 s
+/// unless the test gives one).
 enum Blocking {
     struct Failure: Error, CustomStringConvertible {
         var description: String
@@ -407,9 +406,9 @@ enum Blocking {
         return (fd, localPort(fd))
     }
 
-    static func connect(from source: String, to target: IPv4Endpoint) throws -> Int32 {
+    static func connect(from source: String, to target: IPv4Endpoint, timeout seconds: Int = 5) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        var timeout = timeval(tv_sec: seconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         guard SocketCall.bind(fd, to: IPv4Endpoint(address: IPv4Address(source)!, port: 0)) == 0,
