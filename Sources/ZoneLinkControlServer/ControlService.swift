@@ -34,8 +34,7 @@ public actor ControlService {
     private let suffix: @Sendable () -> String
     private var publish: Publish
     private var onApplied: (@Sendable (StoredState) -> Void)?
-    private var busy = false
-    private var waiting: [CheckedContinuation<Void, Never>] = []
+    private let turns = Turns()
     /// Sleeps until the next zonal shift expires; replaced after every change.
     private var expiry: Task<Void, Never>?
     private let logger: Logger
@@ -129,8 +128,8 @@ public actor ControlService {
     ///   host's config file; what `publish` throws. The plane keeps serving the old state then.
     @discardableResult
     public func catchUp(to notified: Int64? = nil) async throws -> Int64? {
-        await acquire()
-        defer { release() }
+        await turns.acquire()
+        defer { turns.release() }
         if let notified, notified <= revision { return nil }
         return try await adoptStored()
     }
@@ -157,8 +156,8 @@ public actor ControlService {
     /// - Throws: the operation's `ControlError`; `.invalid` or `.notApplied` when DNS or the
     ///   gateway refused the catalog; the store's error. Nothing changed then.
     public func perform<Value: Sendable>(_ operation: @Sendable (ControlPlane) throws -> Applied<Value>) async throws -> Value {
-        await acquire()
-        defer { release() }
+        await turns.acquire()
+        defer { turns.release() }
         let applied = try operation(plane)
         try await applyThenCommit(applied)
         return applied.value
@@ -170,8 +169,8 @@ public actor ControlService {
     ///   or DNS or the gateway refused the result; the old plane keeps running then.
     @discardableResult
     public func reload(base: Configuration, file: String) async throws -> Catalog {
-        await acquire()
-        defer { release() }
+        await turns.acquire()
+        defer { turns.release() }
         let applied = try plane.reloading(base: base, file: file)
         try await applyThenCommit(applied)
         return applied.catalog
@@ -252,22 +251,5 @@ public actor ControlService {
         let store = store
         let revision = revision
         return try await Task { try await store.commit(changes, over: revision) }.value
-    }
-
-    private func acquire() async {
-        guard busy else {
-            busy = true
-            return
-        }
-        await withCheckedContinuation { waiting.append($0) }
-    }
-
-    /// Hands the turn to the next waiting change (still busy), or frees it.
-    private func release() {
-        if waiting.isEmpty {
-            busy = false
-        } else {
-            waiting.removeFirst().resume()
-        }
     }
 }

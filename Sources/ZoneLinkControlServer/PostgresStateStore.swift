@@ -19,8 +19,10 @@ import ZoneLinkCore
 ///   the next connection attempt waits `reconnectDelay` after a failure, doubling up to
 ///   `maxReconnectDelay`.
 ///
-/// Calls are expected one at a time (`ControlService` runs them in turn): they share one
-/// connection and its transaction.
+/// Calls take turns (`Turns`): they share one connection, and a call's transaction must not
+/// take in another's statements. (A follower's catch-up reading beside a commit, or a reader
+/// beside the service, would otherwise run inside the other's transaction, and see its old
+/// snapshot or be rolled back with it.)
 public actor PostgresStateStore: ControlStore {
     public nonisolated let name: String
     public nonisolated let location: PostgresLocation
@@ -37,6 +39,7 @@ public actor PostgresStateStore: ControlStore {
     /// Set by `close()`: no connection is opened again (postgres-nio requires every connection
     /// closed before it is released, so none may outlive the store's last call).
     private var closed = false
+    private let turns = Turns()
 
     /// The NOTIFY channel commits announce their revision on.
     public static let channel = "zonelink_revision"
@@ -65,6 +68,8 @@ public actor PostgresStateStore: ControlStore {
     /// - Throws: `StoreUnavailable`; `StoreSchemaTooNew` when a newer zonelink migrated the
     ///   database; `StateStoreError` when the server refused a migration.
     public func open() async throws {
+        await turns.acquire()
+        defer { turns.release() }
         _ = try await connected()
     }
 
@@ -198,6 +203,8 @@ public actor PostgresStateStore: ControlStore {
     /// connection (not a refused statement) drops it: this call and the calls until the next
     /// attempt throw `StoreUnavailable`.
     private func withConnection<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+        await turns.acquire()
+        defer { turns.release() }
         let connection = try await connected()
         do {
             return try await body(connection)
