@@ -16,7 +16,8 @@ public struct ControlEvent: Sendable, Equatable, Codable {
         case zonalShift
         /// The config file was reloaded, or a reload was refused.
         case reload
-        /// A change was refused (by the control plane, DNS or the gateway).
+        /// A change was refused (by the control plane, DNS or the gateway), or the gateway
+        /// refused flows of an endpoint (at most one event per endpoint and reason per 10 s).
         case refusal
     }
 
@@ -101,17 +102,32 @@ public struct EventJournal: Sendable {
 }
 
 extension EventDraft {
+    /// Who hears about an endpoint: its consumer and its service's provider.
+    static func endpointAccounts(_ endpoint: Endpoint, _ catalog: Catalog) -> [String] {
+        var accounts = [endpoint.account]
+        if let provider = catalog.service(endpoint.service)?.account, provider != endpoint.account { accounts.append(provider) }
+        return accounts
+    }
+
+    /// Flows through an ENI of `endpoint` that the gateway refused (`count` of them since the
+    /// last such event; the gateway sends at most one per endpoint and reason per 10 s). Its
+    /// consumer's and its provider's, so it names neither side's addresses: only the port
+    /// (`summary` is written that way too).
+    public static func flowsRefused(
+        endpoint id: String, proto: String, port: UInt16, summary: String, count: Int, catalog: Catalog
+    ) -> EventDraft {
+        let accounts = catalog.endpoints.first { $0.id == id }.map { endpointAccounts($0, catalog) } ?? []
+        let flows = count == 1 ? "a \(proto) flow" : "\(count) \(proto) flows"
+        return EventDraft(.refusal, subject: id, message: "\(flows) to \(id) port \(port) refused: \(summary)", accounts: accounts)
+    }
+
     /// The connection events between two catalogs: endpoints that appeared, changed state, or
     /// went away. Each is its consumer's and its provider's.
     public static func connectionChanges(from old: Catalog, to new: Catalog) -> [EventDraft] {
         var drafts: [EventDraft] = []
         let before = Dictionary(old.endpoints.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         let after = Set(new.endpoints.map(\.id))
-        func accounts(_ endpoint: Endpoint, _ catalog: Catalog) -> [String] {
-            var accounts = [endpoint.account]
-            if let provider = catalog.service(endpoint.service)?.account, provider != endpoint.account { accounts.append(provider) }
-            return accounts
-        }
+        func accounts(_ endpoint: Endpoint, _ catalog: Catalog) -> [String] { endpointAccounts(endpoint, catalog) }
         for endpoint in new.endpoints {
             let state = new.connection(of: endpoint)
             if let previous = before[endpoint.id] {
@@ -137,11 +153,7 @@ extension EventDraft {
     public static func zoneHealthChanges(unhealthyBefore: Set<ENIID>, unhealthyNow: Set<ENIID>, catalog: Catalog) -> [EventDraft] {
         let changed = unhealthyBefore.symmetricDifference(unhealthyNow).sorted()
         return changed.map { eni in
-            var accounts: [String] = []
-            if let endpoint = catalog.endpoints.first(where: { $0.id == eni.endpoint }) {
-                accounts.append(endpoint.account)
-                if let provider = catalog.service(endpoint.service)?.account, provider != endpoint.account { accounts.append(provider) }
-            }
+            let accounts = catalog.endpoints.first { $0.id == eni.endpoint }.map { endpointAccounts($0, catalog) } ?? []
             let healthy = !unhealthyNow.contains(eni)
             return EventDraft(
                 .health, subject: eni.description,

@@ -136,6 +136,7 @@ public actor PostgresStateStore: ControlStore {
                 do {
                     try await withTaskCancellationHandler {
                         try await connection.listen(on: Self.channel) { notifications in
+                            logger.info("\(name): listening for other hosts' changes")
                             delay = Self.reconnectDelay
                             await self.reconnected()
                             await onChange(nil)

@@ -280,7 +280,15 @@ struct Serve: AsyncParsableCommand {
             table: NATTable(
                 portRange: catalog.gateway.natPorts, tcpIdleTimeout: catalog.gateway.tcpIdleTimeout,
                 udpIdleTimeout: catalog.gateway.udpIdleTimeout, limits: catalog.gateway.limits),
-            budget: budget, logger: logger, attribution: attribution)
+            budget: budget, logger: logger, attribution: attribution,
+            onRefused: { refused in
+                Task {
+                    let catalog = await control.catalog
+                    control.events.publish(EventDraft.flowsRefused(
+                        endpoint: refused.endpoint, proto: refused.proto.rawValue, port: refused.eni.port, summary: refused.summary,
+                        count: refused.count, catalog: catalog))
+                }
+            })
         let gateway: Gateway
         do {
             gateway = try Gateway(

@@ -98,6 +98,21 @@ struct EventTests {
         }
     }
 
+    @Test func refusedFlowsAreTheEndpointsTwoAccountsAndNameNoAddress() async throws {
+        try await withServer { server in
+            try await AuthorizationMatrixTests.buildWorld(server.service, connected: true)
+            let catalog = await server.service.catalog
+            let draft = EventDraft.flowsRefused(
+                endpoint: "ep-a", proto: "tcp", port: 80, summary: "no ingress rule of sg-web allows tcp/80 from the client", count: 7,
+                catalog: catalog)
+            #expect(draft.kind == .refusal && draft.subject == "ep-a")
+            #expect(draft.message == "7 tcp flows to ep-a port 80 refused: no ingress rule of sg-web allows tcp/80 from the client")
+            #expect(draft.accounts == [accountA, accountB])
+            // An endpoint the catalog no longer has: the operator's alone.
+            #expect(EventDraft.flowsRefused(endpoint: "ep-gone", proto: "udp", port: 53, summary: "x", count: 1, catalog: catalog).accounts == [])
+        }
+    }
+
     @Test func theStatusPageNeedsNoTokenAndHoldsNoData() async throws {
         try await withServer { server in
             try await AuthorizationMatrixTests.buildWorld(server.service, connected: true)

@@ -67,6 +67,34 @@ import ZoneLinkCore
         #expect(OpeningRefusal.nat(.portsExhausted(providerVPC: "vpc-2", natAddresses: seedNAT, protocol: .tcp)).counted == .natPortsExhausted)
     }
 
+    /// The events of a refusal go to the consumer and the provider alike, so their summary
+    /// names no address of either side; the operator's log line (`description`) names them.
+    @Test func refusalSummariesNameNoAddressOfEitherSide() {
+        let client = IPv4Address("10.10.2.1")!
+        let refusals: [OpeningRefusal] = [
+            .denied(.notConnected(.disconnected)),
+            .denied(.noRuleAllows(protocol: .tcp, port: 80, source: client, groups: ["sg-no80"])),
+            .denied(.noRuleAllows(protocol: .udp, port: 53, source: client, groups: [])),
+            .outOfDescriptors,
+            .noHealthyBackend,
+            .nat(.portsExhausted(providerVPC: "vpc-2", natAddresses: seedNAT, protocol: .tcp)),
+            .nat(.noNATAddresses(providerVPC: "vpc-2", loadBalancer: "clb-1b")),
+            .nat(.limitReached(.flowsPerClient, limit: 4, scope: "client 10.10.2.1 of vpc-1")),
+            .unreachable(target: seedTarget, from: nextNAT, reason: "Connection refused"),
+        ]
+        let addresses = [client.description, "vpc-2", seedTarget.address.description, nextNAT.address.description]
+            + seedNAT.map(\.description)
+        for refusal in refusals {
+            #expect(!addresses.contains { refusal.summary.contains($0) }, "\(refusal.category): \(refusal.summary)")
+            #expect(!refusal.summary.isEmpty)
+        }
+        #expect(refusals.map(\.category) == [
+            "denied", "denied", "denied", "descriptors", "no_healthy_backend", "nat_exhausted", "no_nat_address", "flows_per_client", "unreachable",
+        ])
+        #expect(refusals[1].summary == "no ingress rule of sg-no80 allows tcp/80 from the client")
+        #expect(refusals[7].summary == "the limit gateway.limits.flowsPerClient (4) is reached")
+    }
+
     @Test func portInUseRetriesWithTheNextPortThenGivesUpAfterThreePorts() {
         var opening = connecting()
         #expect(opening.connectFailed(portInUse: true, reason: "Address already in use") == .retryWithNextPort(target: seedTarget, backend: 1))

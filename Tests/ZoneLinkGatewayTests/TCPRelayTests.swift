@@ -4,6 +4,7 @@
 import Foundation
 import Glibc
 import Logging
+import Synchronization
 import Testing
 import ZoneLinkCore
 import ZoneLinkNetwork
@@ -99,15 +100,28 @@ struct TCPRelayTests {
         await rig.stop()
     }
 
-    @Test("A security group that does not admit the source: reset, and no flow is opened")
+    @Test("A security group that does not admit the source: reset, no flow is opened, and one notice (no address) stands for a burst")
     func refusedBySecurityGroup() async throws {
         let target = try TargetServer(address: "127.77.5.2") { _ in [] }
-        let rig = try await RelayRig(subnet: 5, target: target.endpoint, admit: IPv4Prefix("10.0.0.0/8")!)
-        let client = try Blocking.connect(from: "127.77.5.10", to: rig.eni)
-        let answer = Blocking.readToEOF(client)
-        close(client)
-        #expect(answer.error == ECONNRESET, "expected ECONNRESET; got \(answer.error.map(SocketCall.errorText) ?? "EOF")")
+        let notices = Mutex<[RefusedFlows]>([])
+        let rig = try await RelayRig(subnet: 5, target: target.endpoint, admit: IPv4Prefix("10.0.0.0/8")!) { notice in
+            notices.withLock { $0.append(notice) }
+        }
+        for _ in 0..<5 {
+            let client = try Blocking.connect(from: "127.77.5.10", to: rig.eni)
+            let answer = Blocking.readToEOF(client)
+            close(client)
+            #expect(answer.error == ECONNRESET, "expected ECONNRESET; got \(answer.error.map(SocketCall.errorText) ?? "EOF")")
+        }
         #expect(target.peers.isEmpty)
+        // Five refusals within the throttle's 10 s: the first is told at once, the rest wait
+        // to be counted by the next notice.
+        let told = notices.withLock { $0 }
+        #expect(told.count == 1, "\(told)")
+        if let first = told.first {
+            #expect(first.endpoint == "ep-test" && first.category == "denied" && first.count == 1 && first.proto == .tcp)
+            #expect(first.summary.contains("allows tcp/") && !first.summary.contains("127.77.5"), "\(first.summary)")
+        }
         await rig.stop()
         target.stop()
     }
@@ -309,12 +323,13 @@ struct RelayRig {
     let natPorts: ClosedRange<UInt16>
 
     init(subnet: Int, target: IPv4Endpoint, admit source: IPv4Prefix = IPv4Prefix("127.0.0.0/8")!,
-         proxyIdentity: ProxyIdentity? = nil, bandwidth: ConnectionBandwidth? = nil) async throws {
+         proxyIdentity: ProxyIdentity? = nil, bandwidth: ConnectionBandwidth? = nil,
+         onRefused: (@Sendable (RefusedFlows) -> Void)? = nil) async throws {
         let logger = Logger(label: "relay-test") { _ in SwiftLogNoOpLogHandler() }
         // Ports of their own per subnet, above the ephemeral range the kernel hands out.
         let first = UInt16(61_000 + subnet * 100)
         natPorts = first...(first + 99)
-        flows = FlowRegistry(table: NATTable(portRange: natPorts))
+        flows = FlowRegistry(table: NATTable(portRange: natPorts), onRefused: onRefused)
         let route = loopbackRoute(
             .tcp, eni: IPv4Address("127.77.\(subnet).1")!, nat: IPv4Address("127.77.\(subnet).3")!, target: target,
             flows: flows, admit: source, logger: logger, proxyIdentity: proxyIdentity, bandwidth: bandwidth)

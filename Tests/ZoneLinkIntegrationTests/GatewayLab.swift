@@ -383,6 +383,15 @@ final class GatewayServer: @unchecked Sendable {
                                timeout: 20)
     }
 
+    /// The recent events as the operator hears them (`zonelink events --json`); empty when the
+    /// command fails.
+    func events() throws -> [[String: Any]] {
+        let r = try runProcessBlocking(Paths.zonelinkBinary.path,
+                                       ["events", "--json", "--state-dir", stateDir.path, "--token", Self.operatorToken], timeout: 20)
+        guard r.exited, r.status == 0 else { return [] }
+        return r.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+    }
+
     /// The flows of `nat list --json`, or a description of what went wrong.
     func natFlows() throws -> Result<[NATFlow], HarnessError> {
         let r = try natList(json: true)

@@ -165,6 +165,18 @@ struct GatewayTests {
             }
             #expect(denied.exited && [7, 28, 55, 56].contains(denied.status) && !denied.stdout.contains("ECS"),
                     "ep-no80 (security group without tcp/80 for 10.10.2.1): expected connection refused (7), timeout (28) or reset (55/56) and no answer, got \(denied.summary)")
+            // The refusal reaches the events stream, naming the endpoint and the rule, not the
+            // client's address (the provider hears it too).
+            let (heard, refusals) = try await offload { () throws -> (Bool, [String]) in
+                func refusals() throws -> [String] {
+                    try server.events().filter { $0["kind"] as? String == "refusal" && $0["subject"] as? String == "ep-no80" }
+                        .compactMap { $0["message"] as? String }
+                }
+                let heard = try GatewayLab.poll(timeout: 30, every: 0.5) { try !refusals().isEmpty }
+                return (heard, try refusals())
+            }
+            #expect(heard && refusals.allSatisfy { $0.contains("sg-no80") && $0.contains("port 80") && !$0.contains("10.10.2.1") },
+                    "expected a refusal event for ep-no80 naming sg-no80 and no client address; heard \(refusals)\n\(server.logs)")
             // The same endpoint from zone a (10.10.1.7) matches `tcp 1-80 from 10.10.1.0/24`.
             let allowed = try await offload {
                 try lab.curl(.vpc1, from: LabAddress.zoneAClient, name: name, address: LabAddress.eniNo80)

@@ -40,12 +40,13 @@ extension ENIRoute {
 
     /// Gives back what a refused or ended flow held; a refusal by the NAT table is warned
     /// about (the table counted it; a descriptor refusal was counted and warned about when
-    /// the budget said no).
+    /// the budget said no); every refusal is noticed for the events stream.
     func settle(_ step: FlowStep, for key: FlowKey) {
         switch step {
         case .refuse(let refusal, let held):
             giveBack(held, for: key, reason: .refused)
             if case .nat(let error) = refusal { flows.refused(key, error) }
+            flows.notice(refusal, key, endpoint: listener.endpoint)
         case .close(let held):
             giveBack(held, for: key, reason: .ended)
         default:

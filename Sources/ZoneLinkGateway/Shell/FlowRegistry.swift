@@ -21,15 +21,34 @@ public final class FlowRegistry: Sendable {
     /// Where flows' sockets come from; refusals leave the reserve untouched.
     let budget: DescriptorBudget
     private let warnings: ThrottledWarnings
+    /// Told of refused flows, at most once per endpoint and category per 10 s (the events
+    /// stream); nil: nobody listens.
+    private let onRefused: (@Sendable (RefusedFlows) -> Void)?
+    private let refusalNotices = Mutex(WarningThrottle())
 
+    /// - Parameter onRefused: told of refused flows: the first of an endpoint and category,
+    ///   then at most one notice per 10 s carrying how many it stands for, so a client that
+    ///   opens thousands of connections past a security group costs one event, not thousands.
     public init(
         table: NATTable, budget: DescriptorBudget = .unlimited, logger: Logger = Logger(label: "zonelink.gateway"),
-        attribution: AttributionLog? = nil
+        attribution: AttributionLog? = nil, onRefused: (@Sendable (RefusedFlows) -> Void)? = nil
     ) {
         self.table = Mutex(table)
         self.attribution = attribution
         self.budget = budget
         self.warnings = ThrottledWarnings(logger: logger)
+        self.onRefused = onRefused
+    }
+
+    /// A flow of `endpoint` was refused (any reason, counted or not): tells `onRefused`,
+    /// throttled.
+    func notice(_ refusal: OpeningRefusal, _ key: FlowKey, endpoint: String) {
+        guard let onRefused else { return }
+        let category = refusal.category
+        let decision = refusalNotices.withLock { $0.record("\(endpoint) \(category)", at: now) }
+        guard case .log(let count) = decision else { return }
+        onRefused(RefusedFlows(
+            endpoint: endpoint, vpc: key.vpc, eni: key.eni, proto: key.proto, category: category, summary: refusal.summary, count: count))
     }
 
     /// Takes `count` descriptors for a new flow's sockets; false (counted, warned) when the
@@ -132,4 +151,18 @@ public final class FlowRegistry: Sendable {
 
     /// New flows refused since start, by reason.
     public var refusals: [FlowRefusal: Int] { table.withLock { $0.refusals } }
+}
+
+/// Flows of one endpoint refused for one reason, as the events stream hears of them.
+public struct RefusedFlows: Sendable, Equatable {
+    public var endpoint: String
+    public var vpc: String
+    public var eni: IPv4Endpoint
+    public var proto: TransportProtocol
+    /// `OpeningRefusal.category`.
+    public var category: String
+    /// `OpeningRefusal.summary`: fit for both of the endpoint's accounts.
+    public var summary: String
+    /// Refusals this notice stands for: itself and those held back since the last one.
+    public var count: Int
 }
