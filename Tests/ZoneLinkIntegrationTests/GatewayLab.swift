@@ -53,8 +53,8 @@ enum GatewayLabRequirements {
         guard isRoot, let ip = ipPath else { return false }
         let name = "zlprobe\(getpid() % 100_000)"
         defer { _ = try? runProcessBlocking(ip, ["netns", "del", name], timeout: 10) }
-        guard let add = try? runProcessBlocking(ip, ["netns", "add", name], timeout: 10), add.exited, add.status == 0,
-              let exec = try? runProcessBlocking(ip, ["netns", "exec", name, "true"], timeout: 10), exec.exited, exec.status == 0
+        guard let add = try? runProcessBlocking(ip, ["netns", "add", name], timeout: 60), add.exited, add.status == 0,
+              let exec = try? runProcessBlocking(ip, ["netns", "exec", name, "true"], timeout: 60), exec.exited, exec.status == 0
         else { return false }
         return true
     }()
@@ -555,7 +555,9 @@ final class GatewayLab: @unchecked Sendable {
     }
 
     @discardableResult
-    func ip(_ args: [String], timeout: Double = 10) throws -> ProcessResult {
+    /// `ip` with a generous timeout: on a machine whose cores are busy, even `ip addr add` has
+    /// been seen to take more than 10 s.
+    func ip(_ args: [String], timeout: Double = 60) throws -> ProcessResult {
         let r = try runProcessBlocking(Self.ip, args, timeout: timeout)
         guard r.exited, r.status == 0 else { throw HarnessError("lab: ip command failed:\n\(r.summary)") }
         return r
