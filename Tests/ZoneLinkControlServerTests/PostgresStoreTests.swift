@@ -283,6 +283,11 @@ struct PostgresStoreTests {
             defer { Task { await storeB.close() } }
             _ = try await hostA.perform { try $0.createService(seedService, by: provider) }
             let before = await hostA.current.state
+            // Host B follows before the store goes away (the outage is what is tested here,
+            // not a follower still connecting when it starts).
+            try await eventually("host B serves the service before the outage") {
+                await hostB.current.state == before
+            }
 
             server.stop()
             do {
