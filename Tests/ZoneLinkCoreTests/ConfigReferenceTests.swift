@@ -10,6 +10,7 @@ struct ConfigReferenceTests {
     static let everyKey = """
         region: eu-central-1
         domain: privatelink.internal
+        host: {id: gw-b, zones: [eu-central-1b], vpcs: [vpc-1, vpc-2]}
         dns:
           ttl: 60
           listen:

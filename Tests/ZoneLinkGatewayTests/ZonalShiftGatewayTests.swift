@@ -7,8 +7,8 @@ import ZoneLinkTestSupport
 @Suite("Zonal shift in the gateway")
 struct ZonalShiftGatewayTests {
     /// The seed's infrastructure with the service in zones a and b and an endpoint in both.
-    static func plan(shifts: [ZonalShift] = []) throws -> GatewayPlan {
-        var configuration = try Configuration.parse(yaml: SeedFixture.infrastructureYAML + """
+    static func plan(shifts: [ZonalShift] = [], host: String = "") throws -> GatewayPlan {
+        var configuration = try Configuration.parse(yaml: host + SeedFixture.infrastructureYAML + """
             endpointServices:
               - id: epsrv-x
                 account: account-b
@@ -73,5 +73,19 @@ struct ZonalShiftGatewayTests {
         // Backends in zone b: a zone-b drain closes flows to them, whichever ENI they came through.
         let drainB = ZoneDrain(plan: try Self.plan(shifts: [ZonalShift(zone: "eu-central-1b", startedAt: 100, drainAt: 100)]))
         #expect(drainB.isDue(throughA, zones: ["eu-central-1b"]) && drainB.isDue(throughB, zones: ["eu-central-1b"]))
+    }
+
+    /// `host:` places zones on hosts: a host of zone a opens zone a's ENIs only, and a host
+    /// that does not carry the consumer's VPC adds nothing in its namespace.
+    @Test func aHostOpensOnlyTheENIsOfTheZonesAndVPCsItCarries() throws {
+        let everything = try Self.plan()
+        #expect(Set(everything.eniListeners.map(\.zone)) == ["eu-central-1a", "eu-central-1b"])
+        let zoneA = try Self.plan(host: "host: {id: gw-a, zones: [eu-central-1a]}\n")
+        #expect(!zoneA.eniListeners.isEmpty && zoneA.eniListeners.allSatisfy { $0.zone == "eu-central-1a" })
+        let vpc1 = zoneA.namespaces.first { $0.netns == "vpc1" }?.addresses ?? []
+        #expect(vpc1.contains(IPv4Address("10.10.1.4")!) && !vpc1.contains(IPv4Address("10.10.2.4")!), "\(vpc1)")
+        let providerOnly = try Self.plan(host: "host: {id: gw-p, vpcs: [vpc-2]}\n")
+        #expect(providerOnly.eniListeners.isEmpty)
+        #expect(providerOnly.namespaces.allSatisfy { $0.netns == "vpc2" } && !providerOnly.namespaces.isEmpty)
     }
 }

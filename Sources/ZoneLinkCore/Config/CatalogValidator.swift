@@ -38,6 +38,7 @@ struct CatalogValidator {
         checkEndpoints(accountIDs)
         checkListeners()
         checkSecondaries()
+        checkHost()
         checkLimits()
         guard issues.isEmpty else { return }
         checkAddressOwnership()
@@ -401,6 +402,33 @@ struct CatalogValidator {
             }
         }
         checkUnique(resolved.dns.listen.map(\.address.description), path: { "dns.listen[\($0)].address" }, what: "listener address")
+    }
+
+    // MARK: Host placement
+
+    /// `host`: a name other hosts can show, zones the region has, VPCs the file declares; a
+    /// host that carries no zone (an empty list) would open nothing, which is a mistake.
+    private mutating func checkHost() {
+        guard let host = resolved.host else { return }
+        if host.id.isEmpty || host.id.count > 63 || !host.id.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "-") }) {
+            report("host.id", "'\(host.id)' is not a host name of 1 to 63 of a-z, 0-9 and '-'", hint: "e.g. gw-a")
+        }
+        let known = Set(resolved.vpcs.flatMap { $0.vswitches.map(\.zone) } + resolved.loadBalancers.map(\.zone))
+        if let zones = host.zones {
+            if zones.isEmpty { report("host.zones", "is empty: this host would carry no zone", hint: "name its zones, or leave the key out to carry every zone") }
+            checkUnique(zones, path: { "host.zones[\($0)]" }, what: "zone")
+            for (i, zone) in zones.enumerated() where !known.contains(zone) {
+                report("host.zones[\(i)]", "'\(zone)' is no zone of a vSwitch or load balancer in this file", hint: "one of: \(known.sorted().joined(separator: ", "))")
+            }
+        }
+        if let vpcs = host.vpcs {
+            if vpcs.isEmpty { report("host.vpcs", "is empty: this host would carry no VPC", hint: "name its VPCs, or leave the key out to carry every VPC") }
+            checkUnique(vpcs, path: { "host.vpcs[\($0)]" }, what: "VPC")
+            let declared = Set(resolved.vpcs.map(\.id))
+            for (i, vpc) in vpcs.enumerated() where !declared.contains(vpc) {
+                report("host.vpcs[\(i)]", "unknown VPC '\(vpc)'", hint: "one of: \(declared.sorted().joined(separator: ", "))")
+            }
+        }
     }
 
     // MARK: Secondaries

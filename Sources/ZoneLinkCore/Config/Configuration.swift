@@ -19,13 +19,15 @@ public struct Configuration: Hashable, Sendable {
     /// Zones shifted away by the operator. Never read from the file: the control plane adds
     /// the shifts it holds (`ControlState.configuration(base:)`).
     public var zonalShifts: [ZonalShift]
+    /// What this host carries when several share the catalog; nil: everything.
+    public var host: HostPlacement?
 
     public init(
         region: String, domain: String, dns: DNSSettings = DNSSettings(), gateway: GatewaySettings = GatewaySettings(),
         control: ControlSettings = ControlSettings(), descriptors: DescriptorSettings = DescriptorSettings(),
         accounts: [Account] = [],
         vpcs: [VPC] = [], loadBalancers: [LoadBalancer] = [], endpointServices: [EndpointService] = [],
-        endpoints: [Endpoint] = [], zonalShifts: [ZonalShift] = []
+        endpoints: [Endpoint] = [], zonalShifts: [ZonalShift] = [], host: HostPlacement? = nil
     ) {
         self.region = region
         self.domain = domain
@@ -39,6 +41,7 @@ public struct Configuration: Hashable, Sendable {
         self.endpointServices = endpointServices
         self.endpoints = endpoints
         self.zonalShifts = zonalShifts
+        self.host = host
     }
 }
 
@@ -94,7 +97,8 @@ private struct ConfigParser {
     func parse(_ root: Node?) -> Configuration? {
         guard let top = reader.mapping(
             root, at: "",
-            allowed: ["region", "domain", "dns", "gateway", "control", "descriptors", "accounts", "vpcs", "loadBalancers", "endpointServices", "endpoints"],
+            allowed: ["region", "domain", "host", "dns", "gateway", "control", "descriptors", "accounts", "vpcs", "loadBalancers",
+                      "endpointServices", "endpoints"],
             required: ["region", "domain"]
         ) else { return nil }
         let region = reader.string(top["region"], at: "region")
@@ -103,6 +107,7 @@ private struct ConfigParser {
         let gateway = top["gateway"].map { parseGateway($0) } ?? GatewaySettings()
         let control = top["control"].map { parseControl($0) } ?? ControlSettings()
         let descriptors = top["descriptors"].map { parseDescriptors($0) } ?? DescriptorSettings()
+        let host = top["host"].flatMap { parseHost($0) }
         let accounts = reader.sequence(top["accounts"], at: "accounts").compactMap(parseAccount)
         let vpcs = reader.sequence(top["vpcs"], at: "vpcs").compactMap(parseVPC)
         let loadBalancers = reader.sequence(top["loadBalancers"], at: "loadBalancers").compactMap(parseLoadBalancer)
@@ -113,8 +118,17 @@ private struct ConfigParser {
             region: region, domain: domain, dns: dns ?? DNSSettings(), gateway: gateway ?? GatewaySettings(),
             control: control ?? ControlSettings(), descriptors: descriptors ?? DescriptorSettings(),
             accounts: accounts, vpcs: vpcs,
-            loadBalancers: loadBalancers, endpointServices: services, endpoints: endpoints
+            loadBalancers: loadBalancers, endpointServices: services, endpoints: endpoints, host: host
         )
+    }
+
+    func parseHost(_ node: Node) -> HostPlacement? {
+        guard let map = reader.mapping(node, at: "host", allowed: ["id", "zones", "vpcs"], required: ["id"]),
+              let id = reader.string(map["id"], at: "host.id")
+        else { return nil }
+        let zones = map["zones"].map { _ in reader.sequence(map["zones"], at: "host.zones").compactMap { reader.string($0.node, at: $0.path) } }
+        let vpcs = map["vpcs"].map { _ in reader.sequence(map["vpcs"], at: "host.vpcs").compactMap { reader.string($0.node, at: $0.path) } }
+        return HostPlacement(id: id, zones: zones, vpcs: vpcs)
     }
 
     func parseDNS(_ node: Node) -> DNSSettings? {

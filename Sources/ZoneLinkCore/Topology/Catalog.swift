@@ -18,6 +18,8 @@ public struct Catalog: Sendable {
     public let endpoints: [Endpoint]
     /// Zones shifted away now (`ZonalShift`), in the order they were started.
     public let zonalShifts: [ZonalShift]
+    /// What this host carries when several share the catalog; nil: everything.
+    public let host: HostPlacement?
     /// Increases with every catalog published by one process; the SOA serial of generated zones.
     public let serial: UInt32
 
@@ -54,6 +56,7 @@ public struct Catalog: Sendable {
         self.services = resolved.endpointServices
         self.endpoints = resolved.endpoints
         self.zonalShifts = resolved.zonalShifts
+        self.host = resolved.host
         self.serial = serial
         self.vpcIndex = Dictionary(uniqueKeysWithValues: vpcs.enumerated().map { ($1.id, $0) })
         self.serviceIndex = Dictionary(uniqueKeysWithValues: services.enumerated().map { ($1.id, $0) })

@@ -71,12 +71,13 @@ public actor DNSServer: Service {
         gate.update(limits: limits, idleTimeout: tcpIdleTimeout)
     }
 
-    /// The listeners `dns.listen` asks for, and each VPC's own on `dnsAddress`:53 in its namespace.
+    /// The listeners `dns.listen` asks for, and each VPC's own on `dnsAddress`:53 in its
+    /// namespace (of the VPCs this host carries, `host.vpcs`).
     public static func listeners(of catalog: Catalog) -> [Listener] {
         catalog.dns.listen.map {
             Listener(address: $0.address, context: ListenerContext(vpc: $0.vpc, zone: $0.zone), rateLimit: $0.rateLimit)
         }
-            + catalog.vpcs.compactMap { vpc in
+            + catalog.vpcs.filter { catalog.carries(vpc: $0.id) }.compactMap { vpc in
                 vpc.dnsAddress.map {
                     Listener(address: IPv4Endpoint(address: $0, port: 53), context: ListenerContext(vpc: vpc.id, zone: nil), netns: vpc.netns)
                 }

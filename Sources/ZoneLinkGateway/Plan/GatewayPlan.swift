@@ -94,11 +94,14 @@ public struct GatewayPlan: Sendable, Equatable {
                     backendPort: listener.backendPort, scheduler: listener.scheduler,
                     healthCheck: listener.healthCheck, proxyProtocol: proxied.contains(balancer.id)))
             }
-            for address in balancer.natAddresses { want(address, in: vpc) }
+            if catalog.carries(vpc: vpc.id) {
+                for address in balancer.natAddresses { want(address, in: vpc) }
+            }
         }
         for endpoint in catalog.endpoints {
             guard let vpc = catalog.vpc(endpoint.vpc), let service = catalog.service(endpoint.service) else { continue }
-            for eni in endpoint.enis {
+            // Another host opens the ENIs of zones (or VPCs) this one does not carry (`host`).
+            for eni in endpoint.enis where catalog.carries(zone: eni.zone, vpc: vpc.id) {
                 guard let address = eni.address,
                       let resource = service.resources.first(where: { $0.zone == eni.zone }),
                       let balancer = catalog.loadBalancer(resource.loadBalancer)
@@ -121,7 +124,7 @@ public struct GatewayPlan: Sendable, Equatable {
                 }
             }
         }
-        for vpc in catalog.vpcs {
+        for vpc in catalog.vpcs where catalog.carries(vpc: vpc.id) {
             if let address = vpc.dnsAddress { want(address, in: vpc) }
         }
         self.eniListeners = listeners

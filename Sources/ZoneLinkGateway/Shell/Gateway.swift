@@ -170,7 +170,7 @@ public actor Gateway: Service {
             checked.probes.forEach { $0.cancel() }
         }
         let tracker = ZoneHealthTracker(
-            plan: plan, allENIs: catalog.endpoints.flatMap(\.eniIDs),
+            plan: plan, allENIs: catalog.carriedENIs,
             balancers: next.mapValues(\.balancer), publish: onZoneHealth)
         for (key, provider) in providers {
             guard let balancer = next[key]?.balancer else { continue }
