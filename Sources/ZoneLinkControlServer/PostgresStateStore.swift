@@ -118,6 +118,47 @@ public actor PostgresStateStore: ControlStore {
         }
     }
 
+    // MARK: Heartbeats
+
+    /// Writes this host's heartbeat (the zones it carries, the ENIs of them it finds
+    /// unhealthy) stamped with the database's clock, and returns the other hosts' last ones
+    /// with their age by that same clock.
+    /// - Throws: `StoreUnavailable`, as every call.
+    public func beat(host: String, zones: [String], unhealthy: [ENIID]) async throws -> [PeerBeat] {
+        let now = "(extract(epoch from clock_timestamp()) * 1000)::bigint"
+        return try await withConnection { connection in
+            var binds = PostgresBindings()
+            binds.append(host)
+            binds.append(try Self.json(zones))
+            binds.append(try Self.json(unhealthy.map(\.description)))
+            _ = try await connection.query(
+                PostgresQuery(
+                    unsafeSQL: """
+                        INSERT INTO hostHeartbeat (host, zones, unhealthy, beatAt) VALUES ($1, $2, $3, \(now))
+                        ON CONFLICT (host) DO UPDATE SET zones = EXCLUDED.zones, unhealthy = EXCLUDED.unhealthy, beatAt = EXCLUDED.beatAt
+                        """, binds: binds),
+                logger: self.logger
+            ).collect()
+            var others = PostgresBindings()
+            others.append(host)
+            var peers: [PeerBeat] = []
+            let rows = try await connection.query(
+                PostgresQuery(unsafeSQL: "SELECT host, zones, unhealthy, \(now) - beatAt FROM hostHeartbeat WHERE host <> $1", binds: others),
+                logger: self.logger)
+            for try await (peer, zones, unhealthy, age) in rows.decode((String, String, String, Int64).self) {
+                // A row another version or a hand wrote wrongly counts as a host with no zone.
+                let zoneList = (try? JSONDecoder().decode([String].self, from: Data(zones.utf8))) ?? []
+                let eniList = ((try? JSONDecoder().decode([String].self, from: Data(unhealthy.utf8))) ?? []).compactMap(ENIID.init)
+                peers.append(PeerBeat(host: peer, zones: zoneList, unhealthy: eniList, age: .milliseconds(max(0, age))))
+            }
+            return peers
+        }
+    }
+
+    private static func json(_ strings: [String]) throws -> String {
+        String(decoding: try JSONEncoder().encode(strings), as: UTF8.self)
+    }
+
     // MARK: Following other hosts
 
     /// Reports what other hosts commit until the task is cancelled: `nil` once listening

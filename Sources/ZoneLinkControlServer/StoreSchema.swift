@@ -84,6 +84,19 @@ public enum StoreSchema {
             )
             """,
         ]),
+        // Each host's heartbeat when several share a PostgreSQL store (`HostHeartbeat`): the
+        // zones it carries and the ENIs of them it finds unhealthy (JSON lists), and when it
+        // last wrote, in milliseconds since the epoch by the database's clock.
+        Migration(version: 4, name: "v4: host heartbeats", statements: [
+            """
+            CREATE TABLE hostHeartbeat (
+                host TEXT PRIMARY KEY,
+                zones TEXT NOT NULL,
+                unhealthy TEXT NOT NULL,
+                beatAt BIGINT NOT NULL
+            )
+            """,
+        ]),
     ]
 
     /// The version this binary writes: the last migration's.

@@ -12,6 +12,9 @@ import ZoneLinkNetwork
 /// together whenever one of them changes.
 final class AnswerState: Sendable {
     private let state: Mutex<Responder>
+    /// The ENIs reported unhealthy: by this host's gateway, and because of other hosts
+    /// (`HostHeartbeat`); taken inside `state`'s lock, never the other way round.
+    private let reported = Mutex<(here: Set<ENIID>, elsewhere: Set<ENIID>)>(([], []))
     let publisher: ResponderPublisher
     /// The transferred views' serials: one for the process, whatever catalog serves.
     let serials: ViewSerials
@@ -45,8 +48,8 @@ final class AnswerState: Sendable {
         policy.isEmpty ? nil : Responder.Transfers(policy: policy, serials: serials, cache: cache, logger: logger)
     }
 
-    /// What DNS treats as unhealthy: the ENIs the gateway reports, and the zones the engine's
-    /// catalog shifts away. The one place the two meet.
+    /// What DNS treats as unhealthy: the ENIs the gateway reports (and those other hosts make
+    /// unhealthy), and the zones the engine's catalog shifts away. The one place they meet.
     private static func health(unhealthy: Set<ENIID>, engine: AnswerEngine) -> ZoneHealth {
         ZoneHealth(unhealthy: unhealthy, shiftedZones: engine.catalog.shiftedZones)
     }
@@ -55,7 +58,8 @@ final class AnswerState: Sendable {
 
     func update(engine: AnswerEngine, forwarder: Forwarder?, transfers: TransferPolicy) {
         let published = state.withLock { state in
-            let health = Self.health(unhealthy: state.health.unhealthy, engine: engine)
+            let unhealthy = reported.withLock { $0.here.union($0.elsewhere) }
+            let health = Self.health(unhealthy: unhealthy, engine: engine)
             state = Responder(
                 engine: engine, health: health, forwarder: forwarder, transfers: Self.transfers(transfers, serials, cache, logger),
                 clientSerials: clientSerials)
@@ -67,14 +71,30 @@ final class AnswerState: Sendable {
 
     /// The ENIs the gateway reports unhealthy now.
     func update(unhealthy: Set<ENIID>) {
-        let published = state.withLock { state in
-            let health = Self.health(unhealthy: unhealthy, engine: state.engine)
+        publishHealth { $0.here = unhealthy }
+    }
+
+    /// The ENIs other hosts make unhealthy now (`HostHeartbeat`): their zones' hosts are down,
+    /// or report them unhealthy.
+    func update(elsewhere: Set<ENIID>) {
+        publishHealth { $0.elsewhere = elsewhere }
+    }
+
+    private func publishHealth(_ change: (inout (here: Set<ENIID>, elsewhere: Set<ENIID>)) -> Void) {
+        let published = state.withLock { state -> Responder? in
+            let now = reported.withLock { reported in
+                change(&reported)
+                return reported.here.union(reported.elsewhere)
+            }
+            // Heartbeats repeat the same report every few seconds: publish changes only.
+            guard now != state.health.unhealthy else { return nil }
+            let health = Self.health(unhealthy: now, engine: state.engine)
             state = Responder(
                 engine: state.engine, health: health, forwarder: state.forwarder, transfers: state.transfers, clientSerials: clientSerials)
             publisher.publish(state)
             return state
         }
-        announce(published)
+        if let published { announce(published) }
     }
 
     /// NOTIFY to the secondaries of every view whose content changed (the first call: all).

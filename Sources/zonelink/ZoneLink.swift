@@ -359,6 +359,10 @@ struct Serve: AsyncParsableCommand {
             running.append(StoreFollower(store: shared, control: control, logger: logger, onCaughtUp: { _ in
                 notifier.status(Runtime.status(await control.catalog))
             }))
+            // Zones placed on hosts: each tells the others what it carries and finds unhealthy.
+            running.append(HostHeartbeat(
+                store: shared, catalog: { await control.catalog }, unhealthyHere: { unhealthyENIs.get() },
+                report: { answers.update(elsewhere: $0) }, logger: logger))
         }
         let services = ServiceGroup(
             services: running,

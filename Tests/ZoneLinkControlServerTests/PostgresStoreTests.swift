@@ -248,6 +248,27 @@ struct PostgresStoreTests {
         }
     }
 
+    /// Heartbeats: each host writes its own and reads the others', aged by the database.
+    @Test func hostsReadEachOthersHeartbeats() async throws {
+        try await withPostgres { server in
+            let location = try postgresLocation(server)
+            let a = PostgresStateStore(location: location, logger: storeLogger)
+            let b = PostgresStateStore(location: location, logger: storeLogger)
+            try await a.open()
+            try await b.open()
+            let sick = ENIID(endpoint: "ep-x", zone: "eu-central-1b")
+            #expect(try await a.beat(host: "gw-a", zones: ["eu-central-1a"], unhealthy: []).isEmpty)
+            let seenByB = try await b.beat(host: "gw-b", zones: ["eu-central-1b"], unhealthy: [sick])
+            #expect(seenByB.map(\.host) == ["gw-a"] && seenByB.first?.zones == ["eu-central-1a"] && seenByB.first?.unhealthy == [])
+            let seenByA = try await a.beat(host: "gw-a", zones: ["eu-central-1a"], unhealthy: [])
+            #expect(seenByA.map(\.host) == ["gw-b"] && seenByA.first?.unhealthy == [sick])
+            // Ages are the database's: a beat just written is young (generously: a busy machine).
+            #expect(seenByA.allSatisfy { $0.age >= .zero && $0.age < .seconds(30) }, "\(seenByA)")
+            await a.close()
+            await b.close()
+        }
+    }
+
     /// postgres-nio asserts that a connection is closed before it is released: a store dropped
     /// without `close()` (a test that threw half way, a start that failed) must not crash.
     @Test func aStoreReleasedWithoutCloseClosesItsConnection() async throws {

@@ -303,4 +303,50 @@ struct SharedStoreTests {
         print("two-host kill -9 test: \(unacknowledgedCommitted) writes got no answer (host b died under them); each is whole or absent")
         #expect(try await offload { a.stop() && b.stop() }, "a host did not exit 0 on SIGTERM.\n\(context())")
     }
+
+    /// Zones placed on hosts: host a carries zone a, host b zone b (`host:` in each file). A
+    /// zone-b client asking host a's DNS gets the zone-b ENI while host b lives; once host b is
+    /// killed and its lease (10 s) has passed, host a answers zone a's ENI; host b back, zone b
+    /// again.
+    @Test(.enabled(if: ClientTool.dig.path != nil, "needs dig (dnsutils)"))
+    func aDeadHostsZoneIsAnsweredAroundWithinTheLease() async throws {
+        let postgres = try startPostgres()
+        defer { postgres.remove() }
+        let a = try ControlAPIServer(tag: "pg-place-a") { "host: {id: gw-a, zones: [eu-central-1a]}\n" + $0 }
+        let b = try ControlAPIServer(tag: "pg-place-b") { "host: {id: gw-b, zones: [eu-central-1b]}\n" + $0 }
+        defer { a.cleanUp(); b.cleanUp() }
+        let backends = try [a, b].map { try BackendListeners(addresses: TestConfig.backendAddresses, port: $0.config.backendPort) }
+        defer { for listeners in backends { listeners.stop() } }
+        a.extraArguments = ["--store", postgres.url]
+        b.extraArguments = ["--store", postgres.url]
+        try await offload { try a.start(); try b.start() }
+        let context = { "\(a.logs)\n\(b.logs)" }
+        let shown = json(try await offload { try a.request("GET", "/v1/endpoints/ep-consumer1") })
+        let name = (shown["placement"] as? [String: Any])?["dnsName"] as? String ?? ""
+        try #require(!name.isEmpty, "no dnsName for ep-consumer1: \(shown)")
+        let (zoneA, zoneB) = ("127.10.1.4", "127.10.2.50")
+
+        /// Waits until host a's DNS gives its zone-b listener `expected` (generously: a lease
+        /// is 10 s and the machine may be busy).
+        func hostAAnswers(_ expected: String, _ when: String) async throws {
+            var seen: [String] = []
+            for _ in 0..<600 {
+                seen = (try? await addresses(name, on: a)) ?? []
+                if seen == [expected] { return }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            Issue.record("\(when): host a answered \(seen) for \(name), expected [\(expected)]\n\(context())")
+        }
+        try await hostAAnswers(zoneB, "both hosts up")
+        // Host b's gateway owns the zone-b ENI, host a's does not.
+        func listens(_ host: ControlAPIServer, on eni: String) -> Bool {
+            host.logs.split(separator: "\n").contains { $0.contains("listening") && $0.contains(eni) }
+        }
+        #expect(listens(b, on: zoneB) && !listens(a, on: zoneB) && listens(a, on: zoneA) && !listens(b, on: zoneA), "\(context())")
+        await offloadQuietly { b.kill() }
+        try await hostAAnswers(zoneA, "host b killed")
+        try await offload { try b.start() }
+        try await hostAAnswers(zoneB, "host b back")
+        #expect(try await offload { a.stop() && b.stop() }, "a host did not exit 0 on SIGTERM.\n\(context())")
+    }
 }

@@ -38,3 +38,41 @@ extension Catalog {
         host.map { $0.carries(vpc: vpc) } ?? true
     }
 }
+
+/// What another host sharing the store last said (its heartbeat): the zones it carries, the
+/// ENIs of them it finds unhealthy, and how long ago it said so, by the database's clock (so
+/// the hosts' own clocks never matter).
+public struct PeerBeat: Hashable, Sendable {
+    public var host: String
+    public var zones: [String]
+    public var unhealthy: [ENIID]
+    public var age: Duration
+
+    public init(host: String, zones: [String], unhealthy: [ENIID], age: Duration) {
+        self.host = host
+        self.zones = zones
+        self.unhealthy = unhealthy
+        self.age = age
+    }
+}
+
+extension Catalog {
+    /// The ENIs DNS treats as unhealthy because of other hosts (`host.zones` placed the rest
+    /// elsewhere): every ENI of a zone this host does not carry and no live host carries (its
+    /// host has been silent longer than `lease`, or there never was one), and the ENIs a live
+    /// host reports unhealthy in the zones it carries. Empty for a host that carries every zone.
+    public func unhealthyElsewhere(peers: [PeerBeat], lease: Duration) -> Set<ENIID> {
+        guard let host, host.zones != nil else { return [] }
+        let live = peers.filter { $0.age <= lease && $0.host != host.id }
+        let served = Set(live.flatMap(\.zones))
+        var unhealthy: Set<ENIID> = []
+        for endpoint in endpoints {
+            for eni in endpoint.eniIDs where !host.carries(zone: eni.zone) && !served.contains(eni.zone) { unhealthy.insert(eni) }
+        }
+        for peer in live {
+            let zones = Set(peer.zones)
+            for eni in peer.unhealthy where zones.contains(eni.zone) && !host.carries(zone: eni.zone) { unhealthy.insert(eni) }
+        }
+        return unhealthy
+    }
+}
