@@ -273,9 +273,12 @@ struct Serve: AsyncParsableCommand {
                 answers.announce()
             })
         let unhealthyENIs = UnhealthyENIs()
-        // Every flow's open and close, for `zonelink nat history` (read at start).
-        let attribution = AttributionLog(directory: stateDir, settings: catalog.gateway.attribution, logger: logger)
-        attribution.start()
+        // Every flow's open and close, for `zonelink nat history` (read at start), unless the
+        // operator turned the log off.
+        let attribution = catalog.gateway.attribution.enabled
+            ? AttributionLog(directory: stateDir, settings: catalog.gateway.attribution, logger: logger) : nil
+        attribution?.start()
+        if attribution == nil { logger.notice("attribution log off (gateway.attribution.enabled: false): no flow is recorded") }
         let flows = FlowRegistry(
             table: NATTable(
                 portRange: catalog.gateway.natPorts, tcpIdleTimeout: catalog.gateway.tcpIdleTimeout,
@@ -373,14 +376,14 @@ struct Serve: AsyncParsableCommand {
         } catch {
             watchdog?.cancel()
             gatewayMetrics.cancel()
-            attribution.stop()
+            attribution?.stop()
             logger.error("\(error)")
             await cleanUp()
             throw ExitStatus.runtimeFailure
         }
         watchdog?.cancel()
         gatewayMetrics.cancel()
-        attribution.stop()
+        attribution?.stop()
         await transferNotifier.stop()
         await cleanUp()
         withExtendedLifetime(stateLock) {}

@@ -42,7 +42,7 @@ struct ConfigReferenceTests {
           udpIdleTimeout: 60s
           natPorts: "1024-65535"
           limits: {flows: 100000, flowsPerEndpoint: 50000, flowsPerClient: 10000, natPortsPerClient: 4096}
-          attribution: {maxFileSize: 67108864, files: 8}
+          attribution: {enabled: true, maxFileSize: 67108864, files: 8}
         control: {connections: 256, headerTimeout: 10s, bodyTimeout: 30s, idleTimeout: 60s, maxBodySize: 1048576, store: sqlite}
         descriptors: {reserve: 512}
         accounts:

@@ -147,6 +147,34 @@ struct AttributionIntegrationTests {
         ], timeout: 30)
         #expect(r.exited && r.status == 0 && r.stdout.split(separator: "\n").count >= finished, "\(r.summary)")
     }
+
+    @Test("gateway.attribution.enabled: false keeps no log: flows pass, nothing is written, nat history says there is no log")
+    func attributionOff() async throws {
+        let server = try ControlAPIServer(tag: "attribution-off") { "gateway: {attribution: {enabled: false}}\n" + $0 }
+        let backends = try BackendListeners(addresses: TestConfig.backendAddresses, port: server.config.backendPort)
+        defer {
+            backends.stop()
+            server.cleanUp()
+        }
+        try await offload { try server.start() }
+        let passed = try await offload { () -> Bool in
+            let deadline = monotonicNow() + 60
+            var passed = 0
+            while monotonicNow() < deadline && passed < 5 {
+                if (try? oneFlow(from: "127.10.2.10", to: "127.10.2.50", port: server.config.eniPort)) == true { passed += 1 }
+            }
+            return passed == 5
+        }
+        #expect(passed, "flows did not pass with the attribution log off.\n\(server.logs)")
+        #expect(server.logs.contains("attribution log off"), "\(server.logs)")
+        #expect(try await offload { server.stop() })
+        let files = try FileManager.default.contentsOfDirectory(atPath: server.stateDir.path).filter { $0.hasPrefix("attribution.log") }
+        #expect(files.isEmpty, "attribution files written with the log off: \(files)")
+        let r = try await runProcess(Paths.zonelinkBinary.path, [
+            "nat", "history", "--state-dir", server.stateDir.path, "--nat", "127.168.24.240",
+        ], timeout: 30)
+        #expect(r.exited && r.status != 0 && r.stderr.contains("no attribution log"), "\(r.summary)")
+    }
 }
 
 /// RFC 3339 of nanoseconds since the epoch, UTC with microseconds (as `date` would print it).

@@ -284,8 +284,9 @@ private struct ConfigParser {
 
     func parseAttribution(_ node: Node) -> AttributionSettings? {
         let path = "gateway.attribution"
-        guard let map = reader.mapping(node, at: path, allowed: ["maxFileSize", "files"]) else { return nil }
+        guard let map = reader.mapping(node, at: path, allowed: ["enabled", "maxFileSize", "files"]) else { return nil }
         var settings = AttributionSettings()
+        if let enabled = reader.bool(map["enabled"], at: "\(path).enabled") { settings.enabled = enabled }
         if let n = reader.int(map["maxFileSize"], at: "\(path).maxFileSize", range: (64 << 10)...(16 << 30)) { settings.maxFileSize = n }
         if let n = reader.int(map["files"], at: "\(path).files", range: 1...1000) { settings.files = n }
         return settings

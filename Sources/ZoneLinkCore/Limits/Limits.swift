@@ -93,12 +93,16 @@ extension Catalog {
 /// up) and a new one started; past `files` rotated files the oldest is deleted. At a few
 /// hundred bytes a line, the defaults keep about two million flows (576 MiB at most).
 public struct AttributionSettings: Hashable, Sendable {
+    /// False: no log is kept (no file is written; `zonelink nat history` has nothing to read).
+    /// For an operator who must not keep who-connected-when, or cannot spare the disk.
+    public var enabled: Bool
     /// Bytes one file may reach before it is rotated.
     public var maxFileSize: Int
     /// Rotated files kept besides the current one.
     public var files: Int
 
-    public init(maxFileSize: Int = 64 << 20, files: Int = 8) {
+    public init(enabled: Bool = true, maxFileSize: Int = 64 << 20, files: Int = 8) {
+        self.enabled = enabled
         self.maxFileSize = maxFileSize
         self.files = files
     }
