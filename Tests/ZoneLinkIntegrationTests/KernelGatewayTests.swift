@@ -138,6 +138,33 @@ struct KernelGatewayTests {
         }
     }
 
+    @Test("A stopped backend leaves the kernel table within interval × unhealthyThreshold (+1 interval); back when restarted")
+    func healthFailover() async throws {
+        try await withKernelLab("kernel-health") { lab, server, gateway in
+            let c = LabConsumer.vpc1
+            await offloadQuietly { lab.stopNginx(.ecs3) }
+            let bound = LabConfig.interval * LabConfig.unhealthyThreshold + LabConfig.interval
+            try await offload { sleepSeconds(bound) }
+            // The health transition replaced the table: ECS 3 is out of the DNAT map.
+            let after = try await offload { try (0..<12).map { _ in try lab.curl(c) } }
+            let bad = after.filter { $0.status != 0 || $0.stdout != "ECS 2\n" }
+            let table = try await offload { try Self.nft(gateway, ["list", "table", "ip", "zonelink"]).stdout }
+            #expect(bad.isEmpty, "\(bound) s after ECS 3 stopped every request should reach ECS 2; \(bad.count) of 12 did not, first: \(bad.first?.summary ?? "")\n\(table)\n\(server.logs)")
+            #expect(!table.contains(LabAddress.ecs3 + " . 80"), "ECS 3 is still in the table:\n\(table)")
+            _ = try await offload { try lab.startNginx(.ecs3) }
+            let back = LabConfig.interval * LabConfig.healthyThreshold + LabConfig.interval
+            let (returned, seen) = try await offload { () throws -> (Bool, Set<String>) in
+                var seen: Set<String> = []
+                let returned = try GatewayLab.poll(timeout: back + 10, every: 0.2) {
+                    seen.insert(try lab.curl(c).stdout)
+                    return seen.contains("ECS 3\n")
+                }
+                return (returned, seen)
+            }
+            #expect(returned, "ECS 3 restarted: expected it back in the kernel table, requests saw only \(seen)")
+        }
+    }
+
     @Test("Two consumer VPCs, same client address and port to the same ENI address and port, at the same time: both flows work")
     func overlappingFlows() async throws {
         try await withKernelLab("kernel-overlap") { lab, server, gateway in
