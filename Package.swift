@@ -35,6 +35,13 @@ let package = Package(
             pkgConfig: "ldns",
             providers: [.apt(["libldns-dev"])]
         ),
+        // libnftables, nftables' own library: the kernel data path's table goes through it, one
+        // transaction per change (no `nft` process per change).
+        .systemLibrary(
+            name: "CNFTables",
+            pkgConfig: "libnftables",
+            providers: [.apt(["libnftables-dev"])]
+        ),
         // Linux calls Swift's Glibc module leaves out: recvmmsg/sendmmsg and setns.
         .target(name: "CZoneLinkSystem"),
         // Network namespaces (a thread per namespace) and the addresses ZoneLink adds to them.
@@ -78,6 +85,7 @@ let package = Package(
                 "ZoneLinkCore",
                 "ZoneLinkNetwork",
                 "CZoneLinkSystem",
+                "CNFTables",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

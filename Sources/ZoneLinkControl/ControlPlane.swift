@@ -223,7 +223,8 @@ public struct ControlPlane: Sendable {
             resources: provider ? service.resources.map { ServiceResourceSpec(zone: $0.zone, loadBalancer: $0.loadBalancer) } : nil,
             whitelist: provider ? whitelistEntries(service) : nil,
             proxyProtocol: provider ? service.proxyProtocol : nil,
-            connectionBandwidth: provider ? service.connectionBandwidth : nil)
+            connectionBandwidth: provider ? service.connectionBandwidth : nil,
+            dataPlane: provider ? service.dataPlane : nil)
     }
 
     func view(of endpoint: Endpoint, for principal: Principal) -> EndpointView {

@@ -26,10 +26,13 @@ public struct ServiceRecord: Hashable, Sendable, Codable {
     public var proxyProtocol: Bool
     /// Mbit/s per endpoint connection and direction; nil: no cap.
     public var connectionBandwidth: Int?
+    /// What carries the service's flows.
+    public var dataPlane: ServiceDataPlane
 
     public init(
         id: String, account: String, resources: [ServiceResourceSpec], autoAcceptConnections: Bool = false,
-        zoneAffinity: Bool = false, privateDomain: String? = nil, proxyProtocol: Bool = false, connectionBandwidth: Int? = nil
+        zoneAffinity: Bool = false, privateDomain: String? = nil, proxyProtocol: Bool = false, connectionBandwidth: Int? = nil,
+        dataPlane: ServiceDataPlane = .relay
     ) {
         self.id = id
         self.account = account
@@ -39,6 +42,25 @@ public struct ServiceRecord: Hashable, Sendable, Codable {
         self.privateDomain = privateDomain
         self.proxyProtocol = proxyProtocol
         self.connectionBandwidth = connectionBandwidth
+        self.dataPlane = dataPlane
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case id, account, resources, autoAcceptConnections, zoneAffinity, privateDomain, proxyProtocol, connectionBandwidth, dataPlane
+    }
+
+    /// A record saved before `dataPlane` existed (`last-applied.json` of an older zonelink) is a relayed service.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            id: try c.decode(String.self, forKey: .id), account: try c.decode(String.self, forKey: .account),
+            resources: try c.decode([ServiceResourceSpec].self, forKey: .resources),
+            autoAcceptConnections: try c.decode(Bool.self, forKey: .autoAcceptConnections),
+            zoneAffinity: try c.decode(Bool.self, forKey: .zoneAffinity),
+            privateDomain: try c.decodeIfPresent(String.self, forKey: .privateDomain),
+            proxyProtocol: try c.decode(Bool.self, forKey: .proxyProtocol),
+            connectionBandwidth: try c.decodeIfPresent(Int.self, forKey: .connectionBandwidth),
+            dataPlane: try c.decodeIfPresent(ServiceDataPlane.self, forKey: .dataPlane) ?? .relay)
     }
 
     func service(whitelist: [String]) -> EndpointService {
@@ -46,7 +68,7 @@ public struct ServiceRecord: Hashable, Sendable, Codable {
             id: id, account: account,
             resources: resources.map { ServiceResource(zone: $0.zone, loadBalancer: $0.loadBalancer) },
             autoAcceptConnections: autoAcceptConnections, zoneAffinity: zoneAffinity, whitelist: whitelist,
-            privateDomain: privateDomain, proxyProtocol: proxyProtocol, connectionBandwidth: connectionBandwidth)
+            privateDomain: privateDomain, proxyProtocol: proxyProtocol, connectionBandwidth: connectionBandwidth, dataPlane: dataPlane)
     }
 }
 

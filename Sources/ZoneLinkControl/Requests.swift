@@ -19,10 +19,13 @@ public struct CreateServiceRequest: Hashable, Sendable, Codable {
     public var proxyProtocol: Bool?
     /// Mbit/s per endpoint connection and direction; nil: no cap.
     public var connectionBandwidth: Int?
+    /// What carries the flows; nil: `relay`.
+    public var dataPlane: ServiceDataPlane?
 
     public init(
         id: String? = nil, account: String? = nil, resources: [ServiceResourceSpec], autoAcceptConnections: Bool? = nil,
-        zoneAffinity: Bool? = nil, privateDomain: String? = nil, proxyProtocol: Bool? = nil, connectionBandwidth: Int? = nil
+        zoneAffinity: Bool? = nil, privateDomain: String? = nil, proxyProtocol: Bool? = nil, connectionBandwidth: Int? = nil,
+        dataPlane: ServiceDataPlane? = nil
     ) {
         self.id = id
         self.account = account
@@ -32,6 +35,7 @@ public struct CreateServiceRequest: Hashable, Sendable, Codable {
         self.privateDomain = privateDomain
         self.proxyProtocol = proxyProtocol
         self.connectionBandwidth = connectionBandwidth
+        self.dataPlane = dataPlane
     }
 }
 
@@ -44,15 +48,18 @@ public struct UpdateServiceRequest: Hashable, Sendable, Codable {
     public var connectionBandwidth: Int?
     /// True: lift the cap.
     public var removeConnectionBandwidth: Bool?
+    /// A new data plane: open flows keep the one they started on (`docs/gateway.md`).
+    public var dataPlane: ServiceDataPlane?
 
     public init(
         autoAcceptConnections: Bool? = nil, zoneAffinity: Bool? = nil, connectionBandwidth: Int? = nil,
-        removeConnectionBandwidth: Bool? = nil
+        removeConnectionBandwidth: Bool? = nil, dataPlane: ServiceDataPlane? = nil
     ) {
         self.autoAcceptConnections = autoAcceptConnections
         self.zoneAffinity = zoneAffinity
         self.connectionBandwidth = connectionBandwidth
         self.removeConnectionBandwidth = removeConnectionBandwidth
+        self.dataPlane = dataPlane
     }
 }
 

@@ -26,7 +26,7 @@ extension ControlPlane {
             id: id, account: owner, resources: request.resources,
             autoAcceptConnections: request.autoAcceptConnections ?? false, zoneAffinity: request.zoneAffinity ?? false,
             privateDomain: request.privateDomain, proxyProtocol: request.proxyProtocol ?? false,
-            connectionBandwidth: request.connectionBandwidth)
+            connectionBandwidth: request.connectionBandwidth, dataPlane: request.dataPlane ?? .relay)
         let changes: [StateChange] = [.putService(record)]
         let next = try applying(changes, subject: .service(id))
         return Applied(plane: next, changes: changes, value: next.view(of: next.catalog.service(id)!, for: principal))
@@ -42,7 +42,8 @@ extension ControlPlane {
         view(of: try existingService(id, visibleTo: principal), for: principal)
     }
 
-    /// Changes auto-accept, zone affinity and the bandwidth cap. Existing connections keep
+    /// Changes auto-accept, zone affinity, the bandwidth cap and the data plane (the catalog's
+    /// rules refuse a kernel service with a cap or PROXY protocol). Existing connections keep
     /// their state: those that followed auto-accept get it recorded. Open flows follow a new
     /// or lifted cap.
     public func updateService(_ id: String, _ request: UpdateServiceRequest, by principal: Principal) throws(ControlError) -> Applied<ServiceView> {
@@ -68,6 +69,7 @@ extension ControlPlane {
             if let issue = Self.bandwidthIssue(cap) { throw .invalid(issues: [issue]) }
             record.connectionBandwidth = cap
         }
+        if let dataPlane = request.dataPlane { record.dataPlane = dataPlane }
         changes.insert(.putService(record), at: 0)
         let next = try applying(changes, subject: .service(id))
         return Applied(plane: next, changes: changes, value: next.view(of: next.catalog.service(id)!, for: principal))

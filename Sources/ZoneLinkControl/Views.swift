@@ -27,11 +27,14 @@ public struct ServiceView: Hashable, Sendable, Codable {
     public var proxyProtocol: Bool?
     /// Mbit/s per endpoint connection and direction (provider and operator only; absent: no cap).
     public var connectionBandwidth: Int?
+    /// What carries the flows (provider and operator only).
+    public var dataPlane: ServiceDataPlane?
 
     public init(
         id: String, account: String, zones: [String], autoAcceptConnections: Bool, zoneAffinity: Bool,
         privateDomain: String?, dnsName: String, origin: Origin, resources: [ServiceResourceSpec]? = nil,
-        whitelist: [WhitelistEntry]? = nil, proxyProtocol: Bool? = nil, connectionBandwidth: Int? = nil
+        whitelist: [WhitelistEntry]? = nil, proxyProtocol: Bool? = nil, connectionBandwidth: Int? = nil,
+        dataPlane: ServiceDataPlane? = nil
     ) {
         self.id = id
         self.account = account
@@ -45,6 +48,7 @@ public struct ServiceView: Hashable, Sendable, Codable {
         self.whitelist = whitelist
         self.proxyProtocol = proxyProtocol
         self.connectionBandwidth = connectionBandwidth
+        self.dataPlane = dataPlane
     }
 }
 

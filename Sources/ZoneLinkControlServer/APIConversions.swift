@@ -15,7 +15,8 @@ extension CreateServiceRequest {
             id: body.id, account: body.account,
             resources: body.resources.map { ServiceResourceSpec(zone: $0.zone, loadBalancer: $0.loadBalancer) },
             autoAcceptConnections: body.autoAcceptConnections, zoneAffinity: body.zoneAffinity,
-            privateDomain: body.privateDomain, proxyProtocol: body.proxyProtocol, connectionBandwidth: body.connectionBandwidth)
+            privateDomain: body.privateDomain, proxyProtocol: body.proxyProtocol, connectionBandwidth: body.connectionBandwidth,
+            dataPlane: body.dataPlane.map(ServiceDataPlane.init))
     }
 }
 
@@ -43,7 +44,7 @@ extension Components.Schemas.Service {
             origin: Components.Schemas.Origin(view.origin),
             resources: view.resources?.map { Components.Schemas.ServiceResource(zone: $0.zone, loadBalancer: $0.loadBalancer) },
             whitelist: view.whitelist?.map(Components.Schemas.WhitelistEntry.init), proxyProtocol: view.proxyProtocol,
-            connectionBandwidth: view.connectionBandwidth)
+            connectionBandwidth: view.connectionBandwidth, dataPlane: view.dataPlane.map(Components.Schemas.DataPlane.init))
     }
 }
 
@@ -63,6 +64,24 @@ extension Components.Schemas.Endpoint {
                     vpc: placement.vpc, securityGroups: placement.securityGroups, dnsName: placement.dnsName,
                     enis: placement.enis.map { Components.Schemas.Eni(zone: $0.zone, vswitch: $0.vswitch, address: $0.address, dnsName: $0.dnsName) })
             })
+    }
+}
+
+extension Components.Schemas.DataPlane {
+    init(_ plane: ServiceDataPlane) {
+        switch plane {
+        case .relay: self = .relay
+        case .kernel: self = .kernel
+        }
+    }
+}
+
+extension ServiceDataPlane {
+    init(_ plane: Components.Schemas.DataPlane) {
+        switch plane {
+        case .relay: self = .relay
+        case .kernel: self = .kernel
+        }
     }
 }
 

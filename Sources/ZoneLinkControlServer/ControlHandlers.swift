@@ -79,7 +79,8 @@ struct ControlHandlers: APIProtocol {
         let principal = try RequestPrincipal.get()
         let request = UpdateServiceRequest(
             autoAcceptConnections: body.autoAcceptConnections, zoneAffinity: body.zoneAffinity,
-            connectionBandwidth: body.connectionBandwidth, removeConnectionBandwidth: body.removeConnectionBandwidth)
+            connectionBandwidth: body.connectionBandwidth, removeConnectionBandwidth: body.removeConnectionBandwidth,
+            dataPlane: body.dataPlane.map(ServiceDataPlane.init))
         let updated = try await change(Operations.UpdateService.id) { try $0.updateService(input.path.service, request, by: principal) }
         return .ok(.init(body: .json(Components.Schemas.Service(updated))))
     }

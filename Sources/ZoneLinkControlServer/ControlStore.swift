@@ -77,7 +77,7 @@ public struct StoredStatement: Hashable, Sendable {
 public enum StoredRows {
     /// The columns of `service`, in the order `service(...)` takes them.
     public static let serviceColumns =
-        "id, account, resources, autoAcceptConnections, zoneAffinity, privateDomain, proxyProtocol, connectionBandwidth"
+        "id, account, resources, autoAcceptConnections, zoneAffinity, privateDomain, proxyProtocol, connectionBandwidth, dataPlane"
     public static let endpointColumns = "id, account, service, vpc, securityGroups, zones"
     public static let zonalShiftColumns = "zone, reason, startedAt, expiresAt, drainAt"
 
@@ -90,17 +90,17 @@ public enum StoredRows {
             return StoredStatement(
                 sql: """
                     INSERT INTO service (\(serviceColumns))
-                    VALUES (\((1...8).map(p).joined(separator: ", ")))
+                    VALUES (\((1...9).map(p).joined(separator: ", ")))
                     ON CONFLICT (id) DO UPDATE SET
                         account = excluded.account, resources = excluded.resources,
                         autoAcceptConnections = excluded.autoAcceptConnections, zoneAffinity = excluded.zoneAffinity,
                         privateDomain = excluded.privateDomain, proxyProtocol = excluded.proxyProtocol,
-                        connectionBandwidth = excluded.connectionBandwidth
+                        connectionBandwidth = excluded.connectionBandwidth, dataPlane = excluded.dataPlane
                     """,
                 values: [
                     .text(record.id), .text(record.account), .text(try json(record.resources)), flag(record.autoAcceptConnections),
                     flag(record.zoneAffinity), .text(record.privateDomain), flag(record.proxyProtocol),
-                    .integer(record.connectionBandwidth.map(Int64.init)),
+                    .integer(record.connectionBandwidth.map(Int64.init)), .text(record.dataPlane.rawValue),
                 ])
         case .deleteService(let id):
             return StoredStatement(sql: "DELETE FROM service WHERE id = \(p(1))", values: [.text(id)])
@@ -161,12 +161,15 @@ public enum StoredRows {
 
     static func service(
         id: String, account: String, resources: String, autoAcceptConnections: Bool, zoneAffinity: Bool, privateDomain: String?,
-        proxyProtocol: Bool, connectionBandwidth: Int?
+        proxyProtocol: Bool, connectionBandwidth: Int?, dataPlane: String
     ) throws -> ServiceRecord {
-        ServiceRecord(
+        guard let plane = ServiceDataPlane(rawValue: dataPlane) else {
+            throw StateStoreError("service \(id): dataPlane '\(dataPlane)' is none of relay, kernel: the row was written by something other than zonelink")
+        }
+        return ServiceRecord(
             id: id, account: account, resources: try decode([ServiceResourceSpec].self, resources, "service \(id): resources"),
             autoAcceptConnections: autoAcceptConnections, zoneAffinity: zoneAffinity, privateDomain: privateDomain,
-            proxyProtocol: proxyProtocol, connectionBandwidth: connectionBandwidth)
+            proxyProtocol: proxyProtocol, connectionBandwidth: connectionBandwidth, dataPlane: plane)
     }
 
     static func endpoint(id: String, account: String, service: String, vpc: String, securityGroups: String, zones: String) throws

@@ -394,13 +394,13 @@ public actor PostgresStateStore: ControlStore {
         var services: [ServiceRecord] = []
         let serviceRows = try await connection.query(
             PostgresQuery(unsafeSQL: "SELECT \(StoredRows.serviceColumns) FROM service ORDER BY seq"), logger: logger)
-        for try await (id, account, resources, autoAccept, affinity, privateDomain, proxy, bandwidth) in serviceRows.decode(
-            (String, String, String, Int, Int, String?, Int, Int?).self)
+        for try await (id, account, resources, autoAccept, affinity, privateDomain, proxy, bandwidth, dataPlane) in serviceRows.decode(
+            (String, String, String, Int, Int, String?, Int, Int?, String).self)
         {
             services.append(
                 try StoredRows.service(
                     id: id, account: account, resources: resources, autoAcceptConnections: autoAccept != 0, zoneAffinity: affinity != 0,
-                    privateDomain: privateDomain, proxyProtocol: proxy != 0, connectionBandwidth: bandwidth))
+                    privateDomain: privateDomain, proxyProtocol: proxy != 0, connectionBandwidth: bandwidth, dataPlane: dataPlane))
         }
         var whitelist: [WhitelistRecord] = []
         for try await (service, account) in try await connection.query(

@@ -99,7 +99,8 @@ public final class StateStore: Sendable {
             try StoredRows.service(
                 id: row["id"], account: row["account"], resources: row["resources"],
                 autoAcceptConnections: row["autoAcceptConnections"], zoneAffinity: row["zoneAffinity"],
-                privateDomain: row["privateDomain"], proxyProtocol: row["proxyProtocol"], connectionBandwidth: row["connectionBandwidth"])
+                privateDomain: row["privateDomain"], proxyProtocol: row["proxyProtocol"], connectionBandwidth: row["connectionBandwidth"],
+                dataPlane: row["dataPlane"])
         }
         let whitelist = try Row.fetchAll(db, sql: "SELECT service, account FROM whitelistEntry ORDER BY seq").map {
             WhitelistRecord(service: $0["service"], account: $0["account"])

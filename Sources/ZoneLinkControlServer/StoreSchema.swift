@@ -97,6 +97,10 @@ public enum StoreSchema {
             )
             """,
         ]),
+        // What carries a service's flows (`ServiceDataPlane`): rows written before are relayed.
+        Migration(version: 5, name: "v5: service dataPlane", statements: [
+            "ALTER TABLE service ADD COLUMN dataPlane TEXT NOT NULL DEFAULT 'relay' CHECK (dataPlane IN ('relay', 'kernel'))",
+        ]),
     ]
 
     /// The version this binary writes: the last migration's.

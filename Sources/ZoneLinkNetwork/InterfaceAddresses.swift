@@ -55,6 +55,16 @@ public actor InterfaceAddresses {
 
     @discardableResult
     private func ip(_ arguments: [String]) throws(NamespaceError) -> String {
+        try IPCommand.run(arguments)
+    }
+}
+
+/// `ip` (iproute2), run to completion: what ZoneLink changes in namespaces when a catalog
+/// changes (addresses, links, routes), never per flow.
+public enum IPCommand {
+    /// Runs `ip arguments`; its output, or its status and output as the error.
+    @discardableResult
+    public static func run(_ arguments: [String]) throws(NamespaceError) -> String {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") ? "/usr/sbin/ip" : "/sbin/ip")
         process.arguments = arguments

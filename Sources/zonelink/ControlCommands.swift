@@ -92,6 +92,9 @@ func assignmentParts(_ text: String, _ count: ClosedRange<Int>, of argument: Str
     return parts
 }
 
+/// `--data-plane relay|kernel`: the API's own enumeration, so the two never disagree.
+extension Components.Schemas.DataPlane: ExpressibleByArgument {}
+
 func printService(_ service: Components.Schemas.Service) {
     var fields: [(String, String)] = [
         ("ID", service.id), ("Account", service.account), ("Zones", service.zones.joined(separator: ", ")),
@@ -105,6 +108,7 @@ func printService(_ service: Components.Schemas.Service) {
     if service.resources != nil {
         fields.append(("Bandwidth cap", service.connectionBandwidth.map { "\($0) Mbit/s per connection and direction" } ?? "none"))
     }
+    if let dataPlane = service.dataPlane { fields.append(("Data plane", dataPlane.rawValue)) }
     if let whitelist = service.whitelist {
         fields.append(("Whitelist", whitelist.isEmpty ? "-" : whitelist.map(\.account).joined(separator: ", ")))
     }
@@ -180,6 +184,9 @@ struct ServiceCommand: ParsableCommand {
         @Option(name: .customLong("connection-bandwidth"), help: ArgumentHelp("Cap each endpoint connection at MBITS per direction (default: no cap).", valueName: "MBITS"))
         var connectionBandwidth: Int?
 
+        @Option(name: .customLong("data-plane"), help: ArgumentHelp("What carries the flows: relay (default; ZoneLink's relay) or kernel (nftables NAT; not with PROXY protocol or a bandwidth cap).", valueName: "relay|kernel"))
+        var dataPlane: Components.Schemas.DataPlane?
+
         @Option(name: .long, help: "The service ID, epsrv-… (default: generated).")
         var id: String?
 
@@ -201,7 +208,7 @@ struct ServiceCommand: ParsableCommand {
         func run() async throws {
             let request = Components.Schemas.CreateServiceRequest(
                 id: id, account: account, resources: try specs(), autoAcceptConnections: autoAccept, zoneAffinity: zoneAffinity,
-                privateDomain: privateDomain, proxyProtocol: proxyProtocol, connectionBandwidth: connectionBandwidth)
+                privateDomain: privateDomain, proxyProtocol: proxyProtocol, connectionBandwidth: connectionBandwidth, dataPlane: dataPlane)
             try await output.present({ try await $0.createService(body: .json(request)).created.body.json }, printService)
         }
     }
@@ -224,7 +231,7 @@ struct ServiceCommand: ParsableCommand {
     }
 
     struct Update: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Change auto-accept, zone affinity or the bandwidth cap of a service (connections keep their state; open flows follow the cap).")
+        static let configuration = CommandConfiguration(abstract: "Change auto-accept, zone affinity, the bandwidth cap or the data plane of a service (connections keep their state; open flows follow the cap).")
 
         @OptionGroup var output: ControlOutput
 
@@ -243,9 +250,12 @@ struct ServiceCommand: ParsableCommand {
         @Flag(name: .customLong("no-connection-bandwidth"), help: "Lift the bandwidth cap.")
         var noConnectionBandwidth = false
 
+        @Option(name: .customLong("data-plane"), help: ArgumentHelp("Move the service's new flows to relay or kernel (open flows keep theirs).", valueName: "relay|kernel"))
+        var dataPlane: Components.Schemas.DataPlane?
+
         func validate() throws {
-            guard autoAccept != nil || zoneAffinity != nil || connectionBandwidth != nil || noConnectionBandwidth else {
-                throw ValidationError("nothing to change: give --auto-accept/--no-auto-accept, --zone-affinity/--no-zone-affinity, --connection-bandwidth MBITS or --no-connection-bandwidth")
+            guard autoAccept != nil || zoneAffinity != nil || connectionBandwidth != nil || noConnectionBandwidth || dataPlane != nil else {
+                throw ValidationError("nothing to change: give --auto-accept/--no-auto-accept, --zone-affinity/--no-zone-affinity, --connection-bandwidth MBITS, --no-connection-bandwidth or --data-plane relay|kernel")
             }
             guard connectionBandwidth == nil || !noConnectionBandwidth else {
                 throw ValidationError("--connection-bandwidth and --no-connection-bandwidth contradict each other: give one")
@@ -255,7 +265,7 @@ struct ServiceCommand: ParsableCommand {
         func run() async throws {
             let change = Components.Schemas.UpdateServiceRequest(
                 autoAcceptConnections: autoAccept, zoneAffinity: zoneAffinity, connectionBandwidth: connectionBandwidth,
-                removeConnectionBandwidth: noConnectionBandwidth ? true : nil)
+                removeConnectionBandwidth: noConnectionBandwidth ? true : nil, dataPlane: dataPlane)
             try await output.present({ try await $0.updateService(path: .init(service: service), body: .json(change)).ok.body.json }, printService)
         }
     }

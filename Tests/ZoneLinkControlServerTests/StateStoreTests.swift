@@ -95,6 +95,29 @@ struct StateStoreTests {
         #expect(try store.load() == before.applying(endpointChanges))
     }
 
+    /// v5: a service's data plane is kept; rows written before the column existed are relayed,
+    /// and an old `last-applied.json` record without the field reads as relay too.
+    @Test func dataPlaneIsKeptAndDefaultsToRelay() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try StateStore.open(stateDirectory: directory.path)
+        let kernel = ServiceRecord(id: "epsrv-k", account: accountB, resources: seedService.resources, dataPlane: .kernel)
+        let relay = ServiceRecord(id: "epsrv-r", account: accountB, resources: seedService.resources)
+        try await store.commit([.putService(kernel), .putService(relay)])
+        // As a v3 zonelink wrote it: no dataPlane in the INSERT; the column's default applies.
+        try store.execute("""
+            INSERT INTO service (id, account, resources, autoAcceptConnections, zoneAffinity, proxyProtocol)
+            VALUES ('epsrv-old', '\(accountB)', '[]', 0, 0, 0)
+            """)
+        let loaded = try StateStore(path: directory.file(StateStore.fileName)).load().services
+        #expect(loaded.map(\.id) == ["epsrv-k", "epsrv-r", "epsrv-old"])
+        #expect(loaded.map(\.dataPlane) == [.kernel, .relay, .relay])
+        let old = #"{"id":"epsrv-x","account":"2222222222222222","resources":[],"autoAcceptConnections":false,"zoneAffinity":false,"proxyProtocol":false}"#
+        #expect(try JSONDecoder().decode(ServiceRecord.self, from: Data(old.utf8)).dataPlane == .relay)
+        let encoded = try JSONEncoder().encode(kernel)
+        #expect(try JSONDecoder().decode(ServiceRecord.self, from: encoded) == kernel)
+    }
+
     @Test func theDatabaseIsWALWithFullSync() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }

@@ -108,3 +108,34 @@ struct ServiceBandwidthTests {
         #expect(Outcome(error { try world.updateService("epsrv-frankfurt1", UpdateServiceRequest(connectionBandwidth: 10), by: consumer) }) == .notFound)
     }
 }
+
+/// `dataPlane` through the API: chosen at creation or changed, shown to the provider, and
+/// refused (by the catalog's rule, with its key path) together with PROXY protocol or a cap.
+@Suite("Service data plane through the control plane")
+struct ServiceDataPlaneTests {
+    @Test func chosenShownAndChanged() throws {
+        var service = seedService
+        service.dataPlane = .kernel
+        let created = try plane().createService(service, by: provider)
+        #expect(created.value.dataPlane == .kernel && created.catalog.service("epsrv-frankfurt1")?.dataPlane == .kernel)
+        let back = try created.plane.updateService("epsrv-frankfurt1", UpdateServiceRequest(dataPlane: .relay), by: provider)
+        #expect(back.catalog.service("epsrv-frankfurt1")?.dataPlane == .relay && back.value.dataPlane == .relay)
+        let plain = try plane().createService(seedService, by: provider)
+        #expect(plain.value.dataPlane == .relay, "relay unless asked")
+    }
+
+    @Test func kernelWithProxyProtocolOrCapIsRefused() throws {
+        var proxied = seedService
+        proxied.dataPlane = .kernel
+        proxied.proxyProtocol = true
+        let failure = error { try plane().createService(proxied, by: provider) }
+        #expect(Outcome(failure) == .invalid && failure?.issues.contains { $0.keyPath.hasSuffix("dataPlane") && $0.problem.contains("PROXY protocol") } == true,
+                "\(String(describing: failure))")
+        var capped = seedService
+        capped.connectionBandwidth = 50
+        let world = try plane().createService(capped, by: provider).plane
+        let update = error { try world.updateService("epsrv-frankfurt1", UpdateServiceRequest(dataPlane: .kernel), by: provider) }
+        #expect(Outcome(update) == .invalid && update?.issues.contains { $0.problem.contains("cannot cap connectionBandwidth") } == true,
+                "\(String(describing: update))")
+    }
+}

@@ -43,6 +43,7 @@ struct ConfigReferenceTests {
           natPorts: "1024-65535"
           limits: {flows: 100000, flowsPerEndpoint: 50000, flowsPerClient: 10000, natPortsPerClient: 4096}
           attribution: {enabled: true, maxFileSize: 67108864, files: 8}
+          kernelNamespace: zonelink-gw
         control: {connections: 256, headerTimeout: 10s, bodyTimeout: 30s, idleTimeout: 60s, maxBodySize: 1048576, store: sqlite}
         descriptors: {reserve: 512}
         accounts:
@@ -93,6 +94,7 @@ struct ConfigReferenceTests {
             whitelist: ["1111111111111111"]
             privateDomain: api.provider.example
             proxyProtocol: v2
+            dataPlane: relay
         endpoints:
           - id: ep-consumer1
             account: account-a

@@ -306,6 +306,7 @@ struct CatalogValidator {
             if service.resources.isEmpty {
                 report("\(path).resources", "is empty", hint: "add a resource per zone: {zone: …, loadBalancer: …}")
             }
+            checkDataPlane(service, at: path)
             var zones: [String: Int] = [:]
             for (r, resource) in service.resources.enumerated() {
                 if let first = zones[resource.zone] {
@@ -322,6 +323,41 @@ struct CatalogValidator {
                 if accounts.contains(service.account), lb.account != service.account {
                     report("\(path).resources[\(r)].loadBalancer", "\(lb.id) belongs to another account", hint: "a service uses its own account's load balancers")
                 }
+            }
+        }
+    }
+
+    /// A kernel NAT rewrites packets and never holds a flow's bytes: it cannot write a PROXY
+    /// protocol header in front of them, nor hold them back to a bandwidth cap. Those need the relay.
+    private mutating func checkDataPlane(_ service: EndpointService, at path: String) {
+        guard service.dataPlane == .kernel else { return }
+        if service.proxyProtocol {
+            report("\(path).dataPlane", "kernel cannot send PROXY protocol v2 headers: the kernel NAT rewrites packets and never writes bytes of its own",
+                   hint: "use dataPlane: relay (the default) for proxyProtocol: v2, or turn proxyProtocol off")
+        }
+        if service.connectionBandwidth != nil {
+            report("\(path).dataPlane", "kernel cannot cap connectionBandwidth: only the relay holds a flow's bytes back to a cap",
+                   hint: "use dataPlane: relay (the default) for a bandwidth cap, or remove connectionBandwidth")
+        }
+        // The kernel path links namespaces with veth pairs: the host's own namespace is never rewired.
+        for resource in service.resources {
+            guard let lb = resolved.loadBalancers.first(where: { $0.id == resource.loadBalancer }) else { continue }
+            if let vpc = resolved.vpcs.first(where: { $0.id == lb.vpc }), vpc.netns == nil {
+                report("\(path).dataPlane", "kernel needs the provider VPC \(vpc.id) (of \(lb.id)) in a network namespace of its own",
+                       hint: "give \(vpc.id) a netns, or use dataPlane: relay")
+            }
+            // A NAT address is either local in the provider's namespace (the relay binds it) or
+            // routed to the gateway namespace (the kernel rewrites to it), never both.
+            let relayed = resolved.endpointServices.filter { $0.dataPlane == .relay && $0.resources.contains { $0.loadBalancer == lb.id } }
+            if let other = relayed.first {
+                report("\(path).dataPlane", "load balancer \(lb.id) also serves \(other.id), whose dataPlane is relay: a load balancer's NAT addresses belong to one data plane",
+                       hint: "give both services the same dataPlane, or this one a load balancer of its own")
+            }
+        }
+        for endpoint in resolved.endpoints where endpoint.service == service.id {
+            if let vpc = resolved.vpcs.first(where: { $0.id == endpoint.vpc }), vpc.netns == nil {
+                report("\(path).dataPlane", "kernel needs the consumer VPC \(vpc.id) (of endpoint \(endpoint.id)) in a network namespace of its own",
+                       hint: "give \(vpc.id) a netns, or use dataPlane: relay")
             }
         }
     }

@@ -270,7 +270,7 @@ private struct ConfigParser {
     }
 
     func parseGateway(_ node: Node) -> GatewaySettings? {
-        guard let map = reader.mapping(node, at: "gateway", allowed: ["tcpIdleTimeout", "udpIdleTimeout", "natPorts", "limits", "attribution"]) else {
+        guard let map = reader.mapping(node, at: "gateway", allowed: ["tcpIdleTimeout", "udpIdleTimeout", "natPorts", "limits", "attribution", "kernelNamespace"]) else {
             return nil
         }
         var settings = GatewaySettings()
@@ -279,6 +279,12 @@ private struct ConfigParser {
         if let ports = map["natPorts"].flatMap({ parsePorts($0, at: "gateway.natPorts") }) { settings.natPorts = ports }
         if let node = map["limits"], let limits = parseGatewayLimits(node) { settings.limits = limits }
         if let node = map["attribution"], let attribution = parseAttribution(node) { settings.attribution = attribution }
+        if let name = map["kernelNamespace"].flatMap({ reader.string($0, at: "gateway.kernelNamespace") }) {
+            if isInterfaceName(name) { settings.kernelNamespace = name } else {
+                reader.report("gateway.kernelNamespace", "'\(name)' is not a namespace name ZoneLink creates",
+                              hint: "1 to 15 letters, digits, '-', '_' or '.' (default \(GatewaySettings.defaultKernelNamespace))")
+            }
+        }
         return settings
     }
 
@@ -474,7 +480,7 @@ private struct ConfigParser {
         guard let map = reader.mapping(
             node, at: path,
             allowed: ["id", "account", "resources", "autoAcceptConnections", "zoneAffinity", "whitelist", "privateDomain", "proxyProtocol",
-                      "connectionBandwidth"],
+                      "connectionBandwidth", "dataPlane"],
             required: ["id", "account", "resources"]
         ) else { return nil }
         let resources = reader.sequence(map["resources"], at: "\(path).resources").compactMap { node, path -> ServiceResource? in
@@ -492,6 +498,12 @@ private struct ConfigParser {
             }
         }
         let connectionBandwidth = parseConnectionBandwidth(map["connectionBandwidth"], at: "\(path).connectionBandwidth")
+        var dataPlane = ServiceDataPlane.relay
+        if let value = map["dataPlane"].flatMap({ reader.string($0, at: "\(path).dataPlane") }) {
+            if let known = ServiceDataPlane(rawValue: value) { dataPlane = known } else {
+                reader.report("\(path).dataPlane", "'\(value)' is not a data plane", hint: "write relay (the default) or kernel")
+            }
+        }
         guard let id = reader.string(map["id"], at: "\(path).id"),
               let account = reader.string(map["account"], at: "\(path).account")
         else { return nil }
@@ -501,7 +513,7 @@ private struct ConfigParser {
             zoneAffinity: reader.bool(map["zoneAffinity"], at: "\(path).zoneAffinity") ?? false,
             whitelist: whitelist,
             privateDomain: reader.string(map["privateDomain"], at: "\(path).privateDomain"),
-            proxyProtocol: proxyProtocol, connectionBandwidth: connectionBandwidth)
+            proxyProtocol: proxyProtocol, connectionBandwidth: connectionBandwidth, dataPlane: dataPlane)
     }
 
     /// `connectionBandwidth`: a whole number of Mbit/s in `EndpointService.connectionBandwidthLimits`.

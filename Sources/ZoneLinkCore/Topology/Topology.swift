@@ -192,6 +192,17 @@ public struct ServiceResource: Hashable, Sendable {
     }
 }
 
+/// What carries a service's flows from the ENIs to its targets (`endpointServices[].dataPlane`).
+public enum ServiceDataPlane: String, Hashable, Sendable, Codable, CaseIterable {
+    /// ZoneLink's user-space relay: two sockets per flow. The default; the only one that can
+    /// write a PROXY protocol header or cap an endpoint connection's bandwidth, since both
+    /// need the flow's bytes in hand.
+    case relay
+    /// The kernel's NAT (nftables DNAT and SNAT in ZoneLink's gateway namespace): packets are
+    /// rewritten, never read by ZoneLink (`docs/gateway.md`, "Kernel data plane").
+    case kernel
+}
+
 /// What a provider offers to other accounts' VPCs.
 public struct EndpointService: Hashable, Sendable {
     public var id: String
@@ -206,6 +217,8 @@ public struct EndpointService: Hashable, Sendable {
     /// The cap, in Mbit/s, on what all TCP flows of one endpoint connection (one endpoint of
     /// this service) move in each direction; nil: no cap.
     public var connectionBandwidth: Int?
+    /// What carries the flows of this service (default `relay`).
+    public var dataPlane: ServiceDataPlane
 
     /// The caps accepted, in Mbit/s, from the file and the API alike. A cap of 0 would stop
     /// every flow without resetting it; above 100 Gbit/s is more than a relay worker moves, so
@@ -215,7 +228,7 @@ public struct EndpointService: Hashable, Sendable {
     public init(
         id: String, account: String, resources: [ServiceResource], autoAcceptConnections: Bool = false,
         zoneAffinity: Bool = false, whitelist: [String] = [], privateDomain: String? = nil,
-        proxyProtocol: Bool = false, connectionBandwidth: Int? = nil
+        proxyProtocol: Bool = false, connectionBandwidth: Int? = nil, dataPlane: ServiceDataPlane = .relay
     ) {
         self.id = id
         self.account = account
@@ -226,6 +239,7 @@ public struct EndpointService: Hashable, Sendable {
         self.privateDomain = privateDomain
         self.proxyProtocol = proxyProtocol
         self.connectionBandwidth = connectionBandwidth
+        self.dataPlane = dataPlane
     }
 
     public var zones: [String] { resources.map(\.zone) }
@@ -392,16 +406,22 @@ public struct GatewaySettings: Hashable, Sendable {
     public var limits: GatewayLimits
     /// Where flows' opens and closes are kept, and how much of them (`gateway.attribution`).
     public var attribution: AttributionSettings
+    /// The network namespace ZoneLink creates for services with `dataPlane: kernel` (their
+    /// nftables table and the veth pairs to the VPCs' namespaces live there), and removes on stop.
+    public var kernelNamespace: String
+
+    public static let defaultKernelNamespace = "zonelink-gw"
 
     public init(
         tcpIdleTimeout: Duration = .seconds(900), udpIdleTimeout: Duration = .seconds(60),
         natPorts: ClosedRange<UInt16> = 1024...65535, limits: GatewayLimits = GatewayLimits(),
-        attribution: AttributionSettings = AttributionSettings()
+        attribution: AttributionSettings = AttributionSettings(), kernelNamespace: String = Self.defaultKernelNamespace
     ) {
         self.tcpIdleTimeout = tcpIdleTimeout
         self.udpIdleTimeout = udpIdleTimeout
         self.natPorts = natPorts
         self.limits = limits
         self.attribution = attribution
+        self.kernelNamespace = kernelNamespace
     }
 }

@@ -52,6 +52,19 @@ public struct GatewayPlan: Sendable, Equatable {
         /// health check starts with a LOCAL header, so that a backend that requires the
         /// header takes the check as a normal connection instead of logging a bad one.
         public var proxyProtocol: Bool
+        /// Whether kernel services send their flows here (`dataPlane: kernel`): then the NAT
+        /// addresses are routed to ZoneLink's gateway namespace instead of being local in the
+        /// provider's (the validator keeps a load balancer to one data plane).
+        public var kernel: Bool = false
+    }
+
+    /// An ENI address of a kernel service's endpoint, Connected or not: routed from its
+    /// consumer VPC's namespace to the gateway namespace, where the kernel NAT serves it (or,
+    /// when nothing admits the flow there, refuses it).
+    public struct KernelENI: Sendable, Hashable {
+        public var vpc: String
+        public var netns: String
+        public var address: IPv4Address
     }
 
     /// Addresses ZoneLink binds inside one namespace (nil: the host's), to be added as /32 to
@@ -62,7 +75,15 @@ public struct GatewayPlan: Sendable, Equatable {
         public var addresses: [IPv4Address]
     }
 
+    /// The ports the relay listens on: services with `dataPlane: relay`.
     public var eniListeners: [ENIListener]
+    /// The ports the kernel NAT serves (`dataPlane: kernel`): nothing listens on them, the
+    /// gateway namespace's nftables table rewrites their packets (`KernelNATRuleset`).
+    public var kernelPorts: [ENIListener]
+    /// Every ENI address of a kernel service's endpoints.
+    public var kernelENIs: [KernelENI]
+    /// The namespace ZoneLink creates for the kernel path (`gateway.kernelNamespace`).
+    public var kernelNamespace: String
     public var upstreams: [Upstream]
     public var namespaces: [NamespaceAddresses]
     /// The zones shifted away: their backends get no new flow, and past a shift's `drainAt`
@@ -71,6 +92,8 @@ public struct GatewayPlan: Sendable, Equatable {
 
     public init(catalog: Catalog) {
         var listeners: [ENIListener] = []
+        var kernelPorts: [ENIListener] = []
+        var kernelENIs: [KernelENI] = []
         var upstreams: [Upstream] = []
         var wanted: [String?: (interface: String, addresses: [IPv4Address])] = [:]
         func want(_ address: IPv4Address, in vpc: VPC) {
@@ -81,6 +104,8 @@ public struct GatewayPlan: Sendable, Equatable {
 
         // Load balancers a service with `proxyProtocol: v2` sends flows to.
         let proxied = Set(catalog.services.filter(\.proxyProtocol).flatMap { $0.resources.map(\.loadBalancer) })
+        // Load balancers kernel services send flows to.
+        let kernelBalancers = Set(catalog.services.filter { $0.dataPlane == .kernel }.flatMap { $0.resources.map(\.loadBalancer) })
         for balancer in catalog.loadBalancers {
             guard let vpc = catalog.vpc(balancer.vpc) else { continue }
             for (index, listener) in balancer.listeners.enumerated() {
@@ -92,9 +117,10 @@ public struct GatewayPlan: Sendable, Equatable {
                     backendZones: listener.backends.map { catalog.zone(of: $0.address, inVPC: vpc.id) },
                     externalZone: catalog.externalZone(of: balancer),
                     backendPort: listener.backendPort, scheduler: listener.scheduler,
-                    healthCheck: listener.healthCheck, proxyProtocol: proxied.contains(balancer.id)))
+                    healthCheck: listener.healthCheck, proxyProtocol: proxied.contains(balancer.id),
+                    kernel: kernelBalancers.contains(balancer.id)))
             }
-            if catalog.carries(vpc: vpc.id) {
+            if !kernelBalancers.contains(balancer.id) && catalog.carries(vpc: vpc.id) {
                 for address in balancer.natAddresses { want(address, in: vpc) }
             }
         }
@@ -107,11 +133,17 @@ public struct GatewayPlan: Sendable, Equatable {
                       let balancer = catalog.loadBalancer(resource.loadBalancer)
                 else { continue }
                 // Every ENI address exists, so that a consumer of an endpoint that is not
-                // Connected gets a reset (nothing listens) rather than silence.
-                want(address, in: vpc)
+                // Connected gets a reset (nothing listens) rather than silence. A kernel ENI is
+                // routed to the gateway namespace instead, which refuses what it does not serve.
+                let kernel = service.dataPlane == .kernel
+                if kernel, let netns = vpc.netns {
+                    kernelENIs.append(KernelENI(vpc: vpc.id, netns: netns, address: address))
+                } else {
+                    want(address, in: vpc)
+                }
                 guard catalog.connection(of: endpoint) == .connected else { continue }
                 for (index, listener) in balancer.listeners.enumerated() {
-                    listeners.append(ENIListener(
+                    let port = ENIListener(
                         proto: listener.protocol, vpc: vpc.id, netns: vpc.netns,
                         address: IPv4Endpoint(address: address, port: listener.port), endpoint: endpoint.id,
                         zone: eni.zone, loadBalancer: balancer.id, listener: index,
@@ -120,7 +152,8 @@ public struct GatewayPlan: Sendable, Equatable {
                         proxyIdentity: service.proxyProtocol
                             ? ProxyIdentity(endpoint: endpoint.id, consumerVPC: vpc.id, consumerAccount: endpoint.account, zone: eni.zone)
                             : nil,
-                        connectionBandwidth: service.connectionBandwidth, account: endpoint.account))
+                        connectionBandwidth: service.connectionBandwidth, account: endpoint.account)
+                    if kernel { kernelPorts.append(port) } else { listeners.append(port) }
                 }
             }
         }
@@ -128,6 +161,9 @@ public struct GatewayPlan: Sendable, Equatable {
             if let address = vpc.dnsAddress { want(address, in: vpc) }
         }
         self.eniListeners = listeners
+        self.kernelPorts = kernelPorts
+        self.kernelENIs = kernelENIs
+        self.kernelNamespace = catalog.gateway.kernelNamespace
         self.upstreams = upstreams
         self.zonalShifts = catalog.zonalShifts
         self.namespaces = wanted.map { NamespaceAddresses(netns: $0.key, interface: $0.value.interface, addresses: $0.value.addresses) }

@@ -83,6 +83,24 @@ final class Balancer: Sendable {
         }
     }
 
+    /// Where the kernel NAT may send new flows now: the eligible backends with their weights
+    /// (the kernel picks by weight; it keeps no connection counts, so `wlc` is weighted random
+    /// there), or the external load balancer outside the shifted zones.
+    /// `shiftedAway`: the zones a catalog about to be applied shifts away (nil: the current ones).
+    func kernelTargets(shiftedAway zones: Set<String>? = nil) -> [KernelNAT.Target] {
+        if let external = upstream.external {
+            let shifted = zones.map { upstream.externalZone.map($0.contains) ?? false } ?? state.withLock { $0.externalShifted }
+            return shifted ? [] : [KernelNAT.Target(address: external, weight: 1)]
+        }
+        return state.withLock { state in
+            let shifted = zones.map { zones in upstream.backendZones.map { $0.map(zones.contains) ?? false } } ?? state.shifted
+            return upstream.backends.indices.filter { state.health[$0].isHealthy && !shifted[$0] && upstream.backends[$0].weight > 0 }.map {
+                KernelNAT.Target(address: IPv4Endpoint(address: upstream.backends[$0].address, port: upstream.backendPort),
+                                 weight: upstream.backends[$0].weight)
+            }
+        }
+    }
+
     var backendHealth: [(backend: Backend, healthy: Bool, shifted: Bool)] {
         state.withLock { state in
             upstream.backends.indices.map { (upstream.backends[$0], state.health[$0].isHealthy, state.shifted[$0]) }

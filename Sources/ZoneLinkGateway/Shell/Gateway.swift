@@ -49,6 +49,8 @@ public actor Gateway: Service {
     private let group: MultiThreadedEventLoopGroup
     private let flows: FlowRegistry
     private let relay: TCPRelay
+    /// Services with `dataPlane: kernel`: ZoneLink's namespace and nftables table.
+    private let kernel: KernelDataPath
     private let logger: Logger
     private let onZoneHealth: @Sendable (_ unhealthy: Set<ENIID>) -> Void
     private let onReady: @Sendable () -> Void
@@ -60,6 +62,7 @@ public actor Gateway: Service {
         logger: Logger, onZoneHealth: @escaping @Sendable (Set<ENIID>) -> Void, onReady: @escaping @Sendable () -> Void = {}
     ) throws {
         self.relay = try TCPRelay(workers: relayThreads, logger: logger)
+        self.kernel = KernelDataPath(logger: logger)
         self.onReady = onReady
         self.catalog = catalog
         self.namespaces = namespaces
@@ -82,6 +85,7 @@ public actor Gateway: Service {
         for running in running.values { await stop(running.listening) }
         flows.close { _ in true }
         await relay.stop()
+        await kernel.stop()
     }
 
     /// Runs `catalog` from now on. New listeners are bound first (all or nothing: on failure
@@ -127,6 +131,15 @@ public actor Gateway: Service {
                 let box = RouteBox(route)
                 opened[key] = Running(listening: try await bind(box, in: namespaces.namespace(key.netns)), route: box)
             }
+            // The kernel path's links, routes and table, for the health the balancers know
+            // and the zones this catalog shifts away.
+            let shiftedAway = Set(plan.zonalShifts.map(\.zone))
+            var targets: [String: [KernelNAT.Target]] = [:]
+            for upstream in plan.upstreams where upstream.kernel {
+                let key = KernelNAT.upstreamKey(upstream.loadBalancer, upstream.listener)
+                targets[key] = next[key]?.balancer.kernelTargets(shiftedAway: shiftedAway) ?? []
+            }
+            try await kernel.apply(plan, targets: targets, natPorts: catalog.gateway.natPorts)
         } catch {
             for running in opened.values {
                 switch running.listening {
@@ -233,8 +246,15 @@ public actor Gateway: Service {
         }
     }
 
-    private func healthChanged() {
+    private func healthChanged() async {
         tracker?.publish()
+        guard await kernel.isActive else { return }
+        var targets: [String: [KernelNAT.Target]] = [:]
+        for checked in balancers.values where checked.balancer.upstream.kernel {
+            let upstream = checked.balancer.upstream
+            targets[KernelNAT.upstreamKey(upstream.loadBalancer, upstream.listener)] = checked.balancer.kernelTargets()
+        }
+        await kernel.update(targets: targets)
     }
 
     /// Closes the flows of zones whose shift's `drainAt` has passed (the sweep, once a second).
@@ -325,7 +345,8 @@ final class ZoneHealthTracker: Sendable {
 
     init(plan: GatewayPlan, allENIs: [ENIID], balancers: [String: Balancer], publish: @escaping @Sendable (Set<ENIID>) -> Void) {
         var served: [ENIID: [Balancer]] = [:]
-        for listener in plan.eniListeners {
+        // A kernel port is served once its table is in place (apply fails otherwise).
+        for listener in plan.eniListeners + plan.kernelPorts {
             if let balancer = balancers["\(listener.loadBalancer)#\(listener.listener)"] {
                 served[listener.eni, default: []].append(balancer)
             }

@@ -1,0 +1,232 @@
+import ZoneLinkCore
+
+/// The kernel data path's decisions, pure: which veth pair links which VPC, which marks and
+/// conntrack zones tell flows apart, and the nftables table that carries the flows of services
+/// with `dataPlane: kernel`. The shell (`KernelDataPath`) creates the links and hands the text
+/// to libnftables; nothing here touches the system, so every rule is tested as text.
+///
+/// How a flow travels (`docs/gateway.md`, "Kernel data plane"): a client in a consumer VPC's
+/// namespace sends to an ENI address, routed over the VPC's veth to the gateway namespace;
+/// there the flow gets the VPC's conntrack zone (original direction), is admitted by its
+/// security groups (which mark it: consumer link and load balancer slot), DNATed to a healthy
+/// backend picked by weight, routed by mark to the provider's veth and SNATed to the load
+/// balancer's NAT address. Replies are un-NATed by conntrack and routed back by the consumer
+/// link in the mark, so two VPCs with the same client and ENI addresses never meet.
+public enum KernelNAT {
+    /// The nftables table ZoneLink owns in its gateway namespace; nothing else is touched.
+    public static let table = "zonelink"
+    /// The VPC side of every link, in the VPC's namespace.
+    public static let vpcInterface = "zonelink0"
+    /// The conntrack mark: bits 0-11 the consumer link (reply routing, 4095 VPCs at most),
+    /// bits 12-31 the load balancer slot (SNAT address and the provider's route).
+    public static let consumerMask: UInt32 = 0xfff
+    public static let balancerShift: UInt32 = 12
+    public static let balancerMask: UInt32 = 0xffff_f000
+    public static let maxLinks = 4095
+    public static let maxBalancers = (1 << 20) - 1
+    /// Routing tables in the gateway namespace: link N routes through table `routeTableBase + N`.
+    public static let routeTableBase = 1000
+
+    /// A veth pair between the gateway namespace and one VPC's namespace. Its /30 comes from
+    /// 169.254.0.0/16 (link-local: never a VPC's address space): `169.254.0.0 + 4 × index`,
+    /// `.1` on the gateway's end, `.2` on the VPC's.
+    public struct Link: Sendable, Hashable {
+        public var vpc: String
+        public var netns: String
+        public var index: Int
+
+        public init(vpc: String, netns: String, index: Int) {
+            self.vpc = vpc
+            self.netns = netns
+            self.index = index
+        }
+
+        /// The gateway's end, in the gateway namespace.
+        public var gatewayInterface: String { "zlg\(index)" }
+        public var gatewayAddress: IPv4Address { IPv4Address(0xA9FE_0000 | UInt32(index * 4 + 1)) }
+        public var vpcAddress: IPv4Address { IPv4Address(0xA9FE_0000 | UInt32(index * 4 + 2)) }
+        public var routeTable: Int { KernelNAT.routeTableBase + index }
+    }
+
+    /// Numbers for new names that keep the old ones' numbers: a link or slot keeps its number
+    /// across catalogs (open flows' marks name it), a new one takes the lowest free number.
+    public static func assign(_ wanted: [String], previous: [String: Int], limit: Int) throws(KernelNATError) -> [String: Int] {
+        var next: [String: Int] = [:]
+        for name in wanted { if let n = previous[name] { next[name] = n } }
+        var used = Set(next.values)
+        var candidate = 1
+        for name in wanted where next[name] == nil {
+            while used.contains(candidate) { candidate += 1 }
+            guard candidate <= limit else { throw .tooMany(what: "kernel data path links or load balancers", limit: limit) }
+            next[name] = candidate
+            used.insert(candidate)
+        }
+        return next
+    }
+
+    /// A target a kernel flow may go to now: a healthy backend with weight above 0 outside
+    /// the shifted zones, or the external load balancer (weight 1).
+    public struct Target: Sendable, Hashable {
+        public var address: IPv4Endpoint
+        public var weight: Int
+
+        public init(address: IPv4Endpoint, weight: Int) {
+            self.address = address
+            self.weight = weight
+        }
+    }
+
+    /// What one table is made of.
+    public struct Input: Sendable {
+        public var ports: [GatewayPlan.ENIListener]
+        public var upstreams: [GatewayPlan.Upstream]
+        /// Each upstream's eligible targets, by `upstreamKey`.
+        public var targets: [String: [Target]]
+        /// Links by VPC ID.
+        public var links: [String: Link]
+        /// Slots by load balancer ID.
+        public var balancerSlots: [String: Int]
+        public var natPorts: ClosedRange<UInt16>
+
+        public init(
+            ports: [GatewayPlan.ENIListener], upstreams: [GatewayPlan.Upstream], targets: [String: [Target]],
+            links: [String: Link], balancerSlots: [String: Int], natPorts: ClosedRange<UInt16>
+        ) {
+            self.ports = ports
+            self.upstreams = upstreams
+            self.targets = targets
+            self.links = links
+            self.balancerSlots = balancerSlots
+            self.natPorts = natPorts
+        }
+    }
+
+    public static func upstreamKey(_ loadBalancer: String, _ listener: Int) -> String { "\(loadBalancer)#\(listener)" }
+
+    /// The mark of flows from the consumer link `link` to the load balancer in `slot`.
+    public static func mark(link: Int, slot: Int) -> UInt32 { UInt32(link) | UInt32(slot) << balancerShift }
+
+    static func hex(_ value: UInt32) -> String { "0x" + String(value, radix: 16) }
+
+    /// The table's definition (`table ip zonelink { … }`).
+    public static func table(_ input: Input) -> String {
+        var zones: [String] = []
+        var steer: [String] = [
+            // Replies go back by the consumer link; DNATed flows on by the load balancer slot
+            // (to the provider's link).
+            "ct direction reply meta mark set ct mark and \(hex(consumerMask)) accept",
+            "ct status dnat meta mark set ct mark and \(hex(balancerMask)) accept",
+        ]
+        var admit: [String] = []
+        var destination: [String] = []
+        var source: [String] = []
+
+        for link in input.links.values.sorted(by: { $0.index < $1.index }) {
+            // Original-direction zone: two consumers' identical tuples are two entries; the
+            // reply tuples (to a NAT address and port) are unique anyway, so replies need no zone.
+            zones.append("iifname \"\(link.gatewayInterface)\" ct original zone set \(link.index)")
+            // What is not DNATed (not admitted, not Connected, no eligible target) is routed back
+            // toward its own link, so that `passing` refuses it and the reset (which reflects
+            // the mark: fwmark_reflect) finds its way to the client.
+            steer.append("iifname \"\(link.gatewayInterface)\" meta mark set \(hex(UInt32(link.index)))")
+        }
+        let upstreams = Dictionary(input.upstreams.map { (upstreamKey($0.loadBalancer, $0.listener), $0) }, uniquingKeysWith: { a, _ in a })
+        for port in input.ports {
+            guard let link = input.links[port.vpc], let slot = input.balancerSlots[port.loadBalancer],
+                  upstreams[upstreamKey(port.loadBalancer, port.listener)] != nil
+            else { continue }
+            let match = "iifname \"\(link.gatewayInterface)\" ip daddr \(port.address.address) \(port.proto.rawValue) dport \(port.address.port)"
+            let mark = hex(self.mark(link: link.index, slot: slot))
+            // Admission: a rule per security group rule that allows this port (allow rules
+            // only; an endpoint with none admits nothing). An admitted flow gets its mark.
+            var sources: [IPv4Prefix] = []
+            for group in port.securityGroups {
+                for rule in group.ingress where rule.protocol == nil || rule.protocol == port.proto {
+                    guard rule.ports.contains(port.address.port), !sources.contains(rule.source) else { continue }
+                    sources.append(rule.source)
+                }
+            }
+            guard !sources.isEmpty else { continue }
+            // One rule per source: sources may overlap (10.10.0.0/16 and 10.10.2.0/24), which
+            // an anonymous nftables set refuses.
+            for source in sources {
+                admit.append("ct state new \(match) ip saddr \(source) ct mark set \(mark)")
+            }
+
+            let targets = input.targets[upstreamKey(port.loadBalancer, port.listener)] ?? []
+            if let rule = dnat(targets) {
+                destination.append("ct mark \(mark) \(match) \(rule)")
+            }
+        }
+        for (balancer, slot) in input.balancerSlots.sorted(by: { $0.value < $1.value }) {
+            guard let nat = input.upstreams.first(where: { $0.loadBalancer == balancer })?.natAddresses, !nat.isEmpty else { continue }
+            let ports = "\(input.natPorts.lowerBound)-\(input.natPorts.upperBound)"
+            let to = nat.count == 1
+                ? "\(nat[0]):\(ports)"
+                : "jhash ip saddr . ip daddr mod \(nat.count) map { "
+                    + nat.enumerated().map { "\($0.offset) : \($0.element)" }.joined(separator: ", ") + " } : \(ports)"
+            source.append("ct mark and \(hex(balancerMask)) == \(hex(UInt32(slot) << balancerShift)) meta l4proto { tcp, udp } snat to \(to)")
+        }
+
+        func chain(_ name: String, _ hook: String, _ rules: [String]) -> String {
+            "  chain \(name) {\n    \(hook)\n" + rules.map { "    \($0)\n" }.joined() + "  }\n"
+        }
+        return "table ip \(table) {\n"
+            + chain("zones", "type filter hook prerouting priority raw; policy accept;", zones)
+            + chain("admit", "type filter hook prerouting priority mangle; policy accept;", admit)
+            + chain("to_backend", "type nat hook prerouting priority dstnat; policy accept;", destination)
+            + chain("steer", "type filter hook prerouting priority dstnat + 10; policy accept;", steer)
+            + chain("passing", "type filter hook forward priority filter; policy drop;", [
+                "ct state established,related accept",
+                "ct state new ct status dnat accept",
+                // Not admitted, not Connected, or no healthy target: refused as the relay would.
+                "meta l4proto tcp reject with tcp reset",
+                "reject",
+            ])
+            + chain("to_nat", "type nat hook postrouting priority srcnat; policy accept;", source)
+            + "}\n"
+    }
+
+    /// The DNAT statement for `targets`: by weight among them (a random number modulo the
+    /// total weight, mapped to ranges), or nil when there is none (the flow is refused).
+    static func dnat(_ targets: [Target]) -> String? {
+        let live = targets.filter { $0.weight > 0 }
+        guard !live.isEmpty else { return nil }
+        if live.count == 1 { return "dnat to \(live[0].address.address):\(live[0].address.port)" }
+        let divisor = live.map(\.weight).reduce(0, gcd)
+        var start = 0
+        var entries: [String] = []
+        for target in live {
+            let width = target.weight / divisor
+            let range = width == 1 ? "\(start)" : "\(start)-\(start + width - 1)"
+            entries.append("\(range) : \(target.address.address) . \(target.address.port)")
+            start += width
+        }
+        return "dnat to numgen random mod \(start) map { " + entries.joined(separator: ", ") + " }"
+    }
+
+    static func gcd(_ a: Int, _ b: Int) -> Int { b == 0 ? a : gcd(b, a % b) }
+
+    /// One nftables transaction that replaces the table whole: the first line creates it when
+    /// it is missing (so the delete never fails), the second deletes it with every rule, the
+    /// rest defines it anew. libnftables sends the buffer as one netlink batch, which the
+    /// kernel commits or rejects as one: a packet sees the old table or the new one, never
+    /// half of each. Conntrack entries (open flows' NAT bindings) do not live in the table
+    /// and survive the swap.
+    public static func replacement(_ input: Input) -> String {
+        "table ip \(table)\ndelete table ip \(table)\n" + table(input)
+    }
+
+    /// The transaction that removes ZoneLink's table (on stop), and only it.
+    public static var removal: String { "table ip \(table)\ndelete table ip \(table)\n" }
+}
+
+public enum KernelNATError: Error, Equatable, CustomStringConvertible {
+    case tooMany(what: String, limit: Int)
+
+    public var description: String {
+        switch self {
+        case .tooMany(let what, let limit): "more than \(limit) \(what): the kernel data path's marks hold no more; move services to dataPlane: relay"
+        }
+    }
+}

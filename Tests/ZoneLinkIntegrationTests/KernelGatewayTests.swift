@@ -1,0 +1,224 @@
+// The kernel data path end to end (docs/gateway.md, "Kernel data plane"): the gateway lab's
+// seed topology with epsrv-frankfurt1 on `dataPlane: kernel`, so clb-1's flows are DNATed and
+// SNATed by nftables in ZoneLink's gateway namespace instead of relayed. Needs what the gateway
+// tests need, plus nft (Debian nftables) and a kernel with nf_tables NAT; skipped, saying which,
+// otherwise.
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+enum KernelLabRequirements {
+    static let nft: String? = ["/usr/sbin/nft", "/sbin/nft"].first { FileManager.default.isExecutableFile(atPath: $0) }
+}
+
+@Suite("Kernel data path in network namespaces", .serialized, .timeLimit(.minutes(3)),
+       .enabled(if: GatewayLabRequirements.isRoot, "needs root (network namespaces, veth pairs, nftables)"),
+       .enabled(if: GatewayLabRequirements.ipPath != nil, "needs ip (iproute2)"),
+       .enabled(if: GatewayLabRequirements.netnsWorks, "needs network namespaces: `ip netns add` / `ip netns exec` do not work on this machine"),
+       .enabled(if: GatewayLabRequirements.toolsPresent, "needs nginx, haproxy, curl, dig, python3 and ss (run bash scripts/deps)"),
+       .enabled(if: KernelLabRequirements.nft != nil, "needs nft (Debian nftables; run bash scripts/deps)"))
+struct KernelGatewayTests {
+    /// The lab's config with epsrv-frankfurt1 (clb-1: ep-consumer1, ep-no80, ep-waiting,
+    /// ep-consumer3, ep-consumer4) on the kernel path and the lab's own gateway namespace.
+    static func yaml(_ lab: GatewayLab, gateway: String) -> String {
+        let base = LabConfig.yaml(namespaces: lab.namespaces)
+        let service = "  - id: epsrv-frankfurt1\n    account: account-b\n"
+        precondition(base.contains(service), "the lab's config changed: epsrv-frankfurt1 not found")
+        return base.replacingOccurrences(of: service, with: service + "    dataPlane: kernel\n")
+            + "gateway:\n  kernelNamespace: \(gateway)\n"
+    }
+
+    /// Runs `body` with the lab, nginx on both backends, the UDP echo server, a gateway
+    /// namespace the test made itself (holding a table of its own) and zonelink serving.
+    func withKernelLab(_ tag: String, _ body: (GatewayLab, GatewayServer, String) async throws -> Void) async throws {
+        let lab = try await offload { try GatewayLab.create(tag: tag) }
+        // Named with the lab's prefix: a lab left behind by a killed run is swept with it.
+        let gateway = "\(lab.prefix)-gw"
+        do {
+            let server = try await offload { () throws -> GatewayServer in
+                try lab.ip(["netns", "add", gateway])
+                try Self.nft(gateway, ["add", "table", "inet", "labtest"])
+                try Self.nft(gateway, ["add", "chain", "inet", "labtest", "in", "{ type filter hook input priority 0; policy accept; }"])
+                try Self.nft(gateway, ["add", "rule", "inet", "labtest", "in", "counter"])
+                try lab.startNginx(.ecs2)
+                try lab.startNginx(.ecs3)
+                try lab.startUDPEcho()
+                let server = try GatewayServer(lab: lab, yaml: Self.yaml(lab, gateway: gateway))
+                lab.server = server
+                lab.register(server.process.pid)
+                var last = ""
+                let ready = try GatewayLab.poll(timeout: 30, every: 0.3) {
+                    guard server.isRunning else { return true }
+                    let r = try lab.curl(.vpc1)
+                    last = r.summary
+                    return r.stdout.hasPrefix("ECS ")
+                }
+                guard server.isRunning, ready else {
+                    throw HarnessError("zonelink serve (kernel data path) not serving within 30 s; last request from vpc-1: \(last)\n\(server.logs)")
+                }
+                try lab.clearAccessLogs()
+                return server
+            }
+            try await body(lab, server, gateway)
+            _ = await offloadQuietly { server.terminate() }
+        } catch {
+            await offloadQuietly {
+                lab.tearDown()
+                _ = try? runProcessBlocking(GatewayLab.ip, ["netns", "del", gateway], timeout: 10)
+            }
+            throw error
+        }
+        await offloadQuietly {
+            lab.tearDown()
+            _ = try? runProcessBlocking(GatewayLab.ip, ["netns", "del", gateway], timeout: 10)
+        }
+    }
+
+    @discardableResult
+    static func nft(_ netns: String, _ arguments: [String]) throws -> ProcessResult {
+        let r = try runProcessBlocking(GatewayLab.ip, ["netns", "exec", netns, KernelLabRequirements.nft!] + arguments, timeout: 10)
+        guard r.exited, r.status == 0 else { throw HarnessError("nft \(arguments.joined(separator: " ")) in \(netns):\n\(r.summary)") }
+        return r
+    }
+
+    @Test("Seed topology on the kernel path: both backends by weight, only the NAT address seen, SG denies, Disconnected gets no service; stop removes only ZoneLink's table and links")
+    func seedTopology() async throws {
+        try await withKernelLab("kernel") { lab, server, gateway in
+            for c in LabConsumer.all {
+                let results = try await offload { try (0..<40).map { _ in try lab.curl(c) } }
+                let bodies = results.map { $0.stdout.trimmingCharacters(in: .whitespacesAndNewlines) }
+                let failures = results.filter { !$0.exited || $0.status != 0 }
+                #expect(failures.isEmpty, "\(c): \(failures.count) of 40 requests through the kernel NAT failed; first: \(failures.first?.summary ?? "")")
+                let ecs2 = bodies.filter { $0 == "ECS 2" }.count, ecs3 = bodies.filter { $0 == "ECS 3" }.count
+                // Equal weights, picked at random: fewer than 8 of 40 happens about once in 10^5 runs.
+                #expect(ecs2 >= 8 && ecs3 >= 8, "\(c): expected both backends (equal weights), got ECS 2 ×\(ecs2), ECS 3 ×\(ecs3)")
+            }
+            var sources: [String: Int] = [:]
+            for backend in LabBackend.allCases {
+                for line in lab.accessLog(backend) where !line.contains("/healthz") {
+                    sources[NATFlow.host(String(line.split(separator: " ").first ?? "")), default: 0] += 1
+                }
+            }
+            #expect(Set(sources.keys) == [LabAddress.nat], "backends saw sources \(sources), expected only the NAT address \(LabAddress.nat)")
+
+            // Nothing listens on a kernel ENI: the relay does not carry these flows.
+            let listening = try await offload { try lab.listening(.vpc1, udp: false) }
+            #expect(!listening.contains("\(LabConsumer.vpc1.eni):80 "), "the relay listens on a kernel ENI:\n\(listening)")
+
+            let no80 = "ep-no80.epsrv-frankfurt1.eu-central-1.privatelink.internal"
+            let denied = try await offload { try lab.curl(.vpc1, from: LabConsumer.vpc1.client, name: no80, address: LabAddress.eniNo80, maxTime: 4) }
+            #expect(denied.exited && denied.status != 0 && !denied.stdout.contains("ECS"),
+                    "ep-no80 (no rule for tcp/80 from 10.10.2.1): expected no answer, got \(denied.summary)")
+            let allowed = try await offload { try lab.curl(.vpc1, from: LabAddress.zoneAClient, name: no80, address: LabAddress.eniNo80) }
+            #expect(allowed.exited && allowed.status == 0 && allowed.stdout.hasPrefix("ECS "),
+                    "ep-no80 from 10.10.1.7 (allowed by tcp 1-80 from 10.10.1.0/24): expected a backend, got \(allowed.summary)")
+            let waiting = try await offload {
+                try lab.curl(.vpc1, from: LabConsumer.vpc1.client, name: "ep-waiting.epsrv-frankfurt1.eu-central-1.privatelink.internal",
+                             address: LabAddress.eniWaiting, maxTime: 4)
+            }
+            #expect(waiting.exited && waiting.status != 0 && !waiting.stdout.contains("ECS"),
+                    "ep-waiting (Disconnected): expected no service, got \(waiting.summary)")
+
+            // Stop: ZoneLink's table and links go, the test's own table stays.
+            let (ended, exited, status) = await offloadQuietly { server.terminate() }
+            #expect(ended && exited && status == 0, "zonelink serve: SIGTERM should end it with status 0.\n\(server.logs)")
+            let tables = try await offload { try Self.nft(gateway, ["list", "tables"]).stdout }
+            #expect(!tables.contains("zonelink") && tables.contains("table inet labtest"),
+                    "after stop the gateway namespace should hold the test's table only, holds:\n\(tables)")
+            let rule = try await offload { try Self.nft(gateway, ["list", "table", "inet", "labtest"]).stdout }
+            #expect(rule.contains("counter"), "the test's own rule is gone:\n\(rule)")
+            let links = try await offload { try lab.ip(["-n", gateway, "-o", "link", "show"]).stdout }
+            #expect(!links.contains("zlg"), "ZoneLink's veths are still in the gateway namespace:\n\(links)")
+            for vpc in [LabVPC.vpc1, .vpc2, .vpc3, .vpc4] {
+                let vpcLinks = try await offload { try lab.ip(["-n", lab.ns(vpc), "-o", "link", "show"]).stdout }
+                #expect(!vpcLinks.contains("zonelink0"), "\(vpc.id) still has ZoneLink's veth:\n\(vpcLinks)")
+            }
+        }
+    }
+
+    @Test("A stopped backend leaves the kernel table within interval × unhealthyThreshold (+1 interval); back when restarted")
+    func healthFailover() async throws {
+        try await withKernelLab("kernel-health") { lab, server, gateway in
+            let c = LabConsumer.vpc1
+            await offloadQuietly { lab.stopNginx(.ecs3) }
+            let bound = LabConfig.interval * LabConfig.unhealthyThreshold + LabConfig.interval
+            try await offload { sleepSeconds(bound) }
+            // The health transition replaced the table: ECS 3 is out of the DNAT map.
+            let after = try await offload { try (0..<12).map { _ in try lab.curl(c) } }
+            let bad = after.filter { $0.status != 0 || $0.stdout != "ECS 2\n" }
+            let table = try await offload { try Self.nft(gateway, ["list", "table", "ip", "zonelink"]).stdout }
+            #expect(bad.isEmpty, "\(bound) s after ECS 3 stopped every request should reach ECS 2; \(bad.count) of 12 did not, first: \(bad.first?.summary ?? "")\n\(table)\n\(server.logs)")
+            #expect(!table.contains(LabAddress.ecs3 + " . 80"), "ECS 3 is still in the table:\n\(table)")
+            _ = try await offload { try lab.startNginx(.ecs3) }
+            let back = LabConfig.interval * LabConfig.healthyThreshold + LabConfig.interval
+            let (returned, seen) = try await offload { () throws -> (Bool, Set<String>) in
+                var seen: Set<String> = []
+                let returned = try GatewayLab.poll(timeout: back + 10, every: 0.2) {
+                    seen.insert(try lab.curl(c).stdout)
+                    return seen.contains("ECS 3\n")
+                }
+                return (returned, seen)
+            }
+            #expect(returned, "ECS 3 restarted: expected it back in the kernel table, requests saw only \(seen)")
+        }
+    }
+
+    @Test("Two consumer VPCs, same client address and port to the same ENI address and port, at the same time: both flows work")
+    func overlappingFlows() async throws {
+        try await withKernelLab("kernel-overlap") { lab, server, gateway in
+            let python = try #require(GatewayLabRequirements.python3, "python3 is missing")
+            // Connects from client:40123 to eni:80, waits for the file `go` to exist (both
+            // connections open at once), then sends a request and prints the status line and body.
+            let script = """
+                import os, socket, sys, time
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind((sys.argv[1], 40123))
+                s.settimeout(20)
+                s.connect((sys.argv[2], 80))
+                open(sys.argv[3] + ".open", "w").close()
+                deadline = time.time() + 20
+                while not os.path.exists(sys.argv[3]) and time.time() < deadline:
+                    time.sleep(0.05)
+                s.sendall(b"GET / HTTP/1.0\\r\\nHost: x\\r\\n\\r\\n")
+                data = b""
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                print(data.decode(errors="replace").split("\\r\\n\\r\\n", 1)[-1].strip())
+                """
+            let go = lab.dir.appendingPathComponent("go").path
+            let clients = [LabConsumer.vpc1, LabConsumer.vpc3]
+            let processes = try clients.map { c in
+                try lab.spawn(c.vpc, name: "overlap-\(c.vpc.rawValue)", [python, "-c", script, c.client, c.eni, go + "-" + c.vpc.rawValue])
+            }
+            let bothOpen = try await offload {
+                try GatewayLab.poll(timeout: 20, every: 0.1) {
+                    clients.allSatisfy { FileManager.default.fileExists(atPath: go + "-" + $0.vpc.rawValue + ".open") }
+                }
+            }
+            let entries = try await offload {
+                try runProcessBlocking(GatewayLab.ip, ["netns", "exec", gateway, "conntrack", "-L", "-p", "tcp", "--dport", "80"], timeout: 10)
+            }
+            for c in clients { FileManager.default.createFile(atPath: go + "-" + c.vpc.rawValue, contents: nil) }
+            let finished = try await offload {
+                try GatewayLab.poll(timeout: 25, every: 0.1) { processes.allSatisfy { !$0.isRunning } }
+            }
+            #expect(bothOpen, "both connections from 10.10.2.1:40123 to 10.10.2.4:80 (vpc-1 and vpc-3) should be open at once:\n\(processes.map(\.output).joined(separator: "\n"))")
+            #expect(finished, "the two clients did not finish:\n\(processes.map(\.output).joined(separator: "\n"))")
+            for p in processes {
+                #expect(p.stdout.trimmingCharacters(in: .whitespacesAndNewlines).hasPrefix("ECS "), "\(p.name): expected a backend's answer, got:\n\(p.output)")
+            }
+            if entries.exited, entries.status == 0 {
+                let rows = entries.stdout.split(separator: "\n").filter { $0.contains("sport=40123") && $0.contains("dst=10.10.2.4") }
+                #expect(rows.count == 2 && Set(rows.compactMap { $0.split(separator: " ").first { $0.hasPrefix("zone-orig=") } }).count == 2,
+                        "conntrack in the gateway namespace should hold the two flows as two entries, each in its VPC's zone, holds:\n\(entries.stdout)")
+            }
+            _ = server
+        }
+    }
+}
