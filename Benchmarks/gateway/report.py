@@ -226,6 +226,10 @@ def summarize(args):
                 summary["ratios_to_direct"][p] = {k: v for k, v in ratios("direct", p).items()
                                                   if not k.startswith("cpu_")}
 
+    # What the attribution log costs: ZoneLink with it over ZoneLink without it.
+    if "zonelink" in summary["paths"] and "zonelink-noattr" in summary["paths"]:
+        summary["attribution_cost"] = ratios("zonelink-noattr", "zonelink")
+
     args.dir.mkdir(parents=True, exist_ok=True)
     if args.meta:
         summary["meta"] = json.loads(args.meta.read_text())
@@ -292,6 +296,10 @@ def print_table(summary, title):
     for p, r in summary["ratios_to_direct"].items():
         print(f"{p} / direct: iperf3 {f(r['iperf_throughput'])}, close req/s {f(r['close_requests_per_s'])}, "
               f"keep-alive req/s {f(r['keepalive_requests_per_s'])}")
+    if "attribution_cost" in summary:
+        r = summary["attribution_cost"]
+        print(f"\nattribution log: zonelink / zonelink-noattr: CPU per connection {f(r['cpu_per_connection'])}, "
+              f"per request {f(r['cpu_per_request'])} (1.05 would be 5 % more)")
     for w in summary["warnings"]:
         print(f"WARNING: {w}")
 
