@@ -24,92 +24,9 @@ func typeName(_ t: UInt16) -> String {
 }
 
 enum QueryCorpus {
-    static let region = "eu-central-1.privatelink.internal"
-    static let service = Names.service
-    static let perZone = [Names.endpointZoneA, Names.endpointZoneB]
-    static let allTypes: [UInt16] = [RRType.A, RRType.AAAA, RRType.TXT, RRType.MX, RRType.NS, RRType.SOA, RRType.CNAME]
-
-    static func randomLabel(_ rng: inout SplitMix64) -> String {
-        let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789-")
-        let n = Int.random(in: 1...12, using: &rng)
-        var s = String(alphabet[Int.random(in: 0..<26, using: &rng)])
-        for _ in 1..<n { s.append(alphabet[Int.random(in: 0..<alphabet.count, using: &rng)]) }
-        if s.hasSuffix("-") { s.append("z") }
-        return s
-    }
-
-    static func randomCase(_ name: String, _ rng: inout SplitMix64) -> String {
-        String(name.map { c in Bool.random(using: &rng) ? Character(c.uppercased()) : c })
-    }
-
-    /// A fixed list of interesting queries, then random ones up to `count`, all from `seed`.
+    /// The questions shared with the prepared-answer test (`DifferentialCorpus`).
     static func generate(seed: UInt64, count: Int) -> [GeneratedQuery] {
-        var rng = SplitMix64(seed: seed)
-        var out: [GeneratedQuery] = []
-        func add(_ name: String, _ types: [UInt16]) { for t in types { out.append(GeneratedQuery(name: name, type: t)) } }
-
-        // Generated zone: per-zone names, NODATA on the affinity names, apex, empty non-terminals.
-        for n in perZone { add(n, [RRType.A, RRType.AAAA, RRType.TXT, RRType.MX, RRType.NS, RRType.SOA, RRType.CNAME]) }
-        for n in [Names.endpoint, service] { add(n, [RRType.AAAA, RRType.TXT, RRType.MX]) }
-        add(Names.domain, [RRType.SOA, RRType.NS, RRType.A, RRType.AAAA, RRType.TXT, RRType.MX])
-        add(region, [RRType.A, RRType.AAAA, RRType.SOA, RRType.NS, RRType.TXT])
-        add("ns." + Names.domain, [RRType.A, RRType.AAAA])
-        add(Names.unknownEndpoint, [RRType.A, RRType.AAAA])
-        add("ep-consumer1-eu-central-1c." + service, [RRType.A])
-        add("epsrv-other." + region, [RRType.A])
-        add("ep-consumer1.epsrv-other." + region, [RRType.A])
-        add("x.eu-west-1." + Names.domain, [RRType.A])
-        add("eu-west-1." + Names.domain, [RRType.A])
-        // Static zone.
-        let z = "example.internal"
-        add(z, [RRType.SOA, RRType.NS, RRType.MX, RRType.TXT, RRType.A, RRType.AAAA])
-        add("www." + z, [RRType.A, RRType.AAAA, RRType.MX, RRType.TXT, RRType.CNAME])
-        add("mail." + z, [RRType.A, RRType.AAAA])
-        add("ns1." + z, [RRType.A, RRType.AAAA])
-        add("api." + z, [RRType.A, RRType.AAAA, RRType.CNAME, RRType.TXT, RRType.MX])
-        add("docs." + z, [RRType.A, RRType.CNAME, RRType.AAAA])
-        add("x.apps." + z, [RRType.A, RRType.AAAA, RRType.TXT])
-        add("a.b.apps." + z, [RRType.A])
-        add("*.apps." + z, [RRType.A])
-        add("apps." + z, [RRType.A, RRType.AAAA])
-        add("lab." + z, [RRType.NS, RRType.A])
-        add("x.lab." + z, [RRType.A])
-        add("ns.lab." + z, [RRType.A])
-        add("deep.x.lab." + z, [RRType.AAAA])
-        add("big." + z, [RRType.A, RRType.AAAA])
-        add("nope." + z, [RRType.A])
-        add("x.www." + z, [RRType.A])
-
-        // Random ones: existing names with random types, and NXDOMAIN names at various depths.
-        let existing = perZone + [Names.domain, region, "ns." + Names.domain,
-                                  z, "www." + z, "mail." + z, "ns1." + z, "api." + z, "docs." + z, "apps." + z,
-                                  "big." + z, "lab." + z]
-        let parents = [Names.domain, region, service] + perZone + [z, "www." + z, "apps." + z, "lab." + z, "api." + z]
-        while out.count < count {
-            let roll = Int.random(in: 0..<10, using: &rng)
-            var name: String
-            var type = allTypes[Int.random(in: 0..<allTypes.count, using: &rng)]
-            switch roll {
-            case 0...2:
-                name = existing[Int.random(in: 0..<existing.count, using: &rng)]
-            case 3...7:
-                let parent = parents[Int.random(in: 0..<parents.count, using: &rng)]
-                let depth = Int.random(in: 1...3, using: &rng)
-                name = parent
-                for _ in 0..<depth { name = randomLabel(&rng) + "." + name }
-            default:
-                name = perZone[Int.random(in: 0..<perZone.count, using: &rng)]
-                type = [RRType.A, RRType.AAAA, RRType.TXT, RRType.MX][Int.random(in: 0..<4, using: &rng)]
-            }
-            // Affinity names (and what stands for them) are left out: their A answers depend on the client.
-            if type == RRType.A && (name == Names.endpoint || name == service) { continue }
-            out.append(GeneratedQuery(name: name, type: type))
-        }
-        // Mixed case for about a third of them.
-        for i in out.indices where Int.random(in: 0..<3, using: &rng) == 0 {
-            out[i].name = randomCase(out[i].name, &rng)
-        }
-        return out
+        DifferentialCorpus.generate(seed: seed, count: count).map { GeneratedQuery(name: $0.name, type: $0.type) }
     }
 
     /// Sends each query to both servers (UDP, EDNS 1232, RD clear) and returns the mismatches.

@@ -34,12 +34,16 @@ public final class AnswerEngine: Sendable {
         base[names.domain] = generated
         self.outsideView = View(zones: base)
 
+        // Each VPC's endpoints by service, found in one pass (not one pass per VPC and service).
+        var endpointsByView: [String: [String: [Endpoint]]] = [:]
+        for endpoint in catalog.endpoints { endpointsByView[endpoint.vpc, default: [:]][endpoint.service, default: []].append(endpoint) }
         var views: [String: View] = [:]
         for vpc in catalog.vpcs {
             var zones = base
             var serviceRecords: [(DNSName, RRset)] = []
+            let endpoints = endpointsByView[vpc.id] ?? [:]
             for service in catalog.services {
-                let enis = names.enis(of: service, in: vpc.id, catalog)
+                let enis = (endpoints[service.id] ?? []).flatMap { endpoint in endpoint.enis.map { (endpoint, $0) } }
                 guard !enis.isEmpty else { continue }
                 let addresses = names.addresses(of: enis, zoneAffinity: service.zoneAffinity)
                 serviceRecords.append((names.serviceName(service.id), addresses))
@@ -48,8 +52,7 @@ public final class AnswerEngine: Sendable {
                 }
             }
             if !serviceRecords.isEmpty {
-                zones[names.domain] = Zone(
-                    apex: names.domain, records: shared.records + serviceRecords, emptyNames: shared.emptyNames)!
+                zones[names.domain] = generated.adding(serviceRecords)!
             }
             views[vpc.id] = View(zones: zones)
         }

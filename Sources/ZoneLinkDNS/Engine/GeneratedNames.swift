@@ -69,11 +69,4 @@ struct GeneratedNames {
         }
         return (records, catalog.services.map { serviceName($0.id) })
     }
-
-    /// The ENIs of every endpoint of `service` in `vpc`: what the service name answers there.
-    func enis(of service: EndpointService, in vpc: String, _ catalog: Catalog) -> [(Endpoint, ENI)] {
-        catalog.endpoints.filter { $0.service == service.id && $0.vpc == vpc }.flatMap { endpoint in
-            endpoint.enis.map { (endpoint, $0) }
-        }
-    }
 }

@@ -46,6 +46,8 @@ public actor DNSServer: Service {
     private let gate: StreamGate
     private let logger: Logger
     private let onReady: @Sendable () -> Void
+    /// Prepared answers of TCP connections, one table per event loop (made on first use).
+    private let streamPrepared: [ObjectIdentifier: NIOLoopBoundBox<PreparedAnswers?>]
 
     /// `limits` and `tcpIdleTimeout` bound DNS-over-TCP clients (`dns.limits`); every accepted
     /// connection also takes a descriptor from `budget`.
@@ -64,6 +66,11 @@ public actor DNSServer: Service {
             limits: limits, idleTimeout: tcpIdleTimeout, budget: budget, warnings: ThrottledWarnings(logger: logger))
         self.logger = logger
         self.onReady = onReady
+        var tables: [ObjectIdentifier: NIOLoopBoundBox<PreparedAnswers?>] = [:]
+        for loop in group.makeIterator() {
+            tables[ObjectIdentifier(loop)] = NIOLoopBoundBox.makeEmptyBox(valueType: PreparedAnswers.self, eventLoop: loop)
+        }
+        self.streamPrepared = tables
     }
 
     /// New TCP limits (a reload): for connections accepted from now on.
@@ -188,7 +195,7 @@ public actor DNSServer: Service {
         let address = try SocketAddress(ipAddress: listener.address.address.description, port: Int(listener.address.port))
         do {
             // bind creates the socket on the calling thread: the namespace's.
-            return try await namespace.run { [group, publisher, gate] in
+            return try await namespace.run { [group, publisher, gate, streamPrepared] in
                 ServerBootstrap(group: group)
                     .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                     .serverChannelOption(.backlog, value: 256)
@@ -208,7 +215,10 @@ public actor DNSServer: Service {
                                 TCPFrameDecoder(
                                     queueLimit: settings.queuedAnswers, idleTimeout: settings.idleTimeout,
                                     messageTimeout: settings.messageTimeout),
-                                StreamQueryHandler(publisher: publisher, listener: listener.context),
+                                StreamQueryHandler(
+                                    publisher: publisher, listener: listener.context,
+                                    prepared: streamPrepared[ObjectIdentifier(channel.eventLoop)]
+                                        ?? NIOLoopBoundBox.makeEmptyBox(valueType: PreparedAnswers.self, eventLoop: channel.eventLoop)),
                             ])
                         }
                     }

@@ -7,6 +7,11 @@ import NIOCore
 /// swift-metrics about once a second. Not Sendable: one per worker thread or connection.
 struct QueryCounts {
     private var tally: [Key: Int] = [:]
+    /// The view counted last and its counts by rcode, folded into `tally` when another view is
+    /// counted or at a flush: a worker answers one listener's batch at a time, so most counts
+    /// are an array increment rather than a dictionary lookup hashing the view's name.
+    private var recentView: String? = nil
+    private var recent = [Int](repeating: 0, count: 16)
     private var dropped = 0
     private var slipped = 0
     private var lastFlush = ContinuousClock.now
@@ -19,7 +24,18 @@ struct QueryCounts {
     /// Counts the response in `output` (a whole DNS message starting at `start`).
     mutating func count(_ output: ByteBuffer, at start: Int, view: String?) {
         guard let flags: UInt8 = output.getInteger(at: start + 3) else { return }
-        tally[Key(view: view ?? "-", rcode: flags & 0x0F), default: 0] += 1
+        if view != recentView {
+            foldRecent()
+            recentView = view
+        }
+        recent[Int(flags & 0x0F)] += 1
+    }
+
+    private mutating func foldRecent() {
+        for rcode in recent.indices where recent[rcode] > 0 {
+            tally[Key(view: recentView ?? "-", rcode: UInt8(rcode)), default: 0] += recent[rcode]
+            recent[rcode] = 0
+        }
     }
 
     /// Counts what rate limiting did to one answer.
@@ -34,6 +50,7 @@ struct QueryCounts {
     /// Hands the tally to swift-metrics when a second has passed (or when `force`).
     mutating func flushIfDue(force: Bool = false) {
         let now = ContinuousClock.now
+        foldRecent()
         guard force || now - lastFlush >= .seconds(1), !tally.isEmpty || dropped + slipped > 0 else { return }
         lastFlush = now
         for (action, count) in [("dropped", dropped), ("slipped", slipped)] where count > 0 {

@@ -83,6 +83,19 @@ public struct Responder: Sendable {
         to message: UnsafeRawBufferPointer, listener: ListenerContext, source: IPv4Address?,
         transport: Transport, into output: inout ByteBuffer
     ) -> Outcome {
+        var preparable = false
+        return respond(to: message, listener: listener, source: source, transport: transport, into: &output, preparable: &preparable)
+    }
+
+    /// `respond`, also saying whether the response may be prepared (`PreparedAnswers`): true
+    /// only for an answer from the engine that depends on nothing but the view, the client's
+    /// zone, the question and the EDNS shape, never on the source address itself (a refusal
+    /// that forwarding would have answered for another source) or a Client Subnet.
+    func respond(
+        to message: UnsafeRawBufferPointer, listener: ListenerContext, source: IPv4Address?,
+        transport: Transport, into output: inout ByteBuffer, preparable: inout Bool
+    ) -> Outcome {
+        preparable = false
         switch QueryParser.parse(message) {
         case .drop:
             return .dropped
@@ -103,7 +116,11 @@ public struct Responder: Sendable {
             }
             return .stream(response.messages)
         case .query(let query):
-            return answer(query, message: message, listener: listener, source: source, transport: transport, into: &output)
+            let outcome = answer(query, message: message, listener: listener, source: source, transport: transport, into: &output)
+            if case .answered = outcome, query.edns?.clientSubnet == nil, query.edns.map({ $0.version == 0 }) ?? true {
+                preparable = forwarder == nil || query.qclass != DNSClass.internet || engine.serves(query.name, vpc: listener.vpc)
+            }
+            return outcome
         }
         return .answered
     }
@@ -213,11 +230,13 @@ public final class ResponderPublisher: Sendable {
     }
 
     /// The responder, if one newer than `seen` was published; updates `seen`.
-    public func refresh(_ cached: inout Responder, seen: inout Int) {
+    @discardableResult
+    public func refresh(_ cached: inout Responder, seen: inout Int) -> Bool {
         let now = generation.load(ordering: .acquiring)
-        guard now != seen else { return }
+        guard now != seen else { return false }
         cached = current.withLock { $0 }
         seen = now
+        return true
     }
 
     public var responder: Responder { current.withLock { $0 } }

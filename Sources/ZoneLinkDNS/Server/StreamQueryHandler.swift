@@ -16,11 +16,22 @@ final class StreamQueryHandler: ChannelInboundHandler {
     private var generation = -1
     private let listener: ListenerContext
     private var counts = QueryCounts()
+    /// The prepared answers of this connection's event loop, shared by its connections (one
+    /// thread, so never by two at once).
+    private let preparedBox: NIOLoopBoundBox<PreparedAnswers?>
+    private var prepared: PreparedAnswers?
 
-    init(publisher: ResponderPublisher, listener: ListenerContext) {
+    init(publisher: ResponderPublisher, listener: ListenerContext, prepared: NIOLoopBoundBox<PreparedAnswers?>) {
         self.publisher = publisher
         self.responder = publisher.responder
         self.listener = listener
+        self.preparedBox = prepared
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        guard PreparedAnswers.enabled else { return }
+        if preparedBox.value == nil { preparedBox.value = PreparedAnswers() }
+        prepared = preparedBox.value
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -29,8 +40,12 @@ final class StreamQueryHandler: ChannelInboundHandler {
         var output = context.channel.allocator.buffer(capacity: 514)
         output.writeInteger(UInt16(0))
         let source = context.channel.remoteAddress?.ipv4Endpoint?.address
-        let outcome = message.withUnsafeReadableBytes {
-            responder.respond(to: $0, listener: listener, source: source, transport: .tcp, into: &output)
+        let outcome = message.withUnsafeReadableBytes { bytes in
+            guard let prepared else {
+                return responder.respond(to: bytes, listener: listener, source: source, transport: .tcp, into: &output)
+            }
+            prepared.follow(responder)
+            return prepared.respond(to: bytes, listener: listener, source: source, transport: .tcp, responder: responder, into: &output)
         }
         switch outcome {
         case .answered:

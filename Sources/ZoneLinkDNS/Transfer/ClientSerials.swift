@@ -121,6 +121,9 @@ public final class ClientSerials: Sendable {
         return serial
     }
 
+    /// Grows whenever a serial clients are answered with may have moved (`ViewSerials.changes`).
+    public var changes: Int { serials.changes }
+
     /// Waits until the views asked about so far are built (for tests).
     public func settle() {
         queue.sync {}

@@ -54,6 +54,9 @@ public final class ViewSerials: Sendable {
 
     private let entries: Mutex<(all: [Key: Entry], generation: Int)>
     private let journals = Mutex<[Key: Journal]>([:])
+    /// Grows with every serial that moves: prepared answers carrying a SOA (`PreparedAnswers`)
+    /// are dropped when it changes, one atomic load per batch rather than a lock per answer.
+    private let changeCount = Atomic<Int>(0)
     private let clock: @Sendable () -> UInt32
     private let onChange: @Sendable ([Key: Entry], Int) -> Void
 
@@ -84,7 +87,10 @@ public final class ViewSerials: Sendable {
             entries.generation += 1
             return (serial, entries)
         }
-        if let snapshot { onChange(snapshot.all, snapshot.generation) }
+        if let snapshot {
+            changeCount.add(1, ordering: .releasing)
+            onChange(snapshot.all, snapshot.generation)
+        }
         return (serial, snapshot != nil)
     }
 
@@ -142,6 +148,9 @@ public final class ViewSerials: Sendable {
     public var snapshot: [Key: Entry] { entries.withLock { $0.all } }
 
     /// The serial last handed out for `key`, nil when none ever was (not even before a restart).
+    /// How many times a serial moved so far (any view, any zone).
+    public var changes: Int { changeCount.load(ordering: .acquiring) }
+
     public func current(_ key: Key) -> UInt32? { entries.withLock { $0.all[key]?.serial } }
 
     /// The serial after `previous`: `now` when it is greater in RFC 1982 arithmetic, else

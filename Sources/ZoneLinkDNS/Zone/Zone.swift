@@ -20,20 +20,29 @@ public struct Zone: Sendable {
     /// `emptyNames` exist with no records of their own (NODATA rather than NXDOMAIN).
     public init?(apex: DNSName, records: [(DNSName, RRset)], emptyNames: [DNSName] = []) {
         var nodes: [DNSName: [RRset]] = [apex: []]
-        let empty = emptyNames.map { ($0, RRset?.none) }
-        for (owner, rrset) in records.map({ ($0.0, Optional($0.1)) }) + empty where owner.isSubdomain(of: apex) {
-            guard let rrset else {
-                nodes[owner, default: []] += []
-                Self.addAncestors(of: owner, below: apex, to: &nodes)
-                continue
-            }
-            if let i = nodes[owner]?.firstIndex(where: { $0.type == rrset.type }) {
-                nodes[owner]![i] = nodes[owner]![i].merging(rrset)
-            } else {
-                nodes[owner, default: []].append(rrset)
-            }
-            Self.addAncestors(of: owner, below: apex, to: &nodes)
+        nodes.reserveCapacity(records.count + emptyNames.count + 1)
+        for (owner, rrset) in records where owner.isSubdomain(of: apex) {
+            Self.add(rrset, at: owner, below: apex, to: &nodes)
         }
+        for owner in emptyNames where owner.isSubdomain(of: apex) {
+            Self.add(nil, at: owner, below: apex, to: &nodes)
+        }
+        self.init(apex: apex, nodes: nodes)
+    }
+
+    /// This zone with `records` (at or below the apex) added, as if they had been among the
+    /// records it was built from. A view adds its few service names to the zone every view
+    /// shares this way, without building the shared names (hundreds of thousands at 100,000
+    /// endpoints) again per VPC.
+    func adding(_ records: [(DNSName, RRset)]) -> Zone? {
+        var nodes = self.nodes
+        for (owner, rrset) in records where owner.isSubdomain(of: apex) {
+            Self.add(rrset, at: owner, below: apex, to: &nodes)
+        }
+        return Zone(apex: apex, nodes: nodes)
+    }
+
+    private init?(apex: DNSName, nodes: [DNSName: [RRset]]) {
         guard let soa = nodes[apex]?.first(where: { $0.type == .soa }), let data = soa.rdata.first, data.count >= 20 else {
             return nil
         }
@@ -44,6 +53,18 @@ public struct Zone: Sendable {
         self.negativeSOA = RecordSet(owner: apex, rrset: negative)
         self.hasDelegations = nodes.contains { $0.key != apex && $0.value.contains { $0.type == .ns } }
         self.hasWildcards = nodes.keys.contains { $0.wire.count > 2 && $0.wire[0] == 1 && $0.wire[1] == UInt8(ascii: "*") }
+    }
+
+    /// Adds `rrset` at `owner` (merged with one of its type already there), or only the name
+    /// when `rrset` is nil (an empty name), and the empty non-terminals above it.
+    private static func add(_ rrset: RRset?, at owner: DNSName, below apex: DNSName, to nodes: inout [DNSName: [RRset]]) {
+        let known = nodes[owner] != nil
+        if let rrset {
+            nodes[owner, default: []].withMerged(rrset)
+        } else if !known {
+            nodes[owner] = []
+        }
+        if !known { addAncestors(of: owner, below: apex, to: &nodes) }
     }
 
     private static func addAncestors(of owner: DNSName, below apex: DNSName, to nodes: inout [DNSName: [RRset]]) {
@@ -120,6 +141,17 @@ public struct Zone: Sendable {
         ns.targets.flatMap { target -> [RecordSet] in
             guard let rrsets = nodes[target] else { return [] }
             return rrsets.filter { $0.type == .a || $0.type == .aaaa }.map { RecordSet(owner: target, rrset: $0) }
+        }
+    }
+}
+
+extension [RRset] {
+    /// Adds `rrset`, merged into the one of its type when there is one.
+    fileprivate mutating func withMerged(_ rrset: RRset) {
+        if let i = firstIndex(where: { $0.type == rrset.type }) {
+            self[i] = self[i].merging(rrset)
+        } else {
+            append(rrset)
         }
     }
 }
