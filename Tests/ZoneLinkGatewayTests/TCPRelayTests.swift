@@ -382,6 +382,9 @@ final class TargetServer: @unchecked Sendable {
                 let connection = withUnsafeMutablePointer(to: &peer) {
                     $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { accept(fd, $0, &length) }
                 }
+                // A signal (the suite's child processes end all the time: SIGCHLD) interrupts
+                // accept; only a closed listener ends the loop.
+                if connection < 0 && (errno == EINTR || errno == ECONNABORTED) { continue }
                 guard connection >= 0 else { return }
                 lock.withLock { _peers.append(IPv4Endpoint(peer)) }
                 Thread.detachNewThread {
@@ -446,6 +449,7 @@ enum Blocking {
         var offset = 0
         while offset < bytes.count {
             let sent = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL)) }
+            if sent < 0 && errno == EINTR { continue }
             guard sent > 0 else { return }
             offset += sent
         }
