@@ -127,7 +127,6 @@ extension EventDraft {
         var drafts: [EventDraft] = []
         let before = Dictionary(old.endpoints.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         let after = Set(new.endpoints.map(\.id))
-        func accounts(_ endpoint: Endpoint, _ catalog: Catalog) -> [String] { endpointAccounts(endpoint, catalog) }
         for endpoint in new.endpoints {
             let state = new.connection(of: endpoint)
             if let previous = before[endpoint.id] {
@@ -135,16 +134,16 @@ extension EventDraft {
                 guard was != state else { continue }
                 drafts.append(EventDraft(
                     .connection, subject: endpoint.id, message: "\(endpoint.id) to \(endpoint.service): \(was.rawValue) → \(state.rawValue)",
-                    accounts: accounts(endpoint, new)))
+                    accounts: endpointAccounts(endpoint, new)))
             } else {
                 drafts.append(EventDraft(
                     .connection, subject: endpoint.id, message: "\(endpoint.id) to \(endpoint.service) created: \(state.rawValue)",
-                    accounts: accounts(endpoint, new)))
+                    accounts: endpointAccounts(endpoint, new)))
             }
         }
         for endpoint in old.endpoints where !after.contains(endpoint.id) {
             drafts.append(EventDraft(
-                .connection, subject: endpoint.id, message: "\(endpoint.id) to \(endpoint.service) deleted", accounts: accounts(endpoint, old)))
+                .connection, subject: endpoint.id, message: "\(endpoint.id) to \(endpoint.service) deleted", accounts: endpointAccounts(endpoint, old)))
         }
         return drafts
     }

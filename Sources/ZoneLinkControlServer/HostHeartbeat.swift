@@ -43,9 +43,8 @@ public struct HostHeartbeat: Service {
             var reachable = true
             while !Task.isCancelled {
                 let catalog = await catalog()
-                if let host = catalog.host, host.zones != nil {
+                if let host = catalog.host, let zones = host.zones {
                     do {
-                        let zones = host.zones ?? []
                         let mine = unhealthyHere().filter { host.carries(zone: $0.zone) }.sorted()
                         let peers = try await store.beat(host: host.id, zones: zones, unhealthy: mine)
                         report(catalog.unhealthyElsewhere(peers: peers, lease: Self.lease))
