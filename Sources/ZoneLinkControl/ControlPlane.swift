@@ -71,9 +71,20 @@ public struct ControlPlane: Sendable {
     /// itself, and connection states of endpoints that are gone. Throws when the file and
     /// the API's objects do not fit together (keep the old plane then).
     public func reloading(base newBase: Configuration, file newFile: String) throws(ConfigError) -> Applied<Void> {
+        let changes = orphans(under: newBase)
+        let plane = try ControlPlane(
+            base: newBase, file: newFile, state: state.applying(changes), serial: catalog.serial &+ 1, suffix: makeSuffix)
+        return Applied(plane: plane, changes: changes, value: ())
+    }
+
+    /// The changes that remove what `newBase` leaves orphaned in the API's state: whitelist
+    /// entries of services that are gone or that the file now lists itself, and connection
+    /// states of endpoints that are gone. Pure and cheap: no validation.
+    public func orphans(under newBase: Configuration) -> [StateChange] {
         var changes: [StateChange] = []
+        let declaredServices = Dictionary(newBase.endpointServices.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         for entry in state.whitelist {
-            if let declared = newBase.endpointServices.first(where: { $0.id == entry.service }) {
+            if let declared = declaredServices[entry.service] {
                 if declared.whitelist.contains(entry.account) { changes.append(.removeWhitelistEntry(entry)) }
             } else if state.service(entry.service) == nil {
                 changes.append(.removeWhitelistEntry(entry))
@@ -83,9 +94,7 @@ public struct ControlPlane: Sendable {
         for record in state.connections where !endpoints.contains(record.endpoint) {
             changes.append(.clearConnection(endpoint: record.endpoint))
         }
-        let plane = try ControlPlane(
-            base: newBase, file: newFile, state: state.applying(changes), serial: catalog.serial &+ 1, suffix: makeSuffix)
-        return Applied(plane: plane, changes: changes, value: ())
+        return changes
     }
 
     /// Issues found in this plane's catalog outside the control plane (by DNS reading the

@@ -66,19 +66,23 @@ public actor ControlService {
     ) async throws {
         let loaded: StoredState
         if let snapshot { loaded = snapshot } else { loaded = try await store.loadState() }
+        // Validated once, and again only when the orphans or expired shifts change the state:
+        // validation is the costly part of a start (seconds at 100,000 endpoints).
         let first = try ControlPlane(base: base, file: file, state: loaded.state, serial: serial, suffix: suffix)
-        let pruned = try first.reloading(base: base, file: file)
+        var changes = first.orphans(under: base)
+        let expired = snapshot == nil ? loaded.state.zonalShifts.filter { $0.hasExpired(at: clock()) } : []
+        changes += expired.map { StateChange.endZonalShift(zone: $0.zone) }
         if snapshot == nil {
-            let expired = try pruned.plane.endingExpiredShifts(now: clock())
-            self.revision = try await store.commit(pruned.changes + expired.changes, over: loaded.revision)
-            for shift in expired.value {
+            self.revision = try await store.commit(changes, over: loaded.revision)
+            for shift in expired {
                 logger.notice("zonal shift ended: it expired while ZoneLink was stopped", metadata: ["zone": "\(shift.zone)"])
             }
-            self.plane = try ControlPlane(base: base, file: file, state: expired.state, serial: serial, suffix: suffix)
         } else {
             self.revision = loaded.revision
-            self.plane = try ControlPlane(base: base, file: file, state: pruned.state, serial: serial, suffix: suffix)
         }
+        self.plane = changes.isEmpty
+            ? first
+            : try ControlPlane(base: base, file: file, state: loaded.state.applying(changes), serial: serial, suffix: suffix)
         self.store = store
         self.suffix = suffix
         self.publish = publish

@@ -95,11 +95,14 @@ public struct GatewayPlan: Sendable, Equatable {
         var kernelPorts: [ENIListener] = []
         var kernelENIs: [KernelENI] = []
         var upstreams: [Upstream] = []
-        var wanted: [String?: (interface: String, addresses: [IPv4Address])] = [:]
+        // Per namespace, its addresses in first-wanted order and as a set: one lookup per
+        // address, and the entry changed in place (a copy taken out and put back would copy
+        // the list each time: quadratic in a VPC's ENIs, minutes at 100,000 endpoints).
+        var wanted: [String?: (interface: String, addresses: [IPv4Address], seen: Set<IPv4Address>)] = [:]
         func want(_ address: IPv4Address, in vpc: VPC) {
-            var entry = wanted[vpc.netns] ?? (vpc.interface ?? "lo", [])
-            if !entry.addresses.contains(address) { entry.addresses.append(address) }
-            wanted[vpc.netns] = entry
+            if wanted[vpc.netns, default: (vpc.interface ?? "lo", [], [])].seen.insert(address).inserted {
+                wanted[vpc.netns]!.addresses.append(address)
+            }
         }
 
         // Load balancers a service with `proxyProtocol: v2` sends flows to.
