@@ -164,7 +164,7 @@ public struct ControlPlane: Sendable {
 
     /// The endpoint `id` if `principal` may see it; unknown and invisible alike are 404.
     func existingEndpoint(_ id: String, visibleTo principal: Principal) throws(ControlError) -> Endpoint {
-        guard let endpoint = catalog.endpoints.first(where: { $0.id == id }), maySee(principal, endpoint: endpoint) else {
+        guard let endpoint = catalog.endpoint(id), maySee(principal, endpoint: endpoint) else {
             throw .notFound(principal.isOperator ? "no endpoint '\(id)'"
                 : "no endpoint '\(id)' that \(principal) may see (an endpoint is seen by its owner, its service's provider and the operator)")
         }

@@ -20,7 +20,7 @@ extension ControlPlane {
             throw .forbidden(rule: "VPC \(vpc.id) belongs to another account: an endpoint is created in one of its own account's VPCs")
         }
         let zones = try requestedENIs(request.zones, in: vpc.id) { "zones[\($0)]" }
-        let id = try newID(request.id, prefix: "ep-", what: "endpoint") { id in catalog.endpoints.contains { $0.id == id } }
+        let id = try newID(request.id, prefix: "ep-", what: "endpoint") { id in catalog.endpoint(id) != nil }
         let record = EndpointRecord(
             id: id, account: consumer, service: service.id, vpc: vpc.id, securityGroups: request.securityGroups ?? [], zones: zones)
         let connection = ConnectionRecord(endpoint: id, state: ConnectionAction.initialState(autoAccept: service.autoAcceptConnections))
@@ -33,7 +33,7 @@ extension ControlPlane {
         _ record: EndpointRecord, with others: [StateChange] = [], by principal: Principal
     ) throws(ControlError) -> Applied<EndpointView> {
         let next = try applying([.putEndpoint(record)] + others, subject: .endpoint(record.id))
-        let placed = next.catalog.endpoints.first { $0.id == record.id }!
+        let placed = next.catalog.endpoint(record.id)!
         var recorded = record
         recorded.zones = placed.enis.map(ENIRecord.init)
         let changes: [StateChange] = [.putEndpoint(recorded)] + others
@@ -93,7 +93,7 @@ extension ControlPlane {
         record.zones.removeAll { $0.zone == zone }
         let changes: [StateChange] = [.putEndpoint(record)]
         let next = try applying(changes, subject: .endpoint(id))
-        return Applied(plane: next, changes: changes, value: next.view(of: next.catalog.endpoints.first { $0.id == id }!, for: principal))
+        return Applied(plane: next, changes: changes, value: next.view(of: next.catalog.endpoint(id)!, for: principal))
     }
 
     /// The endpoint and its record, when `principal` may change it here: it sees it, owns it
@@ -168,7 +168,7 @@ extension ControlPlane {
     ) throws(ControlError) -> Applied<EndpointView> {
         let service = try existingService(serviceID, visibleTo: principal)
         try requireProvider(principal, of: service, to: "accept, reject or disconnect its connections")
-        guard let endpoint = catalog.endpoints.first(where: { $0.id == endpointID && $0.service == serviceID }) else {
+        guard let endpoint = catalog.endpoint(endpointID), endpoint.service == serviceID else {
             throw .notFound("\(serviceID) has no endpoint '\(endpointID)'")
         }
         let current = catalog.connection(of: endpoint)
@@ -178,7 +178,7 @@ extension ControlPlane {
         }
         let changes: [StateChange] = [.setConnection(ConnectionRecord(endpoint: endpointID, state: target))]
         let next = try applying(changes)
-        return Applied(plane: next, changes: changes, value: next.view(of: next.catalog.endpoints.first { $0.id == endpointID }!, for: principal))
+        return Applied(plane: next, changes: changes, value: next.view(of: next.catalog.endpoint(endpointID)!, for: principal))
     }
 
     /// Disconnected or Rejected → Connected.

@@ -116,7 +116,7 @@ extension EventDraft {
     public static func flowsRefused(
         endpoint id: String, proto: String, port: UInt16, summary: String, count: Int, catalog: Catalog
     ) -> EventDraft {
-        let accounts = catalog.endpoints.first { $0.id == id }.map { endpointAccounts($0, catalog) } ?? []
+        let accounts = catalog.endpoint(id).map { endpointAccounts($0, catalog) } ?? []
         let flows = count == 1 ? "a \(proto) flow" : "\(count) \(proto) flows"
         return EventDraft(.refusal, subject: id, message: "\(flows) to \(id) port \(port) refused: \(summary)", accounts: accounts)
     }
@@ -152,7 +152,7 @@ extension EventDraft {
     public static func zoneHealthChanges(unhealthyBefore: Set<ENIID>, unhealthyNow: Set<ENIID>, catalog: Catalog) -> [EventDraft] {
         let changed = unhealthyBefore.symmetricDifference(unhealthyNow).sorted()
         return changed.map { eni in
-            let accounts = catalog.endpoints.first { $0.id == eni.endpoint }.map { endpointAccounts($0, catalog) } ?? []
+            let accounts = catalog.endpoint(eni.endpoint).map { endpointAccounts($0, catalog) } ?? []
             let healthy = !unhealthyNow.contains(eni)
             return EventDraft(
                 .health, subject: eni.description,

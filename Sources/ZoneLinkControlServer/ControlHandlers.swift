@@ -216,7 +216,7 @@ struct ControlHandlers: APIProtocol {
         let catalog = await service.catalog
         let rows = await natTable()
         return .ok(.init(body: .json(principal.isOperator ? rows : rows.filter { row in
-            catalog.endpoints.contains { $0.id == row.endpoint && $0.account == principal.accountID }
+            principal.accountID.map { catalog.endpoint(row.endpoint)?.account == $0 } ?? false
         })))
     }
 

@@ -26,10 +26,12 @@ public struct Catalog: Sendable {
     private let vpcIndex: [String: Int]
     private let serviceIndex: [String: Int]
     private let loadBalancerIndex: [String: Int]
+    private let endpointIndex: [String: Int]
 
     public func vpc(_ id: String) -> VPC? { vpcIndex[id].map { vpcs[$0] } }
     public func service(_ id: String) -> EndpointService? { serviceIndex[id].map { services[$0] } }
     public func loadBalancer(_ id: String) -> LoadBalancer? { loadBalancerIndex[id].map { loadBalancers[$0] } }
+    public func endpoint(_ id: String) -> Endpoint? { endpointIndex[id].map { endpoints[$0] } }
 
     /// The connection state of an endpoint: as declared, else as the service's auto-accept says.
     public func connection(of endpoint: Endpoint) -> ConnectionState {
@@ -61,6 +63,7 @@ public struct Catalog: Sendable {
         self.vpcIndex = Dictionary(uniqueKeysWithValues: vpcs.enumerated().map { ($1.id, $0) })
         self.serviceIndex = Dictionary(uniqueKeysWithValues: services.enumerated().map { ($1.id, $0) })
         self.loadBalancerIndex = Dictionary(uniqueKeysWithValues: loadBalancers.enumerated().map { ($1.id, $0) })
+        self.endpointIndex = Dictionary(endpoints.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { first, _ in first })
     }
 
     /// Loads, parses and validates a config file.
