@@ -112,10 +112,15 @@ extension ControlPlane {
     /// Ends every shift whose expiry `now` has reached (the process's own change, no principal).
     /// No change when none has.
     public func endingExpiredShifts(now: Int64) throws(ControlError) -> Applied<[ZonalShift]> {
-        let expired = state.zonalShifts.filter { $0.hasExpired(at: now) }
+        let expired = expiredShifts(at: now)
         guard !expired.isEmpty else { return Applied(plane: self, changes: [], value: []) }
         let changes = expired.map { StateChange.endZonalShift(zone: $0.zone) }
         return Applied(plane: try applying(changes), changes: changes, value: expired)
+    }
+
+    /// The shifts whose expiry has passed at `now` (seconds since the epoch), still in the state.
+    public func expiredShifts(at now: Int64) -> [ZonalShift] {
+        state.zonalShifts.filter { $0.hasExpired(at: now) }
     }
 
     private func requireOperator(_ principal: Principal, to action: String) throws(ControlError) {

@@ -70,7 +70,7 @@ public actor ControlService {
         // validation is the costly part of a start (seconds at 100,000 endpoints).
         let first = try ControlPlane(base: base, file: file, state: loaded.state, serial: serial, suffix: suffix)
         var changes = first.orphans(under: base)
-        let expired = snapshot == nil ? loaded.state.zonalShifts.filter { $0.hasExpired(at: clock()) } : []
+        let expired = snapshot == nil ? first.expiredShifts(at: clock()) : []
         changes += expired.map { StateChange.endZonalShift(zone: $0.zone) }
         if snapshot == nil {
             self.revision = try await store.commit(changes, over: loaded.revision)
