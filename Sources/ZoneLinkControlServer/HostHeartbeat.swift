@@ -4,9 +4,10 @@ import ZoneLinkCore
 
 /// When zones are placed on hosts (`host.zones`) and the hosts share a PostgreSQL store: every
 /// `interval`, writes what this host carries and which of its ENIs it finds unhealthy, reads
-/// the other hosts' last heartbeats, and reports the ENIs that DNS must treat as unhealthy
-/// because of them (`Catalog.unhealthyElsewhere`): a zone whose host has been silent longer
-/// than `lease` is answered by no one's DNS until a host carries it again.
+/// the other hosts' last heartbeats, and reports them: the data plane turns them into the ENIs
+/// DNS must treat as unhealthy (`Catalog.unhealthyElsewhere`: a zone whose host has been
+/// silent longer than `lease` is answered by no one's DNS until a host carries it again) and
+/// into the load balancers that serve from their backup zone (`Catalog.balancerFailover`).
 ///
 /// While this host cannot reach the store it keeps the last report: it cannot tell a dead
 /// peer from its own lost link, and answering every zone is the better mistake. (The other
@@ -20,16 +21,17 @@ public struct HostHeartbeat: Service {
     let store: PostgresStateStore
     let catalog: @Sendable () async -> Catalog
     let unhealthyHere: @Sendable () -> Set<ENIID>
-    let report: @Sendable (Set<ENIID>) -> Void
+    let report: @Sendable ([PeerBeat]?) async -> Void
     let logger: Logger
 
     /// - Parameters:
     ///   - catalog: the catalog served now (its `host` says what this host carries).
     ///   - unhealthyHere: the ENIs this host's gateway reports unhealthy.
-    ///   - report: told the ENIs unhealthy because of other hosts, after every heartbeat.
+    ///   - report: told the other hosts' heartbeats after every one of this host's; nil when
+    ///     this host places no zones (it hears no one).
     public init(
         store: PostgresStateStore, catalog: @escaping @Sendable () async -> Catalog, unhealthyHere: @escaping @Sendable () -> Set<ENIID>,
-        report: @escaping @Sendable (Set<ENIID>) -> Void, logger: Logger
+        report: @escaping @Sendable ([PeerBeat]?) async -> Void, logger: Logger
     ) {
         self.store = store
         self.catalog = catalog
@@ -45,9 +47,11 @@ public struct HostHeartbeat: Service {
                 let catalog = await catalog()
                 if let host = catalog.host, let zones = host.zones {
                     do {
-                        let mine = unhealthyHere().filter { host.carries(zone: $0.zone) }.sorted()
+                        // The gateway judges only the ENIs this host opens (its zones', and those
+                        // of balancers serving from their backup zone here).
+                        let mine = unhealthyHere().sorted()
                         let peers = try await store.beat(host: host.id, zones: zones, unhealthy: mine)
-                        report(catalog.unhealthyElsewhere(peers: peers, lease: Self.lease))
+                        await report(peers)
                         if !reachable { logger.notice("heartbeats: \(store.name) answers again") }
                         reachable = true
                     } catch {
@@ -57,7 +61,7 @@ public struct HostHeartbeat: Service {
                         reachable = false
                     }
                 } else {
-                    report([])
+                    await report(nil)
                 }
                 try? await Task.sleep(for: Self.interval)
             }

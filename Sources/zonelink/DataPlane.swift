@@ -2,6 +2,7 @@ import Glibc
 import Logging
 import NIOCore
 import Synchronization
+import ZoneLinkControlServer
 import ZoneLinkCore
 import ZoneLinkDNS
 import ZoneLinkGateway
@@ -28,7 +29,7 @@ final class AnswerState: Sendable {
     private let logger: Logger?
 
     init(
-        engine: AnswerEngine, forwarder: Forwarder?, transfers: TransferPolicy = .none,
+        engine: AnswerEngine, relocated: [ENIID: String] = [:], forwarder: Forwarder?, transfers: TransferPolicy = .none,
         serials: ViewSerials = ViewSerials(clock: { UInt32(truncatingIfNeeded: time(nil)) }), notifier: TransferNotifier? = nil,
         logger: Logger? = nil
     ) {
@@ -38,7 +39,7 @@ final class AnswerState: Sendable {
         let clientSerials = ClientSerials(serials: serials)
         self.clientSerials = clientSerials
         let responder = Responder(
-            engine: engine, health: Self.health(unhealthy: [], engine: engine), forwarder: forwarder,
+            engine: engine, health: Self.health(unhealthy: [], engine: engine, relocated: relocated), forwarder: forwarder,
             transfers: Self.transfers(transfers, serials, cache, logger), clientSerials: clientSerials)
         self.state = Mutex(responder)
         self.publisher = ResponderPublisher(responder)
@@ -49,17 +50,20 @@ final class AnswerState: Sendable {
     }
 
     /// What DNS treats as unhealthy: the ENIs the gateway reports (and those other hosts make
-    /// unhealthy), and the zones the engine's catalog shifts away. The one place they meet.
-    private static func health(unhealthy: Set<ENIID>, engine: AnswerEngine) -> ZoneHealth {
-        ZoneHealth(unhealthy: unhealthy, shiftedZones: engine.catalog.shiftedZones)
+    /// unhealthy), and the zones the engine's catalog shifts away; with the ENIs living in
+    /// their balancer's backup zone now. The one place they meet.
+    private static func health(unhealthy: Set<ENIID>, engine: AnswerEngine, relocated: [ENIID: String]) -> ZoneHealth {
+        ZoneHealth(unhealthy: unhealthy, shiftedZones: engine.catalog.shiftedZones, relocated: relocated)
     }
 
     var forwarder: Forwarder? { state.withLock { $0.forwarder } }
 
-    func update(engine: AnswerEngine, forwarder: Forwarder?, transfers: TransferPolicy) {
+    /// - Parameter relocated: the ENIs living in their balancer's backup zone now
+    ///   (`Catalog.relocatedENIs`).
+    func update(engine: AnswerEngine, forwarder: Forwarder?, transfers: TransferPolicy, relocated: [ENIID: String]) {
         let published = state.withLock { state in
             let unhealthy = reported.withLock { $0.here.union($0.elsewhere) }
-            let health = Self.health(unhealthy: unhealthy, engine: engine)
+            let health = Self.health(unhealthy: unhealthy, engine: engine, relocated: relocated)
             state = Responder(
                 engine: engine, health: health, forwarder: forwarder, transfers: Self.transfers(transfers, serials, cache, logger),
                 clientSerials: clientSerials)
@@ -88,7 +92,7 @@ final class AnswerState: Sendable {
             }
             // Heartbeats repeat the same report every few seconds: publish changes only.
             guard now != state.health.unhealthy else { return nil }
-            let health = Self.health(unhealthy: now, engine: state.engine)
+            let health = Self.health(unhealthy: now, engine: state.engine, relocated: state.health.relocated)
             state = Responder(
                 engine: state.engine, health: health, forwarder: state.forwarder, transfers: state.transfers, clientSerials: clientSerials)
             publisher.publish(state)
@@ -138,11 +142,13 @@ struct ServingPlan: Sendable {
 
     /// - Throws: `ConfigError` for a zone file that cannot be served, or a private domain that
     ///   overlaps one, with `file` and the key path.
-    init(catalog: Catalog, file: String, zoneFiles: StaticZoneFiles) throws(ConfigError) {
+    /// - Parameter failover: the load balancers serving from their backup zone now; nil: as
+    ///   the catalog's shifts alone decide.
+    init(catalog: Catalog, file: String, zoneFiles: StaticZoneFiles, failover: BalancerFailover? = nil) throws(ConfigError) {
         self.catalog = catalog
         self.engine = AnswerEngine(catalog: catalog, staticZones: try catalog.loadStaticZones(file: file, reusing: zoneFiles))
         self.dnsListeners = DNSServer.listeners(of: catalog)
-        self.gateway = GatewayPlan(catalog: catalog)
+        self.gateway = GatewayPlan(catalog: catalog, failover: failover)
         self.transfers = try catalog.loadTransferPolicy(file: file)
     }
 
@@ -176,6 +182,13 @@ actor DataPlane {
     private let gateway: Gateway
     private let group: any EventLoopGroup
     private let logger: Logger
+    /// One plan applied at a time: a catalog (API, reload, another host's commit) and a
+    /// heartbeat that moves a load balancer both re-plan, and the actor alone would let them
+    /// interleave at every suspension.
+    private let turns = Turns()
+    /// The other hosts' last heartbeats (`HostHeartbeat`); nil until the first one, or when
+    /// this host places no zones: then only shifts make a zone unavailable.
+    private var peers: [PeerBeat]?
 
     init(
         plan: ServingPlan, configPath: String, zoneFiles: StaticZoneFiles, addresses: InterfaceAddresses, answers: AnswerState,
@@ -202,7 +215,53 @@ actor DataPlane {
     /// Serves `next` from now on, or throws why not (`ConfigError` for the catalog itself,
     /// `NotApplied` for the host) with the previous catalog still serving.
     func apply(_ next: Catalog) async throws {
-        let nextPlan = try ServingPlan(catalog: next, file: configPath, zoneFiles: zoneFiles)
+        await turns.acquire()
+        defer { turns.release() }
+        try await apply(next, failover: failover(of: next))
+    }
+
+    /// Which load balancers serve from their backup zone under `catalog`, by its shifts and
+    /// the other hosts' last heartbeats.
+    private func failover(of catalog: Catalog) -> BalancerFailover {
+        let live = peers.map { catalog.liveZonesElsewhere(peers: $0, lease: HostHeartbeat.lease) }
+        return catalog.balancerFailover(unavailable: catalog.unavailableZones(liveElsewhere: live))
+    }
+
+    /// The other hosts' heartbeats, read again (`HostHeartbeat`, every 2 s): DNS learns which
+    /// ENIs they make unhealthy, and when a load balancer's zone has gone or come back, the
+    /// plan is applied again with the balancer moved (the same catalog: no reload, no restart).
+    /// - Parameter peers: nil when this host places no zones.
+    func observe(peers: [PeerBeat]?) async {
+        await turns.acquire()
+        defer { turns.release() }
+        self.peers = peers
+        let catalog = plan.catalog
+        let failover = failover(of: catalog)
+        let previous = plan.gateway.failover
+        if failover != previous {
+            for (balancer, zone) in failover.moved.sorted(by: { $0.key < $1.key }) where previous.moved[balancer] == nil {
+                logger.notice("load balancer \(balancer) serves from its backup zone \(zone): its zone \(catalog.loadBalancer(balancer)?.zone ?? "?") is unavailable")
+            }
+            for balancer in previous.moved.keys.sorted() where failover.moved[balancer] == nil {
+                logger.notice("load balancer \(balancer) serves from its zone \(catalog.loadBalancer(balancer)?.zone ?? "?") again: new flows go there, open ones continue")
+            }
+            do {
+                try await apply(catalog, failover: failover)
+            } catch {
+                logger.error("cannot move load balancers between their zones: \(error); retried at the next heartbeat")
+            }
+        }
+        answers.update(elsewhere: unhealthyElsewhere(catalog, failover: plan.gateway.failover))
+    }
+
+    /// The ENIs DNS treats as unhealthy because of the other hosts; none before the first
+    /// heartbeat was read.
+    private func unhealthyElsewhere(_ catalog: Catalog, failover: BalancerFailover) -> Set<ENIID> {
+        peers.map { catalog.unhealthyElsewhere(peers: $0, lease: HostHeartbeat.lease, failover: failover) } ?? []
+    }
+
+    private func apply(_ next: Catalog, failover: BalancerFailover) async throws {
+        let nextPlan = try ServingPlan(catalog: next, file: configPath, zoneFiles: zoneFiles, failover: failover)
         let previous = plan
         do {
             try await Self.ensureAddresses(of: nextPlan.gateway, with: addresses)
@@ -225,7 +284,8 @@ actor DataPlane {
         }
         dns.apply(limits: next.dns.limits, tcpIdleTimeout: next.dns.tcpIdleTimeout)
         let forwarder = sameForwarding(previous.catalog, next) ? answers.forwarder : makeForwarder(next, group: group, logger: logger)
-        answers.update(engine: nextPlan.engine, forwarder: forwarder, transfers: nextPlan.transfers)
+        answers.update(engine: nextPlan.engine, forwarder: forwarder, transfers: nextPlan.transfers, relocated: next.relocatedENIs(failover))
+        if peers != nil { answers.update(elsewhere: unhealthyElsewhere(next, failover: failover)) }
         plan = nextPlan
         await releaseAddresses(keeping: nextPlan, from: previous)
         let waiting = next.startOnlySectionsChanged(since: previous.catalog)

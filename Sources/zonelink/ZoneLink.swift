@@ -261,7 +261,7 @@ struct Serve: AsyncParsableCommand {
             throw ExitStatus.runtimeFailure
         }
         let answers = AnswerState(
-            engine: plan.engine, forwarder: makeForwarder(catalog, group: group, logger: logger), transfers: plan.transfers,
+            engine: plan.engine, relocated: catalog.relocatedENIs(plan.gateway.failover), forwarder: makeForwarder(catalog, group: group, logger: logger), transfers: plan.transfers,
             serials: serials, notifier: transferNotifier, logger: logger)
         let dns = DNSServer(
             listeners: plan.dnsListeners, namespaces: namespaces, publisher: answers.publisher, group: group,
@@ -365,7 +365,7 @@ struct Serve: AsyncParsableCommand {
             // Zones placed on hosts: each tells the others what it carries and finds unhealthy.
             running.append(HostHeartbeat(
                 store: shared, catalog: { await control.catalog }, unhealthyHere: { unhealthyENIs.get() },
-                report: { answers.update(elsewhere: $0) }, logger: logger))
+                report: { await dataPlane.observe(peers: $0) }, logger: logger))
         }
         let services = ServiceGroup(
             services: running,

@@ -64,7 +64,7 @@ struct ConfigReferenceTests {
             account: account-b
             cidr: 192.168.0.0/16
             netns: vpc2
-            vswitches: [{id: vsw-2b, zone: eu-central-1b, cidr: 192.168.24.0/24}]
+            vswitches: [{id: vsw-2b, zone: eu-central-1b, cidr: 192.168.24.0/24}, {id: vsw-2a, zone: eu-central-1a, cidr: 192.168.23.0/24}]
         loadBalancers:
           - id: clb-1
             account: account-b
@@ -82,7 +82,8 @@ struct ConfigReferenceTests {
             account: account-b
             vpc: vpc-2
             zone: eu-central-1b
-            natAddresses: [192.168.24.241]
+            backupZone: eu-central-1a
+            natAddresses: [192.168.24.241, 192.168.23.241]
             address: 192.168.24.100
             listeners: [{protocol: tcp, port: 443}]
         endpointServices:

@@ -91,4 +91,19 @@ struct ZoneAffinityTests {
         let dark = ZoneHealth(unhealthy: [Self.b, Self.c], shiftedZones: ["eu-central-1a"])
         #expect(ZoneAffinity.choose(Self.enis, clientZone: "eu-central-1a", affinity: true, health: dark).count == 3)
     }
+
+    @Test func anENIMovedToItsBackupZoneAnswersAsOneOfThatZone() {
+        // ep-2's zone-b balancer serves from zone a while zone b is shifted away.
+        let moved = ZoneHealth(shiftedZones: ["eu-central-1b"], relocated: [Self.c: "eu-central-1a"])
+        #expect(!moved.isAllHealthy && moved.isHealthy(Self.c) && !moved.isHealthy(Self.b))
+        #expect(moved.zone(of: Self.c) == "eu-central-1a" && moved.zone(of: Self.b) == "eu-central-1b")
+        let chosen = ZoneAffinity.choose(Self.enis, clientZone: "eu-central-1a", affinity: true, health: moved).map { Self.enis[$0] }
+        #expect(chosen == [Self.a, Self.c])
+        // A zone-b client with affinity: no healthy ENI lives in zone b, so every healthy one.
+        let fromB = ZoneAffinity.choose(Self.enis, clientZone: "eu-central-1b", affinity: true, health: moved).map { Self.enis[$0] }
+        #expect(fromB == [Self.a, Self.c])
+        // Moved without a shift (its host is down): the ENI is one of zone a's, healthy.
+        let hostDown = ZoneHealth(unhealthy: [Self.b], relocated: [Self.c: "eu-central-1a"])
+        #expect(ZoneAffinity.choose(Self.enis, clientZone: "eu-central-1a", affinity: true, health: hostDown).map { Self.enis[$0] } == [Self.a, Self.c])
+    }
 }

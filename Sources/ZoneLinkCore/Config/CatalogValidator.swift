@@ -261,6 +261,7 @@ struct CatalogValidator {
             if !vpc.vswitches.contains(where: { $0.zone == lb.zone }) {
                 report("\(path).zone", "VPC \(vpc.id) has no vSwitch in zone '\(lb.zone)'", hint: hintList(Set(vpc.vswitches.map(\.zone)).sorted(), "zone"))
             }
+            if let backup = lb.backupZone { checkBackupZone(backup, of: lb, in: vpc, at: path) }
             for (n, address) in lb.natAddresses.enumerated() where !vpc.cidr.contains(address) {
                 report("\(path).natAddresses[\(n)]", "\(address) is not inside VPC \(vpc.id) (\(vpc.cidr))", hint: "NAT addresses are provider-side addresses inside \(vpc.cidr)")
             }
@@ -438,6 +439,31 @@ struct CatalogValidator {
             }
         }
         checkUnique(resolved.dns.listen.map(\.address.description), path: { "dns.listen[\($0)].address" }, what: "listener address")
+    }
+
+    /// `backupZone`: another zone of the balancer's VPC, and NAT addresses split between the
+    /// two (at least one in a backup-zone vSwitch, used while the balancer serves from there,
+    /// and one outside, used in its own zone), so the two zones' hosts never share a NAT
+    /// address. The kernel data path does not move a balancer: refused there.
+    private mutating func checkBackupZone(_ backup: String, of lb: LoadBalancer, in vpc: VPC, at path: String) {
+        if backup == lb.zone {
+            report("\(path).backupZone", "is the load balancer's own zone (\(lb.zone))", hint: "name another zone, or leave the key out")
+            return
+        }
+        guard vpc.vswitches.contains(where: { $0.zone == backup }) else {
+            report("\(path).backupZone", "VPC \(vpc.id) has no vSwitch in zone '\(backup)'", hint: hintList(Set(vpc.vswitches.map(\.zone)).sorted(), "zone"))
+            return
+        }
+        let inBackup = lb.natAddresses.filter { vpc.vswitch(holding: $0)?.zone == backup }
+        if !lb.natAddresses.isEmpty && inBackup.isEmpty {
+            report("\(path).natAddresses", "none lies in a vSwitch of the backup zone \(backup)", hint: "add a NAT address inside a \(backup) vSwitch of \(vpc.id): flows leave from it while the balancer serves from \(backup)")
+        }
+        if !lb.natAddresses.isEmpty && inBackup.count == lb.natAddresses.count {
+            report("\(path).natAddresses", "all lie in the backup zone \(backup)", hint: "add a NAT address outside the \(backup) vSwitches: flows leave from it while the balancer serves from \(lb.zone)")
+        }
+        if resolved.endpointServices.contains(where: { $0.dataPlane == .kernel && $0.resources.contains { $0.loadBalancer == lb.id } }) {
+            report("\(path).backupZone", "a kernel service (dataPlane: kernel) sends flows to \(lb.id), and the kernel data path does not move a load balancer to its backup zone", hint: "use dataPlane: relay for its services, or leave backupZone out")
+        }
     }
 
     // MARK: Host placement

@@ -409,11 +409,12 @@ private struct ConfigParser {
     func parseLoadBalancer(_ node: Node, _ path: String) -> LoadBalancer? {
         guard let map = reader.mapping(
             node, at: path,
-            allowed: ["id", "account", "vpc", "zone", "natAddresses", "address", "listeners"],
+            allowed: ["id", "account", "vpc", "zone", "backupZone", "natAddresses", "address", "listeners"],
             required: ["id", "account", "vpc", "zone"]
         ) else { return nil }
         let nat = reader.sequence(map["natAddresses"], at: "\(path).natAddresses").compactMap { reader.address($0.node, at: $0.path) }
         let address = map["address"].flatMap { reader.address($0, at: "\(path).address") }
+        let backupZone = map["backupZone"].flatMap { reader.string($0, at: "\(path).backupZone") }
         let listeners = reader.sequence(map["listeners"], at: "\(path).listeners").compactMap(parseListener)
         guard let id = reader.string(map["id"], at: "\(path).id"),
               let account = reader.string(map["account"], at: "\(path).account"),
@@ -421,7 +422,8 @@ private struct ConfigParser {
               let zone = reader.string(map["zone"], at: "\(path).zone")
         else { return nil }
         return LoadBalancer(
-            id: id, account: account, vpc: vpc, zone: zone, natAddresses: nat, address: address, listeners: listeners)
+            id: id, account: account, vpc: vpc, zone: zone, backupZone: backupZone, natAddresses: nat, address: address,
+            listeners: listeners)
     }
 
     func parseListener(_ node: Node, _ path: String) -> LoadBalancerListener? {

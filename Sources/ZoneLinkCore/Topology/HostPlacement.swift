@@ -58,20 +58,29 @@ public struct PeerBeat: Hashable, Sendable {
 
 extension Catalog {
     /// The ENIs DNS treats as unhealthy because of other hosts (`host.zones` placed the rest
-    /// elsewhere): every ENI of a zone this host does not carry and no live host carries (its
-    /// host has been silent longer than `lease`, or there never was one), and the ENIs a live
-    /// host reports unhealthy in the zones it carries. Empty for a host that carries every zone.
-    public func unhealthyElsewhere(peers: [PeerBeat], lease: Duration) -> Set<ENIID> {
+    /// elsewhere): every ENI whose serving zone (its own, or its balancer's backup zone while
+    /// `failover` moved it there) this host does not carry and no live host carries (its host
+    /// has been silent longer than `lease`, or there never was one), and the ENIs a live host
+    /// reports unhealthy in the zones it carries. Empty for a host that carries every zone.
+    public func unhealthyElsewhere(peers: [PeerBeat], lease: Duration, failover: BalancerFailover = .allHome) -> Set<ENIID> {
         guard let host, host.zones != nil else { return [] }
         let live = peers.filter { $0.age <= lease && $0.host != host.id }
         let served = Set(live.flatMap(\.zones))
         var unhealthy: Set<ENIID> = []
+        var servingZones: [ENIID: String] = [:]
         for endpoint in endpoints {
-            for eni in endpoint.eniIDs where !host.carries(zone: eni.zone) && !served.contains(eni.zone) { unhealthy.insert(eni) }
+            for eni in endpoint.eniIDs {
+                let zone = servingZone(of: eni, endpoint: endpoint, failover: failover)
+                servingZones[eni] = zone
+                if !host.carries(zone: zone) && !served.contains(zone) { unhealthy.insert(eni) }
+            }
         }
         for peer in live {
             let zones = Set(peer.zones)
-            for eni in peer.unhealthy where zones.contains(eni.zone) && !host.carries(zone: eni.zone) { unhealthy.insert(eni) }
+            for eni in peer.unhealthy {
+                guard let zone = servingZones[eni], zones.contains(zone), !host.carries(zone: zone) else { continue }
+                unhealthy.insert(eni)
+            }
         }
         return unhealthy
     }

@@ -161,18 +161,23 @@ public struct LoadBalancer: Hashable, Sendable {
     public var account: String
     public var vpc: String
     public var zone: String
+    /// The zone that takes the load balancer's flows while `zone` is unavailable (shifted
+    /// away, or no live host carries it; `Catalog.balancerZones`); nil: none, the balancer's
+    /// flows stop with its zone.
+    public var backupZone: String?
     public var natAddresses: [IPv4Address]
     public var address: IPv4Address?
     public var listeners: [LoadBalancerListener]
 
     public init(
-        id: String, account: String, vpc: String, zone: String, natAddresses: [IPv4Address] = [],
+        id: String, account: String, vpc: String, zone: String, backupZone: String? = nil, natAddresses: [IPv4Address] = [],
         address: IPv4Address? = nil, listeners: [LoadBalancerListener] = []
     ) {
         self.id = id
         self.account = account
         self.vpc = vpc
         self.zone = zone
+        self.backupZone = backupZone
         self.natAddresses = natAddresses
         self.address = address
         self.listeners = listeners

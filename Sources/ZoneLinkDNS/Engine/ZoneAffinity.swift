@@ -64,7 +64,7 @@ public enum ZoneAffinity {
     }
 
     /// The ENIs an answer keeps, as indices into `enis`, in answer order: with affinity on and
-    /// a healthy ENI in the client's zone, only that zone's; otherwise every healthy ENI, the
+    /// a healthy ENI in the client's zone (where `health` says it lives now), only that zone's; otherwise every healthy ENI, the
     /// client's zone first; with none healthy, every ENI (an answer that may work beats none).
     public static func choose(_ enis: [ENIID], clientZone: String?, affinity: Bool, health: ZoneHealth) -> [Int] {
         choice(enis, clientZone: clientZone, affinity: affinity, health: health).kept
@@ -76,8 +76,8 @@ public enum ZoneAffinity {
         let someHealthy = !chosen.isEmpty
         if !someHealthy { chosen = Array(enis.indices) }
         guard let clientZone else { return Choice(kept: chosen, someHealthy: someHealthy, affinityApplied: false) }
-        let local = chosen.filter { enis[$0].zone == clientZone }
+        let local = chosen.filter { health.zone(of: enis[$0]) == clientZone }
         if affinity && someHealthy && !local.isEmpty { return Choice(kept: local, someHealthy: true, affinityApplied: true) }
-        return Choice(kept: local + chosen.filter { enis[$0].zone != clientZone }, someHealthy: someHealthy, affinityApplied: false)
+        return Choice(kept: local + chosen.filter { health.zone(of: enis[$0]) != clientZone }, someHealthy: someHealthy, affinityApplied: false)
     }
 }

@@ -26,6 +26,12 @@ public struct GatewayPlan: Sendable, Equatable {
         public var connectionBandwidth: Int?
         /// The consumer account owning the endpoint: named in the attribution log.
         public var account: String = ""
+        /// Its balancer's backup zone while the balancer serves from there (`BalancerFailover`);
+        /// nil: the ENI lives in its own `zone`.
+        public var servingZone: String? = nil
+
+        /// The zone this ENI lives in now; a shift's drain follows it.
+        public var livesIn: String { servingZone ?? zone }
 
         /// The ENI this port listens on.
         public var eni: ENIID { ENIID(endpoint: endpoint, zone: zone) }
@@ -89,9 +95,23 @@ public struct GatewayPlan: Sendable, Equatable {
     /// The zones shifted away: their backends get no new flow, and past a shift's `drainAt`
     /// the flows through their ENIs or to their backends are closed.
     public var zonalShifts: [ZonalShift]
+    /// The load balancers serving from their backup zone (`Catalog.balancerFailover`).
+    public var failover: BalancerFailover
+    /// The ENIs this host opens and judges the health of (`Catalog.carriedENIs(_:)`).
+    public var carriedENIs: [ENIID]
+    /// The ports of ENIs this host opens only while their balancer serves from its backup zone
+    /// (a zone it carries), not open now: no new flow comes through them here, and the flows
+    /// that came through them while they were open continue until they end.
+    public var standbyPorts: [ENIListener]
 
-    public init(catalog: Catalog) {
+    /// - Parameter failover: the balancers serving from their backup zone now; their services'
+    ///   ENIs of the balancer's own zone are opened by the host of the backup zone, and their
+    ///   flows leave from the NAT addresses there (`Catalog.natAddresses(of:failover:)`).
+    ///   Nil: as the catalog's shifts alone decide (`Catalog.failoverByShifts`).
+    public init(catalog: Catalog, failover: BalancerFailover? = nil) {
+        let failover = failover ?? catalog.failoverByShifts
         var listeners: [ENIListener] = []
+        var standbyPorts: [ENIListener] = []
         var kernelPorts: [ENIListener] = []
         var kernelENIs: [KernelENI] = []
         var upstreams: [Upstream] = []
@@ -114,7 +134,7 @@ public struct GatewayPlan: Sendable, Equatable {
             for (index, listener) in balancer.listeners.enumerated() {
                 upstreams.append(Upstream(
                     loadBalancer: balancer.id, listener: index, providerVPC: vpc.id, providerNetns: vpc.netns,
-                    natAddresses: balancer.natAddresses,
+                    natAddresses: catalog.natAddresses(of: balancer, failover: failover),
                     external: balancer.address.map { IPv4Endpoint(address: $0, port: listener.backendPort) },
                     backends: listener.backends,
                     backendZones: listener.backends.map { catalog.zone(of: $0.address, inVPC: vpc.id) },
@@ -124,17 +144,30 @@ public struct GatewayPlan: Sendable, Equatable {
                     kernel: kernelBalancers.contains(balancer.id)))
             }
             if !kernelBalancers.contains(balancer.id) && catalog.carries(vpc: vpc.id) {
-                for address in balancer.natAddresses { want(address, in: vpc) }
+                // With a backup zone, each zone's host holds that zone's NAT addresses only,
+                // and keeps them when the balancer moves away, for the flows still open.
+                for address in balancer.natAddresses {
+                    guard let backup = balancer.backupZone else { want(address, in: vpc); continue }
+                    let zone = catalog.zone(of: address, inVPC: vpc.id) == backup ? backup : balancer.zone
+                    if catalog.carries(zone: zone, vpc: vpc.id) { want(address, in: vpc) }
+                }
             }
         }
         for endpoint in catalog.endpoints {
             guard let vpc = catalog.vpc(endpoint.vpc), let service = catalog.service(endpoint.service) else { continue }
-            // Another host opens the ENIs of zones (or VPCs) this one does not carry (`host`).
-            for eni in endpoint.enis where catalog.carries(zone: eni.zone, vpc: vpc.id) {
+            // Another host opens the ENIs of zones (or VPCs) this one does not carry (`host`);
+            // an ENI whose balancer serves from its backup zone is opened by that zone's host.
+            for eni in endpoint.enis {
                 guard let address = eni.address,
                       let resource = service.resources.first(where: { $0.zone == eni.zone }),
                       let balancer = catalog.loadBalancer(resource.loadBalancer)
                 else { continue }
+                let servingZone = catalog.servingZone(of: ENIID(endpoint: endpoint.id, zone: eni.zone), endpoint: endpoint, failover: failover)
+                let open = catalog.carries(zone: servingZone, vpc: vpc.id)
+                // The backup zone's host while the balancer is home: the address stays (flows
+                // opened here while it was away continue), nothing listens.
+                let standby = !open && servingZone == eni.zone && balancer.backupZone.map { catalog.carries(zone: $0, vpc: vpc.id) } == true
+                guard open || standby else { continue }
                 // Every ENI address exists, so that a consumer of an endpoint that is not
                 // Connected gets a reset (nothing listens) rather than silence. A kernel ENI is
                 // routed to the gateway namespace instead, which refuses what it does not serve.
@@ -155,8 +188,9 @@ public struct GatewayPlan: Sendable, Equatable {
                         proxyIdentity: service.proxyProtocol
                             ? ProxyIdentity(endpoint: endpoint.id, consumerVPC: vpc.id, consumerAccount: endpoint.account, zone: eni.zone)
                             : nil,
-                        connectionBandwidth: service.connectionBandwidth, account: endpoint.account)
-                    if kernel { kernelPorts.append(port) } else { listeners.append(port) }
+                        connectionBandwidth: service.connectionBandwidth, account: endpoint.account,
+                        servingZone: servingZone == eni.zone ? nil : servingZone)
+                    if standby { standbyPorts.append(port) } else if kernel { kernelPorts.append(port) } else { listeners.append(port) }
                 }
             }
         }
@@ -169,6 +203,9 @@ public struct GatewayPlan: Sendable, Equatable {
         self.kernelNamespace = catalog.gateway.kernelNamespace
         self.upstreams = upstreams
         self.zonalShifts = catalog.zonalShifts
+        self.failover = failover
+        self.carriedENIs = catalog.carriedENIs(failover)
+        self.standbyPorts = standbyPorts
         self.namespaces = wanted.map { NamespaceAddresses(netns: $0.key, interface: $0.value.interface, addresses: $0.value.addresses) }
             .sorted { ($0.netns ?? "") < ($1.netns ?? "") }
     }

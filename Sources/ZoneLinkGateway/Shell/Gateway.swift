@@ -175,15 +175,16 @@ public actor Gateway: Service {
             }
         }
         // A flow lives while the port it came through is served: deleting an endpoint, removing
-        // one of its zones or a listener port closes the flows that used it.
-        let served = Set(plan.eniListeners.map { ServedPort(proto: $0.proto, vpc: $0.vpc, eni: $0.address, endpoint: $0.endpoint) })
+        // one of its zones or a listener port closes the flows that used it. A port on standby
+        // (its balancer went home from its backup zone) takes no new flow but keeps its flows.
+        let served = Set((plan.eniListeners + plan.standbyPorts).map { ServedPort(proto: $0.proto, vpc: $0.vpc, eni: $0.address, endpoint: $0.endpoint) })
         flows.close { !served.contains(ServedPort(proto: $0.key.proto, vpc: $0.key.vpc, eni: $0.key.eni, endpoint: $0.endpoint)) }
 
         for (key, checked) in balancers where next[key]?.balancer !== checked.balancer {
             checked.probes.forEach { $0.cancel() }
         }
         let tracker = ZoneHealthTracker(
-            plan: plan, allENIs: catalog.carriedENIs,
+            plan: plan, allENIs: plan.carriedENIs,
             balancers: next.mapValues(\.balancer), publish: onZoneHealth)
         for (key, provider) in providers {
             guard let balancer = next[key]?.balancer else { continue }
@@ -308,7 +309,7 @@ struct ZoneDrain: Sendable {
         var eniZones: [ENIPort: String] = [:]
         var targetZones: [Target: String] = [:]
         if !deadlines.isEmpty, let plan {
-            for listener in plan.eniListeners { eniZones[ENIPort(vpc: listener.vpc, address: listener.address.address)] = listener.zone }
+            for listener in plan.eniListeners { eniZones[ENIPort(vpc: listener.vpc, address: listener.address.address)] = listener.livesIn }
             for upstream in plan.upstreams {
                 for (backend, zone) in zip(upstream.backends, upstream.backendZones) {
                     if let zone { targetZones[Target(providerVPC: upstream.providerVPC, address: backend.address)] = zone }
