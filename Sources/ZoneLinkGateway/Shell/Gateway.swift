@@ -139,7 +139,9 @@ public actor Gateway: Service {
                 let key = KernelNAT.upstreamKey(upstream.loadBalancer, upstream.listener)
                 targets[key] = next[key]?.balancer.kernelTargets(shiftedAway: shiftedAway) ?? []
             }
-            try await kernel.apply(plan, targets: targets, natPorts: catalog.gateway.natPorts)
+            try await kernel.apply(
+                plan, targets: targets, natPorts: catalog.gateway.natPorts,
+                idleTimeouts: KernelFlows.IdleTimeouts(tcp: catalog.gateway.tcpIdleTimeout, udp: catalog.gateway.udpIdleTimeout))
         } catch {
             for running in opened.values {
                 switch running.listening {
@@ -243,6 +245,18 @@ public actor Gateway: Service {
                     Task { await self.healthChanged() }
                 }
             }
+        }
+    }
+
+    /// The kernel data path's flows (conntrack entries of the ports its table serves), at most
+    /// `gateway.limits.flows` of them, as the relay's table holds at most that many; empty
+    /// (and logged) when conntrack cannot be read.
+    public func kernelFlows() async -> [KernelFlows.Row] {
+        do {
+            return try await kernel.flows(limit: catalog.gateway.limits.flows)
+        } catch {
+            logger.warning("kernel data path: conntrack cannot be read; kernel flows are not listed", metadata: ["error": "\(error)"])
+            return []
         }
     }
 
