@@ -124,7 +124,7 @@ struct KernelNATTests {
         var input = try Self.input(try Self.plan(), targets: Self.both)
         input.idleTimeouts = KernelFlows.IdleTimeouts(tcp: .seconds(300), udp: .milliseconds(1500))
         let text = KernelNAT.table(input)
-        #expect(text.contains("  ct timeout tcp_idle_300 {\n    protocol tcp\n    l3proto ip\n    policy = { established : 300, unack : 300 }\n  }\n"), "\(text)")
+        #expect(text.contains("  ct timeout tcp_idle_300 {\n    protocol tcp\n    l3proto ip\n    policy = { established : 300, retrans : 300, unack : 300 }\n  }\n"), "\(text)")
         // Whole seconds, rounded up: conntrack counts seconds.
         #expect(text.contains("  ct timeout udp_idle_2 {\n    protocol udp\n    l3proto ip\n    policy = { unreplied : 2, replied : 2 }\n  }\n"), "\(text)")
         #expect(KernelFlows.IdleTimeouts(tcp: .zero, udp: .seconds(60)).tcp == 1, "at least a second")

@@ -179,12 +179,13 @@ public enum KernelNAT {
             "  chain \(name) {\n    \(hook)\n" + rules.map { "    \($0)\n" }.joined() + "  }\n"
         }
         // Idle timeouts as the relay measures them (from the last packet either way): an
-        // established TCP entry, also while data waits for its ACK (`unack`, conntrack's 300 s
-        // otherwise: a bulk transfer into a full window is in that state most of the time),
-        // and a UDP entry replied or not. Other TCP states (handshake, closing) keep
+        // established TCP entry, also while data waits for its ACK (`unack`) or is being
+        // retransmitted (`retrans`): conntrack's 300 s otherwise, and a bulk transfer into a
+        // full window is in one of them most of the time (zero-window probes count as
+        // retransmissions); and a UDP entry replied or not. Other TCP states (handshake, closing) keep
         // conntrack's defaults, which are shorter.
         let timeouts = input.idleTimeouts
-        let objects = "  ct timeout \(timeouts.tcpObject) {\n    protocol tcp\n    l3proto ip\n    policy = { established : \(timeouts.tcp), unack : \(timeouts.tcp) }\n  }\n"
+        let objects = "  ct timeout \(timeouts.tcpObject) {\n    protocol tcp\n    l3proto ip\n    policy = { established : \(timeouts.tcp), retrans : \(timeouts.tcp), unack : \(timeouts.tcp) }\n  }\n"
             + "  ct timeout \(timeouts.udpObject) {\n    protocol udp\n    l3proto ip\n    policy = { unreplied : \(timeouts.udp), replied : \(timeouts.udp) }\n  }\n"
         return "table ip \(table) {\n"
             + objects
