@@ -42,6 +42,13 @@ let package = Package(
             pkgConfig: "libnftables",
             providers: [.apt(["libnftables-dev"])]
         ),
+        // libnetfilter_conntrack: the kernel data path's NAT table is conntrack's; its entries
+        // are listed (`nat list`, metrics) and deleted (a rejected endpoint's flows) through it.
+        .systemLibrary(
+            name: "CNetfilterConntrack",
+            pkgConfig: "libnetfilter_conntrack",
+            providers: [.apt(["libnetfilter-conntrack-dev"])]
+        ),
         // Linux calls Swift's Glibc module leaves out: recvmmsg/sendmmsg and setns.
         .target(name: "CZoneLinkSystem"),
         // Network namespaces (a thread per namespace) and the addresses ZoneLink adds to them.
@@ -86,6 +93,7 @@ let package = Package(
                 "ZoneLinkNetwork",
                 "CZoneLinkSystem",
                 "CNFTables",
+                "CNetfilterConntrack",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -5,15 +5,18 @@ import ZoneLinkGateway
 import ZoneLinkNetwork
 
 /// The gateway's metrics for `GET /metrics`, refreshed once a second from the live state:
-/// open flows (and so NAT ports in use) by protocol, refused flows by reason, client
+/// open flows (and so NAT ports in use) by protocol, relayed and kernel (conntrack) ones, refused flows by reason, client
 /// descriptors, and each backend's health.
 func startGatewayMetrics(flows: FlowRegistry, gateway: Gateway, budget: DescriptorBudget, on loop: EventLoop) -> RepeatedTask {
     let refused = RefusalCounters()
     return loop.scheduleRepeatedAsyncTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
         loop.makeFutureWithTask {
             let snapshot = flows.snapshot()
+            // Kernel flows count as flows and NAT ports like relayed ones (each holds one).
+            let kernel = await gateway.kernelFlows()
             for proto in ["tcp", "udp"] {
                 let count = snapshot.filter { $0.flow.key.proto.rawValue == proto }.count
+                    + kernel.filter { $0.key.proto.rawValue == proto }.count
                 Gauge(label: "zonelink_flows", dimensions: [("protocol", proto)]).record(count)
                 Gauge(label: "zonelink_nat_ports_in_use", dimensions: [("protocol", proto)]).record(count)
             }

@@ -327,7 +327,11 @@ struct Serve: AsyncParsableCommand {
         metrics.bootstrapMetricsSystem()
         let api = try ControlAPI(
             service: control, tokens: tokenStore, metrics: metrics, bounds: catalog.control,
-            nat: { flows.snapshot().map { Components.Schemas.NATRow($0.flow, age: $0.age) } },
+            // One table whichever data plane carries a flow: relayed flows, then kernel ones.
+            nat: {
+                flows.snapshot().map { Components.Schemas.NATRow($0.flow, age: $0.age) }
+                    + (await gateway.kernelFlows()).map { Components.Schemas.NATRow($0) }
+            },
             health: {
                 let catalog = await control.catalog
                 let unhealthy = unhealthyENIs.get()

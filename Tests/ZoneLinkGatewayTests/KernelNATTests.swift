@@ -105,9 +105,9 @@ struct KernelNATTests {
         #expect(text.contains("iifname \"zlg1\" ct original zone set 1\n"))
         #expect(text.contains("iifname \"zlg3\" ct original zone set 3\n"))
         // vpc-1 admits tcp/80 from two rules' sources, vpc-3 from its one; the udp rule is not for port 80.
-        #expect(text.contains("ct state new iifname \"zlg1\" ip daddr 10.10.2.4 tcp dport 80 ip saddr 10.10.0.0/16 ct mark set 0x1001\n"), "\(text)")
-        #expect(text.contains("ct state new iifname \"zlg1\" ip daddr 10.10.2.4 tcp dport 80 ip saddr 10.10.2.0/24 ct mark set 0x1001\n"), "\(text)")
-        #expect(text.contains("ct state new iifname \"zlg3\" ip daddr 10.10.2.4 tcp dport 80 ip saddr 10.10.0.0/16 ct mark set 0x1003\n"), "\(text)")
+        #expect(text.contains("ct state new iifname \"zlg1\" ip daddr 10.10.2.4 tcp dport 80 ip saddr 10.10.0.0/16 ct mark set 0x1001 ct timeout set \"tcp_idle_900\"\n"), "\(text)")
+        #expect(text.contains("ct state new iifname \"zlg1\" ip daddr 10.10.2.4 tcp dport 80 ip saddr 10.10.2.0/24 ct mark set 0x1001 ct timeout set \"tcp_idle_900\"\n"), "\(text)")
+        #expect(text.contains("ct state new iifname \"zlg3\" ip daddr 10.10.2.4 tcp dport 80 ip saddr 10.10.0.0/16 ct mark set 0x1003 ct timeout set \"tcp_idle_900\"\n"), "\(text)")
         // Weights 300:100 are 3:1 (divided by their gcd), to the backend port.
         #expect(text.contains("ct mark 0x1001 iifname \"zlg1\" ip daddr 10.10.2.4 tcp dport 80 dnat to numgen random mod 4 map { 0-2 : 192.168.24.200 . 8080, 3 : 192.168.24.12 . 8080 }\n"), "\(text)")
         #expect(text.contains("ct mark and 0xfffff000 == 0x1000 meta l4proto { tcp, udp } snat to 192.168.24.240:1024-65535\n"), "\(text)")
@@ -117,6 +117,18 @@ struct KernelNATTests {
         #expect(text.contains("ct direction reply meta mark set ct mark and 0xfff accept\n"))
         #expect(text.contains("ct status dnat meta mark set ct mark and 0xfffff000 accept\n"))
         #expect(text.contains("iifname \"zlg1\" meta mark set 0x1\n"), "what is not DNATed goes back toward its link, to be refused")
+    }
+
+    @Test("Admitted flows take ZoneLink's idle timeouts: ct timeout objects from gateway.tcpIdleTimeout and udpIdleTimeout")
+    func idleTimeouts() throws {
+        var input = try Self.input(try Self.plan(), targets: Self.both)
+        input.idleTimeouts = KernelFlows.IdleTimeouts(tcp: .seconds(300), udp: .milliseconds(1500))
+        let text = KernelNAT.table(input)
+        #expect(text.contains("  ct timeout tcp_idle_300 {\n    protocol tcp\n    l3proto ip\n    policy = { established : 300, retrans : 300, unack : 300 }\n  }\n"), "\(text)")
+        // Whole seconds, rounded up: conntrack counts seconds.
+        #expect(text.contains("  ct timeout udp_idle_2 {\n    protocol udp\n    l3proto ip\n    policy = { unreplied : 2, replied : 2 }\n  }\n"), "\(text)")
+        #expect(KernelFlows.IdleTimeouts(tcp: .zero, udp: .seconds(60)).tcp == 1, "at least a second")
+        #expect(KernelFlows.IdleTimeouts(tcp: .seconds(900), udp: .seconds(60)) == KernelFlows.IdleTimeouts(tcp: .seconds(900), udp: .seconds(60)))
     }
 
     @Test("One target: a plain DNAT; none: no DNAT, the flow is refused")
@@ -134,6 +146,15 @@ struct KernelNATTests {
         let text = KernelNAT.replacement(try Self.input(try Self.plan(), targets: Self.both))
         #expect(text.hasPrefix("table ip zonelink\ndelete table ip zonelink\ntable ip zonelink {\n"))
         #expect(KernelNAT.removal == "table ip zonelink\ndelete table ip zonelink\n")
+        // Later replacements keep the ct timeout objects open flows use; a changed timeout
+        // is a new object, and the old one goes.
+        var input = try Self.input(try Self.plan(), targets: Self.both)
+        let later = KernelNAT.replacement(input, previous: input)
+        #expect(later.hasPrefix("flush table ip zonelink\ntable ip zonelink {\n  ct timeout tcp_idle_900 {"), "\(later)")
+        let previous = input
+        input.idleTimeouts = KernelFlows.IdleTimeouts(tcp: .seconds(300), udp: .seconds(60))
+        let changed = KernelNAT.replacement(input, previous: previous)
+        #expect(changed.hasPrefix("flush table ip zonelink\ndelete ct timeout ip zonelink tcp_idle_900\ntable ip zonelink {\n"), "\(changed)")
     }
 
     @Test("Links and slots keep their numbers; new ones take the lowest free; past the limit, an error")

@@ -20,6 +20,10 @@ enum KernelLabRequirements {
        .enabled(if: GatewayLabRequirements.toolsPresent, "needs nginx, haproxy, curl, dig, python3 and ss (run bash scripts/deps)"),
        .enabled(if: KernelLabRequirements.nft != nil, "needs nft (Debian nftables; run bash scripts/deps)"))
 struct KernelGatewayTests {
+    /// The TCP idle timeout the kernel lab configures: conntrack's established timeout of an
+    /// admitted flow must read it back (the kernel's own default is 5 days).
+    static let tcpIdleSeconds = 4321
+
     /// The lab's config with epsrv-frankfurt1 (clb-1: ep-consumer1, ep-no80, ep-waiting,
     /// ep-consumer3, ep-consumer4) on the kernel path and the lab's own gateway namespace.
     static func yaml(_ lab: GatewayLab, gateway: String) -> String {
@@ -27,7 +31,7 @@ struct KernelGatewayTests {
         let service = "  - id: epsrv-frankfurt1\n    account: account-b\n"
         precondition(base.contains(service), "the lab's config changed: epsrv-frankfurt1 not found")
         return base.replacingOccurrences(of: service, with: service + "    dataPlane: kernel\n")
-            + "gateway:\n  kernelNamespace: \(gateway)\n"
+            + "gateway:\n  kernelNamespace: \(gateway)\n  tcpIdleTimeout: \(tcpIdleSeconds)s\n"
     }
 
     /// Runs `body` with the lab, nginx on both backends, the UDP echo server, a gateway
@@ -74,6 +78,22 @@ struct KernelGatewayTests {
             lab.tearDown()
             _ = try? runProcessBlocking(GatewayLab.ip, ["netns", "del", gateway], timeout: 10)
         }
+    }
+
+    /// `conntrack -L` in the gateway namespace: the lines of TCP entries to `eni`:80.
+    static func conntrackEntries(_ lab: GatewayLab, gateway: String, eni: String) throws -> [String] {
+        let r = try runProcessBlocking(GatewayLab.ip, ["netns", "exec", gateway, "conntrack", "-L", "-p", "tcp", "--dport", "80"], timeout: 10)
+        guard r.exited, r.status == 0 else { throw HarnessError("conntrack -L in \(gateway) failed (Debian conntrack; run bash scripts/deps):\n\(r.summary)") }
+        return r.stdout.split(separator: "\n").map(String.init).filter { $0.contains("dst=\(eni) ") }
+    }
+
+    /// Rewrites the served config with `change` and reloads it (SIGHUP).
+    static func reload(_ server: GatewayServer, _ change: (String) -> String) throws {
+        let yaml = try String(contentsOf: server.configURL, encoding: .utf8)
+        let changed = change(yaml)
+        guard changed != yaml else { throw HarnessError("the test's reload changes nothing: the lab's config changed?\n\(yaml)") }
+        try changed.write(to: server.configURL, atomically: true, encoding: .utf8)
+        kill(server.process.pid, SIGHUP)
     }
 
     @discardableResult
@@ -204,6 +224,20 @@ struct KernelGatewayTests {
             let entries = try await offload {
                 try runProcessBlocking(GatewayLab.ip, ["netns", "exec", gateway, "conntrack", "-L", "-p", "tcp", "--dport", "80"], timeout: 10)
             }
+            // The NAT table lists them as two rows, one per VPC, each with its own endpoint and
+            // NAT port: read from conntrack, keyed by the consumer link's zone.
+            let listed = try await offload { try server.natFlows() }
+            switch listed {
+            case .failure(let error): Issue.record("\(error)")
+            case .success(let flows):
+                let rows = flows.filter { $0.client == "10.10.2.1:40123" && $0.eni == "10.10.2.4:80" }
+                #expect(Set(rows.map(\.vpc)) == ["vpc-1", "vpc-3"] && rows.count == 2,
+                        "nat list should show the two flows as two rows (vpc-1, vpc-3), shows:\n\(flows.map(\.description).joined(separator: "\n"))")
+                #expect(Set(rows.map(\.endpoint)) == ["ep-consumer1", "ep-consumer3"], "\(rows)")
+                // SNAT keeps the reply tuples apart: (target, NAT address:port) differ.
+                #expect(Set(rows.map { "\($0.target) \($0.nat)" }).count == 2 && rows.allSatisfy { NATFlow.host($0.nat) == LabAddress.nat }, "\(rows)")
+                #expect(rows.allSatisfy { !$0.missingKeys && $0.protocolName == "tcp" }, "\(rows)")
+            }
             for c in clients { FileManager.default.createFile(atPath: go + "-" + c.vpc.rawValue, contents: nil) }
             let finished = try await offload {
                 try GatewayLab.poll(timeout: 25, every: 0.1) { processes.allSatisfy { !$0.isRunning } }
@@ -219,6 +253,155 @@ struct KernelGatewayTests {
                         "conntrack in the gateway namespace should hold the two flows as two entries, each in its VPC's zone, holds:\n\(entries.stdout)")
             }
             _ = server
+        }
+    }
+
+    @Test("A kernel flow is in nat list like a relayed one (bytes, NAT, target, age) with conntrack's timeout from tcpIdleTimeout; rejecting its endpoint mid-transfer stops it and deletes its entries")
+    func rejectStopsTransfer() async throws {
+        try await withKernelLab("kernel-reject") { lab, server, gateway in
+            let c = LabConsumer.vpc1
+            let curl = GatewayLabRequirements.curl ?? "curl"
+            // 64 MiB at 1 MiB/s: still running when the endpoint is rejected a few seconds in.
+            let transfer = try lab.spawn(c.vpc, name: "transfer", [
+                curl, "-sS", "--interface", c.client, "--limit-rate", "1M", "--max-time", "100", "-o", "/dev/null",
+                "-w", "%{size_download}\n", "http://\(c.eni)/big",
+            ])
+            let (listed, last) = try await offload { () throws -> (NATFlow?, String) in
+                var found: NATFlow?
+                var last = ""
+                _ = try GatewayLab.poll(timeout: 30, every: 0.3) {
+                    switch try server.natFlows() {
+                    case .failure(let error): last = "\(error)"
+                    case .success(let flows):
+                        last = flows.map(\.description).joined(separator: "\n")
+                        found = flows.first { $0.vpc == "vpc-1" && $0.eni == "\(c.eni):80" && ($0.bytesFromTarget ?? 0) > 100_000 }
+                    }
+                    return found != nil
+                }
+                return (found, last)
+            }
+            let row = try #require(listed, "nat list should show the kernel transfer (vpc-1 → \(c.eni):80, bytes from the target growing); last:\n\(last)\n\(transfer.output)")
+            #expect(row.endpoint == c.endpoint && row.protocolName == "tcp" && NATFlow.host(row.client) == c.client, "\(row)")
+            #expect(NATFlow.host(row.nat) == LabAddress.nat && [LabAddress.ecs2, LabAddress.ecs3].contains(NATFlow.host(row.target))
+                    && NATFlow.port(row.target) == 80, "\(row)")
+            #expect((row.bytesFromClient ?? 0) > 0 && (row.ageSeconds ?? -1) > 0, "bytes each way and an age (conntrack accounting and timestamps): \(row)")
+
+            // Conntrack's established timeout is ZoneLink's (the `ct timeout` object), not the
+            // kernel's 5 days, also after a reload replaced the table (it keeps the object).
+            try await offload {
+                try Self.reload(server) {
+                    $0.replacingOccurrences(
+                        of: "address: \(LabAddress.eniExternal)}]\n    connection: Connected",
+                        with: "address: \(LabAddress.eniExternal)}]\n    connection: Disconnected")
+                }
+            }
+            let reloaded = try await offload { GatewayLab.poll(timeout: 20, every: 0.2) { server.logs.contains("reloaded") } }
+            #expect(reloaded, "the reload was not applied:\n\(server.logs)")
+            let entries = try await offload { try Self.conntrackEntries(lab, gateway: gateway, eni: c.eni) }
+            let established = entries.filter { $0.contains("ESTABLISHED") && $0.contains("zone-orig=1") }
+            let timeout = established.first.flatMap { line in line.split(separator: " ").dropFirst(2).first.flatMap { Int($0) } }
+            #expect(timeout.map { $0 > Self.tcpIdleSeconds - 120 && $0 <= Self.tcpIdleSeconds } == true,
+                    "the transfer's entry should expire after tcpIdleTimeout (\(Self.tcpIdleSeconds) s), conntrack says:\n\(entries.joined(separator: "\n"))")
+
+            try await offload {
+                try Self.reload(server) {
+                    $0.replacingOccurrences(
+                        of: "zones: [{zone: eu-central-1b, vswitch: vsw-1b, address: \(c.eni)}]\n    connection: Connected",
+                        with: "zones: [{zone: eu-central-1b, vswitch: vsw-1b, address: \(c.eni)}]\n    connection: Rejected")
+                }
+            }
+            let stopped = try await offload { try GatewayLab.poll(timeout: 30, every: 0.2) { !transfer.isRunning } }
+            #expect(stopped, "the transfer should stop once ep-consumer1 is rejected, still running after 30 s\n\(server.logs)")
+            let downloaded = Int(transfer.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+            #expect(downloaded >= 0 && downloaded < 64 << 20, "the transfer should have been cut short, got \(downloaded) bytes\n\(transfer.output)")
+            let (gone, remaining) = try await offload { () throws -> (Bool, [String]) in
+                var remaining: [String] = []
+                let gone = try GatewayLab.poll(timeout: 15, every: 0.3) {
+                    remaining = try Self.conntrackEntries(lab, gateway: gateway, eni: c.eni).filter { $0.contains("zone-orig=1") && $0.contains("mark=") && !$0.contains("mark=0 ") }
+                    return remaining.isEmpty
+                }
+                return (gone, remaining)
+            }
+            #expect(gone, "ep-consumer1's conntrack entries should be deleted, still:\n\(remaining.joined(separator: "\n"))\n\(server.logs)")
+            let after = try await offload { try server.natFlows() }
+            if case .success(let flows) = after {
+                #expect(!flows.contains { $0.endpoint == c.endpoint }, "a rejected endpoint's flows are not listed: \(flows)")
+            }
+            // The other consumer of the same ENI address is untouched.
+            let vpc3 = try await offload { try lab.curl(.vpc3) }
+            #expect(vpc3.stdout.hasPrefix("ECS "), "vpc-3 (same ENI address, still Connected) should be served: \(vpc3.summary)")
+        }
+    }
+
+    @Test("Reloads (SIGHUP) changing an unrelated service while HTTP requests run through a kernel ENI: no request fails")
+    func reloadUnderLoad() async throws {
+        try await withKernelLab("kernel-reload") { lab, server, gateway in
+            let python = try #require(GatewayLabRequirements.python3, "python3 is missing")
+            let c = LabConsumer.vpc1
+            // 4 threads × 600 requests, each on a new connection (nginx closes after each), a
+            // bounded count; prints "started", then "done <ok> <failed>" and the first failures.
+            let script = """
+                import http.client, sys, threading
+                ok, failed, errors = [0], [0], []
+                lock = threading.Lock()
+                def run():
+                    for _ in range(600):
+                        try:
+                            conn = http.client.HTTPConnection(sys.argv[2], 80, timeout=10, source_address=(sys.argv[1], 0))
+                            conn.request("GET", "/")
+                            body = conn.getresponse().read()
+                            conn.close()
+                            good = body.startswith(b"ECS ")
+                        except Exception as e:
+                            good = False
+                            with lock:
+                                errors.append(repr(e))
+                        with lock:
+                            if good: ok[0] += 1
+                            else: failed[0] += 1
+                print("started", flush=True)
+                threads = [threading.Thread(target=run) for _ in range(4)]
+                for t in threads: t.start()
+                for t in threads: t.join()
+                print("done", ok[0], failed[0])
+                print("\\n".join(errors[:5]))
+                """
+            let load = try lab.spawn(c.vpc, name: "load", [python, "-c", script, c.client, c.eni])
+            // Three reloads while the load runs, each a change to epsrv-external (relayed, not
+            // the kernel service): the kernel table is replaced whole every time.
+            let started = try await offload { try GatewayLab.poll(timeout: 20, every: 0.05) { load.stdout.hasPrefix("started") } }
+            try #require(started, "the load did not start:\n\(load.output)")
+            var reloads = 0
+            for round in 0..<4 {
+                try await Task.sleep(for: .milliseconds(250))
+                guard load.isRunning else { break }
+                let (from, to) = round % 2 == 0 ? ("Connected", "Disconnected") : ("Disconnected", "Connected")
+                try await offload {
+                    try Self.reload(server) {
+                        $0.replacingOccurrences(
+                            of: "address: \(LabAddress.eniExternal)}]\n    connection: \(from)",
+                            with: "address: \(LabAddress.eniExternal)}]\n    connection: \(to)")
+                    }
+                }
+                reloads += 1
+            }
+            let finished = try await offload { try GatewayLab.poll(timeout: 120, every: 0.2) { !load.isRunning } }
+            #expect(finished, "the bounded load did not finish within 120 s\n\(load.output)")
+            let summary = load.stdout.split(separator: "\n").first { $0.hasPrefix("done ") }.map { $0.split(separator: " ") } ?? []
+            let ok = summary.count == 3 ? Int(summary[1]) : nil, failed = summary.count == 3 ? Int(summary[2]) : nil
+            #expect(ok == 2400 && failed == 0, "every request should succeed across \(reloads) reloads; \(load.output)\n\(server.logs)")
+            #expect(reloads >= 2, "the load ended before the reloads: make it longer (\(reloads) reloads ran)\n\(load.output)")
+            let ran = reloads
+            let applied = try await offload { () -> Int in
+                var count = 0
+                _ = GatewayLab.poll(timeout: 20, every: 0.2) {
+                    count = server.logs.components(separatedBy: "reloaded").count - 1
+                    return count >= ran
+                }
+                return count
+            }
+            #expect(applied >= reloads, "each SIGHUP should be applied (\(applied) of \(reloads)):\n\(server.logs)")
+            _ = gateway
         }
     }
 }

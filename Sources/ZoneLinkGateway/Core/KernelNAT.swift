@@ -87,11 +87,15 @@ public enum KernelNAT {
         /// Slots by load balancer ID.
         public var balancerSlots: [String: Int]
         public var natPorts: ClosedRange<UInt16>
+        /// Conntrack's idle timeouts for admitted flows (`gateway.tcpIdleTimeout`, `udpIdleTimeout`).
+        public var idleTimeouts: KernelFlows.IdleTimeouts
 
         public init(
             ports: [GatewayPlan.ENIListener], upstreams: [GatewayPlan.Upstream], targets: [String: [Target]],
-            links: [String: Link], balancerSlots: [String: Int], natPorts: ClosedRange<UInt16>
+            links: [String: Link], balancerSlots: [String: Int], natPorts: ClosedRange<UInt16>,
+            idleTimeouts: KernelFlows.IdleTimeouts = KernelFlows.IdleTimeouts(tcp: .seconds(900), udp: .seconds(60))
         ) {
+            self.idleTimeouts = idleTimeouts
             self.ports = ports
             self.upstreams = upstreams
             self.targets = targets
@@ -149,8 +153,11 @@ public enum KernelNAT {
             guard !sources.isEmpty else { continue }
             // One rule per source: sources may overlap (10.10.0.0/16 and 10.10.2.0/24), which
             // an anonymous nftables set refuses.
+            // The flow's conntrack entry takes ZoneLink's idle timeout (a `ct timeout` object
+            // of the table): set on the new, unconfirmed entry, after conntrack made it.
+            let timeout = port.proto == .tcp ? input.idleTimeouts.tcpObject : input.idleTimeouts.udpObject
             for source in sources {
-                admit.append("ct state new \(match) ip saddr \(source) ct mark set \(mark)")
+                admit.append("ct state new \(match) ip saddr \(source) ct mark set \(mark) ct timeout set \"\(timeout)\"")
             }
 
             let targets = input.targets[upstreamKey(port.loadBalancer, port.listener)] ?? []
@@ -171,7 +178,17 @@ public enum KernelNAT {
         func chain(_ name: String, _ hook: String, _ rules: [String]) -> String {
             "  chain \(name) {\n    \(hook)\n" + rules.map { "    \($0)\n" }.joined() + "  }\n"
         }
+        // Idle timeouts as the relay measures them (from the last packet either way): an
+        // established TCP entry, also while data waits for its ACK (`unack`) or is being
+        // retransmitted (`retrans`): conntrack's 300 s otherwise, and a bulk transfer into a
+        // full window is in one of them most of the time (zero-window probes count as
+        // retransmissions); and a UDP entry replied or not. Other TCP states (handshake, closing) keep
+        // conntrack's defaults, which are shorter.
+        let timeouts = input.idleTimeouts
+        let objects = "  ct timeout \(timeouts.tcpObject) {\n    protocol tcp\n    l3proto ip\n    policy = { established : \(timeouts.tcp), retrans : \(timeouts.tcp), unack : \(timeouts.tcp) }\n  }\n"
+            + "  ct timeout \(timeouts.udpObject) {\n    protocol udp\n    l3proto ip\n    policy = { unreplied : \(timeouts.udp), replied : \(timeouts.udp) }\n  }\n"
         return "table ip \(table) {\n"
+            + objects
             + chain("zones", "type filter hook prerouting priority raw; policy accept;", zones)
             + chain("admit", "type filter hook prerouting priority mangle; policy accept;", admit)
             + chain("to_backend", "type nat hook prerouting priority dstnat; policy accept;", destination)
@@ -207,14 +224,25 @@ public enum KernelNAT {
 
     static func gcd(_ a: Int, _ b: Int) -> Int { b == 0 ? a : gcd(b, a % b) }
 
-    /// One nftables transaction that replaces the table whole: the first line creates it when
-    /// it is missing (so the delete never fails), the second deletes it with every rule, the
-    /// rest defines it anew. libnftables sends the buffer as one netlink batch, which the
-    /// kernel commits or rejects as one: a packet sees the old table or the new one, never
-    /// half of each. Conntrack entries (open flows' NAT bindings) do not live in the table
-    /// and survive the swap.
-    public static func replacement(_ input: Input) -> String {
-        "table ip \(table)\ndelete table ip \(table)\n" + table(input)
+    /// One nftables transaction that replaces the table's rules whole. libnftables sends the
+    /// buffer as one netlink batch, which the kernel commits or rejects as one: a packet sees
+    /// the old rules or the new ones, never half of each. Conntrack entries (open flows' NAT
+    /// bindings) do not live in the table and survive the swap.
+    ///
+    /// The first table of a process (`previous` nil) starts from nothing: the first line
+    /// creates the table when it is missing (so the delete never fails), the second deletes
+    /// it with whatever a killed ZoneLink left, the rest defines it anew. Later ones flush the
+    /// rules and define them anew but keep the table's `ct timeout` objects: deleting one
+    /// would hand every open flow that uses it back to conntrack's default timeouts (5 days
+    /// for established TCP). Objects of idle timeouts no longer configured are deleted (their
+    /// flows then fall back to those defaults; a changed timeout applies to new flows).
+    public static func replacement(_ input: Input, previous: Input? = nil) -> String {
+        guard let previous else { return "table ip \(table)\ndelete table ip \(table)\n" + table(input) }
+        var text = "flush table ip \(table)\n"
+        let (old, new) = (previous.idleTimeouts, input.idleTimeouts)
+        if old.tcpObject != new.tcpObject { text += "delete ct timeout ip \(table) \(old.tcpObject)\n" }
+        if old.udpObject != new.udpObject { text += "delete ct timeout ip \(table) \(old.udpObject)\n" }
+        return text + table(input)
     }
 
     /// The transaction that removes ZoneLink's table (on stop), and only it.

@@ -51,6 +51,7 @@ public actor Gateway: Service {
     private let relay: TCPRelay
     /// Services with `dataPlane: kernel`: ZoneLink's namespace and nftables table.
     private let kernel: KernelDataPath
+    private let conntrackWarnings: ThrottledWarnings
     private let logger: Logger
     private let onZoneHealth: @Sendable (_ unhealthy: Set<ENIID>) -> Void
     private let onReady: @Sendable () -> Void
@@ -63,6 +64,7 @@ public actor Gateway: Service {
     ) throws {
         self.relay = try TCPRelay(workers: relayThreads, logger: logger)
         self.kernel = KernelDataPath(logger: logger)
+        self.conntrackWarnings = ThrottledWarnings(logger: logger)
         self.onReady = onReady
         self.catalog = catalog
         self.namespaces = namespaces
@@ -139,7 +141,9 @@ public actor Gateway: Service {
                 let key = KernelNAT.upstreamKey(upstream.loadBalancer, upstream.listener)
                 targets[key] = next[key]?.balancer.kernelTargets(shiftedAway: shiftedAway) ?? []
             }
-            try await kernel.apply(plan, targets: targets, natPorts: catalog.gateway.natPorts)
+            try await kernel.apply(
+                plan, targets: targets, natPorts: catalog.gateway.natPorts,
+                idleTimeouts: KernelFlows.IdleTimeouts(tcp: catalog.gateway.tcpIdleTimeout, udp: catalog.gateway.udpIdleTimeout))
         } catch {
             for running in opened.values {
                 switch running.listening {
@@ -244,6 +248,18 @@ public actor Gateway: Service {
                     Task { await self.healthChanged() }
                 }
             }
+        }
+    }
+
+    /// The kernel data path's flows (conntrack entries of the ports its table serves), at most
+    /// `gateway.limits.flows` of them, as the relay's table holds at most that many; empty
+    /// (and logged, at most once per 10 s: metrics ask every second) when conntrack cannot be read.
+    public func kernelFlows() async -> [KernelFlows.Row] {
+        do {
+            return try await kernel.flows(limit: catalog.gateway.limits.flows)
+        } catch {
+            conntrackWarnings.warn("conntrack", "kernel data path: conntrack cannot be read; kernel flows are not listed", metadata: ["error": "\(error)"])
+            return []
         }
     }
 

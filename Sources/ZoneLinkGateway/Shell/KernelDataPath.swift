@@ -26,6 +26,8 @@ public actor KernelDataPath {
     private var routes: Set<RouteKey> = []
     /// What the last table was made of, for health changes.
     private var input: KernelNAT.Input?
+    /// The ports that table serves, for reading conntrack's entries as flows.
+    private var served = KernelFlows.Served.none
 
     private struct RouteKey: Hashable {
         var netns: String
@@ -41,7 +43,12 @@ public actor KernelDataPath {
 
     /// Moves the kernel path to `plan`: creates what is missing, removes what is no longer
     /// wanted, and replaces the table in one transaction with `targets` (by upstream key).
-    public func apply(_ plan: GatewayPlan, targets: [String: [KernelNAT.Target]], natPorts: ClosedRange<UInt16>) async throws {
+    /// Afterwards the conntrack entries of ports the new table no longer serves (an endpoint
+    /// rejected or deleted, a zone removed) are deleted, so their flows stop.
+    public func apply(
+        _ plan: GatewayPlan, targets: [String: [KernelNAT.Target]], natPorts: ClosedRange<UInt16>,
+        idleTimeouts: KernelFlows.IdleTimeouts = KernelFlows.IdleTimeouts(tcp: .seconds(900), udp: .seconds(60))
+    ) async throws {
         let kernelUpstreams = plan.upstreams.filter(\.kernel)
         guard !plan.kernelENIs.isEmpty || !kernelUpstreams.isEmpty else {
             await stop()
@@ -106,17 +113,50 @@ public actor KernelDataPath {
         routes = wantedRoutes
 
         let input = KernelNAT.Input(
-            ports: plan.kernelPorts, upstreams: kernelUpstreams, targets: targets, links: links, balancerSlots: slots, natPorts: natPorts)
-        try await run(KernelNAT.replacement(input))
+            ports: plan.kernelPorts, upstreams: kernelUpstreams, targets: targets, links: links, balancerSlots: slots, natPorts: natPorts,
+            idleTimeouts: idleTimeouts)
+        try await run(KernelNAT.replacement(input, previous: self.input))
         self.input = input
+        served = KernelFlows.Served(ports: input.ports, upstreams: input.upstreams, links: links)
+        await deleteStaleFlows()
+    }
+
+    /// Deletes the conntrack entries of ZoneLink's flows whose port the table in force no
+    /// longer serves. The table refuses their new packets already; deleting the entries stops
+    /// the open flows too (their next packet is not established, and is refused).
+    private func deleteStaleFlows() async {
+        guard let gateway, let name = gatewayName else { return }
+        let served = served
+        do {
+            let deleted = try await gateway.run { try KernelConntrack.delete { KernelFlows.isStale($0, served: served) } }
+            if deleted > 0 { logger.info("kernel data path: flows of ports no longer served deleted", metadata: ["netns": "\(name)", "flows": "\(deleted)"]) }
+        } catch {
+            logger.error("kernel data path: the flows of ports no longer served could not be deleted; they stop at their idle timeout", metadata: [
+                "error": "\(error)",
+            ])
+        }
+    }
+
+    /// ZoneLink's kernel flows (conntrack entries of served ports), at most `limit`: one dump
+    /// of the gateway namespace's conntrack table. Empty when the kernel path is not set up.
+    public func flows(limit: Int) async throws -> [KernelFlows.Row] {
+        guard let gateway else { return [] }
+        let served = served
+        let entries = try await gateway.run {
+            try KernelConntrack.entries(limit: limit) { $0.isZoneLinks && !KernelFlows.isStale($0, served: served) }
+        }
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return KernelFlows.rows(entries, served: served, nowNanoseconds: UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec))
     }
 
     /// A health transition: the same table with the targets probes allow now.
     public func update(targets: [String: [KernelNAT.Target]]) async {
-        guard var input else { return }
+        guard let previous = input else { return }
+        var input = previous
         input.targets = targets
         do {
-            try await run(KernelNAT.replacement(input))
+            try await run(KernelNAT.replacement(input, previous: previous))
             self.input = input
         } catch {
             logger.error("kernel data path: the table could not be updated after a health change; the previous one stays", metadata: [
@@ -140,6 +180,7 @@ public actor KernelDataPath {
         logger.info("kernel data path stopped", metadata: ["netns": "\(name)", "links": "\(links.count)"])
         routes = []
         rules = []
+        served = .none
         links = [:]
         slots = [:]
         input = nil
@@ -160,7 +201,24 @@ public actor KernelDataPath {
         // Forwarding on; reverse-path filtering off (replies of two VPCs with the same client
         // address leave by different links, chosen by mark, which a strict check would
         // refuse); resets and ICMP errors the table sends carry the refused packet's mark, so
-        // they are routed back to the link it came from.
+        // they are routed back to the link it came from. Conntrack accounting and timestamps
+        // on, so kernel flows show bytes and ages in `nat list` like relayed ones (without
+        // them the flows are still listed, with 0 bytes and no age).
+        let missing = try await gateway!.run { () -> [String] in
+            var missing: [String] = []
+            for key in ["net/netfilter/nf_conntrack_acct", "net/netfilter/nf_conntrack_timestamp"] {
+                let fd = open("/proc/sys/\(key)", O_WRONLY | O_CLOEXEC)
+                guard fd >= 0 else { missing.append(key); continue }
+                if write(fd, "1", 1) != 1 { missing.append(key) }
+                close(fd)
+            }
+            return missing
+        }
+        if !missing.isEmpty {
+            logger.warning("kernel data path: conntrack accounting or timestamps cannot be turned on; kernel flows show no bytes or ages", metadata: [
+                "netns": "\(name)", "sysctl": "\(missing.joined(separator: ", "))",
+            ])
+        }
         try await gateway!.run {
             for (key, value) in [
                 ("net/ipv4/ip_forward", "1"), ("net/ipv4/conf/all/rp_filter", "0"), ("net/ipv4/conf/default/rp_filter", "0"),
