@@ -165,7 +165,7 @@ let package = Package(
             ]
         ),
         // What several test targets share (a generator, free ports, processes, NSD); tests only.
-        .target(name: "ZoneLinkTestSupport", path: "Tests/ZoneLinkTestSupport"),
+        .target(name: "ZoneLinkTestSupport", dependencies: ["CZoneLinkSystem"], path: "Tests/ZoneLinkTestSupport"),
         .testTarget(name: "ZoneLinkCoreTests", dependencies: ["ZoneLinkCore"]),
         .testTarget(
             name: "ZoneLinkDNSTests",

@@ -362,7 +362,7 @@ func loopback(_ port: UInt16) -> sockaddr_in {
 
 /// One UDP query to 127.0.0.1:`port` and its answer, or nil after `timeout` seconds.
 func udpExchange(_ message: [UInt8], port: UInt16, timeout: Double) throws -> [UInt8]? {
-    let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+    let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     guard fd >= 0 else { throw HarnessFailure("socket: errno \(errno)") }
     defer { close(fd) }
     var address = loopback(port)
@@ -489,7 +489,7 @@ final class FakeUpstream: Sendable {
     }
 
     private static func boundSocket() throws -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw HarnessFailure("socket: errno \(errno)") }
         var address = loopback(0)
         let bound = withUnsafePointer(to: &address) {

@@ -78,14 +78,17 @@ struct TCPRelayTests {
         let whole = answer.bytes.count == size && stride(from: 0, to: size, by: block.count).allSatisfy {
             answer.bytes[$0..<($0 + block.count)].elementsEqual(block)
         }
-        // Seen in full-suite runs (session 6, also on a quiet machine): all 16 MiB arrived in order but
-        // no EOF within the 60 s receive timeout, as if the relay missed the target's FIN after
-        // the last short read. Under investigation; recorded as intermittent meanwhile, so the
-        // byte check above it still runs every time.
+        // Seen in full-suite runs: all 16 MiB arrived but no EOF within 60 s. The socket states
+        // printed below when it happens showed the target's own socket still ESTABLISHED with
+        // every byte acknowledged: its `close` had not ended the connection, because a process
+        // spawned meanwhile (the PostgreSQL server other tests start) had inherited the accepted
+        // descriptor. Fixed on the test's side (close-on-exec sockets; the PostgreSQL spawn
+        // closes what it inherits); kept as an intermittent known issue until full-suite runs
+        // confirm it, so the byte check above it still runs every time.
         #expect(whole, "expected 16 MiB in order; got \(answer.bytes.count) bytes")
         // When the EOF is missing, the sockets' states say where the FIN is: the relay's provider
         // side in CLOSE-WAIT means it came and the relay did not pass it on; the target's socket
-        // gone with the relay's still ESTABLISHED means it never left the target's kernel.
+        // still ESTABLISHED means it was never sent (the descriptor is open somewhere).
         let sockets = answer.error == nil ? "" : Self.socketStates(subnet: "127.77.3.0/24")
         withKnownIssue("the target's FIN did not reach the slow reader within 60 s under full-suite load", isIntermittent: true) {
             #expect(answer.error == nil, "16 MiB then no EOF: \(answer.error.map(SocketCall.errorText) ?? "none")\n\(sockets)")
@@ -406,6 +409,9 @@ final class TargetServer: @unchecked Sendable {
                 // accept; only a closed listener ends the loop.
                 if connection < 0 && (errno == EINTR || errno == ECONNABORTED) { continue }
                 guard connection >= 0 else { return }
+                // Not inherited by the processes other tests spawn meanwhile: one that kept it
+                // open would keep its FIN from the relay after `close` below.
+                _ = fcntl(connection, F_SETFD, FD_CLOEXEC)
                 lock.withLock { _peers.append(IPv4Endpoint(peer)) }
                 Thread.detachNewThread {
                     let received = serve(connection)
@@ -440,7 +446,7 @@ enum Blocking {
     }
 
     static func listen(_ address: String, port: UInt16 = 0) throws -> (fd: Int32, port: UInt16) {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         SocketCall.setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1)
         guard SocketCall.bind(fd, to: IPv4Endpoint(address: IPv4Address(address)!, port: port)) == 0, Glibc.listen(fd, 16) == 0 else {
             let error = SocketCall.errorText(errno)
@@ -451,7 +457,7 @@ enum Blocking {
     }
 
     static func connect(from source: String, to target: IPv4Endpoint, timeout seconds: Int = 5) throws -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         var timeout = timeval(tv_sec: seconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))

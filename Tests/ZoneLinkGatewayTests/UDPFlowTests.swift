@@ -65,7 +65,7 @@ struct UDPFlowTests {
 /// Blocking UDP calls for the test's own sockets.
 enum Datagram {
     static func bind(_ address: IPv4Endpoint) throws -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard SocketCall.bind(fd, to: address) == 0 else {
             let error = SocketCall.errorText(errno)
             close(fd)

@@ -197,7 +197,7 @@ func wallNanoseconds() -> Int64 {
 /// One TCP flow through the gateway: connect from `source`, wait until the relayed backend
 /// (which accepts and closes) ends it. True when the gateway accepted and then closed it.
 func oneFlow(from source: String, to address: String, port: UInt16) throws -> Bool {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     guard fd >= 0 else { throw HarnessError("socket: \(errno)") }
     defer { close(fd) }
     let local = sockaddr_in(port: 0, host: source)

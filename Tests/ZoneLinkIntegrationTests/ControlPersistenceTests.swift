@@ -142,7 +142,7 @@ struct HTTPReply: Sendable {
 /// timeout, or a reply that is not HTTP.
 func httpRequest(port: UInt16, method: String, path: String, token: String?, body: String?,
                  timeout: Double) throws -> HTTPReply {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     guard fd >= 0 else { throw HarnessError("socket: errno \(errno)") }
     defer { close(fd) }
     var tv = timeval(tv_sec: Int(timeout), tv_usec: Int(timeout.truncatingRemainder(dividingBy: 1) * 1e6))

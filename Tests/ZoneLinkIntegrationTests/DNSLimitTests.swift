@@ -129,7 +129,7 @@ enum Polite {
 /// A raw TCP socket from `source` to 127.0.0.1:`port`, with small kernel buffers so that the
 /// kernel absorbs little of what the test sends or is sent.
 func smallBufferedConnection(port: UInt16, source: String) throws -> Int32 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     guard fd >= 0 else { throw HarnessError("socket: errno \(errno)") }
     var size: Int32 = 4096
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
@@ -168,7 +168,7 @@ final class SlowUpstream: Sendable {
     private let finished = DispatchSemaphore(value: 0)
 
     init() throws {
-        let socketFD = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        let socketFD = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         var address = sockaddr_in(port: 0, host: "127.0.0.1")
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafeMutablePointer(to: &address) {

@@ -194,7 +194,7 @@ final class UDPClient: @unchecked Sendable {
     let fd: Int32
 
     init(source: String = "127.0.0.1", receiveBuffer: Int32 = 4 << 20) throws {
-        fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw HarnessError("socket(): errno \(errno)") }
         var size = receiveBuffer
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
@@ -256,7 +256,7 @@ final class TCPClient: @unchecked Sendable {
     private var closed = false
 
     init(port: UInt16, host: String = "127.0.0.1", source: String? = nil) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw HarnessError("socket(): errno \(errno)") }
         if let source {
             let rc = withSockaddr(0, source) { bind(fd, $0, $1) }

@@ -31,7 +31,7 @@ enum RawSocket {
 
     /// A connected TCP socket to `host:port`, from `source` when given.
     static func tcp(_ host: String, _ port: UInt16, from source: String? = nil) throws -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw HarnessError("socket: errno \(errno)") }
         if let source, withSocketAddress(sockaddr_in(port: 0, host: source), { bind(fd, $0, $1) }) != 0 {
             let code = errno
@@ -170,6 +170,7 @@ final class HoldingBackends: @unchecked Sendable {
                 while true {
                     let connection = accept(fd, nil, nil)
                     if connection >= 0 {
+                        _ = fcntl(connection, F_SETFD, FD_CLOEXEC)
                         _ = RawSocket.send(connection, Self.greeting)
                         lock.lock()
                         held.append(connection)

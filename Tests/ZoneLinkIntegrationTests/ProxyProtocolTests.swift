@@ -425,7 +425,7 @@ final class RawHeaderServer: @unchecked Sendable {
         let opened = Thread.runInNamespace(netns) { () -> Result<[Int32], HarnessError> in
             var fds: [Int32] = []
             for port in ports {
-                let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+                let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
                 var one: Int32 = 1
                 setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
                 var sin = sockaddr_in()
@@ -473,6 +473,7 @@ final class RawHeaderServer: @unchecked Sendable {
                 if errno == EINTR || errno == ECONNABORTED { continue }
                 return
             }
+            _ = fcntl(connection, F_SETFD, FD_CLOEXEC)
             var text = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
             inet_ntop(AF_INET, &peer.sin_addr, &text, socklen_t(INET_ADDRSTRLEN))
             let name = "\(String(cString: text)):\(UInt16(bigEndian: peer.sin_port))"

@@ -28,7 +28,7 @@ struct ReloadFlowTests {
 
     /// True when something accepts TCP connections at `host:port`.
     static func accepts(_ host: String, _ port: UInt16) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return false }
         defer { close(fd) }
         var address = sockaddr_in(port: port, host: host)

@@ -171,11 +171,12 @@ final class ZoneLinkServer: @unchecked Sendable {
         }
     }
 
-    /// SIGTERM; (ended within the timeout, exited normally, status).
-    /// SIGTERM, then wait for the exit. The bound is generous: on this 2-core machine the suite
-    /// runs schemathesis and namespace labs beside the server, and a clean stop there has taken
-    /// over 5 s; a stop that hangs still fails.
-    func terminate(timeout: Double = 15) -> (ended: Bool, exited: Bool, status: Int32) {
+    /// SIGTERM, then wait for the exit: (ended within the timeout, exited normally, status).
+    /// The bound is generous: on this 2-core machine the suite runs schemathesis, namespace
+    /// labs and PostgreSQL beside the server, and a clean stop there has taken over 15 s (the
+    /// hostile-input test's, in a full run); systemd itself waits 90 s (TimeoutStopSec). A
+    /// stop that hangs still fails.
+    func terminate(timeout: Double = 60) -> (ended: Bool, exited: Bool, status: Int32) {
         guard process.isRunning else {
             return (true, process.terminationReason == .exit, process.terminationStatus)
         }
@@ -194,7 +195,7 @@ final class ZoneLinkServer: @unchecked Sendable {
 }
 
 /// Starts a server on a test config, runs `body`, then stops it with SIGTERM and expects
-/// exit status 0 within 5 s. On a thrown error the server is killed and the error rethrown.
+/// exit status 0 (within `terminate`'s bound). On a thrown error the server is killed and the error rethrown.
 func withZoneLink(tag: String, mutate: (String) -> String = { $0 },
                   _ body: (ZoneLinkServer) async throws -> Void) async throws {
     let config = try TestConfig.local(mutate: mutate)
@@ -208,7 +209,7 @@ func withZoneLink(tag: String, mutate: (String) -> String = { $0 },
         throw error
     }
     let (ended, exited, status) = try await offload { server.terminate() }
-    #expect(ended, "zonelink serve did not exit within 15 s of SIGTERM.\n\(server.logs)")
+    #expect(ended, "zonelink serve did not exit within 60 s of SIGTERM.\n\(server.logs)")
     if ended {
         #expect(exited && status == 0, "zonelink serve: after SIGTERM expected exit status 0, got \(exited ? "exit" : "signal") \(status).\n\(server.logs)")
     }

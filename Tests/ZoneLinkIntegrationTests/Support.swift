@@ -182,7 +182,7 @@ func withSocketAddress<Address>(_ address: Address, _ body: (UnsafePointer<socka
 
 /// A TCP socket listening on `address:port` (SO_REUSEADDR), for backend stand-ins.
 func listeningSocket(_ address: String, _ port: UInt16, backlog: Int32) throws -> Int32 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     guard fd >= 0 else { throw HarnessError("backend stand-in: socket: \(String(cString: strerror(errno)))") }
     var one: Int32 = 1
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))

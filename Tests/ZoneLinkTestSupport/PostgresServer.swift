@@ -1,3 +1,4 @@
+import CZoneLinkSystem
 import Foundation
 
 /// A throwaway PostgreSQL cluster for one test: `initdb` into a temporary directory, the
@@ -93,6 +94,11 @@ public final class PostgresServer: @unchecked Sendable {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // Nothing else of the test process: `pg_ctl start` leaves a server running for the rest
+        // of the suite, and a socket it inherited (one a test accepted without SOCK_CLOEXEC, at
+        // the moment of the spawn) would stay open in it after the test closes it: no FIN, a
+        // peer waiting for an EOF that never comes (seen: the relay's slow-reader test).
+        zl_spawn_close_from(&actions, 3)
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }

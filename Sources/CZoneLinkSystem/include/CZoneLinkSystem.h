@@ -2,7 +2,9 @@
 #define ZONELINK_SYSTEM_H
 // Linux calls that Swift's Glibc module does not expose (they need _GNU_SOURCE):
 // batched datagram I/O for the DNS listeners, network namespaces for the gateway, and the
-// epoll, eventfd and accept4 calls of the gateway's TCP relay.
+// epoll, eventfd and accept4 calls of the gateway's TCP relay; closing inherited descriptors
+// in spawned children.
+#include <spawn.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
@@ -39,5 +41,9 @@ int zl_eventfd(void);
 
 /// accept4 with SOCK_NONBLOCK | SOCK_CLOEXEC: the peer's IPv4 address in `peer`.
 int zl_accept(int fd, struct sockaddr_in *peer);
+
+/// posix_spawn_file_actions_addclosefrom_np (glibc 2.34): the child closes every descriptor
+/// from `from` up before it runs, whether or not it was opened close-on-exec.
+int zl_spawn_close_from(posix_spawn_file_actions_t *actions, int from);
 
 #endif
