@@ -14,21 +14,7 @@ struct BackupZonePlanTests {
             of: "zone: eu-central-1b\n    natAddresses: [192.168.24.240]",
             with: "zone: eu-central-1b\n    backupZone: eu-central-1a\n    natAddresses: [192.168.24.240, 192.168.23.241]")
         #expect(infrastructure != SeedFixture.infrastructureYAML)
-        var configuration = try Configuration.parse(yaml: host + infrastructure + """
-            endpointServices:
-              - id: epsrv-x
-                account: account-b
-                resources: [{zone: eu-central-1a, loadBalancer: clb-1a}, {zone: eu-central-1b, loadBalancer: clb-1b}]
-                autoAcceptConnections: true
-                whitelist: ["1111111111111111"]
-            endpoints:
-              - id: ep-x
-                account: account-a
-                service: epsrv-x
-                vpc: vpc-1
-                zones: [{zone: eu-central-1a, vswitch: vsw-1a, address: 10.10.1.4}, {zone: eu-central-1b, vswitch: vsw-1b, address: 10.10.2.4}]
-
-            """, file: "test.yaml")
+        var configuration = try Configuration.parse(yaml: host + infrastructure + ZonalShiftGatewayTests.serviceInZonesAAndB, file: "test.yaml")
         configuration.zonalShifts = shifted.map { ZonalShift(zone: $0, startedAt: 0) }
         return try Catalog(configuration: configuration, file: "test.yaml")
     }

@@ -6,23 +6,27 @@ import ZoneLinkTestSupport
 /// A zonal shift in the gateway: no new flow to a shifted zone's backends, and its drain.
 @Suite("Zonal shift in the gateway")
 struct ZonalShiftGatewayTests {
+    /// A service on clb-1a and clb-1b and an endpoint with an ENI in each zone, after the
+    /// seed's infrastructure.
+    static let serviceInZonesAAndB = """
+        endpointServices:
+          - id: epsrv-x
+            account: account-b
+            resources: [{zone: eu-central-1a, loadBalancer: clb-1a}, {zone: eu-central-1b, loadBalancer: clb-1b}]
+            autoAcceptConnections: true
+            whitelist: ["1111111111111111"]
+        endpoints:
+          - id: ep-x
+            account: account-a
+            service: epsrv-x
+            vpc: vpc-1
+            zones: [{zone: eu-central-1a, vswitch: vsw-1a, address: 10.10.1.4}, {zone: eu-central-1b, vswitch: vsw-1b, address: 10.10.2.4}]
+
+        """
+
     /// The seed's infrastructure with the service in zones a and b and an endpoint in both.
     static func plan(shifts: [ZonalShift] = [], host: String = "") throws -> GatewayPlan {
-        var configuration = try Configuration.parse(yaml: host + SeedFixture.infrastructureYAML + """
-            endpointServices:
-              - id: epsrv-x
-                account: account-b
-                resources: [{zone: eu-central-1a, loadBalancer: clb-1a}, {zone: eu-central-1b, loadBalancer: clb-1b}]
-                autoAcceptConnections: true
-                whitelist: ["1111111111111111"]
-            endpoints:
-              - id: ep-x
-                account: account-a
-                service: epsrv-x
-                vpc: vpc-1
-                zones: [{zone: eu-central-1a, vswitch: vsw-1a, address: 10.10.1.4}, {zone: eu-central-1b, vswitch: vsw-1b, address: 10.10.2.4}]
-
-            """, file: "test.yaml")
+        var configuration = try Configuration.parse(yaml: host + SeedFixture.infrastructureYAML + Self.serviceInZonesAAndB, file: "test.yaml")
         configuration.zonalShifts = shifts
         return GatewayPlan(catalog: try Catalog(configuration: configuration, file: "test.yaml"))
     }
