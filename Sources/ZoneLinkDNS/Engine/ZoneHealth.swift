@@ -27,7 +27,8 @@ public struct ZoneHealth: Sendable, Equatable {
     public var isAllHealthy: Bool { unhealthy.isEmpty && shiftedZones.isEmpty && relocated.isEmpty }
 
     /// The zone `eni` lives in now: its own, or its balancer's backup zone while moved there.
-    public func zone(of eni: ENIID) -> String { relocated[eni] ?? eni.zone }
+    /// Asked per candidate ENI of an answer: no hashing while nothing is moved (the usual case).
+    public func zone(of eni: ENIID) -> String { relocated.isEmpty ? eni.zone : relocated[eni] ?? eni.zone }
 
     public func isHealthy(_ eni: ENIID) -> Bool {
         isAllHealthy || (!unhealthy.contains(eni) && !shiftedZones.contains(zone(of: eni)))
