@@ -207,6 +207,22 @@ struct PreparedAnswersTests {
         #expect(prepared.hits > 0)
     }
 
+    /// The key's case folding, eight bytes at a time, folds exactly what `DNSName.lower` folds:
+    /// every byte value in every position, beside neighbours that are letters and not.
+    @Test func foldingEightBytesAtOnceIsTheByteRule() {
+        for value in 0...255 {
+            for position in 0..<8 {
+                for neighbour: UInt8 in [0, 0x40, 0x41, 0x5A, 0x5B, 0x61, 0x80, 0xC1, 0xFF] {
+                    var bytes = [UInt8](repeating: neighbour, count: 8)
+                    bytes[position] = UInt8(value)
+                    let word = bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+                    let folded = withUnsafeBytes(of: PreparedAnswers.lowercased(word)) { Array($0) }
+                    #expect(folded == bytes.map(DNSName.lower), "byte \(value) at \(position) beside \(neighbour)")
+                }
+            }
+        }
+    }
+
     /// The table never holds more than its capacity, and a full byte budget starts it afresh.
     @Test func memoryIsBounded() throws {
         let responder = Responder(engine: try makeEngine())

@@ -29,45 +29,65 @@ import ZoneLinkCore
 /// The hash is seeded per table, so a client cannot aim its questions at one slot of
 /// every server.
 ///
+/// The hit path is the hot path of the whole server (`Benchmarks/dns`), so the table is laid
+/// out for it: slots are plain values (no reference counting while comparing), each entry's
+/// question and response sit in one allocation of their own, and the listener and client zone
+/// of a key are reduced to a small number (`Context`) looked up once per change of asker.
+///
 /// Not Sendable: one per UDP worker thread, touched by nothing else, so a hit shares no memory
 /// with another thread.
 public final class PreparedAnswers {
-    /// Entries per table (per UDP worker).
-    public static let defaultCapacity = 16_384
+    /// Entries per table (per UDP worker): room for the working set of a busy view (about
+    /// 10,000 distinct questions in `Benchmarks/dns`) with few collisions between the two
+    /// places a question may go.
+    public static let defaultCapacity = 32_768
     /// Bytes of responses per table.
     public static let defaultByteBudget = 4 << 20
     /// The largest response kept: the size ZoneLink advertises in EDNS.
     public static let largestResponse = Int(EDNS.advertisedPayloadSize)
+    /// Askers (listener and client zone pairs) a table tells apart before it starts afresh: a
+    /// host has a handful of listeners and each view a few zones.
+    static let contextLimit = 1_024
     /// False when the environment says `ZONELINK_PREPARED_ANSWERS=0` (`docs/dns.md`): every
     /// question then takes the full path, to rule the prepared path out when diagnosing, and
     /// to measure what it saves (`Benchmarks/dns`).
     public static let enabled = getenv("ZONELINK_PREPARED_ANSWERS").map { String(cString: $0) != "0" } ?? true
 
-    private struct Entry {
-        var hash: UInt64
-        /// The question as the key: lower-case name, then type and class (wire order).
-        var question: [UInt8]
-        var limit: Int
-        var ednsShape: UInt8
-        var listener: ListenerContext
-        var clientZone: String?
-        /// The response with RD and CD clear; ID and question are overwritten on every hit.
-        var response: [UInt8]
+    /// One kept response. `bytes` holds the question as the key (lower-case name, then type and
+    /// class in wire order) followed by the response with RD and CD clear, whose ID and
+    /// question are overwritten on every hit; nil: the slot is empty.
+    private struct Slot {
+        var hash: UInt64 = 0
+        var bytes: UnsafeMutableRawPointer? = nil
+        var questionLength: UInt16 = 0
+        var responseLength: UInt16 = 0
+        var limit: UInt16 = 0
+        var ednsShape: UInt8 = 0
+        var context: UInt16 = 0
     }
 
-    private var slots: [Entry?]
+    /// Who asked: what a response depends on besides the question.
+    private struct Context: Equatable {
+        var listener: ListenerContext
+        var clientZone: String?
+    }
+
+    private let slots: UnsafeMutablePointer<Slot>
+    private let capacity: Int
     private let mask: Int
     private let byteBudget: Int
     private var bytes = 0
     private let seed: UInt64
+    private var contexts: [Context] = []
+    private var lastContext = -1
     /// What the table's responses were prepared from.
     private var engine: AnswerEngine?
     private var health = ZoneHealth.allHealthy
     private var forwarder: ObjectIdentifier?
     private var serialChanges = 0
     /// The question of the datagram being answered, folded to lower case (a name is at most
-    /// 255 bytes, then type and class).
-    private var scratch = [UInt8](repeating: 0, count: DNSName.maxWireLength + 4)
+    /// 255 bytes, then type and class, and room to write it eight bytes at a time).
+    private let scratch: UnsafeMutableRawPointer
 
     /// Hits and misses since the table was made (for tests and the benchmark's notes).
     public private(set) var hits = 0
@@ -77,14 +97,23 @@ public final class PreparedAnswers {
     public init(capacity: Int = defaultCapacity, byteBudget: Int = defaultByteBudget) {
         var size = 1
         while size < max(1, capacity) { size <<= 1 }
-        self.slots = Array(repeating: nil, count: size)
+        self.slots = .allocate(capacity: size)
+        self.slots.initialize(repeating: Slot(), count: size)
+        self.capacity = size
         self.mask = size - 1
         self.byteBudget = byteBudget
         self.seed = UInt64.random(in: 1...UInt64.max)
+        self.scratch = .allocate(byteCount: DNSName.maxWireLength + 4 + 8, alignment: 8)
+    }
+
+    deinit {
+        for i in 0..<capacity { slots[i].bytes?.deallocate() }
+        slots.deallocate()
+        scratch.deallocate()
     }
 
     /// The number of responses kept.
-    public var count: Int { slots.reduce(0) { $0 + ($1 == nil ? 0 : 1) } }
+    public var count: Int { (0..<capacity).reduce(0) { $0 + (slots[$1].bytes == nil ? 0 : 1) } }
 
     /// Answers from now on come from `responder`: when it is not the one the table was
     /// prepared from (another engine, health or forwarder) or a client serial moved since, the
@@ -104,10 +133,20 @@ public final class PreparedAnswers {
         }
     }
 
-    /// Empties the table.
+    /// Empties the table, and forgets who asked.
     public func clear() {
-        guard bytes > 0 || slots.contains(where: { $0 != nil }) else { return }
-        for i in slots.indices { slots[i] = nil }
+        clearSlots()
+        contexts.removeAll(keepingCapacity: true)
+        lastContext = -1
+    }
+
+    /// Frees every kept response; the askers' numbers stay valid.
+    private func clearSlots() {
+        guard bytes > 0 else { return }
+        for i in 0..<capacity where slots[i].bytes != nil {
+            slots[i].bytes.unsafelyUnwrapped.deallocate()
+            slots[i] = Slot()
+        }
         bytes = 0
     }
 
@@ -124,24 +163,33 @@ public final class PreparedAnswers {
         let clientZone = listener.zone ?? ZoneAffinity.clientZone(
             listenerZone: nil, vpc: listener.vpc.flatMap { responder.engine.catalog.vpc($0) }, source: source,
             clientSubnet: nil, trustedForwarders: []).zone
-        var hash = key.hash
-        for byte in (clientZone ?? "").utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3 }
+        let context = self.context(listener, clientZone)
+        let hash = Self.mix(key.hash, UInt64(context))
         // Two places a question may be kept, from two parts of its hash: two questions rarely
         // share both, so a full table keeps most of what is asked again.
         let first = Int(truncatingIfNeeded: hash ^ hash >> 29) & mask
         let second = Int(truncatingIfNeeded: hash >> 32 ^ hash >> 13) & mask
 
-        if let found = matches(first, hash: hash, key: key, listener: listener, clientZone: clientZone) ? first
-            : matches(second, hash: hash, key: key, listener: listener, clientZone: clientZone) ? second : nil
-        {
+        let found = matches(first, hash: hash, key: key, context: context) ? first
+            : matches(second, hash: hash, key: key, context: context) ? second : -1
+        if found >= 0 {
             hits += 1
-            let start = output.writerIndex
-            output.writeBytes(slots[found].unsafelyUnwrapped.response)
-            let flags: UInt16 = output.getInteger(at: start + 2)!
-            let echoed = UInt16(message[2]) << 8 | UInt16(message[3])
-            output.setInteger(flags | echoed & (HeaderFlags.rd | HeaderFlags.cd), at: start + 2)
-            output.setBytes(UnsafeRawBufferPointer(rebasing: message[0..<2]), at: start)
-            output.setBytes(UnsafeRawBufferPointer(rebasing: message[12..<(12 + key.nameLength)]), at: start + 12)
+            let slot = slots[found]
+            let response = UnsafeRawPointer(slot.bytes.unsafelyUnwrapped + Int(slot.questionLength))
+            let length = Int(slot.responseLength)
+            let query = message.baseAddress.unsafelyUnwrapped
+            output.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { out in
+                let written = out.baseAddress.unsafelyUnwrapped
+                written.copyMemory(from: response, byteCount: length)
+                // The client's ID, its RD and CD bits and its question as sent (case and all).
+                written.copyMemory(from: query, byteCount: 2)
+                let echoed = written.assumingMemoryBound(to: UInt8.self)
+                let asked = query.assumingMemoryBound(to: UInt8.self)
+                echoed[2] |= asked[2] & UInt8(truncatingIfNeeded: (HeaderFlags.rd | HeaderFlags.cd) >> 8)
+                echoed[3] |= asked[3] & UInt8(truncatingIfNeeded: HeaderFlags.rd | HeaderFlags.cd)
+                (written + 12).copyMemory(from: query + 12, byteCount: key.nameLength)
+                return length
+            }
             return .answered
         }
 
@@ -153,30 +201,62 @@ public final class PreparedAnswers {
         let length = output.writerIndex - start
         guard preparable, case .answered = outcome, length <= Self.largestResponse, length >= 12 + key.questionLength
         else { return outcome }
-        guard var response = output.getBytes(at: start, length: length) else { return outcome }
-        response[2] &= ~UInt8(truncatingIfNeeded: (HeaderFlags.rd | HeaderFlags.cd) >> 8)
-        response[3] &= ~UInt8(truncatingIfNeeded: HeaderFlags.rd | HeaderFlags.cd)
-        let entry = Entry(
-            hash: hash, question: Array(scratch[0..<key.questionLength]), limit: key.limit, ednsShape: key.ednsShape,
-            listener: listener, clientZone: clientZone, response: response)
-        let slot = slots[first] == nil ? first : slots[second] == nil ? second : misses & 1 == 0 ? first : second
-        if let old = slots[slot] { bytes -= old.response.count + old.question.count }
-        let size = response.count + entry.question.count
-        if bytes + size > byteBudget { clear() }
-        slots[slot] = entry
-        bytes += size
+        let slot = slots[first].bytes == nil ? first : slots[second].bytes == nil ? second : misses & 1 == 0 ? first : second
+        keep(output, at: start, length: length, in: slot, hash: hash, key: key, context: context)
         return outcome
     }
 
-    /// True when `slot` holds this question for this listener and client zone.
-    @inline(__always)
-    private func matches(_ slot: Int, hash: UInt64, key: Key, listener: ListenerContext, clientZone: String?) -> Bool {
-        guard let entry = slots[slot], entry.hash == hash, entry.limit == key.limit, entry.ednsShape == key.ednsShape,
-              entry.question.count == key.questionLength, entry.clientZone == clientZone, entry.listener == listener
-        else { return false }
-        return entry.question.withUnsafeBytes { stored in
-            scratch.withUnsafeBytes { memcmp(stored.baseAddress!, $0.baseAddress!, key.questionLength) == 0 }
+    /// Keeps the response just written (`length` bytes of `output` from `start`) in `index`,
+    /// replacing what was there.
+    private func keep(_ output: ByteBuffer, at start: Int, length: Int, in index: Int, hash: UInt64, key: Key, context: Int) {
+        if let old = slots[index].bytes {
+            old.deallocate()
+            bytes -= Int(slots[index].questionLength) + Int(slots[index].responseLength)
+            slots[index] = Slot()
         }
+        let size = key.questionLength + length
+        if bytes + size > byteBudget { clearSlots() }
+        let storage = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 1)
+        storage.copyMemory(from: scratch, byteCount: key.questionLength)
+        let response = storage + key.questionLength
+        output.withUnsafeReadableBytes { readable in
+            response.copyMemory(from: readable.baseAddress.unsafelyUnwrapped + (start - output.readerIndex), byteCount: length)
+        }
+        let flags = response.assumingMemoryBound(to: UInt8.self)
+        flags[2] &= ~UInt8(truncatingIfNeeded: (HeaderFlags.rd | HeaderFlags.cd) >> 8)
+        flags[3] &= ~UInt8(truncatingIfNeeded: HeaderFlags.rd | HeaderFlags.cd)
+        slots[index] = Slot(
+            hash: hash, bytes: storage, questionLength: UInt16(key.questionLength), responseLength: UInt16(length),
+            limit: UInt16(key.limit), ednsShape: key.ednsShape, context: UInt16(context))
+        bytes += size
+    }
+
+    /// The number of the asker `listener` and `clientZone`: the last one again (a worker
+    /// answers a socket's batch at a time), else looked up, else added; a table that has met
+    /// `contextLimit` askers starts afresh.
+    private func context(_ listener: ListenerContext, _ clientZone: String?) -> Int {
+        if lastContext >= 0, contexts[lastContext].listener == listener, contexts[lastContext].clientZone == clientZone {
+            return lastContext
+        }
+        let asker = Context(listener: listener, clientZone: clientZone)
+        if let known = contexts.firstIndex(of: asker) {
+            lastContext = known
+            return known
+        }
+        if contexts.count >= Self.contextLimit { clear() }
+        contexts.append(asker)
+        lastContext = contexts.count - 1
+        return lastContext
+    }
+
+    /// True when `index` holds this question for this asker.
+    @inline(__always)
+    private func matches(_ index: Int, hash: UInt64, key: Key, context: Int) -> Bool {
+        let slot = slots[index]
+        guard let stored = slot.bytes, slot.hash == hash, Int(slot.questionLength) == key.questionLength,
+              Int(slot.limit) == key.limit, slot.ednsShape == key.ednsShape, Int(slot.context) == context
+        else { return false }
+        return memcmp(stored, scratch, key.questionLength) == 0
     }
 
     /// What the key of a preparable question needs from the message.
@@ -189,6 +269,26 @@ public final class PreparedAnswers {
         var ednsShape: UInt8
     }
 
+    /// One step of the table's hash: a multiply that spreads every bit of `word` upwards, and
+    /// a shift that brings the high bits back down.
+    @inline(__always)
+    static func mix(_ hash: UInt64, _ word: UInt64) -> UInt64 {
+        let mixed = (hash ^ word) &* 0x9E37_79B9_7F4A_7C15
+        return mixed ^ mixed >> 31
+    }
+
+    /// `word`'s eight bytes with ASCII A–Z folded to a–z, all at once: a byte gets 0x20 when
+    /// its low seven bits are at least "A" and below "[" and its top bit is clear. (A name's
+    /// length bytes, 0 to 63, are never letters, so a name's wire form folds as a whole.)
+    @inline(__always)
+    static func lowercased(_ word: UInt64) -> UInt64 {
+        let low = word & 0x7F7F_7F7F_7F7F_7F7F
+        let atLeastA = low &+ 0x3F3F_3F3F_3F3F_3F3F
+        let pastZ = low &+ 0x2525_2525_2525_2525
+        let upper = atLeastA & ~pastZ & ~word & 0x8080_8080_8080_8080
+        return word | upper >> 2
+    }
+
     /// Reads the header, the question (folded into `scratch` and hashed on the way) and an OPT
     /// record, accepting only the plainest query: QR clear, opcode QUERY, one question, empty
     /// answer and authority sections, no additional record but an OPT of version 0 owned by the
@@ -196,27 +296,21 @@ public final class PreparedAnswers {
     /// responder judge it.
     private func readKey(_ message: UnsafeRawBufferPointer, transport: Responder.Transport) -> Key? {
         let count = message.count
-        guard count >= 17 else { return nil }
-        @inline(__always) func read16(_ at: Int) -> Int { Int(message[at]) << 8 | Int(message[at + 1]) }
+        guard count >= 17, let base = message.baseAddress else { return nil }
+        @inline(__always) func byte(_ at: Int) -> Int { Int(base.load(fromByteOffset: at, as: UInt8.self)) }
+        @inline(__always) func read16(_ at: Int) -> Int { byte(at) << 8 | byte(at + 1) }
         let flags = read16(2)
         guard flags & Int(HeaderFlags.qr | HeaderFlags.opcodeMask) == 0, read16(4) == 1, read16(6) == 0, read16(8) == 0
         else { return nil }
         let additional = read16(10)
         guard additional <= 1 else { return nil }
 
-        var hash = seed
+        // The name's end, from its length bytes alone.
         var offset = 12
         while true {
-            let length = Int(message[offset])
+            let length = byte(offset)
             if length == 0 { break }
             guard length <= 63, offset + 1 + length < count, offset + 1 + length - 12 < DNSName.maxWireLength else { return nil }
-            scratch[offset - 12] = UInt8(length)
-            hash = (hash ^ UInt64(length)) &* 0x100_0000_01B3
-            for i in (offset + 1)...(offset + length) {
-                let byte = DNSName.lower(message[i])
-                scratch[i - 12] = byte
-                hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3
-            }
             offset += length + 1
         }
         let nameLength = offset + 1 - 12
@@ -224,18 +318,36 @@ public final class PreparedAnswers {
         let type = read16(offset + 1)
         // OPT is malformed as a question; TSIG, IXFR, AXFR and MAILB/MAILA go to their own paths.
         guard type != Int(RRType.opt.rawValue), !(249...254).contains(type) else { return nil }
-        for i in 0..<5 {
-            let byte = message[offset + i]
-            scratch[nameLength - 1 + i] = byte
-            hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3
+
+        // The name folded to lower case into `scratch`, eight bytes at a time, then its type and
+        // class as sent; hashed as written.
+        var hash = seed
+        var folded = 0
+        while folded + 8 <= nameLength {
+            let word = Self.lowercased(base.loadUnaligned(fromByteOffset: 12 + folded, as: UInt64.self))
+            scratch.storeBytes(of: word, toByteOffset: folded, as: UInt64.self)
+            hash = Self.mix(hash, word)
+            folded += 8
         }
+        if folded < nameLength {
+            var tail: UInt64 = 0
+            withUnsafeMutableBytes(of: &tail) {
+                $0.baseAddress.unsafelyUnwrapped.copyMemory(from: base + 12 + folded, byteCount: nameLength - folded)
+            }
+            let word = Self.lowercased(tail)
+            scratch.storeBytes(of: word, toByteOffset: folded, as: UInt64.self)
+            hash = Self.mix(hash, word)
+        }
+        let typeAndClass = base.loadUnaligned(fromByteOffset: offset + 1, as: UInt32.self)
+        scratch.storeBytes(of: typeAndClass, toByteOffset: nameLength, as: UInt32.self)
+
         let questionEnd = offset + 5
         var limit = transport == .tcp ? 65535 : EDNS.minimumPayloadSize
         var shape: UInt8 = 0
         if additional == 1 {
             // Root owner, type OPT, payload size, extended rcode, version 0, flags, options.
-            guard questionEnd + 11 <= count, message[questionEnd] == 0, read16(questionEnd + 1) == Int(RRType.opt.rawValue),
-                  message[questionEnd + 6] == 0
+            guard questionEnd + 11 <= count, byte(questionEnd) == 0, read16(questionEnd + 1) == Int(RRType.opt.rawValue),
+                  byte(questionEnd + 6) == 0
             else { return nil }
             let optionsStart = questionEnd + 11
             let optionsEnd = optionsStart + read16(questionEnd + 9)
@@ -249,10 +361,9 @@ public final class PreparedAnswers {
             if transport == .udp {
                 limit = max(EDNS.minimumPayloadSize, min(read16(questionEnd + 3), Int(EDNS.advertisedPayloadSize)))
             }
-            shape = message[questionEnd + 7] & 0x80 != 0 ? 3 : 1
+            shape = byte(questionEnd + 7) & 0x80 != 0 ? 3 : 1
         }
-        hash = (hash ^ UInt64(limit)) &* 0x100_0000_01B3
-        hash = (hash ^ UInt64(shape)) &* 0x100_0000_01B3
+        hash = Self.mix(hash, UInt64(typeAndClass) | UInt64(nameLength) << 32 | UInt64(shape) << 40 | UInt64(limit) << 48)
         return Key(hash: hash, nameLength: nameLength, questionLength: nameLength + 4, limit: limit, ednsShape: shape)
     }
 }
