@@ -223,6 +223,25 @@ struct PreparedAnswersTests {
         }
     }
 
+    /// Two questions are the same key only when every byte is: a difference in any one byte
+    /// of any length a question can have is seen.
+    @Test func questionsDifferingInOneByteAreDifferent() {
+        var rng = SplitMix64(seed: 11)
+        for length in 0...(DNSName.maxWireLength + 4) {
+            let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            bytes.withUnsafeBytes { same in
+                let copy = Array(same)
+                copy.withUnsafeBytes { #expect(PreparedAnswers.equal(same.baseAddress!, $0.baseAddress!, count: length)) }
+            }
+            for position in 0..<length {
+                var other = bytes
+                other[position] ^= 1 << UInt8.random(in: 0...7, using: &rng)
+                let equal = bytes.withUnsafeBytes { a in other.withUnsafeBytes { b in PreparedAnswers.equal(a.baseAddress!, b.baseAddress!, count: length) } }
+                #expect(!equal, "length \(length), byte \(position)")
+            }
+        }
+    }
+
     /// The table never holds more than its capacity, and a full byte budget starts it afresh.
     @Test func memoryIsBounded() throws {
         let responder = Responder(engine: try makeEngine())

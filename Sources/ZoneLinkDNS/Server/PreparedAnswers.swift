@@ -256,7 +256,24 @@ public final class PreparedAnswers {
         guard let stored = slot.bytes, slot.hash == hash, Int(slot.questionLength) == key.questionLength,
               Int(slot.limit) == key.limit, slot.ednsShape == key.ednsShape, Int(slot.context) == context
         else { return false }
-        return memcmp(stored, scratch, key.questionLength) == 0
+        return Self.equal(UnsafeRawPointer(stored), UnsafeRawPointer(scratch), count: key.questionLength)
+    }
+
+    /// Whether `count` bytes at `a` and `b` are equal, compared eight at a time in line: a
+    /// question is a few dozen bytes, where calling `memcmp` costs more than comparing.
+    @inline(__always)
+    static func equal(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, count: Int) -> Bool {
+        var offset = 0
+        while offset + 8 <= count {
+            guard a.loadUnaligned(fromByteOffset: offset, as: UInt64.self) == b.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+            else { return false }
+            offset += 8
+        }
+        while offset < count {
+            guard a.load(fromByteOffset: offset, as: UInt8.self) == b.load(fromByteOffset: offset, as: UInt8.self) else { return false }
+            offset += 1
+        }
+        return true
     }
 
     /// What the key of a preparable question needs from the message.
