@@ -208,7 +208,7 @@ actor DataPlane {
     /// Adds the addresses a plan's listeners bind to.
     static func ensureAddresses(of plan: GatewayPlan, with addresses: InterfaceAddresses) async throws {
         for wanted in plan.namespaces {
-            try await addresses.ensure(wanted.addresses, interface: wanted.interface, netns: wanted.netns)
+            try await addresses.ensure(wanted.addresses, shared: wanted.shared, interface: wanted.interface, netns: wanted.netns)
         }
     }
 
