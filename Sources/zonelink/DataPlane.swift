@@ -205,6 +205,9 @@ actor DataPlane {
         self.logger = logger
     }
 
+    /// The load balancers serving from their backup zone in the plan applied now (`health`).
+    var failover: BalancerFailover { plan.gateway.failover }
+
     /// Adds the addresses a plan's listeners bind to.
     static func ensureAddresses(of plan: GatewayPlan, with addresses: InterfaceAddresses) async throws {
         for wanted in plan.namespaces {
