@@ -55,9 +55,11 @@ public actor InterfaceAddresses {
         added[netns] = added[netns]?.map { var entry = $0; entry.shared = shared.contains(entry.address); return entry }
     }
 
-    /// Removes what this process added in `netns` that is not in `keep`.
-    public func release(netns: String?, keeping keep: Set<IPv4Address> = []) {
-        release(netns: netns, dropping: { !keep.contains($0.address) })
+    /// Removes what this process added in `netns` that is not in `keep`; with `sparingShared`
+    /// (undoing a change that failed), not the shared ones either: one found present may be
+    /// another host's, in use.
+    public func release(netns: String?, keeping keep: Set<IPv4Address> = [], sparingShared: Bool = false) {
+        release(netns: netns, dropping: { !keep.contains($0.address) && !(sparingShared && $0.shared) })
     }
 
     /// At stop: removes every address this process added, but the shared ones (another host may
