@@ -105,9 +105,29 @@ extension Components.Schemas.ConnectionState {
 }
 
 extension Components.Schemas.ZoneHealth {
-    /// The row of one ENI.
-    public init(_ eni: ENIID, healthy: Bool, shiftedAway: Bool) {
-        self.init(endpoint: eni.endpoint, zone: eni.zone, healthy: healthy, shiftedAway: shiftedAway)
+    /// The row of one ENI, living where `placement` says.
+    public init(_ eni: ENIID, healthy: Bool, placement: ServingPlacement) {
+        self.init(
+            endpoint: eni.endpoint, zone: eni.zone, healthy: healthy, shiftedAway: placement.state == .shiftedAway,
+            state: .init(placement.state), servingZone: placement.servingZone)
+    }
+}
+
+extension Components.Schemas.LoadBalancerPlacement {
+    init(_ balancer: LoadBalancer, _ placement: ServingPlacement) {
+        self.init(
+            loadBalancer: balancer.id, zone: balancer.zone, backupZone: balancer.backupZone, state: .init(placement.state),
+            servingZone: placement.servingZone)
+    }
+}
+
+extension Components.Schemas.PlacementState {
+    init(_ state: ServingPlacement.State) {
+        switch state {
+        case .home: self = .home
+        case .shiftedAway: self = .shiftedAway
+        case .failedOver: self = .failedOver
+        }
     }
 }
 

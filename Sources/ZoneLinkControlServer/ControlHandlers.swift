@@ -28,17 +28,36 @@ public typealias DNSExplainer = @Sendable (Operations.ExplainDNS.Input.Query) as
 /// What the gateway reports for `GET /v1/health` before it is filtered for the caller.
 public struct GatewayHealth: Sendable {
     public var backends: [Components.Schemas.BackendHealth]
+    /// Where each load balancer serves from now (`Catalog.placement(of:failover:)`).
+    public var loadBalancers: [Components.Schemas.LoadBalancerPlacement]
     public var zones: [Components.Schemas.ZoneHealth]
     /// The backends whose probes pass: what a zonal shift is checked against.
     public var observed: ObservedHealth
 
     public init(
-        backends: [Components.Schemas.BackendHealth] = [], zones: [Components.Schemas.ZoneHealth] = [],
-        observed: ObservedHealth = ObservedHealth()
+        backends: [Components.Schemas.BackendHealth] = [], loadBalancers: [Components.Schemas.LoadBalancerPlacement] = [],
+        zones: [Components.Schemas.ZoneHealth] = [], observed: ObservedHealth = ObservedHealth()
     ) {
         self.backends = backends
+        self.loadBalancers = loadBalancers
         self.zones = zones
         self.observed = observed
+    }
+
+    /// The placement rows of `catalog`'s load balancers, and its endpoints' ENI rows: an ENI is
+    /// healthy when the gateway does not report it (`unhealthy`) and it does not live in a zone
+    /// shifted away; `failover` is what the data plane serves now (`BalancerFailover`).
+    public static func placements(
+        of catalog: Catalog, unhealthy: Set<ENIID>, failover: BalancerFailover
+    ) -> (loadBalancers: [Components.Schemas.LoadBalancerPlacement], zones: [Components.Schemas.ZoneHealth]) {
+        let balancers = catalog.loadBalancers.map { Components.Schemas.LoadBalancerPlacement($0, catalog.placement(of: $0, failover: failover)) }
+        let zones = catalog.endpoints.flatMap { endpoint in
+            endpoint.eniIDs.map { eni in
+                let placement = catalog.placement(of: eni, endpoint: endpoint, failover: failover)
+                return Components.Schemas.ZoneHealth(eni, healthy: !unhealthy.contains(eni) && placement.state != .shiftedAway, placement: placement)
+            }
+        }
+        return (balancers, zones)
     }
 }
 
@@ -231,11 +250,12 @@ struct ControlHandlers: APIProtocol {
                 $0.account == account || catalog.service($0.service)?.account == account
             }.map(\.id))
             report.backends = report.backends.filter { catalog.loadBalancer($0.loadBalancer)?.account == account }
+            report.loadBalancers = report.loadBalancers.filter { catalog.loadBalancer($0.loadBalancer)?.account == account }
             report.zones = report.zones.filter { visible.contains($0.endpoint) }
         }
         let healthy = report.backends.allSatisfy(\.healthy) && report.zones.allSatisfy(\.healthy)
         return .ok(.init(body: .json(Components.Schemas.HealthReport(
-            status: healthy ? .ok : .degraded, configSerial: Int(catalog.serial), backends: report.backends, zones: report.zones,
+            status: healthy ? .ok : .degraded, configSerial: Int(catalog.serial), backends: report.backends, loadBalancers: report.loadBalancers, zones: report.zones,
             zonalShifts: catalog.zonalShifts.map { Components.Schemas.ZonalShift($0, withReason: principal.isOperator) }))))
     }
 

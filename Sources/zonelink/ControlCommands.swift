@@ -608,9 +608,14 @@ struct HealthCommand: AsyncParsableCommand {
                 ["LOAD BALANCER", "LISTENER", "BACKEND", "HEALTHY", "SHIFTED AWAY"],
                 report.backends.map { [$0.loadBalancer, $0.listener, $0.address, yesNo($0.healthy), yesNo($0.shiftedAway)] })
             print()
+            // Where each balancer serves from: home, shifted away, or failed over to its backup zone.
             printControlTable(
-                ["ENDPOINT", "ZONE", "HEALTHY", "SHIFTED AWAY"],
-                report.zones.map { [$0.endpoint, $0.zone, yesNo($0.healthy), yesNo($0.shiftedAway)] })
+                ["LOAD BALANCER", "ZONE", "BACKUP ZONE", "STATE", "SERVING ZONE"],
+                report.loadBalancers.map { [$0.loadBalancer, $0.zone, $0.backupZone ?? "-", $0.state.rawValue, $0.servingZone] })
+            print()
+            printControlTable(
+                ["ENDPOINT", "ZONE", "HEALTHY", "SHIFTED AWAY", "STATE", "SERVING ZONE"],
+                report.zones.map { [$0.endpoint, $0.zone, yesNo($0.healthy), yesNo($0.shiftedAway), $0.state.rawValue, $0.servingZone] })
             if !report.zonalShifts.isEmpty {
                 print()
                 printZonalShifts(report.zonalShifts)

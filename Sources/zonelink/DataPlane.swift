@@ -205,10 +205,13 @@ actor DataPlane {
         self.logger = logger
     }
 
+    /// The load balancers serving from their backup zone in the plan applied now (`health`).
+    var failover: BalancerFailover { plan.gateway.failover }
+
     /// Adds the addresses a plan's listeners bind to.
     static func ensureAddresses(of plan: GatewayPlan, with addresses: InterfaceAddresses) async throws {
         for wanted in plan.namespaces {
-            try await addresses.ensure(wanted.addresses, interface: wanted.interface, netns: wanted.netns)
+            try await addresses.ensure(wanted.addresses, shared: wanted.shared, interface: wanted.interface, netns: wanted.netns)
         }
     }
 
@@ -266,20 +269,20 @@ actor DataPlane {
         do {
             try await Self.ensureAddresses(of: nextPlan.gateway, with: addresses)
         } catch {
-            await releaseAddresses(keeping: previous, from: nextPlan)
+            await releaseAddresses(keeping: previous, from: nextPlan, undoing: true)
             throw NotApplied(part: "addresses", reason: error)
         }
         do {
             try await dns.apply(nextPlan.dnsListeners)
         } catch {
-            await releaseAddresses(keeping: previous, from: nextPlan)
+            await releaseAddresses(keeping: previous, from: nextPlan, undoing: true)
             throw NotApplied(part: "DNS", reason: error)
         }
         do {
             try await gateway.apply(next, plan: nextPlan.gateway)
         } catch {
             try? await dns.apply(previous.dnsListeners)
-            await releaseAddresses(keeping: previous, from: nextPlan)
+            await releaseAddresses(keeping: previous, from: nextPlan, undoing: true)
             throw NotApplied(part: "the gateway", reason: error)
         }
         dns.apply(limits: next.dns.limits, tcpIdleTimeout: next.dns.tcpIdleTimeout)
@@ -297,11 +300,13 @@ actor DataPlane {
 
     /// Removes the addresses ZoneLink added for `other` that `kept` does not want, in every
     /// namespace either plan uses.
-    private func releaseAddresses(keeping kept: ServingPlan, from other: ServingPlan) async {
+    /// - Parameter undoing: a failed apply is being undone: the shared addresses it found
+    ///   present stay (the other host may be listening on them).
+    private func releaseAddresses(keeping kept: ServingPlan, from other: ServingPlan, undoing: Bool = false) async {
         let wanted = kept.addresses
         let namespaces = Set(wanted.keys).union(other.addresses.keys)
         for namespace in namespaces {
-            await addresses.release(netns: namespace, keeping: wanted[namespace] ?? [])
+            await addresses.release(netns: namespace, keeping: wanted[namespace] ?? [], sparingShared: undoing)
         }
     }
 }

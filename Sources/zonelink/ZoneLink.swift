@@ -335,8 +335,8 @@ struct Serve: AsyncParsableCommand {
             health: {
                 let catalog = await control.catalog
                 let unhealthy = unhealthyENIs.get()
-                let shifted = catalog.shiftedZones
                 let backends = await gateway.backendHealth()
+                let placements = GatewayHealth.placements(of: catalog, unhealthy: unhealthy, failover: await dataPlane.failover)
                 return GatewayHealth(
                     backends: backends.map { row in
                         // The API names a listener by its port, as the config does (`listeners[].port`).
@@ -346,12 +346,8 @@ struct Serve: AsyncParsableCommand {
                             loadBalancer: row.loadBalancer, listener: port, address: "\(row.backend.address)", healthy: row.healthy,
                             shiftedAway: row.shifted)
                     },
-                    zones: catalog.endpoints.flatMap { endpoint in
-                        endpoint.eniIDs.map {
-                            let away = shifted.contains($0.zone)
-                            return Components.Schemas.ZoneHealth($0, healthy: !unhealthy.contains($0) && !away, shiftedAway: away)
-                        }
-                    },
+                    loadBalancers: placements.loadBalancers,
+                    zones: placements.zones,
                     observed: ObservedHealth(healthyBackends: Set(backends.filter(\.healthy).map {
                         ObservedHealth.Backend(loadBalancer: $0.loadBalancer, listener: $0.listener, address: $0.backend.address)
                     })))

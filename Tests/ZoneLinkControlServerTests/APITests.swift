@@ -190,7 +190,11 @@ struct APITests {
                 Components.Schemas.BackendHealth(loadBalancer: "clb-1b", listener: "80", address: "192.168.24.200:80", healthy: true, shiftedAway: false),
                 Components.Schemas.BackendHealth(loadBalancer: "clb-3b", listener: "80", address: "10.10.2.200:80", healthy: false, shiftedAway: false),
             ],
-            zones: [Components.Schemas.ZoneHealth(endpoint: "ep-consumer1", zone: "eu-central-1b", healthy: true, shiftedAway: false)])
+            loadBalancers: [
+                Components.Schemas.LoadBalancerPlacement(loadBalancer: "clb-1b", zone: "eu-central-1b", backupZone: "eu-central-1a", state: .failedOver, servingZone: "eu-central-1a"),
+                Components.Schemas.LoadBalancerPlacement(loadBalancer: "clb-3b", zone: "eu-central-1b", state: .home, servingZone: "eu-central-1b"),
+            ],
+            zones: [Components.Schemas.ZoneHealth(endpoint: "ep-consumer1", zone: "eu-central-1b", healthy: true, shiftedAway: false, state: .failedOver, servingZone: "eu-central-1a")])
         try await withServer(tcp: true, nat: { rows }, health: { report }) { server in
             _ = try await server.request("POST", "/v1/services", as: provider, json: seedService)
             _ = try await server.request("POST", "/v1/services/epsrv-frankfurt1/whitelist", as: provider, json: Components.Schemas.AddWhitelistEntryRequest(account: accountA))
@@ -208,8 +212,12 @@ struct APITests {
             #expect(operatorHealth.status == .degraded && operatorHealth.backends.count == 2 && operatorHealth.configSerial > 1)
             let providerHealth = try await server.request("GET", "/v1/health", as: provider).decode(Components.Schemas.HealthReport.self)
             #expect(providerHealth.status == .ok && providerHealth.backends.map(\.loadBalancer) == ["clb-1b"] && providerHealth.zones.count == 1)
+            // Where its balancer and ENIs serve from: its own only, failed over to the backup zone.
+            #expect(providerHealth.loadBalancers.map(\.loadBalancer) == ["clb-1b"] && providerHealth.loadBalancers.first?.state == .failedOver)
+            #expect(providerHealth.zones.first?.state == .failedOver && providerHealth.zones.first?.servingZone == "eu-central-1a")
             let strangerHealth = try await server.request("GET", "/v1/health", as: stranger).decode(Components.Schemas.HealthReport.self)
             #expect(strangerHealth.backends.map(\.loadBalancer) == ["clb-3b"] && strangerHealth.zones.isEmpty)
+            #expect(strangerHealth.loadBalancers.map(\.loadBalancer) == ["clb-3b"])
 
             // Metrics: requests by route and status, the plane's objects, and a gauge set from outside.
             server.metrics.gauge("zonelink_nat_ports_in_use", labels: [("pool", "vpc-2")]).record(7)

@@ -112,4 +112,28 @@ struct BackupZoneTests {
         #expect(hostA.unhealthyElsewhere(peers: [], lease: .seconds(10)) == [zoneB1, zoneB3])
         #expect(hostA.unhealthyElsewhere(peers: [], lease: .seconds(10), failover: moved).isEmpty)
     }
+
+    /// What `health` shows an operator: home, shifted away with nowhere to go, or failed over
+    /// to the backup zone, with the zone each serves from.
+    @Test func healthReadsWhereBalancersAndENIsServeFrom() throws {
+        let shiftedB = try catalog(shifted: ["eu-central-1b"])
+        let moved = shiftedB.balancerFailover(unavailable: ["eu-central-1b"])
+        let clb1b = try #require(shiftedB.loadBalancer("clb-1b"))
+        let endpoint = try #require(shiftedB.endpoints.first { $0.id == "ep-consumer1" })
+        #expect(shiftedB.placement(of: clb1b, failover: moved) == ServingPlacement(state: .failedOver, servingZone: "eu-central-1a"))
+        #expect(shiftedB.placement(of: zoneB1, endpoint: endpoint, failover: moved) == ServingPlacement(state: .failedOver, servingZone: "eu-central-1a"))
+        #expect(shiftedB.placement(of: zoneA1, endpoint: endpoint, failover: moved) == ServingPlacement(state: .home, servingZone: "eu-central-1a"))
+        // Without a backup zone, a shifted zone's balancer and ENIs stay where they are, out of service.
+        let plain = try catalog(baseConfig, shifted: ["eu-central-1b"])
+        let plainFailover = plain.failoverByShifts
+        let plainEndpoint = try #require(plain.endpoints.first { $0.id == "ep-consumer1" })
+        #expect(plain.placement(of: try #require(plain.loadBalancer("clb-1b")), failover: plainFailover)
+                == ServingPlacement(state: .shiftedAway, servingZone: "eu-central-1b"))
+        #expect(plain.placement(of: zoneB1, endpoint: plainEndpoint, failover: plainFailover)
+                == ServingPlacement(state: .shiftedAway, servingZone: "eu-central-1b"))
+        // Nothing shifted, every host live: all home.
+        let home = try catalog()
+        #expect(home.placement(of: clb1b, failover: .allHome) == ServingPlacement(state: .home, servingZone: "eu-central-1b"))
+        #expect(home.placement(of: zoneB1, endpoint: endpoint, failover: .allHome) == ServingPlacement(state: .home, servingZone: "eu-central-1b"))
+    }
 }

@@ -39,6 +39,9 @@ struct BackupZonePlanTests {
         #expect(addresses(a, "vpc1").contains(ip("10.10.2.4")))
         #expect(addresses(a, "vpc2").contains(ip("192.168.23.241")) && !addresses(a, "vpc2").contains(ip("192.168.24.240")))
         #expect(addresses(b, "vpc2").contains(ip("192.168.24.240")) && !addresses(b, "vpc2").contains(ip("192.168.23.241")))
+        // clb-1a has no backup zone: its NAT address is host a's alone (were host b to hold it
+        // too, host b's stop would take it away from host a's flows).
+        #expect(addresses(a, "vpc2").contains(ip("192.168.23.240")) && !addresses(b, "vpc2").contains(ip("192.168.23.240")))
         #expect(a.carriedENIs == [ENIID(endpoint: "ep-x", zone: "eu-central-1a")])
     }
 
@@ -49,9 +52,12 @@ struct BackupZonePlanTests {
         #expect(a.standbyPorts.isEmpty)
         #expect(a.upstreams.first { $0.loadBalancer == "clb-1b" }?.natAddresses == [ip("192.168.23.241")])
         #expect(Set(a.carriedENIs) == [ENIID(endpoint: "ep-x", zone: "eu-central-1a"), ENIID(endpoint: "ep-x", zone: "eu-central-1b")])
-        // Host b (should it still run) opens nothing of zone b's moved balancer.
+        // Host b (should it still run, as when zone b is shifted away) opens nothing of zone b's
+        // moved balancer, but keeps the ENI address: host a listens on it now, and the flows
+        // opened through it on host b continue.
         let b = GatewayPlan(catalog: try Self.catalog(host: Self.hostB), failover: Self.moved)
         #expect(b.eniListeners.isEmpty)
+        #expect(b.standbyPorts.map(\.address) == [ep("10.10.2.4:80")] && addresses(b, "vpc1").contains(ip("10.10.2.4")))
     }
 
     @Test func oneHostForEveryZoneKeepsItsENIsAndChangesTheNATAddress() throws {
@@ -64,5 +70,27 @@ struct BackupZonePlanTests {
         // The catalog alone decides the same: a shift moves the balancer on a single host.
         #expect(GatewayPlan(catalog: catalog) == plan)
         #expect(GatewayPlan(catalog: catalog, failover: .allHome).upstreams.first { $0.loadBalancer == "clb-1b" }?.natAddresses == [ip("192.168.24.240")])
+    }
+
+    /// A port that the host of the balancer's other zone may still hold when this host opens it
+    /// (it lets go at its next heartbeat) is waited for, not refused: the ports of balancers
+    /// with a backup zone, when zones are placed on hosts; no other port.
+    @Test func portsThatChangeHostsAreWaitedFor() throws {
+        let homeOnB = GatewayPlan(catalog: try Self.catalog(host: Self.hostB))
+        #expect(homeOnB.eniListeners.filter { $0.loadBalancer == "clb-1b" }.allSatisfy { $0.handover })
+        let movedOnA = GatewayPlan(catalog: try Self.catalog(host: Self.hostA), failover: Self.moved)
+        #expect(movedOnA.eniListeners.filter { $0.loadBalancer == "clb-1b" }.map(\.handover) == [true])
+        // clb-1a has no backup zone: only host a ever listens there.
+        #expect(movedOnA.eniListeners.filter { $0.loadBalancer == "clb-1a" }.allSatisfy { !$0.handover })
+        // One host carrying every zone hands nothing over.
+        let single = GatewayPlan(catalog: try Self.catalog(shifted: ["eu-central-1b"]))
+        #expect(single.eniListeners.allSatisfy { !$0.handover } && single.namespaces.allSatisfy { $0.shared.isEmpty })
+        // The ENI address in front of clb-1b is both hosts', home or moved, and shared: the
+        // host that did not add it takes it as its own too, neither removes it when it stops.
+        for plan in [homeOnB, movedOnA, GatewayPlan(catalog: try Self.catalog(host: Self.hostA)),
+                     GatewayPlan(catalog: try Self.catalog(host: Self.hostB), failover: Self.moved)] {
+            let vpc1 = plan.namespaces.first { $0.netns == "vpc1" }
+            #expect(vpc1?.shared == [ip("10.10.2.4")] && vpc1?.addresses.contains(ip("10.10.2.4")) == true, "\(String(describing: vpc1))")
+        }
     }
 }

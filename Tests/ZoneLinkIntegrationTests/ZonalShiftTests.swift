@@ -270,6 +270,17 @@ struct ZonalShiftTests {
         expect(backendRows.filter { $0["address"] as? String == LabAddress.ecs2 }.allSatisfy { $0["shiftedAway"] as? Bool == true }
                && (health?["zonalShifts"] as? [[String: Any]])?.first?["zone"] as? String == "eu-central-1a",
                "health: expected ECS 2 shifted away and the shift listed, got \(String(describing: health))")
+        // Where things serve from: zone a's ENI and balancer are shifted away (no backup zone).
+        let zoneRows = health?["zones"] as? [[String: Any]] ?? []
+        let balancerRows = health?["loadBalancers"] as? [[String: Any]] ?? []
+        expect(zoneRows.contains { $0["zone"] as? String == "eu-central-1a" && $0["state"] as? String == "shiftedAway" && $0["servingZone"] as? String == "eu-central-1a" }
+               && zoneRows.contains { $0["zone"] as? String == "eu-central-1b" && $0["state"] as? String == "home" }
+               && balancerRows.contains { $0["loadBalancer"] as? String == "clb-a" && $0["state"] as? String == "shiftedAway" }
+               && balancerRows.contains { $0["loadBalancer"] as? String == "clb-b" && $0["state"] as? String == "home" },
+               "health: expected zone a's ENI and clb-a shiftedAway, zone b's home, got zones \(zoneRows), load balancers \(balancerRows)")
+        let healthTable = try cli(["health"])
+        expect(healthTable.status == 0 && healthTable.stdout.contains("SERVING ZONE") && healthTable.stdout.contains("shiftedAway"),
+               "health (table): expected the STATE and SERVING ZONE columns with shiftedAway: \(healthTable.summary)")
         let metrics = try runProcessBlocking(GatewayLabRequirements.curl ?? "curl", [
             "-sS", "--unix-socket", stateDir.appendingPathComponent("control.sock").path,
             "-H", "Authorization: Bearer \(ZonalShiftConfig.operatorToken)", "http://localhost/metrics",

@@ -100,3 +100,43 @@ extension Catalog {
         }
     }
 }
+
+/// Where a load balancer, or an ENI in front of one, serves from now, as `health` shows it to
+/// an operator: at home, its zone shifted away with nowhere to move (DNS and new flows leave
+/// it), or moved with its balancer to the backup zone (`servingZone`).
+public struct ServingPlacement: Hashable, Sendable {
+    public enum State: String, Hashable, Sendable {
+        /// In its own zone, which is not shifted away.
+        case home
+        /// Its own zone is shifted away and it has not moved: it takes no new flow.
+        case shiftedAway
+        /// Its balancer serves from its backup zone (its zone shifted away, or carried by no
+        /// live host): the host of `servingZone` carries it.
+        case failedOver
+    }
+
+    public var state: State
+    /// The zone it lives in now: the backup zone while failed over, else its own.
+    public var servingZone: String
+
+    public init(state: State, servingZone: String) {
+        self.state = state
+        self.servingZone = servingZone
+    }
+}
+
+extension Catalog {
+    /// Where `balancer` serves from under `failover` and the catalog's shifts.
+    public func placement(of balancer: LoadBalancer, failover: BalancerFailover) -> ServingPlacement {
+        if let backup = failover.moved[balancer.id] { return ServingPlacement(state: .failedOver, servingZone: backup) }
+        return ServingPlacement(state: shiftedZones.contains(balancer.zone) ? .shiftedAway : .home, servingZone: balancer.zone)
+    }
+
+    /// Where an ENI of `endpoint` lives now: moved with its balancer, or in its own zone,
+    /// shifted away or not.
+    public func placement(of eni: ENIID, endpoint: Endpoint, failover: BalancerFailover) -> ServingPlacement {
+        let zone = servingZone(of: eni, endpoint: endpoint, failover: failover)
+        if zone != eni.zone { return ServingPlacement(state: .failedOver, servingZone: zone) }
+        return ServingPlacement(state: shiftedZones.contains(eni.zone) ? .shiftedAway : .home, servingZone: eni.zone)
+    }
+}

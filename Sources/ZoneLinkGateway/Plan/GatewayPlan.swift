@@ -30,6 +30,14 @@ public struct GatewayPlan: Sendable, Equatable {
         /// nil: the ENI lives in its own `zone`.
         public var servingZone: String? = nil
 
+        /// Whether another host may still listen on this port for a moment when this host
+        /// opens it: the port of a balancer with a backup zone, when zones are placed on hosts
+        /// (`host.zones`). The host of the balancer's other zone (the backup host while the
+        /// balancer was away, or the home host until it applies a shift) lets go at its next
+        /// heartbeat or change, so the gateway serves the plan without the port and binds it
+        /// as soon as it is free, instead of refusing the plan.
+        public var handover: Bool = false
+
         /// The zone this ENI lives in now; a shift's drain follows it.
         public var livesIn: String { servingZone ?? zone }
 
@@ -79,6 +87,11 @@ public struct GatewayPlan: Sendable, Equatable {
         public var netns: String?
         public var interface: String
         public var addresses: [IPv4Address]
+        /// Those of `addresses` another host wants in this namespace too (the ENI addresses in
+        /// front of a balancer with a backup zone, held by the hosts of both its zones): the
+        /// one that finds it present takes it as its own as well, and neither removes it when
+        /// it stops, which would cut the other host's listener off (`InterfaceAddresses`).
+        public var shared: Set<IPv4Address> = []
     }
 
     /// The ports the relay listens on: services with `dataPlane: relay`.
@@ -118,11 +131,12 @@ public struct GatewayPlan: Sendable, Equatable {
         // Per namespace, its addresses in first-wanted order and as a set: one lookup per
         // address, and the entry changed in place (a copy taken out and put back would copy
         // the list each time: quadratic in a VPC's ENIs, minutes at 100,000 endpoints).
-        var wanted: [String?: (interface: String, addresses: [IPv4Address], seen: Set<IPv4Address>)] = [:]
-        func want(_ address: IPv4Address, in vpc: VPC) {
-            if wanted[vpc.netns, default: (vpc.interface ?? "lo", [], [])].seen.insert(address).inserted {
+        var wanted: [String?: (interface: String, addresses: [IPv4Address], seen: Set<IPv4Address>, shared: Set<IPv4Address>)] = [:]
+        func want(_ address: IPv4Address, in vpc: VPC, shared: Bool = false) {
+            if wanted[vpc.netns, default: (vpc.interface ?? "lo", [], [], [])].seen.insert(address).inserted {
                 wanted[vpc.netns]!.addresses.append(address)
             }
+            if shared { wanted[vpc.netns]!.shared.insert(address) }
         }
 
         // Load balancers a service with `proxyProtocol: v2` sends flows to.
@@ -144,10 +158,16 @@ public struct GatewayPlan: Sendable, Equatable {
                     kernel: kernelBalancers.contains(balancer.id)))
             }
             if !kernelBalancers.contains(balancer.id) && catalog.carries(vpc: vpc.id) {
-                // With a backup zone, each zone's host holds that zone's NAT addresses only,
-                // and keeps them when the balancer moves away, for the flows still open.
+                // Only the host of the balancer's zone opens ENIs in front of it, so it alone
+                // holds its NAT addresses: a second host holding one too would take it away from
+                // under the first when it stops. With a backup zone, each zone's host holds that
+                // zone's NAT addresses only, and keeps them when the balancer moves away, for
+                // the flows still open.
                 for address in balancer.natAddresses {
-                    guard let backup = balancer.backupZone else { want(address, in: vpc); continue }
+                    guard let backup = balancer.backupZone else {
+                        if catalog.carries(zone: balancer.zone, vpc: vpc.id) { want(address, in: vpc) }
+                        continue
+                    }
                     let zone = catalog.zone(of: address, inVPC: vpc.id) == backup ? backup : balancer.zone
                     if catalog.carries(zone: zone, vpc: vpc.id) { want(address, in: vpc) }
                 }
@@ -164,9 +184,13 @@ public struct GatewayPlan: Sendable, Equatable {
                 else { continue }
                 let servingZone = catalog.servingZone(of: ENIID(endpoint: endpoint.id, zone: eni.zone), endpoint: endpoint, failover: failover)
                 let open = catalog.carries(zone: servingZone, vpc: vpc.id)
-                // The backup zone's host while the balancer is home: the address stays (flows
-                // opened here while it was away continue), nothing listens.
-                let standby = !open && servingZone == eni.zone && balancer.backupZone.map { catalog.carries(zone: $0, vpc: vpc.id) } == true
+                // A balancer with a backup zone has its ENIs held by the hosts of both zones:
+                // the one whose zone it serves from listens; the other keeps the address (the
+                // flows opened through it while the balancer was there continue), nothing
+                // listens. Both keep it, so that neither takes it from under the other.
+                let holders = balancer.backupZone.map { [balancer.zone, $0] } ?? []
+                let standby = !open && holders.contains { catalog.carries(zone: $0, vpc: vpc.id) }
+                let shared = !holders.isEmpty && catalog.host?.zones != nil
                 guard open || standby else { continue }
                 // Every ENI address exists, so that a consumer of an endpoint that is not
                 // Connected gets a reset (nothing listens) rather than silence. A kernel ENI is
@@ -175,7 +199,7 @@ public struct GatewayPlan: Sendable, Equatable {
                 if kernel, let netns = vpc.netns {
                     kernelENIs.append(KernelENI(vpc: vpc.id, netns: netns, address: address))
                 } else {
-                    want(address, in: vpc)
+                    want(address, in: vpc, shared: shared)
                 }
                 guard catalog.connection(of: endpoint) == .connected else { continue }
                 for (index, listener) in balancer.listeners.enumerated() {
@@ -189,7 +213,8 @@ public struct GatewayPlan: Sendable, Equatable {
                             ? ProxyIdentity(endpoint: endpoint.id, consumerVPC: vpc.id, consumerAccount: endpoint.account, zone: eni.zone)
                             : nil,
                         connectionBandwidth: service.connectionBandwidth, account: endpoint.account,
-                        servingZone: servingZone == eni.zone ? nil : servingZone)
+                        servingZone: servingZone == eni.zone ? nil : servingZone,
+                        handover: shared)
                     if standby { standbyPorts.append(port) } else if kernel { kernelPorts.append(port) } else { listeners.append(port) }
                 }
             }
@@ -206,7 +231,9 @@ public struct GatewayPlan: Sendable, Equatable {
         self.failover = failover
         self.carriedENIs = catalog.carriedENIs(failover)
         self.standbyPorts = standbyPorts
-        self.namespaces = wanted.map { NamespaceAddresses(netns: $0.key, interface: $0.value.interface, addresses: $0.value.addresses) }
+        self.namespaces = wanted.map {
+            NamespaceAddresses(netns: $0.key, interface: $0.value.interface, addresses: $0.value.addresses, shared: $0.value.shared)
+        }
             .sorted { ($0.netns ?? "") < ($1.netns ?? "") }
     }
 }

@@ -38,6 +38,12 @@ public actor Gateway: Service {
 
     private var catalog: Catalog
     private var running: [SocketKey: Running] = [:]
+    /// Handover ports (`GatewayPlan.ENIListener.handover`) the host of the balancer's other
+    /// zone still listens on: this plan is served without them (that host carries their flows
+    /// meanwhile, correctly) and each is bound here as soon as that host lets go, at its next
+    /// heartbeat after hearing of this change. Tried every `handoverRetry`.
+    private var pending: [SocketKey: RouteBox] = [:]
+    private var pendingRetry: Task<Void, Never>?
     private var balancers: [String: Checked] = [:]
     /// Each capped endpoint's bandwidth cap, shared by its flows (`connectionBandwidth`).
     private var bandwidths: [String: ConnectionBandwidth] = [:]
@@ -83,6 +89,8 @@ public actor Gateway: Service {
         }
         try? await gracefulShutdown()
         sweeper?.cancel()
+        pendingRetry?.cancel()
+        pending = [:]
         for checked in balancers.values { checked.probes.forEach { $0.cancel() } }
         for running in running.values { await stop(running.listening) }
         flows.close { _ in true }
@@ -128,10 +136,15 @@ public actor Gateway: Service {
             providers[key] = try await namespaces.namespace(checked.balancer.upstream.providerNetns)
         }
         var opened: [SocketKey: Running] = [:]
+        var held: [SocketKey: RouteBox] = [:]
         do {
             for (key, route) in routes where running[key] == nil {
                 let box = RouteBox(route)
-                opened[key] = Running(listening: try await bind(box, in: namespaces.namespace(key.netns)), route: box)
+                do {
+                    opened[key] = Running(listening: try await bind(box, in: namespaces.namespace(key.netns)), route: box)
+                } catch let error as GatewayError where route.listener.handover && error.addressInUse {
+                    held[key] = box
+                }
             }
             // The kernel path's links, routes and table, for the health the balancers know
             // and the zones this catalog shifts away.
@@ -172,6 +185,14 @@ public actor Gateway: Service {
                 "flow.endpoint": "\(running.route.current.listener.endpoint)",
             ])
         }
+        for (key, box) in held where pending[key] == nil {
+            let listener = box.current.listener
+            logger.notice("\(listener.proto.rawValue) \(key.address) (\(listener.loadBalancer)) is still held by the host that carried it until now: its flows go there until it lets go at its next heartbeat; listening here as soon as it does")
+        }
+        pending = held
+        if !pending.isEmpty && pendingRetry == nil {
+            pendingRetry = Task { await self.bindPending() }
+        }
         for key in Array(running.keys) where routes[key] == nil {
             if let gone = running.removeValue(forKey: key) {
                 await stop(gone.listening)
@@ -198,6 +219,47 @@ public actor Gateway: Service {
         self.tracker = tracker
         self.catalog = catalog
         tracker.publish()
+    }
+
+    /// How often a handover port the other host still holds is tried again.
+    static let handoverRetry = Duration.milliseconds(500)
+    /// How long a handover port may stay held before each warning: the other host should let
+    /// go within a heartbeat or two; far longer means it carries this zone too (`host.zones`).
+    static let handoverWarning = Duration.seconds(30)
+
+    /// Binds the pending handover ports as the other host lets go of them, until none is left.
+    private func bindPending() async {
+        var warnAt = ContinuousClock.now + Self.handoverWarning
+        while !pending.isEmpty && !Task.isCancelled {
+            try? await Task.sleep(for: Self.handoverRetry)
+            for (key, box) in pending {
+                guard let listening = try? await bind(box, in: namespaces.namespace(key.netns)) else { continue }
+                // An apply may have run meanwhile: keep the socket only if this port is still
+                // the one waited for.
+                guard pending[key] === box, running[key] == nil else {
+                    await close(listening)
+                    continue
+                }
+                pending[key] = nil
+                if case .relay(let socket) = listening { relay.listen(socket) }
+                running[key] = Running(listening: listening, route: box)
+                logger.notice("\(box.current.listener.proto.rawValue) \(key.address): the other host let go, listening here now")
+            }
+            if !pending.isEmpty && ContinuousClock.now >= warnAt {
+                let ports = pending.keys.map { "\($0.proto.rawValue) \($0.address)" }.sorted()
+                logger.warning("still held by another process after \(Self.handoverWarning): \(ports.joined(separator: ", ")); does another host carry the same zone (host.zones)?")
+                warnAt = ContinuousClock.now + Self.handoverWarning
+            }
+        }
+        pendingRetry = nil
+    }
+
+    /// Closes a socket no worker watches yet.
+    private func close(_ listening: Listening) async {
+        switch listening {
+        case .relay(let socket): socket.close()
+        case .channel(let channel): try? await channel.close()
+        }
     }
 
     private func bind(_ route: RouteBox, in namespace: NetworkNamespace) async throws -> Listening {
@@ -385,6 +447,16 @@ final class ZoneHealthTracker: Sendable {
 
 public enum GatewayError: Error, CustomStringConvertible {
     case bind(IPv4Endpoint, TransportProtocol, netns: String?, Error)
+
+    /// Whether the port is in use (another process listens on it).
+    var addressInUse: Bool {
+        switch self {
+        case .bind(_, _, _, let error):
+            if let listen = error as? ListenError { return listen.errno == EADDRINUSE }
+            if let io = error as? IOError { return io.errnoCode == EADDRINUSE }
+            return false
+        }
+    }
 
     public var description: String {
         switch self {
