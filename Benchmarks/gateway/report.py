@@ -9,6 +9,12 @@
       the CPU figures and appends one JSON line to RUNS.jsonl.
   report.py summarize --runs RUNS.jsonl --dir RESULTS_DIR [--meta META.json] [--title TEXT]
       writes runs.csv, summary.csv and summary.json to RESULTS_DIR and prints the table.
+  report.py syscalls-record --out SYSCALLS.jsonl --path P --round N --phase close|keepalive
+                            --strace FILE --output FILE
+      (syscall mode) parses `strace -c` output and wrk's and appends the calls per syscall
+      and the requests wrk completed as one JSON line.
+  report.py syscalls-summarize --runs SYSCALLS.jsonl --out FILE
+      writes and prints syscalls per connection (close) and per request (keep-alive), by path.
 
 Figures per path are the median over the rounds that succeeded and whose cores other processes
 left alone (all successful rounds if none was); the spread is (max - min) / median.
@@ -304,6 +310,67 @@ def print_table(summary, title):
         print(f"WARNING: {w}")
 
 
+def parse_strace_counts(text):
+    """`strace -c`'s table: {syscall: (calls, errors)}."""
+    counts = {}
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) not in (5, 6) or not fields[3].isdigit() or fields[-1] == "total":
+            continue
+        try:
+            float(fields[0])
+        except ValueError:
+            continue
+        counts[fields[-1]] = (int(fields[3]), int(fields[4]) if len(fields) == 6 else 0)
+    if not counts:
+        raise ValueError("strace printed no counts: " + text.strip()[-300:])
+    return counts
+
+
+def syscalls_record(args):
+    wrk = parse_wrk(args.output.read_text())
+    counts = parse_strace_counts(args.strace.read_text())
+    line = {"path": args.path, "round": args.round, "phase": args.phase, "requests": wrk["requests"],
+            "errors": wrk["errors"], "calls": {k: c for k, (c, _) in counts.items()},
+            "failed": {k: e for k, (_, e) in counts.items() if e}}
+    with args.out.open("a") as f:
+        f.write(json.dumps(line) + "\n")
+
+
+def syscalls_summarize(args):
+    runs = [json.loads(l) for l in args.runs.read_text().splitlines() if l.strip()]
+    paths = list(dict.fromkeys(r["path"] for r in runs))
+    lines = []
+    for phase, unit in (("close", "connection"), ("keepalive", "request")):
+        per = {}      # path -> {syscall: calls per unit, summed over rounds / requests over rounds}
+        for path in paths:
+            rs = [r for r in runs if r["path"] == path and r["phase"] == phase and r["requests"] > 0]
+            if not rs:
+                continue
+            requests = sum(r["requests"] for r in rs)
+            names = {n for r in rs for n in r["calls"]}
+            per[path] = {n: sum(r["calls"].get(n, 0) for r in rs) / requests for n in names}
+            per[path]["(failed)"] = sum(sum(r["failed"].values()) for r in rs) / requests
+            per[path]["(requests)"] = requests
+        if not per:
+            continue
+        cols = list(per)
+        names = sorted({n for p in per.values() for n in p if not n.startswith("(")},
+                       key=lambda n: -max(per[c].get(n, 0) for c in cols))
+        lines.append(f"syscalls per {unit} ({'Connection: close' if phase == 'close' else 'keep-alive'}), strace -f -c")
+        lines.append(f"{'syscall':<18}" + "".join(f"{c:>16}" for c in cols))
+        for n in names:
+            lines.append(f"{n:<18}" + "".join(f"{per[c].get(n, 0):>16.2f}" for c in cols))
+        lines.append(f"{'total':<18}" + "".join(
+            f"{sum(v for k, v in per[c].items() if not k.startswith('(')):>16.2f}" for c in cols))
+        lines.append(f"{'of which failed':<18}" + "".join(f"{per[c]['(failed)']:>16.2f}" for c in cols))
+        lines.append(f"{'requests (wrk)':<18}" + "".join(f"{per[c]['(requests)']:>16d}" for c in cols))
+        lines.append("")
+    text = "\n".join(lines)
+    args.out.write_text(text + "\n")
+    print(text)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -328,9 +395,21 @@ def main():
     summ.add_argument("--dir", required=True, type=Path)
     summ.add_argument("--meta", type=Path, help="JSON object describing the run, copied into summary.json")
     summ.add_argument("--title")
+    srec = sub.add_parser("syscalls-record")
+    srec.add_argument("--out", required=True, type=Path)
+    srec.add_argument("--path", required=True)
+    srec.add_argument("--round", required=True, type=int)
+    srec.add_argument("--phase", required=True, choices=("close", "keepalive"))
+    srec.add_argument("--strace", required=True, type=Path, help="strace -c output")
+    srec.add_argument("--output", required=True, type=Path, help="wrk's output")
+    ssum = sub.add_parser("syscalls-summarize")
+    ssum.add_argument("--runs", required=True, type=Path)
+    ssum.add_argument("--out", required=True, type=Path)
     args = ap.parse_args()
+    commands = {"record": record, "summarize": summarize, "syscalls-record": syscalls_record,
+                "syscalls-summarize": syscalls_summarize}
     try:
-        record(args) if args.command == "record" else summarize(args)
+        commands[args.command](args)
     except ValueError as e:
         sys.exit(f"report.py: {e}")
 

@@ -12,6 +12,10 @@ struct RelaySocket {
     /// epoll reported the peer's FIN (or an error): read until a read says so, even after a
     /// short read, because that event will not come again.
     var hungUp = false
+    /// epoll reported the peer's FIN without an error (EPOLLRDHUP): everything the peer sent
+    /// before it is already queued, so a short read has taken the last of it and the input is
+    /// closed; no read that returns 0 is needed to learn that.
+    var finReceived = false
     /// The peer sent FIN (a read returned 0): nothing more comes from this socket.
     var inputClosed = false
     /// We sent FIN (shutdown for writing): nothing more goes to this socket.
@@ -112,10 +116,20 @@ final class RelayFlow {
             if let cap, count < wanted { cap.giveBack(direction, wanted - max(0, count)) }
             if count > 0 {
                 source.unreported += count
-                // A short read emptied the socket, and more data will raise a new edge; but a FIN
-                // that came with the data raised its edge already.
-                if count < wanted && !source.hungUp { source.readable = false }
-                guard write(UnsafeRawBufferPointer(rebasing: buffer[..<count]), to: &sink) else { return false }
+                if count < wanted {
+                    // A short read emptied the socket. After the peer's FIN that is the end of
+                    // its input. Otherwise more data will raise a new edge; but a FIN or an error
+                    // that came with the data raised its edge already, so keep reading then.
+                    if source.finReceived {
+                        source.inputClosed = true
+                    } else if !source.hungUp {
+                        source.readable = false
+                    }
+                }
+                // The last bytes before a FIN are sent with MSG_MORE: the shutdown (or close)
+                // just below adds the FIN to the same segment, one packet instead of two.
+                guard write(UnsafeRawBufferPointer(rebasing: buffer[..<count]), to: &sink, finFollows: source.inputClosed)
+                else { return false }
             } else if count == 0 {
                 source.inputClosed = true
             } else if readError == EAGAIN || readError == EWOULDBLOCK {
@@ -126,17 +140,22 @@ final class RelayFlow {
         }
         if source.inputClosed && !sink.hasPending && !sink.outputClosed {
             sink.outputClosed = true
-            // ENOTCONN: the peer is already gone; the read side will tell.
-            _ = shutdown(sink.fd, Int32(SHUT_WR))
+            // When the other direction has ended too, the flow ends now and closing the socket
+            // sends this FIN (its input was read to the end, so the close is no reset): no
+            // shutdown call. ENOTCONN: the peer is already gone; the read side will tell.
+            if !(sink.inputClosed && source.outputClosed) { _ = shutdown(sink.fd, Int32(SHUT_WR)) }
         }
         return true
     }
 
     /// Writes `bytes` to `sink`, keeping what it will not take now. False: an error.
-    private static func write(_ bytes: UnsafeRawBufferPointer, to sink: inout RelaySocket) -> Bool {
+    /// `finFollows`: these are the last bytes before a FIN, which the caller sends as soon as
+    /// they are all written (MSG_MORE holds them for it; bytes kept for later go out plain).
+    private static func write(_ bytes: UnsafeRawBufferPointer, to sink: inout RelaySocket, finFollows: Bool = false) -> Bool {
+        let flags = Int32(MSG_NOSIGNAL) | (finFollows ? Int32(MSG_MORE) : 0)
         var offset = 0
         while offset < bytes.count {
-            let sent = send(sink.fd, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
+            let sent = send(sink.fd, bytes.baseAddress! + offset, bytes.count - offset, flags)
             if sent > 0 {
                 offset += sent
             } else if sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {

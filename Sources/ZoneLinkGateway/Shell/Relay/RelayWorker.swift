@@ -142,7 +142,7 @@ final class RelayWorker {
             var peer = sockaddr_in()
             let fd = zl_accept(listener.fd, &peer)
             if fd >= 0 {
-                start(fd, client: IPv4Endpoint(peer), route: listener.route.current)
+                start(fd, client: IPv4Endpoint(peer), eni: listener.address, route: listener.route.current)
             } else if errno == EINTR || errno == ECONNABORTED {
                 continue
             } else if errno == EMFILE || errno == ENFILE {
@@ -178,17 +178,17 @@ final class RelayWorker {
     /// A flow takes its two descriptors (the accepted one and the provider side's) from the
     /// budget first: when the client share is spent, the connection is reset at once, so a
     /// flood never reaches the reserve that health probes and the control API live on.
-    private func start(_ clientFD: Int32, client: IPv4Endpoint, route: ENIRoute) {
+    private func start(_ clientFD: Int32, client: IPv4Endpoint, eni: IPv4Endpoint, route: ENIRoute) {
         let key = FlowKey(proto: .tcp, vpc: route.listener.vpc, client: client, eni: route.listener.address)
         var opening = FlowOpening(descriptors: RelayFlow.descriptors)
         var step = route.open(key, &opening, now: now)
         while case .connect(let nat, let target) = step {
             switch connect(from: nat, to: target, in: route.provider) {
             case .success(let providerFD):
-                SocketCall.setOption(clientFD, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
+                // (The accepted socket has TCP_NODELAY from its listener.)
                 return watch(RelayFlow(
                     key: key, route: route, opening: opening, client: clientFD, provider: providerFD,
-                    preamble: proxyHeader(for: client, accepted: clientFD, route: route)))
+                    preamble: proxyHeader(for: client, eni: eni, route: route)))
             case .failure(let error):
                 step = route.carry(
                     opening.connectFailed(portInUse: error.errno == EADDRINUSE, reason: "\(error)"), for: key, &opening, now: now)
@@ -198,11 +198,11 @@ final class RelayWorker {
     }
 
     /// The PROXY v2 header a flow from `client` starts with when its service asks for one;
-    /// nothing otherwise. The destination is where the client connected, read from the
-    /// accepted socket (the listener's address when the kernel will not say).
-    private func proxyHeader(for client: IPv4Endpoint, accepted fd: Int32, route: ENIRoute) -> [UInt8] {
+    /// nothing otherwise. The destination is where the client connected, `eni`: the listening
+    /// socket's own address, bound to the ENI's address and port, never a wildcard (so no
+    /// getsockname per connection).
+    private func proxyHeader(for client: IPv4Endpoint, eni: IPv4Endpoint, route: ENIRoute) -> [UInt8] {
         guard let identity = route.listener.proxyIdentity else { return [] }
-        let eni = SocketCall.localEndpoint(fd) ?? route.listener.address
         return ProxyHeader.proxy(client: client, eni: eni, identity: identity)
     }
 
@@ -260,14 +260,20 @@ final class RelayWorker {
         let readable = events & (zl_epollin | zl_epollrdhup | zl_epollhup | zl_epollerr) != 0
         let writable = events & (zl_epollout | zl_epollhup | zl_epollerr) != 0
         let hungUp = events & (zl_epollrdhup | zl_epollhup | zl_epollerr) != 0
+        // The peer's FIN, clean: a short read then ends the input (`RelaySocket.finReceived`).
+        // After an error, reads go on until one returns it.
+        let failed = events & zl_epollerr != 0
+        let finReceived = events & zl_epollrdhup != 0 && !failed
         if client {
             if readable { flow.client.readable = true }
             if writable { flow.client.writable = true }
             if hungUp { flow.client.hungUp = true }
+            if finReceived { flow.client.finReceived = true } else if failed { flow.client.finReceived = false }
         } else {
             if readable { flow.provider.readable = true }
             if writable { flow.provider.writable = true }
             if hungUp { flow.provider.hungUp = true }
+            if finReceived { flow.provider.finReceived = true } else if failed { flow.provider.finReceived = false }
         }
         if !flow.connected {
             guard !client, writable else { return }
