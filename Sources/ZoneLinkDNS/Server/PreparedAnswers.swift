@@ -22,7 +22,8 @@ import ZoneLinkCore
 /// a Client Subnet, a TSIG record, a transfer) goes through `Responder.respond`, whose parser
 /// stays the one judge of malformed input; so the bytes out are always the responder's.
 ///
-/// Memory is bounded (`docs/dns.md`): `capacity` entries, each question in one of two slots
+/// Memory is bounded (`docs/dns.md`): `capacity` entries (for the servers' tables, sized from the
+/// catalog: `catalogCapacity(_:)`), each question in one of two slots
 /// picked by its hash (when both are taken a new entry replaces one of them, so colliding
 /// questions cost a miss, never a chain or a search), and at most
 /// `byteBudget` bytes of responses; a response larger than `largestResponse` is not kept.
@@ -32,10 +33,16 @@ import ZoneLinkCore
 /// Not Sendable: one per UDP worker thread, touched by nothing else, so a hit shares no memory
 /// with another thread.
 public final class PreparedAnswers {
-    /// Entries per table (per UDP worker).
+    /// Entries per table (per UDP worker) at least; a table sized from the catalog may hold more.
     public static let defaultCapacity = 16_384
-    /// Bytes of responses per table.
+    /// Bytes of responses per table of `defaultCapacity` entries (256 per entry).
     public static let defaultByteBudget = 4 << 20
+    /// The most entries a table sized from the catalog holds: 23 MB of slots (88 bytes each) per worker
+    /// before any response is kept, and at most 64 MiB of responses (256 bytes per entry).
+    public static let largestCatalogCapacity = 262_144
+    /// Bytes of responses a table sized from the catalog may keep per entry of its capacity (a
+    /// typical response is 60 to 150 bytes).
+    public static let byteBudgetPerEntry = defaultByteBudget / defaultCapacity
     /// The largest response kept: the size ZoneLink advertises in EDNS.
     public static let largestResponse = Int(EDNS.advertisedPayloadSize)
     /// False when the environment says `ZONELINK_PREPARED_ANSWERS=0` (`docs/dns.md`): every
@@ -56,8 +63,10 @@ public final class PreparedAnswers {
     }
 
     private var slots: [Entry?]
-    private let mask: Int
-    private let byteBudget: Int
+    private var mask: Int
+    private var byteBudget: Int
+    /// Whether the table takes its size from each new engine's catalog (`catalogCapacity(_:)`).
+    private let followsCatalogSize: Bool
     private var bytes = 0
     private let seed: UInt64
     /// What the table's responses were prepared from.
@@ -73,15 +82,48 @@ public final class PreparedAnswers {
     public private(set) var hits = 0
     public private(set) var misses = 0
 
-    /// `capacity` is rounded up to a power of two.
+    /// A table of fixed size; `capacity` is rounded up to a power of two.
     public init(capacity: Int = defaultCapacity, byteBudget: Int = defaultByteBudget) {
-        var size = 1
-        while size < max(1, capacity) { size <<= 1 }
+        let size = Self.powerOfTwo(atLeast: capacity)
         self.slots = Array(repeating: nil, count: size)
         self.mask = size - 1
         self.byteBudget = byteBudget
+        self.followsCatalogSize = false
         self.seed = UInt64.random(in: 1...UInt64.max)
     }
+
+    /// A table that takes its size from the catalog of each engine it follows
+    /// (`catalogCapacity(_:)`), with `byteBudgetPerEntry` bytes of responses per entry: what the
+    /// servers use, so that a large catalog's questions are not forever pushing each other out
+    /// of a table made for a small one.
+    public static func sizedFromCatalog() -> PreparedAnswers { PreparedAnswers(sizedFromCatalog: ()) }
+
+    private init(sizedFromCatalog: Void) {
+        self.slots = Array(repeating: nil, count: Self.defaultCapacity)
+        self.mask = Self.defaultCapacity - 1
+        self.byteBudget = Self.defaultByteBudget
+        self.followsCatalogSize = true
+        self.seed = UInt64.random(in: 1...UInt64.max)
+    }
+
+    /// The entries a table sized from `catalog` has: the power of two at or above the number of
+    /// names the catalog generates (the apex, each service, each endpoint and each of its ENIs),
+    /// so every name can be kept for one question type of one client zone; at least
+    /// `defaultCapacity`, at most `largestCatalogCapacity`.
+    public static func catalogCapacity(_ catalog: Catalog) -> Int {
+        var names = 1 + catalog.services.count
+        for endpoint in catalog.endpoints { names += 1 + endpoint.enis.count }
+        return min(largestCatalogCapacity, powerOfTwo(atLeast: max(defaultCapacity, names)))
+    }
+
+    private static func powerOfTwo(atLeast count: Int) -> Int {
+        var size = 1
+        while size < max(1, count) { size <<= 1 }
+        return size
+    }
+
+    /// Entries the table can hold.
+    public var capacity: Int { slots.count }
 
     /// The number of responses kept.
     public var count: Int { slots.reduce(0) { $0 + ($1 == nil ? 0 : 1) } }
@@ -96,7 +138,15 @@ public final class PreparedAnswers {
         if engine !== responder.engine || health != responder.health || forwarder != forwarderID
             || serialChanges != self.serialChanges
         {
-            clear()
+            let size = followsCatalogSize && engine !== responder.engine ? Self.catalogCapacity(responder.engine.catalog) : slots.count
+            if size != slots.count {
+                slots = Array(repeating: nil, count: size)
+                mask = size - 1
+                byteBudget = size * Self.byteBudgetPerEntry
+                bytes = 0
+            } else {
+                clear()
+            }
             engine = responder.engine
             health = responder.health
             forwarder = forwarderID
