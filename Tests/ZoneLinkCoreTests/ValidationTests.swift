@@ -137,6 +137,8 @@ struct ValidationTests {
         .init(rule: "NAT address inside its VPC", yaml: edited("[192.168.24.240]", "[10.0.0.240]"), keyPath: "loadBalancers[0].natAddresses[0]", problem: "not inside VPC"),
         .init(rule: "backend inside its VPC", yaml: edited("192.168.24.12, weight", "10.1.1.12, weight"), keyPath: "loadBalancers[0].listeners[0].backends[1].address", problem: "not inside VPC"),
         .init(rule: "address taken twice within a VPC", yaml: edited("dnsAddress: 10.10.0.2", "dnsAddress: 10.10.2.50"), keyPath: "endpoints[0].zones[1].address", problem: "already taken in VPC vpc-1"),
+        .init(rule: "address taken twice names the first owner", yaml: edited("dnsAddress: 10.10.0.2", "dnsAddress: 10.10.2.50"), keyPath: "endpoints[0].zones[1].address", problem: "already taken in VPC vpc-1 by vpcs[0].dnsAddress"),
+        .init(rule: "an endpoint ID and zone make a zonal label of at most 63 characters", yaml: edited("id: ep-consumer3", "id: ep-" + String(repeating: "c", count: 50)), keyPath: "endpoints[1].zones[0].zone", problem: "is not a DNS label"),
         .init(rule: "endpoint zones are the service's", yaml: edited("{zone: eu-central-1b, vswitch: vsw-3b", "{zone: eu-central-1c, vswitch: vsw-3b"), keyPath: "endpoints[1].zones[0].zone", problem: "no resource in zone 'eu-central-1c'"),
         .init(rule: "at most five security groups", yaml: edited("securityGroups: [sg-1]", "securityGroups: [sg-1, sg-1, sg-1, sg-1, sg-1, sg-1]"), keyPath: "endpoints[0].securityGroups", problem: "has 6 groups"),
         .init(rule: "unknown security group", yaml: edited("securityGroups: [sg-1]", "securityGroups: [sg-9]"), keyPath: "endpoints[0].securityGroups[0]", problem: "unknown security group"),

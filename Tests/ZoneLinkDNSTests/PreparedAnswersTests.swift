@@ -257,4 +257,61 @@ struct PreparedAnswersTests {
         }
         #expect(prepared.misses == 500)
     }
+
+    /// The servers' tables take their size from the catalog: a catalog with more names than the
+    /// default table holds gets a table with room for every name, so a client asking each of
+    /// them over and over is answered from the table, not pushed out of it by the others.
+    @Test func aTableSizedFromTheCatalogHasRoomForEveryName() throws {
+        let endpoints = 6_000
+        var yaml = engineConfig.replacingOccurrences(
+            of: "      - {id: vsw-1b, zone: eu-central-1b, cidr: 10.10.2.0/24}\n",
+            with: "      - {id: vsw-1b, zone: eu-central-1b, cidr: 10.10.2.0/24}\n"
+                + "      - {id: vsw-1c, zone: eu-central-1a, cidr: 10.10.64.0/18}\n"
+                + "      - {id: vsw-1d, zone: eu-central-1b, cidr: 10.10.128.0/18}\n") + "\n"
+        for i in 0..<endpoints {
+            yaml += "  - {id: ep-n\(i), account: a, service: epsrv-off, vpc: vpc-1, zones: ["
+                + "{zone: eu-central-1a, vswitch: vsw-1c, address: 10.10.\(64 + i / 250).\(i % 250 + 2)}, "
+                + "{zone: eu-central-1b, vswitch: vsw-1d, address: 10.10.\(128 + i / 250).\(i % 250 + 2)}]}\n"
+        }
+        let catalog = try Catalog(configuration: Configuration.parse(yaml: yaml, file: "t"), file: "t")
+        #expect(catalog.endpoints.count == endpoints + 2)
+        let responder = Responder(engine: AnswerEngine(catalog: catalog))
+        // 18,000-odd names, two questions each: past the default 32,768, within the next power of two.
+        #expect(PreparedAnswers.catalogCapacity(catalog) == 65_536)
+        #expect(PreparedAnswers.catalogCapacity(try makeEngine().catalog) == PreparedAnswers.defaultCapacity)
+
+        let names = (0..<endpoints).flatMap { i in
+            ["ep-n\(i)", "ep-n\(i)-eu-central-1a", "ep-n\(i)-eu-central-1b"].map { "\($0).epsrv-off.eu-central-1.privatelink.internal" }
+        }
+        func secondPassHits(_ prepared: PreparedAnswers) -> Int {
+            prepared.follow(responder)
+            let listener = ListenerContext(vpc: "vpc-1", zone: "eu-central-1a")
+            // The first pass prepares (every name is new), the second is answered from the table.
+            for _ in 0..<2 {
+                for name in names {
+                    var output = ByteBuffer()
+                    var expected = ByteBuffer()
+                    let message = queryMessage(name, .a)
+                    let outcomes = message.withUnsafeBytes {
+                        (prepared.respond(to: $0, listener: listener, source: nil, transport: .udp, responder: responder, into: &output),
+                         responder.respond(to: $0, listener: listener, source: nil, transport: .udp, into: &expected))
+                    }
+                    guard case (.answered, .answered) = outcomes, output.readableBytesView.elementsEqual(expected.readableBytesView) else {
+                        Issue.record("\(name): the table's answer is not the responder's")
+                        return 0
+                    }
+                }
+            }
+            return prepared.hits
+        }
+        let sized = PreparedAnswers.sizedFromCatalog()
+        let sizedHits = secondPassHits(sized)
+        #expect(sized.capacity == 65_536)
+        let fixed = PreparedAnswers(capacity: 16_384)
+        let fixedHits = secondPassHits(fixed)
+        #expect(fixed.capacity == 16_384)
+        // Two slots per question, picked by a hash with a random seed: some questions meet two
+        // taken slots even in the larger table, so the bar is well below every question.
+        #expect(sizedHits > fixedHits && sizedHits >= names.count * 7 / 10, "sized: \(sizedHits), fixed: \(fixedHits) of \(names.count)")
+    }
 }

@@ -1,5 +1,3 @@
-import Yams
-
 /// Walks a YAML document, reading typed values and collecting every problem with its key path.
 ///
 /// It never stops at the first problem: a user who runs `zonelink check` wants the whole list.
@@ -24,8 +22,8 @@ final class YAMLReader {
 
     /// A mapping's values by key, after reporting keys outside `allowed` and missing `required` ones.
     func mapping(
-        _ node: Node?, at path: String, allowed: [String], required: [String] = []
-    ) -> [String: Node]? {
+        _ node: YAMLValue?, at path: String, allowed: [String], required: [String] = []
+    ) -> [String: YAMLValue]? {
         guard let node else {
             report(path, "is missing", hint: "add it; expected keys: \(allowed.joined(separator: ", "))")
             return nil
@@ -38,7 +36,7 @@ final class YAMLReader {
             let schemaPath = path.replacing(/\[[^\]]*\]/, with: "[]")
             for key in allowed { acceptedKeys.insert(join(schemaPath, key)) }
         }
-        var values: [String: Node] = [:]
+        var values: [String: YAMLValue] = [:]
         for (keyNode, value) in mapping {
             guard case .scalar(let key) = keyNode else {
                 report(path, "has a key that is not a string", hint: "use plain keys")
@@ -63,7 +61,7 @@ final class YAMLReader {
     }
 
     /// Elements of a sequence with their key paths; nil (and nothing reported) when absent.
-    func sequence(_ node: Node?, at path: String) -> [(node: Node, path: String)] {
+    func sequence(_ node: YAMLValue?, at path: String) -> [(node: YAMLValue, path: String)] {
         guard let node else { return [] }
         guard case .sequence(let sequence) = node else {
             report(path, "must be a list, not \(describe(node))", hint: "write it as [a, b] or as '- ' items")
@@ -72,7 +70,7 @@ final class YAMLReader {
         return sequence.enumerated().map { ($0.element, "\(path)[\($0.offset)]") }
     }
 
-    func string(_ node: Node?, at path: String) -> String? {
+    func string(_ node: YAMLValue?, at path: String) -> String? {
         guard let node else { return nil }
         guard case .scalar(let scalar) = node, !scalar.string.isEmpty else {
             report(path, "must be a non-empty string, not \(describe(node))", hint: "write a plain value")
@@ -81,7 +79,7 @@ final class YAMLReader {
         return scalar.string
     }
 
-    func int(_ node: Node?, at path: String, range: ClosedRange<Int>) -> Int? {
+    func int(_ node: YAMLValue?, at path: String, range: ClosedRange<Int>) -> Int? {
         guard let node else { return nil }
         guard case .scalar(let scalar) = node, let value = Int(scalar.string) else {
             report(path, "must be a whole number, not \(describe(node))", hint: "between \(range.lowerBound) and \(range.upperBound)")
@@ -94,7 +92,7 @@ final class YAMLReader {
         return value
     }
 
-    func bool(_ node: Node?, at path: String) -> Bool? {
+    func bool(_ node: YAMLValue?, at path: String) -> Bool? {
         guard let node else { return nil }
         if case .scalar(let scalar) = node {
             switch scalar.string {
@@ -108,7 +106,7 @@ final class YAMLReader {
     }
 
     /// A duration such as `2s`, `500ms`, `15m` or `1h` (`DurationText`).
-    func duration(_ node: Node?, at path: String) -> Duration? {
+    func duration(_ node: YAMLValue?, at path: String) -> Duration? {
         guard let text = string(node, at: path) else { return nil }
         guard let duration = DurationText.parse(text) else {
             report(path, "'\(text)' is not a duration", hint: DurationText.hint)
@@ -117,7 +115,7 @@ final class YAMLReader {
         return duration
     }
 
-    func address(_ node: Node?, at path: String) -> IPv4Address? {
+    func address(_ node: YAMLValue?, at path: String) -> IPv4Address? {
         guard let text = string(node, at: path) else { return nil }
         guard let address = IPv4Address(text) else {
             report(path, "'\(text)' is not an IPv4 address", hint: "write four decimal octets, e.g. 10.10.2.50")
@@ -126,7 +124,7 @@ final class YAMLReader {
         return address
     }
 
-    func prefix(_ node: Node?, at path: String) -> IPv4Prefix? {
+    func prefix(_ node: YAMLValue?, at path: String) -> IPv4Prefix? {
         guard let text = string(node, at: path) else { return nil }
         switch IPv4Prefix.parse(text) {
         case .success(let prefix):
@@ -139,7 +137,7 @@ final class YAMLReader {
         return nil
     }
 
-    func endpoint(_ node: Node?, at path: String) -> IPv4Endpoint? {
+    func endpoint(_ node: YAMLValue?, at path: String) -> IPv4Endpoint? {
         guard let text = string(node, at: path) else { return nil }
         guard let endpoint = IPv4Endpoint(text) else {
             report(path, "'\(text)' is not an address:port", hint: "write e.g. 127.0.0.1:5353")
@@ -148,11 +146,11 @@ final class YAMLReader {
         return endpoint
     }
 
-    func port(_ node: Node?, at path: String) -> UInt16? {
+    func port(_ node: YAMLValue?, at path: String) -> UInt16? {
         int(node, at: path, range: 1...65535).map { UInt16($0) }
     }
 
-    func oneOf<T: RawRepresentable<String>>(_ node: Node?, at path: String, _ type: T.Type, choices: [T]) -> T? {
+    func oneOf<T: RawRepresentable<String>>(_ node: YAMLValue?, at path: String, _ type: T.Type, choices: [T]) -> T? {
         guard let text = string(node, at: path) else { return nil }
         guard let value = T(rawValue: text) else {
             report(path, "'\(text)' is not allowed", hint: "one of: \(choices.map(\.rawValue).joined(separator: ", "))")
@@ -165,7 +163,7 @@ final class YAMLReader {
         path.isEmpty ? key : "\(path).\(key)"
     }
 
-    private func describe(_ node: Node) -> String {
+    private func describe(_ node: YAMLValue) -> String {
         switch node {
         case .scalar(let scalar): return scalar.string.isEmpty ? "an empty value" : "'\(scalar.string)'"
         case .mapping: return "a mapping"

@@ -95,7 +95,7 @@ enum DatagramWorker {
         var output = ByteBufferAllocator().buffer(capacity: slotSize)
         var limiter = ResponseRateLimiter(settings: responder.engine.catalog.dns.rateLimit)
         // This worker's prepared answers: repeated questions skip parsing, deciding and encoding.
-        let prepared = PreparedAnswers.enabled ? PreparedAnswers() : nil
+        let prepared = PreparedAnswers.enabled ? PreparedAnswers.sizedFromCatalog() : nil
         let origin = ContinuousClock.now
 
         while !stop.isStopped {

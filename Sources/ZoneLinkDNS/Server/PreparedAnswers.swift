@@ -22,7 +22,8 @@ import ZoneLinkCore
 /// a Client Subnet, a TSIG record, a transfer) goes through `Responder.respond`, whose parser
 /// stays the one judge of malformed input; so the bytes out are always the responder's.
 ///
-/// Memory is bounded (`docs/dns.md`): `capacity` entries, each question in one of two slots
+/// Memory is bounded (`docs/dns.md`): `capacity` entries (for the servers' tables, sized from the
+/// catalog: `catalogCapacity(_:)`), each question in one of two slots
 /// picked by its hash (when both are taken a new entry replaces one of them, so colliding
 /// questions cost a miss, never a chain or a search), and at most
 /// `byteBudget` bytes of responses; a response larger than `largestResponse` is not kept.
@@ -37,12 +38,18 @@ import ZoneLinkCore
 /// Not Sendable: one per UDP worker thread, touched by nothing else, so a hit shares no memory
 /// with another thread.
 public final class PreparedAnswers {
-    /// Entries per table (per UDP worker): room for the working set of a busy view (about
-    /// 10,000 distinct questions in `Benchmarks/dns`) with few collisions between the two
-    /// places a question may go.
+    /// Entries per table (per UDP worker) at least: room for the working set of a busy view
+    /// (about 10,000 distinct questions in `Benchmarks/dns`) with few collisions between the
+    /// two places a question may go. A table sized from the catalog may hold more.
     public static let defaultCapacity = 32_768
-    /// Bytes of responses per table.
-    public static let defaultByteBudget = 4 << 20
+    /// The most entries a table sized from the catalog holds: 8 MiB of slots (32 bytes each)
+    /// per worker before any response is kept.
+    public static let largestCatalogCapacity = 262_144
+    /// Bytes of responses a table may keep per entry of its capacity (a typical response is
+    /// 60 to 150 bytes, and its question 30 to 80).
+    public static let byteBudgetPerEntry = 256
+    /// Bytes of responses per table of `defaultCapacity` entries: 8 MiB.
+    public static let defaultByteBudget = defaultCapacity * byteBudgetPerEntry
     /// The largest response kept: the size ZoneLink advertises in EDNS.
     public static let largestResponse = Int(EDNS.advertisedPayloadSize)
     /// Askers (listener and client zone pairs) a table tells apart before it starts afresh: a
@@ -72,10 +79,13 @@ public final class PreparedAnswers {
         var clientZone: String?
     }
 
-    private let slots: UnsafeMutablePointer<Slot>
-    private let capacity: Int
-    private let mask: Int
-    private let byteBudget: Int
+    private var slots: UnsafeMutablePointer<Slot>
+    /// Entries the table can hold.
+    public private(set) var capacity: Int
+    private var mask: Int
+    private var byteBudget: Int
+    /// Whether the table takes its size from each new engine's catalog (`catalogCapacity(_:)`).
+    private let followsCatalogSize: Bool
     private var bytes = 0
     private let seed: UInt64
     private var contexts: [Context] = []
@@ -93,15 +103,26 @@ public final class PreparedAnswers {
     public private(set) var hits = 0
     public private(set) var misses = 0
 
-    /// `capacity` is rounded up to a power of two.
+    /// A table of fixed size; `capacity` is rounded up to a power of two.
     public init(capacity: Int = defaultCapacity, byteBudget: Int = defaultByteBudget) {
-        var size = 1
-        while size < max(1, capacity) { size <<= 1 }
-        self.slots = .allocate(capacity: size)
-        self.slots.initialize(repeating: Slot(), count: size)
+        self.init(capacity: capacity, byteBudget: byteBudget, followsCatalogSize: false)
+    }
+
+    /// A table that takes its size from the catalog of each engine it follows
+    /// (`catalogCapacity(_:)`), with `byteBudgetPerEntry` bytes of responses per entry: what the
+    /// servers use, so that a large catalog's questions are not forever pushing each other out
+    /// of a table made for a small one.
+    public static func sizedFromCatalog() -> PreparedAnswers {
+        PreparedAnswers(capacity: defaultCapacity, byteBudget: defaultByteBudget, followsCatalogSize: true)
+    }
+
+    private init(capacity: Int, byteBudget: Int, followsCatalogSize: Bool) {
+        let size = Self.powerOfTwo(atLeast: capacity)
+        self.slots = Self.emptySlots(size)
         self.capacity = size
         self.mask = size - 1
         self.byteBudget = byteBudget
+        self.followsCatalogSize = followsCatalogSize
         self.seed = UInt64.random(in: 1...UInt64.max)
         self.scratch = .allocate(byteCount: DNSName.maxWireLength + 4 + 8, alignment: 8)
     }
@@ -110,6 +131,29 @@ public final class PreparedAnswers {
         for i in 0..<capacity { slots[i].bytes?.deallocate() }
         slots.deallocate()
         scratch.deallocate()
+    }
+
+    /// The entries a table sized from `catalog` has: the power of two at or above twice the
+    /// number of names the catalog generates (the apex, each service, each endpoint and each of
+    /// its ENIs), so every name can be kept for two questions (A and AAAA, or two client
+    /// zones) with room to spare for the two places each may go; at least `defaultCapacity`,
+    /// at most `largestCatalogCapacity`.
+    public static func catalogCapacity(_ catalog: Catalog) -> Int {
+        var names = 1 + catalog.services.count
+        for endpoint in catalog.endpoints { names += 1 + endpoint.enis.count }
+        return min(largestCatalogCapacity, powerOfTwo(atLeast: max(defaultCapacity, 2 * names)))
+    }
+
+    private static func powerOfTwo(atLeast count: Int) -> Int {
+        var size = 1
+        while size < max(1, count) { size <<= 1 }
+        return size
+    }
+
+    private static func emptySlots(_ count: Int) -> UnsafeMutablePointer<Slot> {
+        let slots = UnsafeMutablePointer<Slot>.allocate(capacity: count)
+        slots.initialize(repeating: Slot(), count: count)
+        return slots
     }
 
     /// The number of responses kept.
@@ -125,7 +169,15 @@ public final class PreparedAnswers {
         if engine !== responder.engine || health != responder.health || forwarder != forwarderID
             || serialChanges != self.serialChanges
         {
+            let size = followsCatalogSize && engine !== responder.engine ? Self.catalogCapacity(responder.engine.catalog) : capacity
             clear()
+            if size != capacity {
+                slots.deallocate()
+                slots = Self.emptySlots(size)
+                capacity = size
+                mask = size - 1
+                byteBudget = size * Self.byteBudgetPerEntry
+            }
             engine = responder.engine
             health = responder.health
             forwarder = forwarderID

@@ -30,7 +30,7 @@ final class StreamQueryHandler: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         guard PreparedAnswers.enabled else { return }
-        if preparedBox.value == nil { preparedBox.value = PreparedAnswers() }
+        if preparedBox.value == nil { preparedBox.value = PreparedAnswers.sizedFromCatalog() }
         prepared = preparedBox.value
     }
 

@@ -93,6 +93,19 @@ public struct DNSName: Hashable, Sendable, CustomStringConvertible {
         DNSName(uncheckedWire: [UInt8(label.count)] + label.map(Self.lower) + wire)
     }
 
+    /// This name with one label in front, written as the concatenation of `parts` (folded to
+    /// lower case); nil past 63 bytes of label or 255 of name. One allocation.
+    func prepending(label parts: String.UTF8View...) -> DNSName? {
+        let length = parts.reduce(0) { $0 + $1.count }
+        guard (1...63).contains(length), wire.count + length + 1 <= Self.maxWireLength else { return nil }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(wire.count + length + 1)
+        bytes.append(UInt8(length))
+        for part in parts { for byte in part { bytes.append(Self.lower(byte)) } }
+        bytes.append(contentsOf: wire)
+        return DNSName(uncheckedWire: bytes)
+    }
+
     /// True when self equals `other` or lies below it.
     public func isSubdomain(of other: DNSName) -> Bool {
         guard wire.count >= other.wire.count else { return false }
