@@ -104,7 +104,7 @@ public final class PreparedAnswers {
     public private(set) var misses = 0
 
     /// A table of fixed size; `capacity` is rounded up to a power of two.
-    public init(capacity: Int = defaultCapacity, byteBudget: Int = defaultByteBudget) {
+    public convenience init(capacity: Int = defaultCapacity, byteBudget: Int = defaultByteBudget) {
         self.init(capacity: capacity, byteBudget: byteBudget, followsCatalogSize: false)
     }
 
