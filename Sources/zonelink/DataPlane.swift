@@ -1,3 +1,4 @@
+import Dispatch
 import Glibc
 import Logging
 import NIOCore
@@ -146,10 +147,32 @@ struct ServingPlan: Sendable {
     ///   the catalog's shifts alone decide.
     init(catalog: Catalog, file: String, zoneFiles: StaticZoneFiles, failover: BalancerFailover? = nil) throws(ConfigError) {
         self.catalog = catalog
-        self.engine = AnswerEngine(catalog: catalog, staticZones: try catalog.loadStaticZones(file: file, reusing: zoneFiles))
+        let staticZones = try catalog.loadStaticZones(file: file, reusing: zoneFiles)
+        // The engine and the gateway plan are the two large derivations of a catalog (at
+        // 100,000 endpoints, about 0.6 s and 0.25 s of CPU) and need nothing of each other:
+        // built side by side, a start or reload waits for the longer one only.
+        (self.engine, self.gateway) = Self.sideBySide(
+            { AnswerEngine(catalog: catalog, staticZones: staticZones) },
+            { GatewayPlan(catalog: catalog, failover: failover) })
         self.dnsListeners = DNSServer.listeners(of: catalog)
-        self.gateway = GatewayPlan(catalog: catalog, failover: failover)
         self.transfers = try catalog.loadTransferPolicy(file: file)
+    }
+
+    /// `first()` and `second()`, run at the same time on two threads; returns when both have.
+    private static func sideBySide<A: Sendable, B: Sendable>(
+        _ first: @escaping @Sendable () -> A, _ second: @escaping @Sendable () -> B
+    ) -> (A, B) {
+        let results = Mutex<(A?, B?)>((nil, nil))
+        DispatchQueue.concurrentPerform(iterations: 2) { part in
+            if part == 0 {
+                let a = first()
+                results.withLock { $0.0 = a }
+            } else {
+                let b = second()
+                results.withLock { $0.1 = b }
+            }
+        }
+        return results.withLock { ($0.0!, $0.1!) }
     }
 
     /// The addresses wanted in each namespace.

@@ -27,10 +27,9 @@ public final class AnswerEngine: Sendable {
         self.catalog = catalog
         self.staticApexes = Set(staticZones.map(\.apex))
         let names = GeneratedNames(catalog: catalog)
-        let shared = names.sharedRecords(catalog)
         var base: [DNSName: Zone] = [:]
         for zone in staticZones { base[zone.apex] = zone }
-        let generated = Zone(apex: names.domain, records: shared.records, emptyNames: shared.emptyNames)!
+        let generated = names.sharedZone(catalog)
         base[names.domain] = generated
         self.outsideView = View(zones: base)
 
@@ -116,7 +115,7 @@ public final class AnswerEngine: Sendable {
         trail: inout Trail
     ) -> [[UInt8]] {
         // The precomputed answers come from the same `choose`; an explanation needs its facts.
-        if !trail.isRecording, health.isAllHealthy, let rdata = selection.whileHealthy[clientZone ?? ""] { return rdata }
+        if !trail.isRecording, health.isAllHealthy, let rdata = selection.answerWhileHealthy(clientZone: clientZone) { return rdata }
         let choice = ZoneAffinity.choice(selection.enis, clientZone: clientZone, affinity: selection.zoneAffinity, health: health)
         trail.chose(owner: owner, rdata: rrset.rdata, enis: selection.enis, choice: choice, health: health)
         return choice.kept.map { rrset.rdata[$0] }

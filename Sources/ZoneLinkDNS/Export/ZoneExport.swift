@@ -19,13 +19,13 @@ public enum ZoneExport {
         }
         let zone = engine.generatedZone(vpc: vpc)
         var lines = ["; ZoneLink generated zone \(zone.apex) for \(vpc.map { "VPC \($0)" } ?? "clients of no VPC"), serial \(catalog.serial)"]
-        let apexFirst = zone.nodes.keys.sorted { lhs, rhs in
+        let apexFirst = zone.owners.sorted { lhs, rhs in
             if lhs == zone.apex { return rhs != zone.apex }
             if rhs == zone.apex { return false }
             return lhs.description < rhs.description
         }
         for owner in apexFirst {
-            let rrsets = zone.nodes[owner]!.sorted { ($0.type == .soa ? 0 : 1, $0.type.rawValue) < ($1.type == .soa ? 0 : 1, $1.type.rawValue) }
+            let rrsets = zone.lookup(owner)!.sorted { ($0.type == .soa ? 0 : 1, $0.type.rawValue) < ($1.type == .soa ? 0 : 1, $1.type.rawValue) }
             for rrset in rrsets {
                 for data in rrset.rdata {
                     lines.append(text(owner: owner, type: rrset.type, ttl: rrset.ttl, data: data))

@@ -104,9 +104,9 @@ public enum ViewContent {
         // Canonical-ish order (RFC 4034 section 6.1 is not needed: any order is a valid AXFR),
         // stable so that two transfers of the same content are byte for byte the same.
         // Each name spelt once: spelling it in every comparison cost seconds for 10,000 endpoints.
-        let owners = zone.nodes.keys.map { ($0.description, $0) }.sorted { $0.0 < $1.0 }.map(\.1)
+        let owners = zone.owners.map { ($0.description, $0) }.sorted { $0.0 < $1.0 }.map(\.1)
         for owner in owners {
-            for rrset in zone.nodes[owner]!.sorted(by: { $0.type.rawValue < $1.type.rawValue }) {
+            for rrset in zone.lookup(owner)!.sorted(by: { $0.type.rawValue < $1.type.rawValue }) {
                 let data = rrset.enis.map { engine.records(of: rrset, chosenBy: $0, clientZone: clientZone, health: health) } ?? rrset.rdata
                 for rdata in data {
                     let record = TransferRecord(owner: owner, type: rrset.type, ttl: rrset.ttl, rdata: rdata)

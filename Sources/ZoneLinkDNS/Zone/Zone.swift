@@ -6,8 +6,12 @@
 /// It does not do DNSSEC, DNAME or zone transfers.
 public struct Zone: Sendable {
     public let apex: DNSName
-    /// Every name in the zone, empty non-terminals included (with no rrsets).
-    let nodes: [DNSName: [RRset]]
+    /// Every name in the zone, empty non-terminals included (with no rrsets), as the zone was
+    /// built. A zone made by `adding` shares this table with the zone it was made from.
+    private let nodes: [DNSName: [RRset]]
+    /// What `adding` put on top of `nodes`: the names it added or changed, with all their
+    /// rrsets (those of `nodes` at the same name merged in). Looked up first.
+    private let added: [DNSName: [RRset]]
     let hasDelegations: Bool
     let hasWildcards: Bool
     /// The SOA as it goes into negative answers: TTL the lesser of its own and its minimum (RFC 2308 section 3).
@@ -19,59 +23,122 @@ public struct Zone: Sendable {
     /// Builds a zone from (owner, rrset) pairs that all lie at or below `apex`, which must hold a SOA.
     /// `emptyNames` exist with no records of their own (NODATA rather than NXDOMAIN).
     public init?(apex: DNSName, records: [(DNSName, RRset)], emptyNames: [DNSName] = []) {
-        var nodes: [DNSName: [RRset]] = [apex: []]
-        nodes.reserveCapacity(records.count + emptyNames.count + 1)
+        var nodes = Nodes(apex: apex, capacity: records.count + emptyNames.count + 1)
         for (owner, rrset) in records where owner.isSubdomain(of: apex) {
-            Self.add(rrset, at: owner, below: apex, to: &nodes)
+            nodes.add(rrset, at: owner)
         }
         for owner in emptyNames where owner.isSubdomain(of: apex) {
-            Self.add(nil, at: owner, below: apex, to: &nodes)
+            nodes.addName(owner)
         }
-        self.init(apex: apex, nodes: nodes)
+        self.init(nodes)
+    }
+
+    /// A zone from a node table built by its owner (`GeneratedNames`, for the hundreds of
+    /// thousands of names of a large catalog, which it knows how to add without the checks
+    /// `init(apex:records:emptyNames:)` makes per record).
+    init?(_ nodes: Nodes) {
+        guard let soa = nodes.table[nodes.apex]?.first(where: { $0.type == .soa }) else { return nil }
+        self.init(apex: nodes.apex, nodes: nodes.table, added: [:], soa: soa)
     }
 
     /// This zone with `records` (at or below the apex) added, as if they had been among the
     /// records it was built from. A view adds its few service names to the zone every view
-    /// shares this way, without building the shared names (hundreds of thousands at 100,000
-    /// endpoints) again per VPC.
+    /// shares this way: the shared names (hundreds of thousands at 100,000 endpoints) are
+    /// neither built again nor copied per VPC, only the added names are kept apart.
     func adding(_ records: [(DNSName, RRset)]) -> Zone? {
-        var nodes = self.nodes
+        var added = self.added
         for (owner, rrset) in records where owner.isSubdomain(of: apex) {
-            Self.add(rrset, at: owner, below: apex, to: &nodes)
+            let known = lookup(owner)
+            var rrsets = known ?? []
+            rrsets.withMerged(rrset)
+            added[owner] = rrsets
+            guard known == nil else { continue }
+            var ancestor = owner.parent
+            while ancestor.wire.count > apex.wire.count, lookup(ancestor) == nil, added[ancestor] == nil {
+                added[ancestor] = []
+                ancestor = ancestor.parent
+            }
         }
-        return Zone(apex: apex, nodes: nodes)
+        guard let soa = (added[apex] ?? nodes[apex])?.first(where: { $0.type == .soa }) else { return nil }
+        return Zone(apex: apex, nodes: nodes, added: added, soa: soa, inherited: (hasDelegations, hasWildcards))
     }
 
-    private init?(apex: DNSName, nodes: [DNSName: [RRset]]) {
-        guard let soa = nodes[apex]?.first(where: { $0.type == .soa }), let data = soa.rdata.first, data.count >= 20 else {
-            return nil
-        }
+    /// `inherited`: the flags of `nodes`, already known when only `added` is new.
+    private init?(
+        apex: DNSName, nodes: [DNSName: [RRset]], added: [DNSName: [RRset]], soa: RRset,
+        inherited: (delegations: Bool, wildcards: Bool)? = nil
+    ) {
+        guard let data = soa.rdata.first, data.count >= 20 else { return nil }
         let minimum = data.suffix(4).reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
         let negative = RRset(type: .soa, ttl: min(soa.ttl, minimum), rdata: [data])
         self.apex = apex
         self.nodes = nodes
+        self.added = added
         self.negativeSOA = RecordSet(owner: apex, rrset: negative)
-        self.hasDelegations = nodes.contains { $0.key != apex && $0.value.contains { $0.type == .ns } }
-        self.hasWildcards = nodes.keys.contains { $0.wire.count > 2 && $0.wire[0] == 1 && $0.wire[1] == UInt8(ascii: "*") }
-    }
-
-    /// Adds `rrset` at `owner` (merged with one of its type already there), or only the name
-    /// when `rrset` is nil (an empty name), and the empty non-terminals above it.
-    private static func add(_ rrset: RRset?, at owner: DNSName, below apex: DNSName, to nodes: inout [DNSName: [RRset]]) {
-        let known = nodes[owner] != nil
-        if let rrset {
-            nodes[owner, default: []].withMerged(rrset)
-        } else if !known {
-            nodes[owner] = []
+        func delegates(_ entry: (key: DNSName, value: [RRset])) -> Bool {
+            entry.key != apex && entry.value.contains { $0.type == .ns }
         }
-        if !known { addAncestors(of: owner, below: apex, to: &nodes) }
+        func isWildcard(_ name: DNSName) -> Bool {
+            name.wire.count > 2 && name.wire[0] == 1 && name.wire[1] == UInt8(ascii: "*")
+        }
+        let base = inherited ?? (nodes.contains(where: delegates), nodes.keys.contains(where: isWildcard))
+        self.hasDelegations = base.delegations || added.contains(where: delegates)
+        self.hasWildcards = base.wildcards || added.keys.contains(where: isWildcard)
     }
 
-    private static func addAncestors(of owner: DNSName, below apex: DNSName, to nodes: inout [DNSName: [RRset]]) {
-        var ancestor = owner.parent
-        while ancestor.wire.count > apex.wire.count, nodes[ancestor] == nil {
-            nodes[ancestor] = []
-            ancestor = ancestor.parent
+    /// The rrsets at `name` (empty for an empty non-terminal), nil when the name does not exist.
+    func lookup(_ name: DNSName) -> [RRset]? {
+        if !added.isEmpty, let rrsets = added[name] { return rrsets }
+        return nodes[name]
+    }
+
+    /// Every name of the zone, each once, in no particular order: what transfers and exports walk.
+    var owners: [DNSName] {
+        guard !added.isEmpty else { return Array(nodes.keys) }
+        return Array(nodes.keys.filter { added[$0] == nil }) + Array(added.keys)
+    }
+
+    /// The table a zone is built in: every name with its rrsets, and the empty non-terminals
+    /// above each (RFC 4592 section 2.2.2: they exist, with no records).
+    struct Nodes {
+        let apex: DNSName
+        private(set) var table: [DNSName: [RRset]]
+
+        init(apex: DNSName, capacity: Int) {
+            self.apex = apex
+            table = [apex: []]
+            table.reserveCapacity(capacity)
+        }
+
+        /// Adds `rrset` at `owner` (merged with one of its type already there), and the empty
+        /// non-terminals above it.
+        mutating func add(_ rrset: RRset, at owner: DNSName) {
+            let known = table[owner] != nil
+            table[owner, default: []].withMerged(rrset)
+            if !known { addAncestors(of: owner) }
+        }
+
+        /// Adds `rrset` at `owner`, whose parent the caller has put in the table already: the
+        /// ancestors are not walked (one hash lookup per record, not one per label).
+        mutating func addLeaf(_ rrset: RRset, at owner: DNSName) {
+            table[owner, default: []].withMerged(rrset)
+        }
+
+        /// Adds `owner` as a name with no records of its own (NODATA rather than NXDOMAIN).
+        mutating func addName(_ owner: DNSName) {
+            guard table[owner] == nil else { return }
+            table[owner] = []
+            addAncestors(of: owner)
+        }
+
+        func contains(_ name: DNSName) -> Bool { table[name] != nil }
+
+        private mutating func addAncestors(of owner: DNSName) {
+            var ancestor = owner.parent
+            while ancestor.wire.count > apex.wire.count, table[ancestor] == nil {
+                table[ancestor] = []
+                ancestor = ancestor.parent
+            }
         }
     }
 
@@ -89,14 +156,14 @@ public struct Zone: Sendable {
             answer.additional += glue(for: cut.ns)
             return
         }
-        if let rrsets = nodes[name] {
+        if let rrsets = lookup(name) {
             respond(from: rrsets, owner: name, type, into: &answer, chain: chain)
             return
         }
         if hasWildcards {
             var encloser = name.parent
-            while nodes[encloser] == nil { encloser = encloser.parent }
-            if let rrsets = nodes[encloser.prepending([UInt8(ascii: "*")])] {
+            while lookup(encloser) == nil { encloser = encloser.parent }
+            if let rrsets = lookup(encloser.prepending([UInt8(ascii: "*")])) {
                 respond(from: rrsets, owner: name, type, into: &answer, chain: chain)
                 return
             }
@@ -132,14 +199,14 @@ public struct Zone: Sendable {
         }
         for candidate in chain.reversed() {
             if candidate == name && type == .ds { break }
-            if let ns = nodes[candidate]?.first(where: { $0.type == .ns }) { return (candidate, ns) }
+            if let ns = lookup(candidate)?.first(where: { $0.type == .ns }) { return (candidate, ns) }
         }
         return nil
     }
 
     private func glue(for ns: RRset) -> [RecordSet] {
         ns.targets.flatMap { target -> [RecordSet] in
-            guard let rrsets = nodes[target] else { return [] }
+            guard let rrsets = lookup(target) else { return [] }
             return rrsets.filter { $0.type == .a || $0.type == .aaaa }.map { RecordSet(owner: target, rrset: $0) }
         }
     }
@@ -147,7 +214,7 @@ public struct Zone: Sendable {
 
 extension [RRset] {
     /// Adds `rrset`, merged into the one of its type when there is one.
-    fileprivate mutating func withMerged(_ rrset: RRset) {
+    mutating func withMerged(_ rrset: RRset) {
         if let i = firstIndex(where: { $0.type == rrset.type }) {
             self[i] = self[i].merging(rrset)
         } else {
