@@ -295,7 +295,7 @@ struct Serve: AsyncParsableCommand {
         let gateway: Gateway
         do {
             gateway = try Gateway(
-                catalog: catalog, namespaces: namespaces, group: group, relayThreads: threads, flows: flows, logger: logger,
+                catalog: catalog, plan: plan.gateway, namespaces: namespaces, group: group, relayThreads: threads, flows: flows, logger: logger,
                 onZoneHealth: { unhealthy in
                     let before = unhealthyENIs.get()
                     unhealthyENIs.set(unhealthy)
