@@ -310,8 +310,9 @@ struct PreparedAnswersTests {
         let fixed = PreparedAnswers(capacity: 16_384)
         let fixedHits = secondPassHits(fixed)
         #expect(fixed.capacity == 16_384)
-        // Two slots per question, picked by a hash with a random seed: some questions meet two
-        // taken slots even in the larger table, so the bar is well below every question.
-        #expect(sizedHits > fixedHits && sizedHits >= names.count * 7 / 10, "sized: \(sizedHits), fixed: \(fixedHits) of \(names.count)")
+        // Two slots per question, picked by a hash with a random seed; a question that finds
+        // both taken moves an entry to its other slot (cuckoo hashing), so a table a quarter
+        // full keeps practically every question (without the moves, about 70 % of them).
+        #expect(sizedHits > fixedHits && sizedHits >= names.count * 99 / 100, "sized: \(sizedHits), fixed: \(fixedHits) of \(names.count)")
     }
 }
