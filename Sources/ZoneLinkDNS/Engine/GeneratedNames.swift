@@ -57,31 +57,33 @@ struct GeneratedNames {
 
     /// The A records of a set of ENIs, tagged so that answering can apply affinity and health.
     func addresses(of enis: [(Endpoint, ENI)], zoneAffinity: Bool) -> RRset {
-        let ordered = Self.inZoneOrder(enis)
-        let rdata = ordered.map { addressData($0.1.address!) }
-        var selection = ENISelection(enis: ordered.map { $0.0.id(of: $0.1) }, zoneAffinity: zoneAffinity)
+        let order = Self.zoneOrder(enis)
+        let rdata = order.map { addressData(enis[$0].1.address!) }
+        var selection = ENISelection(enis: order.map { enis[$0].0.id(of: enis[$0].1) }, zoneAffinity: zoneAffinity)
         selection.answerWhileHealthy(rdata)
         return RRset(type: .a, ttl: ttl, rdata: rdata, enis: selection)
     }
 
-    /// `enis` by zone, then endpoint: the order of an rrset's records. An endpoint's own ENIs
-    /// are usually listed in zone order already, and a service's in a view come endpoint by
-    /// endpoint in ID order, so each zone's share is already sorted: comparing pairs of strings
-    /// across thousands of ENIs cost a tenth of building a large catalog's views.
-    static func inZoneOrder(_ enis: [(Endpoint, ENI)]) -> [(Endpoint, ENI)] {
-        func isSorted(_ list: [(Endpoint, ENI)], by before: ((Endpoint, ENI), (Endpoint, ENI)) -> Bool) -> Bool {
-            zip(list, list.dropFirst()).allSatisfy { !before($0.1, $0.0) }
+    /// The positions of `enis` by zone, then endpoint: the order of an rrset's records. An
+    /// endpoint's own ENIs are usually listed in zone order already, and a service's in a view
+    /// come endpoint by endpoint in ID order, so each zone's share is already sorted. Positions,
+    /// not the pairs themselves, are sorted and moved: an endpoint is a large value, and
+    /// copying it around was most of the cost of a large catalog's views.
+    static func zoneOrder(_ enis: [(Endpoint, ENI)]) -> [Int] {
+        func isSorted(_ order: [Int], by before: (Int, Int) -> Bool) -> Bool {
+            zip(order, order.dropFirst()).allSatisfy { !before($0.1, $0.0) }
         }
-        let byZoneThenID: ((Endpoint, ENI), (Endpoint, ENI)) -> Bool = { ($0.1.zone, $0.0.id) < ($1.1.zone, $1.0.id) }
-        if isSorted(enis, by: byZoneThenID) { return enis }
-        var ordered: [(Endpoint, ENI)] = []
-        ordered.reserveCapacity(enis.count)
+        let all = Array(enis.indices)
+        if isSorted(all, by: { (enis[$0].1.zone, enis[$0].0.id) < (enis[$1].1.zone, enis[$1].0.id) }) { return all }
+        var order: [Int] = []
+        order.reserveCapacity(enis.count)
         for zone in Set(enis.map(\.1.zone)).sorted() {
-            var share = enis.filter { $0.1.zone == zone }
-            if !isSorted(share, by: { $0.0.id < $1.0.id }) { share.sort { $0.0.id < $1.0.id } }
-            ordered += share
+            var share = all.filter { enis[$0].1.zone == zone }
+            let byID: (Int, Int) -> Bool = { enis[$0].0.id < enis[$1].0.id }
+            if !isSorted(share, by: byID) { share.sort(by: byID) }
+            order += share
         }
-        return ordered
+        return order
     }
 
     func addressData(_ address: IPv4Address) -> [UInt8] {
