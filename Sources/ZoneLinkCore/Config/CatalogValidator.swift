@@ -5,6 +5,9 @@
 struct CatalogValidator {
     private(set) var issues: [ConfigIssue] = []
     private(set) var resolved: Configuration
+    /// Each endpoint ID's first index in `resolved.endpoints`: worked out for the uniqueness
+    /// check, and kept as the catalog's index, so 100,000 IDs are hashed once, not twice.
+    private(set) var endpointIndex: [String: Int] = [:]
 
     /// At most this many security groups per endpoint, as in the clouds.
     static let maxSecurityGroups = 5
@@ -27,7 +30,7 @@ struct CatalogValidator {
         checkUnique(resolved.vpcs.flatMap { $0.vswitches.map(\.id) }, path: vswitchPath, what: "vSwitch")
         checkUnique(resolved.loadBalancers.map(\.id), path: { "loadBalancers[\($0)].id" }, what: "load balancer")
         checkUnique(resolved.endpointServices.map(\.id), path: { "endpointServices[\($0)].id" }, what: "endpoint service")
-        checkUnique(resolved.endpoints.map(\.id), path: { "endpoints[\($0)].id" }, what: "endpoint")
+        endpointIndex = checkUnique(resolved.endpoints.map(\.id), path: { "endpoints[\($0)].id" }, what: "endpoint")
         checkGeneratedNames()
         for (v, vpc) in resolved.vpcs.enumerated() {
             checkUnique(vpc.securityGroups.map(\.id), path: { "vpcs[\(v)].securityGroups[\($0)].id" }, what: "security group")
@@ -41,11 +44,12 @@ struct CatalogValidator {
         checkHost()
         checkLimits()
         guard issues.isEmpty else { return }
-        checkAddressOwnership()
+        checkAddressOwnership(ownedAddressesByVPC())
         guard issues.isEmpty else { return }
         allocateENIAddresses()
         guard issues.isEmpty else { return }
-        checkHostNamespaceAddresses()
+        // After allocation: the allocated addresses are owned too.
+        checkHostNamespaceAddresses(ownedAddressesByVPC())
     }
 
     // MARK: Limits
@@ -88,7 +92,7 @@ struct CatalogValidator {
                 report("endpoints[\(i)].id", "'\(endpoint.id)' is not an endpoint ID", hint: "start it with 'ep-' and use only a-z, 0-9 and '-' (it becomes a DNS label)")
                 continue
             }
-            for (z, eni) in endpoint.enis.enumerated() where !isLabel(joining: endpoint.id.utf8, "-".utf8, eni.zone.utf8) {
+            for (z, eni) in endpoint.enis.enumerated() where !isLabel(endpoint.id, joinedTo: eni.zone) {
                 report("endpoints[\(i)].zones[\(z)].zone", "'\(endpoint.id)-\(eni.zone)' is not a DNS label", hint: "zone names and IDs use a-z, 0-9 and '-', 63 characters at most together")
             }
         }
@@ -145,12 +149,19 @@ struct CatalogValidator {
     /// that is always the new one.
     private mutating func checkGeneratedNames() {
         let zones = Set(resolved.vpcs.flatMap { $0.vswitches.map { $0.zone.lowercased() } }).sorted()
+        let labels = resolved.endpoints.map { $0.id.lowercased() }
         var owner: [String: Int] = [:]
-        for (i, endpoint) in resolved.endpoints.enumerated() where owner[endpoint.id.lowercased()] == nil {
-            owner[endpoint.id.lowercased()] = i
+        owner.reserveCapacity(labels.count)
+        // The lengths of the labels in `owner`: a zonal label of another length is no endpoint's
+        // ID, and is then not built (300,000 strings at 100,000 endpoints in three zones).
+        var lengths: Set<Int> = []
+        for (i, label) in labels.enumerated() where owner[label] == nil {
+            owner[label] = i
+            lengths.insert(label.utf8.count)
         }
+        let asciiZones = zones.map { zone in zone.utf8.allSatisfy { $0 < 0x80 } }
         for (i, endpoint) in resolved.endpoints.enumerated() {
-            let label = endpoint.id.lowercased()
+            let label = labels[i]
             if let first = owner[label], first != i {
                 let earlier = resolved.endpoints[first].id
                 if earlier != endpoint.id {  // exact duplicates are checkUnique's
@@ -159,7 +170,10 @@ struct CatalogValidator {
                 }
                 continue
             }
-            for zone in zones {
+            let asciiID = endpoint.id.utf8.allSatisfy { $0 < 0x80 }
+            for (zoneIndex, zone) in zones.enumerated() {
+                // ASCII lower-cases letter by letter, so the label's length is the parts' lengths.
+                if asciiID && asciiZones[zoneIndex] && !lengths.contains(endpoint.id.utf8.count + 1 + zone.utf8.count) { continue }
                 let zonal = EndpointNames.zonalLabel(ENIID(endpoint: endpoint.id, zone: zone))
                 guard let other = owner[zonal], other != i else { continue }
                 if other > i {
@@ -366,14 +380,22 @@ struct CatalogValidator {
     // MARK: Endpoints
 
     private mutating func checkEndpoints(_ accounts: Set<String>) {
+        // Services and VPCs by ID (the first of a duplicate, as a search from the start finds),
+        // and each service's zones, worked out once rather than once per endpoint.
+        var serviceIndex: [String: Int] = [:]
+        for (s, service) in resolved.endpointServices.enumerated() where serviceIndex[service.id] == nil { serviceIndex[service.id] = s }
+        let serviceZones = resolved.endpointServices.map(\.zones)
+        var vpcIndex: [String: Int] = [:]
+        for (v, vpc) in resolved.vpcs.enumerated() where vpcIndex[vpc.id] == nil { vpcIndex[vpc.id] = v }
         for (e, endpoint) in resolved.endpoints.enumerated() {
             // Key paths are spelt only for a problem (lazily): 400,000 of them at 100,000 endpoints.
             lazy var path = "endpoints[\(e)]"
-            let service = resolved.endpointServices.first { $0.id == endpoint.service }
+            let serviceAt = serviceIndex[endpoint.service]
+            let service = serviceAt.map { resolved.endpointServices[$0] }
             if service == nil {
                 report("\(path).service", "unknown endpoint service '\(endpoint.service)'", hint: hintList(resolved.endpointServices.map(\.id), "service"))
             }
-            let vpc = resolved.vpcs.first { $0.id == endpoint.vpc }
+            let vpc = vpcIndex[endpoint.vpc].map { resolved.vpcs[$0] }
             if vpc == nil {
                 report("\(path).vpc", "unknown VPC '\(endpoint.vpc)'", hint: hintList(resolved.vpcs.map(\.id), "VPC"))
             }
@@ -381,7 +403,7 @@ struct CatalogValidator {
                 report("\(path).vpc", "VPC \(vpc.id) belongs to another account", hint: "an endpoint is created in one of its own account's VPCs")
             }
             if let service, accounts.contains(endpoint.account), !service.allows(account: endpoint.account) {
-                report("\(path).account", "account \(endpoint.account) is not on the whitelist of \(service.id)", hint: "add \"\(endpoint.account)\" to endpointServices[\(resolved.endpointServices.firstIndex { $0.id == service.id }!)].whitelist")
+                report("\(path).account", "account \(endpoint.account) is not on the whitelist of \(service.id)", hint: "add \"\(endpoint.account)\" to endpointServices[\(serviceAt!)].whitelist")
             }
             if endpoint.securityGroups.count > Self.maxSecurityGroups {
                 report("\(path).securityGroups", "has \(endpoint.securityGroups.count) groups", hint: "at most \(Self.maxSecurityGroups) security groups per endpoint")
@@ -394,14 +416,16 @@ struct CatalogValidator {
             if endpoint.enis.isEmpty {
                 report("\(path).zones", "is empty", hint: "choose at least one zone of the service, with a vSwitch of the VPC")
             }
-            var zones: [String: Int] = [:]
+            // The first ENI of each zone: a few ENIs are compared in a loop, many through a table.
+            var zones: [String: Int]? = endpoint.enis.count > 8 ? [:] : nil
             for (z, eni) in endpoint.enis.enumerated() {
                 lazy var zpath = "\(path).zones[\(z)]"
-                if let first = zones[eni.zone] {
+                let first = zones != nil ? zones![eni.zone] : endpoint.enis[..<z].firstIndex { $0.zone == eni.zone }
+                if let first {
                     report("\(zpath).zone", "zone '\(eni.zone)' is chosen twice", hint: "one ENI per zone; see \(path).zones[\(first)]")
                 }
-                zones[eni.zone] = zones[eni.zone] ?? z
-                if let service, !service.zones.contains(eni.zone) {
+                if zones != nil, first == nil { zones![eni.zone] = z }
+                if let service, let s = serviceAt, !serviceZones[s].contains(eni.zone) {
                     report("\(zpath).zone", "\(service.id) has no resource in zone '\(eni.zone)'", hint: hintList(service.zones, "zone"))
                 }
                 guard let vpc else { continue }
@@ -568,21 +592,62 @@ struct CatalogValidator {
         return owned
     }
 
+    /// `ownedAddresses(of:)` of every VPC, by index in `resolved.vpcs`, in one pass over the
+    /// endpoints (VPC IDs are unique by now: a duplicate stops validation before this).
+    private func ownedAddressesByVPC() -> [[(address: IPv4Address, owner: AddressOwner)]] {
+        var vpcIndex: [String: Int] = [:]
+        vpcIndex.reserveCapacity(resolved.vpcs.count)
+        for (v, vpc) in resolved.vpcs.enumerated() where vpcIndex[vpc.id] == nil { vpcIndex[vpc.id] = v }
+        var owned: [[(address: IPv4Address, owner: AddressOwner)]] = resolved.vpcs.indices.map { v in
+            resolved.vpcs[v].dnsAddress.map { [($0, .dnsAddress(vpc: v))] } ?? []
+        }
+        for (l, lb) in resolved.loadBalancers.enumerated() {
+            guard let v = vpcIndex[lb.vpc] else { continue }
+            owned[v] += lb.natAddresses.enumerated().map { ($1, .natAddress(loadBalancer: l, index: $0)) }
+            if let address = lb.address { owned[v].append((address, .loadBalancerAddress(l))) }
+        }
+        for (e, endpoint) in resolved.endpoints.enumerated() {
+            guard let v = vpcIndex[endpoint.vpc] else { continue }
+            for (z, eni) in endpoint.enis.enumerated() {
+                if let address = eni.address { owned[v].append((address, .eni(endpoint: e, zone: z))) }
+            }
+        }
+        return owned
+    }
+
+    /// For each address, the index of the first one before it that is the same, or -1. Found
+    /// by sorting (address, index) pairs packed in one integer: n log n whatever the addresses
+    /// are, where a hash table of hundreds of thousands of them cost more than the rest of the
+    /// address checks together.
+    static func earlierDuplicates(_ addresses: [IPv4Address]) -> [Int] {
+        var keys = addresses.enumerated().map { UInt64($1.value) << 32 | UInt64($0) }
+        keys.sort()
+        var first = [Int](repeating: -1, count: addresses.count)
+        var runStart = 0
+        for k in keys.indices.dropFirst() {
+            if keys[k] >> 32 == keys[runStart] >> 32 {
+                first[Int(keys[k] & 0xFFFF_FFFF)] = Int(keys[runStart] & 0xFFFF_FFFF)
+            } else {
+                runStart = k
+            }
+        }
+        return first
+    }
+
     private func backendAddresses(of vpcID: String) -> Set<IPv4Address> {
         Set(resolved.loadBalancers.filter { $0.vpc == vpcID }.flatMap { $0.listeners.flatMap { $0.backends.map(\.address) } })
     }
 
-    private mutating func checkAddressOwnership() {
-        for vpc in resolved.vpcs {
-            var first: [IPv4Address: AddressOwner] = [:]
+    /// `owned`: `ownedAddressesByVPC()`.
+    private mutating func checkAddressOwnership(_ owned: [[(address: IPv4Address, owner: AddressOwner)]]) {
+        for (v, vpc) in resolved.vpcs.enumerated() {
             let backends = backendAddresses(of: vpc.id)
-            for (address, owner) in ownedAddresses(of: vpc.id) {
-                if let previous = first[address] {
-                    report(owner.path, "\(address) is already taken in VPC \(vpc.id) by \(previous.path)", hint: "each address is used once within a VPC")
-                } else {
-                    first[address] = owner
+            let first = Self.earlierDuplicates(owned[v].map(\.address))
+            for (i, (address, owner)) in owned[v].enumerated() {
+                if first[i] >= 0 {
+                    report(owner.path, "\(address) is already taken in VPC \(vpc.id) by \(owned[v][first[i]].owner.path)", hint: "each address is used once within a VPC")
                 }
-                if backends.contains(address) {
+                if !backends.isEmpty && backends.contains(address) {
                     report(owner.path, "\(address) is a backend server's address in VPC \(vpc.id)", hint: "choose an address no server uses")
                 }
             }
@@ -621,16 +686,16 @@ struct CatalogValidator {
     }
 
     /// VPCs without a namespace share the host's addresses, so their listeners must differ.
-    private mutating func checkHostNamespaceAddresses() {
-        var first: [IPv4Address: (vpc: String, owner: AddressOwner)] = [:]
-        for vpc in resolved.vpcs where vpc.netns == nil {
-            for (address, owner) in ownedAddresses(of: vpc.id) {
-                if let previous = first[address], previous.vpc != vpc.id {
-                    report(owner.path, "\(address) is also used by \(previous.owner.path) (VPC \(previous.vpc)); both VPCs have no netns and share the host's addresses", hint: "use another address, or give one of the VPCs a netns")
-                } else if first[address] == nil {
-                    first[address] = (vpc.id, owner)
-                }
-            }
+    /// `owned`: `ownedAddressesByVPC()`.
+    private mutating func checkHostNamespaceAddresses(_ owned: [[(address: IPv4Address, owner: AddressOwner)]]) {
+        var shared: [(address: IPv4Address, owner: AddressOwner, vpc: Int)] = []
+        for (v, vpc) in resolved.vpcs.enumerated() where vpc.netns == nil {
+            shared += owned[v].map { ($0.address, $0.owner, v) }
+        }
+        let first = Self.earlierDuplicates(shared.map(\.address))
+        for (i, (address, owner, v)) in shared.enumerated() where first[i] >= 0 && shared[first[i]].vpc != v {
+            let previous = shared[first[i]]
+            report(owner.path, "\(address) is also used by \(previous.owner.path) (VPC \(resolved.vpcs[previous.vpc].id)); both VPCs have no netns and share the host's addresses", hint: "use another address, or give one of the VPCs a netns")
         }
         // A VPC's DNS listener in the host's namespace is dnsAddress:53; dns.listen must not take it.
         for (i, listener) in resolved.dns.listen.enumerated() where listener.address.port == 53 {
@@ -642,8 +707,11 @@ struct CatalogValidator {
 
     // MARK: Helpers
 
-    private mutating func checkUnique(_ values: [String], path: (Int) -> String, what: String, ignoringEmpty: Bool = false) {
+    /// Reports every value after the first of its kind; returns each value's first index.
+    @discardableResult
+    private mutating func checkUnique(_ values: [String], path: (Int) -> String, what: String, ignoringEmpty: Bool = false) -> [String: Int] {
         var seen: [String: Int] = [:]
+        seen.reserveCapacity(values.count)
         for (i, value) in values.enumerated() where !(ignoringEmpty && value.isEmpty) {
             if let first = seen[value] {
                 report(path(i), "\(what) '\(value)' is declared twice", hint: "IDs are unique; the first is at \(path(first))")
@@ -651,6 +719,7 @@ struct CatalogValidator {
                 seen[value] = i
             }
         }
+        return seen
     }
 
     /// The key path of the n-th vSwitch when all VPCs' vSwitches are counted in order.
@@ -677,6 +746,19 @@ func isLabel(joining parts: String.UTF8View...) -> Bool {
           parts.last(where: { !$0.isEmpty })?.last != UInt8(ascii: "-")
     else { return false }
     return parts.allSatisfy { $0.allSatisfy { $0 == UInt8(ascii: "-") || ($0 >= 48 && $0 <= 57) || ($0 | 0x20 >= 97 && $0 | 0x20 <= 122) } }
+}
+
+/// True when `endpoint-zone` (an ENI's zonal label) is a label, judged without building it or
+/// a list of its parts: once per ENI, 300,000 times at 100,000 endpoints in three zones.
+func isLabel(_ endpoint: String, joinedTo zone: String) -> Bool {
+    let count = endpoint.utf8.count + 1 + zone.utf8.count
+    guard count <= 63, let first = endpoint.utf8.first, first != UInt8(ascii: "-"), (zone.utf8.last ?? UInt8(ascii: "-")) != UInt8(ascii: "-") else {
+        return false
+    }
+    func isLabelByte(_ byte: UInt8) -> Bool {
+        byte == UInt8(ascii: "-") || (byte >= 48 && byte <= 57) || (byte | 0x20 >= 97 && byte | 0x20 <= 122)
+    }
+    return endpoint.utf8.allSatisfy(isLabelByte) && zone.utf8.allSatisfy(isLabelByte)
 }
 
 func isDomainName(_ text: String) -> Bool {

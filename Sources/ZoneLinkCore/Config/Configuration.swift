@@ -71,29 +71,71 @@ extension Configuration {
 
     /// The streaming read: a `Configuration` (nil when a required part is missing) and every
     /// issue, in the order the node-tree reader reports them.
+    ///
+    /// A top-level `endpoints` list of one flow mapping per line is read without libyaml
+    /// (`EndpointLines`), the rest of the text with it; when the list is written otherwise, or
+    /// libyaml reads the rest differently than the split assumes, the whole text is read by
+    /// libyaml.
     private static func readEvents(_ text: String) throws(YAMLReadFailure) -> (configuration: Configuration?, issues: [ConfigIssue]) {
-        let reader = YAMLReader()
+        var text = text
+        return try text.withUTF8 { bytes -> Result<(configuration: Configuration?, issues: [ConfigIssue]), YAMLReadFailure> in
+            if let lines = EndpointLines.locate(in: bytes), let read = readSplit(bytes, lines) { return .success(read) }
+            return Result { () throws(YAMLReadFailure) in try readWhole(bytes) }
+        }.get()
+    }
+
+    /// Every issue of the endpoints read so far, and their parser (each element goes to it as
+    /// soon as it is read).
+    private final class EndpointCollector {
         // Endpoints come last in `ConfigParser.parse`, so their issues go after all the others.
-        let endpointReader = YAMLReader()
-        let endpointParser = ConfigParser(reader: endpointReader)
+        let reader = YAMLReader()
         var endpoints: [Endpoint] = []
         var index = 0
-        var text = text
-        let read = text.withUTF8 { bytes -> Result<(root: YAMLValue?, streamed: Bool), YAMLReadFailure> in
-            guard !bytes.isEmpty else { return .success((nil, false)) }
-            let events = YAMLEventReader(bytes: bytes)
-            return Result { () throws(YAMLReadFailure) in
-                try events.readDocument { node in
-                    if let endpoint = endpointParser.plainEndpoint(node) ?? endpointParser.parseEndpoint(node, "endpoints[\(index)]") {
-                        endpoints.append(endpoint)
-                    }
-                    index += 1
-                }
-            }
+
+        func add(_ endpoint: Endpoint) {
+            endpoints.append(endpoint)
+            index += 1
         }
-        let document = try read.get()
-        let configuration = ConfigParser(reader: reader).parse(document.root, endpoints: document.streamed ? endpoints : nil)
-        return (configuration, reader.issues + endpointReader.issues)
+
+        func add(_ node: YAMLValue) {
+            let parser = ConfigParser(reader: reader)
+            if let endpoint = parser.plainEndpoint(node) ?? parser.parseEndpoint(node, "endpoints[\(index)]") {
+                endpoints.append(endpoint)
+            }
+            index += 1
+        }
+    }
+
+    private static func readWhole(_ bytes: UnsafeBufferPointer<UInt8>) throws(YAMLReadFailure) -> (configuration: Configuration?, issues: [ConfigIssue]) {
+        let collector = EndpointCollector()
+        let document: (root: YAMLValue?, streamed: Bool, streamedAt: Int?)
+        if bytes.isEmpty {
+            document = (nil, false, nil)
+        } else {
+            document = try YAMLEventReader(bytes: bytes).readDocument(endpoint: collector.add)
+        }
+        let reader = YAMLReader()
+        let configuration = ConfigParser(reader: reader).parse(document.root, endpoints: document.streamed ? collector.endpoints : nil)
+        return (configuration, reader.issues + collector.reader.issues)
+    }
+
+    /// The text read in two parts (`EndpointLines`); nil when that does not hold, and the
+    /// whole text must be read by libyaml. (Internal for the tests, which check when it holds.)
+    static func readSplit(
+        _ bytes: UnsafeBufferPointer<UInt8>, _ lines: EndpointLines
+    ) -> (configuration: Configuration?, issues: [ConfigIssue])? {
+        let (rest, placeholder) = lines.reducedText(of: bytes)
+        var listed = false
+        let document = rest.withUnsafeBufferPointer { rest in
+            try? YAMLEventReader(bytes: rest).readDocument { _ in listed = true }
+        }
+        // The `[]` put in must be what libyaml read as the value of the top-level key.
+        guard let document, document.streamed, !listed, document.streamedAt == placeholder else { return nil }
+        let collector = EndpointCollector()
+        guard lines.readElements(of: bytes, plain: collector.add, element: collector.add) else { return nil }
+        let reader = YAMLReader()
+        let configuration = ConfigParser(reader: reader).parse(document.root, endpoints: collector.endpoints)
+        return (configuration, reader.issues + collector.reader.issues)
     }
 
     /// Parses YAML text through Yams' node tree: the reader for what the event reader leaves to

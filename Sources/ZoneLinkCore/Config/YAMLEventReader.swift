@@ -49,18 +49,20 @@ final class YAMLEventReader {
     /// Reads the one document of the stream. With `endpoint`, a top-level `endpoints` list is
     /// not kept: each element goes to `endpoint` as soon as it is read, and the list stands in
     /// the returned root as an empty one (`streamed` says whether that happened).
-    /// Returns a nil root for an empty stream.
+    /// Returns a nil root for an empty stream, and where the streamed list starts (`streamedAt`,
+    /// in characters from the start of the text, as libyaml counts them).
     func readDocument(
         endpoint: ((YAMLValue) -> Void)? = nil
-    ) throws(YAMLReadFailure) -> (root: YAMLValue?, streamed: Bool) {
+    ) throws(YAMLReadFailure) -> (root: YAMLValue?, streamed: Bool, streamedAt: Int?) {
         try next()
         guard event.type == YAML_STREAM_START_EVENT else { throw .unusual }
         try next()
-        if event.type == YAML_STREAM_END_EVENT { return (nil, false) }
+        if event.type == YAML_STREAM_END_EVENT { return (nil, false, nil) }
         guard event.type == YAML_DOCUMENT_START_EVENT else { throw .unusual }
         try next()
         let root: YAMLValue
         var streamed = false
+        var streamedAt: Int?
         if let endpoint, event.type == YAML_MAPPING_START_EVENT, event.data.mapping_start.anchor == nil {
             var pairs: [(YAMLValue, YAMLValue)] = []
             var keys = KeySet()
@@ -72,6 +74,7 @@ final class YAMLEventReader {
                 try next()
                 if name.string == "endpoints", event.type == YAML_SEQUENCE_START_EVENT,
                    event.data.sequence_start.anchor == nil {
+                    streamedAt = Int(event.start_mark.index)
                     while true {
                         try next()
                         if event.type == YAML_SEQUENCE_END_EVENT { break }
@@ -92,7 +95,7 @@ final class YAMLEventReader {
         try next()
         // A second document: Yams' message says so.
         guard event.type == YAML_STREAM_END_EVENT else { throw .unusual }
-        return (root, streamed)
+        return (root, streamed, streamedAt)
     }
 
     private func next() throws(YAMLReadFailure) {

@@ -63,7 +63,8 @@ public struct Catalog: Sendable {
         self.vpcIndex = Dictionary(uniqueKeysWithValues: vpcs.enumerated().map { ($1.id, $0) })
         self.serviceIndex = Dictionary(uniqueKeysWithValues: services.enumerated().map { ($1.id, $0) })
         self.loadBalancerIndex = Dictionary(uniqueKeysWithValues: loadBalancers.enumerated().map { ($1.id, $0) })
-        self.endpointIndex = Dictionary(endpoints.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { first, _ in first })
+        // Endpoint IDs are unique here (validated), and the validator has them indexed already.
+        self.endpointIndex = validator.endpointIndex
     }
 
     /// Loads, parses and validates a config file.
