@@ -4,7 +4,8 @@
   report.py record --out RUNS.jsonl --path P --round N --phase iperf|close|keepalive
                    --output FILE --exit-status RC --clk-tck HZ --wall T0 T1
                    --proxy-ticks T --backend-ticks T --proxy-core-ticks T --client-core-ticks T
-                   --proxy-softirqd-ticks T --client-softirqd-ticks T --client-time FILE
+                   --proxy-softirqd-ticks T --client-softirqd-ticks T [--proxy-kworker-ticks T]
+                   --client-time FILE
       parses one run (`iperf3 -J` JSON, or wrk's output with wrk-report.lua's JSON line), adds
       the CPU figures and appends one JSON line to RUNS.jsonl.
   report.py summarize --runs RUNS.jsonl --dir RESULTS_DIR [--meta META.json] [--title TEXT]
@@ -79,7 +80,11 @@ def record(args):
         client_cpu_s = 0.0
     # What the measured processes (and the kernel's softirq thread, which carries their
     # packets) did not use of their own cores, other processes did.
-    other_proxy_core = max(0.0, (args.proxy_core_ticks - args.proxy_ticks - args.proxy_softirqd_ticks) / hz) / wall_s
+    other_proxy_core = max(0.0, (args.proxy_core_ticks - args.proxy_ticks - args.proxy_softirqd_ticks
+                                 - args.proxy_kworker_ticks) / hz) / wall_s
+    # The whole proxy core's busy time: the proxy, the softirq work it causes, and the kworkers
+    # that send a sockmap relay's bytes (none of which is the process's own CPU time).
+    core_cpu_s = args.proxy_core_ticks / hz
     other_client_core = max(0.0, (args.client_core_ticks - args.backend_ticks - args.client_softirqd_ticks) / hz
                             - client_cpu_s) / wall_s
     row = {
@@ -88,6 +93,8 @@ def record(args):
         "proxy_cpu_s": proxy_cpu_s if args.path != "direct" else None,
         "proxy_cpu_util": round(proxy_cpu_s / wall_s, 4) if args.path != "direct" else None,
         "proxy_softirqd_util": round(args.proxy_softirqd_ticks / hz / wall_s, 4),
+        "proxy_kworker_util": round(args.proxy_kworker_ticks / hz / wall_s, 4),
+        "core_cpu_util": round(core_cpu_s / wall_s, 4),
         "backend_cpu_util": round(backend_cpu_s / wall_s, 4),
         "client_cpu_util": round(client_cpu_s / wall_s, 4),
         "other_load_proxy_core": round(other_proxy_core, 4),
@@ -101,6 +108,7 @@ def record(args):
                 "bytes": d["bytes"], "run_s": round(d["run_s"], 3), "gbit_s": round(d["gbit_s"], 3),
                 "retransmits": d["retransmits"],
                 "proxy_cpu_ms_per_gb": round(proxy_cpu_s * 1e3 / gb, 2) if gb and args.path != "direct" else None,
+                "core_cpu_ms_per_gb": round(core_cpu_s * 1e3 / gb, 2) if gb and args.path != "direct" else None,
             })
         else:
             d = parse_wrk(text)
@@ -112,6 +120,8 @@ def record(args):
                 "proxy_cpu_us_per_request": (round(proxy_cpu_s * 1e6 / d["requests"], 2)
                                              if d["requests"] and args.path != "direct" else None),
                 "backend_cpu_us_per_request": round(backend_cpu_s * 1e6 / d["requests"], 2) if d["requests"] else None,
+                "core_cpu_us_per_request": (round(core_cpu_s * 1e6 / d["requests"], 2)
+                                            if d["requests"] and args.path != "direct" else None),
             })
             if d["errors"]:
                 row["error"] = "wrk errors " + ", ".join(f"{k} {v}" for k, v in d["errors"].items())
@@ -131,11 +141,14 @@ def record(args):
         figures = "FAILED: " + row["error"]
     elif args.phase == "iperf":
         figures = f"{row['gbit_s']:7.2f} Gbit/s{cpu}" + (
-            f", {row['proxy_cpu_ms_per_gb']:.0f} CPU-ms/GB" if row.get("proxy_cpu_ms_per_gb") else "")
+            f", {row['proxy_cpu_ms_per_gb']:.0f} CPU-ms/GB (whole core {row['core_cpu_ms_per_gb']:.0f})"
+            if row.get("proxy_cpu_ms_per_gb") else "")
     else:
         unit = "conn" if args.phase == "close" else "req"
         figures = f"{row['rps']:9.0f} req/s{cpu}" + (
             f", {row['proxy_cpu_us_per_request']:.1f} CPU-µs/{unit}" if row.get("proxy_cpu_us_per_request") else "")
+        if row.get("core_cpu_us_per_request"):
+            figures += f" (whole core {row['core_cpu_us_per_request']:.1f})"
         figures += f", p99 {row['p99_ms']:.2f} ms"
     print(f"  {args.path:9s} round {args.round} {args.phase:9s}: {figures}"
           + (f"; {row['error']}" if row["ok"] and row["error"] else "")
@@ -172,6 +185,9 @@ METRICS = {  # name: (phase, key)
     "keepalive_p99_ms": ("keepalive", "p99_ms"),
     "backend_cpu_us_per_connection": ("close", "backend_cpu_us_per_request"),
     "backend_cpu_us_per_request": ("keepalive", "backend_cpu_us_per_request"),
+    "core_cpu_us_per_connection": ("close", "core_cpu_us_per_request"),
+    "core_cpu_us_per_request": ("keepalive", "core_cpu_us_per_request"),
+    "core_cpu_ms_per_gb": ("iperf", "core_cpu_ms_per_gb"),
 }
 
 RATIOS = {  # name in ratios: metric; CPU: lower is better, throughput: higher is better
@@ -181,6 +197,9 @@ RATIOS = {  # name in ratios: metric; CPU: lower is better, throughput: higher i
     "iperf_throughput": "iperf_gbit_s",
     "close_requests_per_s": "close_rps",
     "keepalive_requests_per_s": "keepalive_rps",
+    "core_per_connection": "core_cpu_us_per_connection",
+    "core_per_request": "core_cpu_us_per_request",
+    "core_per_gb": "core_cpu_ms_per_gb",
 }
 
 
@@ -244,7 +263,8 @@ def summarize(args):
         cols = ["path", "round", "phase", "ok", "error", "wall_s", "run_s", "gbit_s", "bytes", "retransmits",
                 "requests", "rps", "p50_ms", "p99_ms", "proxy_cpu_s", "proxy_cpu_util", "proxy_cpu_ms_per_gb",
                 "proxy_cpu_us_per_request", "backend_cpu_util", "backend_cpu_us_per_request", "client_cpu_util",
-                "proxy_softirqd_util", "other_load_proxy_core", "other_load_client_core", "errors"]
+                "proxy_softirqd_util", "proxy_kworker_util", "core_cpu_util", "core_cpu_us_per_request",
+                "core_cpu_ms_per_gb", "other_load_proxy_core", "other_load_client_core", "errors"]
         w = csv.DictWriter(f, cols, extrasaction="ignore")
         w.writeheader()
         for r in runs:
@@ -297,6 +317,8 @@ def print_table(summary, title):
         print(f"\n{p} / haproxy: CPU per connection {f(r['cpu_per_connection'])}, CPU per request "
               f"{f(r['cpu_per_request'])}, CPU per GB {f(r['cpu_per_gb'])} (lower is better; "
               f"{verdict} the {BAR}x bar on connection and request)")
+        print(f"{' ' * len(p)}             whole proxy core (process, its softirq work, kworkers): per connection "
+              f"{f(r['core_per_connection'])}, per request {f(r['core_per_request'])}, per GB {f(r['core_per_gb'])}")
         print(f"{' ' * len(p)}             throughput: iperf3 {f(r['iperf_throughput'])}, close req/s "
               f"{f(r['close_requests_per_s'])}, keep-alive req/s {f(r['keepalive_requests_per_s'])} (higher is better)")
     for p, r in summary["ratios_to_direct"].items():
@@ -389,6 +411,7 @@ def main():
     rec.add_argument("--client-core-ticks", required=True, type=int, help="busy time of the client's core")
     rec.add_argument("--proxy-softirqd-ticks", required=True, type=int, help="ksoftirqd of the proxy's core")
     rec.add_argument("--client-softirqd-ticks", required=True, type=int, help="ksoftirqd of the client's core")
+    rec.add_argument("--proxy-kworker-ticks", type=int, default=0, help="the proxy core's per-CPU kworkers")
     rec.add_argument("--client-time", required=True, type=Path, help="`/usr/bin/time -f '%%U %%S'` of the client")
     summ = sub.add_parser("summarize")
     summ.add_argument("--runs", required=True, type=Path)
