@@ -16,6 +16,14 @@
       and the requests wrk completed as one JSON line.
   report.py syscalls-summarize --runs SYSCALLS.jsonl --out FILE
       writes and prints syscalls per connection (close) and per request (keep-alive), by path.
+  report.py perf-record --out PERF.jsonl --path P --round N --phase close|keepalive
+                        --comms FILE --proxy-comms A,B,... --output FILE
+      (perf mode) parses `perf report --sort cpu,comm -n` and wrk's output; appends the
+      samples of the traffic's tasks (the proxy's threads, kworkers, ksoftirqd, wrk, nginx) per
+      request as one JSON line.
+  report.py perf-summarize --runs PERF.jsonl --out FILE
+      writes and prints the CPU per connection and per request that each path causes on both
+      cores, and its ratio to HAProxy's.
 
 Figures per path are the median over the rounds that succeeded and whose cores other processes
 left alone (all successful rounds if none was); the spread is (max - min) / median.
@@ -393,6 +401,93 @@ def syscalls_summarize(args):
     print(text)
 
 
+# perf mode: samples of cpu-clock at 999 Hz, so one sample is 1/999 s of a core.
+PERF_SAMPLE_US = 1e6 / 999
+PERCPU_KWORKER = re.compile(r"^kworker/\d+:")
+SOFTIRQD = re.compile(r"^ksoftirqd/\d+")
+CLIENT_AND_BACKENDS = ("wrk", "nginx")
+
+
+def perf_record(args):
+    wrk = parse_wrk(args.output.read_text())
+    proxy_comms = {c for c in args.proxy_comms.split(",") if c}
+    parts = {"proxy": 0, "kworkers": 0, "ksoftirqd": 0, "client_and_backends": 0, "other_processes": 0}
+    for line in args.comms.read_text().splitlines():
+        fields = line.split()
+        if line.startswith("#") or len(fields) < 4 or not fields[0].endswith("%") or not fields[1].isdigit():
+            continue
+        samples, comm = int(fields[1]), " ".join(fields[3:])
+        if comm in proxy_comms:
+            part = "proxy"
+        elif PERCPU_KWORKER.match(comm):
+            part = "kworkers"
+        elif SOFTIRQD.match(comm):
+            part = "ksoftirqd"
+        elif comm in CLIENT_AND_BACKENDS:
+            part = "client_and_backends"
+        else:
+            part = "other_processes"
+        parts[part] += samples
+    line = {"path": args.path, "round": args.round, "phase": args.phase, "requests": wrk["requests"],
+            "errors": wrk["errors"], "samples": parts}
+    with args.out.open("a") as f:
+        f.write(json.dumps(line) + "\n")
+    if wrk["requests"]:
+        per = {k: v * PERF_SAMPLE_US / wrk["requests"] for k, v in parts.items()}
+        print(f"  {args.path:9s} round {args.round} {args.phase:9s}: {wrk['requests']} requests; CPU-µs per request: "
+              + ", ".join(f"{k} {v:.1f}" for k, v in per.items()))
+
+
+def perf_summarize(args):
+    runs = [json.loads(l) for l in args.runs.read_text().splitlines() if l.strip()]
+    paths = list(dict.fromkeys(r["path"] for r in runs))
+    traffic = ("proxy", "kworkers", "ksoftirqd", "client_and_backends")
+    table = {}   # (path, phase) -> {part: median µs per request}
+    for path in paths:
+        for phase in ("close", "keepalive"):
+            rs = [r for r in runs if r["path"] == path and r["phase"] == phase and r["requests"] > 0]
+            if not rs:
+                continue
+            per = {k: statistics.median(r["samples"][k] * PERF_SAMPLE_US / r["requests"] for r in rs)
+                   for k in (*traffic, "other_processes")}
+            per["total"] = statistics.median(sum(r["samples"][k] for k in traffic) * PERF_SAMPLE_US / r["requests"]
+                                             for r in rs)
+            per["rounds"] = len(rs)
+            per["errors"] = sum(sum(r["errors"].values()) for r in rs)
+            table[(path, phase)] = per
+    lines = ["CPU-µs per connection (Connection: close) and per request (keep-alive), both cores, perf -a;",
+             "median of the rounds. 'caused' is the path's total minus the direct path's: the proxy and",
+             "everything the kernel does for it, on either core.", ""]
+    head = f"{'path':10s} {'phase':9s} {'proxy':>8s} {'kworkers':>9s} {'ksoftirqd':>9s} {'wrk+nginx':>9s} " \
+           f"{'total':>8s} {'caused':>8s} {'errors':>6s} {'rounds':>6s}"
+    lines += [head, "-" * len(head)]
+    for (path, phase), per in table.items():
+        direct = table.get(("direct", phase))
+        per["caused"] = per["total"] - direct["total"] if direct and path != "direct" else None
+        lines.append(f"{path:10s} {phase:9s} {per['proxy']:8.1f} {per['kworkers']:9.1f} {per['ksoftirqd']:9.1f} "
+                     f"{per['client_and_backends']:9.1f} {per['total']:8.1f} "
+                     f"{fmt(per['caused'], '.1f'):>8s} {per['errors']:6d} {per['rounds']:6d}")
+    lines.append("")
+    for path in paths:
+        if path in ("haproxy", "direct"):
+            continue
+        ratios = []
+        for phase, unit in (("close", "connection"), ("keepalive", "request")):
+            mine, base = table.get((path, phase)), table.get(("haproxy", phase))
+            if not mine or not base:
+                continue
+            own = (mine["proxy"] + mine["kworkers"] + mine["ksoftirqd"]) / (base["proxy"] + base["kworkers"] + base["ksoftirqd"])
+            text = f"per {unit}: proxy, kworkers and ksoftirqd {own:.2f}"
+            if mine.get("caused") and base.get("caused"):
+                text += f", caused on both cores {mine['caused'] / base['caused']:.2f}"
+            ratios.append(text)
+        if ratios:
+            lines.append(f"{path} / haproxy: " + "; ".join(ratios))
+    text = "\n".join(lines)
+    args.out.write_text(text + "\n")
+    print(text)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -428,9 +523,21 @@ def main():
     ssum = sub.add_parser("syscalls-summarize")
     ssum.add_argument("--runs", required=True, type=Path)
     ssum.add_argument("--out", required=True, type=Path)
+    prec = sub.add_parser("perf-record")
+    prec.add_argument("--out", required=True, type=Path)
+    prec.add_argument("--path", required=True)
+    prec.add_argument("--round", required=True, type=int)
+    prec.add_argument("--phase", required=True, choices=("close", "keepalive"))
+    prec.add_argument("--comms", required=True, type=Path, help="perf report --sort cpu,comm -n output")
+    prec.add_argument("--proxy-comms", required=True, help="the proxy's thread names, comma-separated")
+    prec.add_argument("--output", required=True, type=Path, help="wrk's output")
+    psum = sub.add_parser("perf-summarize")
+    psum.add_argument("--runs", required=True, type=Path)
+    psum.add_argument("--out", required=True, type=Path)
     args = ap.parse_args()
     commands = {"record": record, "summarize": summarize, "syscalls-record": syscalls_record,
-                "syscalls-summarize": syscalls_summarize}
+                "syscalls-summarize": syscalls_summarize, "perf-record": perf_record,
+                "perf-summarize": perf_summarize}
     try:
         commands[args.command](args)
     except ValueError as e:

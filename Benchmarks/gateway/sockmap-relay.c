@@ -87,7 +87,7 @@ struct flow {
     uint32_t key[2][4];     /* sockmap: side i's tuple as the verdict program reads it */
     int waiting;            /* sockmap: on the list of flows waiting to forward a FIN */
     struct flow *next_waiting;
-    int copy;               /* relayed by read() and send(): mode copy, or a flow that could not join the map */
+    int copied[2];          /* side i's input moves by read() and send(): mode copy, or sockmap when it could not join */
     int closed;             /* closed in this batch of events; freed after it */
     struct flow *next_closed;
 };
@@ -105,7 +105,7 @@ static struct end listener_ends[MAX_LISTENERS];
 static struct flow *waiting_flows, *closed_flows;
 static char buffer[READ_SIZE];
 static volatile sig_atomic_t stop;
-static unsigned long long flows_opened, flows_closed, wakeups, fin_waits, fin_rechecks, connect_failures, copied_flows;
+static unsigned long long flows_opened, flows_closed, wakeups, fin_waits, fin_rechecks, connect_failures, copied_flows, half_copied;
 
 static void die(const char *what) { perror(what); exit(1); }
 static void on_signal(int sig) { (void)sig; stop = 1; }
@@ -254,7 +254,7 @@ static int peer_has_all(struct flow *f, int from) {
 static int settle_sockmap(struct flow *f) {
     if (!f->connected) return 0;
     for (int side = 0; side < 2; side++) {
-        if (!f->input_ended[side] || f->forwarded[side]) continue;
+        if (f->copied[side] || !f->input_ended[side] || f->forwarded[side]) continue;
         if (!peer_has_all(f, side)) {
             if (!f->waiting) { f->waiting = 1; f->next_waiting = waiting_flows; waiting_flows = f; fin_waits++; }
             return 0;
@@ -305,41 +305,53 @@ static int pump(struct flow *f, int from) {
     }
 }
 
-/* sockmap: a flow that cannot join the map is copied through user space, like `copy`. */
+/* sockmap: side `side`'s input is moved by read() and send() from now on, as in `copy`. */
+static int copy_input(struct flow *f, int side) {
+    f->copied[side] = 1;
+    f->input_ended[side] = 0;                 /* a FIN seen so far: pump reads up to it first */
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = &f->end[side]};
+    epoll_ctl(epfd, EPOLL_CTL_MOD, f->end[side].fd, &ev);
+    /* The peer: EPOLLOUT for what it could not take at once (EPOLLIN only if copied too). */
+    ev = (struct epoll_event){.events = (f->copied[!side] ? EPOLLIN : 0) | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                              .data.ptr = &f->end[!side]};
+    epoll_ctl(epfd, EPOLL_CTL_MOD, f->end[!side].fd, &ev);
+    return pump(f, side);
+}
+
+/* sockmap: a flow whose sockets cannot be targets is copied through user space, like `copy`. */
 static int copy_instead(struct flow *f, int error) {
     if (error != EOPNOTSUPP) fprintf(stderr, "bpf(BPF_MAP_UPDATE_ELEM): %s; copying the flow\n", strerror(error));
     copied_flows++;
-    f->copy = 1;
-    for (int i = 0; i < 2; i++) {
-        f->input_ended[i] = 0;            /* a FIN seen so far: pump reads up to it first */
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = &f->end[i]};
-        epoll_ctl(epfd, EPOLL_CTL_MOD, f->end[i].fd, &ev);
-    }
-    return pump(f, 0) || pump(f, 1);
+    return copy_input(f, 0) || copy_input(f, 1);
 }
 
 /* The backend's connect completed: start relaying. */
 static int start_flow(struct flow *f) {
     f->connected = 1;
-    if (f->copy) return pump(f, 0) || pump(f, 1);
+    if (mode == COPY) return pump(f, 0) || pump(f, 1);
     /* Targets first (key: a socket's tuple, value: its peer), then the verdict. A socket that
-     * is no longer ESTABLISHED (its FIN is in: CLOSE_WAIT) cannot join a map; such a flow is
-     * copied instead. */
+     * is no longer ESTABLISHED (its FIN is in: CLOSE_WAIT) cannot join a map. */
     if (sockhash_put(map_fd, f->key[1], f->end[0].fd) < 0) return copy_instead(f, errno);
     if (sockhash_put(map_fd, f->key[0], f->end[1].fd) < 0) {
         int error = errno;
         sockhash_delete(map_fd, f->key[1]);
         return copy_instead(f, error);
     }
-    if (sockhash_put(verdict_map_fd, f->key[0], f->end[0].fd) < 0 ||
-        sockhash_put(verdict_map_fd, f->key[1], f->end[1].fd) < 0) {
-        perror("bpf(BPF_MAP_UPDATE_ELEM), verdict map");
-        close_flow(f); return 1;
+    /* The verdict, backend first: a backend speaks once the client's bytes reach it, and the
+     * client's bytes go through the verdict only once the client joins. A socket that cannot
+     * join (its FIN came in meanwhile: every byte it will ever get is queued) has its input
+     * copied by user space: nothing else writes to its peer, so no byte can overtake another. */
+    int joined_verdict[2];
+    for (int side = 1; side >= 0; side--) {
+        joined_verdict[side] = sockhash_put(verdict_map_fd, f->key[side], f->end[side].fd) == 0;
+        if (!joined_verdict[side] && errno != EOPNOTSUPP) perror("bpf(BPF_MAP_UPDATE_ELEM), verdict map");
     }
     /* Bytes that arrived before the insertion: run the verdict on them now. */
     int one = 1;
-    setsockopt(f->end[0].fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof one);
-    setsockopt(f->end[1].fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof one);
+    for (int side = 0; side < 2; side++) {
+        if (joined_verdict[side]) setsockopt(f->end[side].fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof one);
+        else { half_copied++; if (copy_input(f, side)) return 1; }
+    }
     return settle_sockmap(f);
 }
 
@@ -362,7 +374,7 @@ static void accept_flows(struct listener *l) {
         }
         struct flow *f = calloc(1, sizeof *f);
         if (!f) die("calloc");
-        f->copy = mode == COPY;
+        f->copied[0] = f->copied[1] = mode == COPY;
         flows_opened++;
         for (int i = 0; i < 2; i++) f->end[i] = (struct end){.kind = 0, .fd = i ? bfd : cfd, .side = i, .flow = f};
         uint32_t in_events = mode == COPY ? EPOLLIN : 0;  /* sockmap: user space needs only the ends */
@@ -391,18 +403,15 @@ static void on_event(struct end *e, uint32_t events) {
     }
     /* EPOLLHUP: both directions of this socket are shut; its last bytes may still be queued. */
     if (events & (EPOLLRDHUP | EPOLLHUP)) f->rdhup[side] = 1;
-    if (!f->copy && f->rdhup[side]) f->input_ended[side] = 1;
+    if (!f->copied[side] && f->rdhup[side]) f->input_ended[side] = 1;
     if (!f->connected) {
-        if (side == 1 && (events & EPOLLOUT)) { if (start_flow(f)) return; }
-        else return;                              /* the client's bytes or FIN wait in its queue */
-        if (f->copy) return;
-    }
-    if (f->copy) {
-        if (pump(f, side)) return;
-        if ((events & EPOLLOUT) && f->left_len[!side]) pump(f, !side);   /* the peer's leftovers can move now */
+        /* The client's bytes or FIN wait in its queue until the backend answers. */
+        if (side == 1 && (events & EPOLLOUT)) start_flow(f);
         return;
     }
-    settle_sockmap(f);                           /* sockmap: only a FIN matters here */
+    if (f->copied[side] && pump(f, side)) return;
+    if ((events & EPOLLOUT) && f->copied[!side] && f->left_len[!side] && pump(f, !side)) return;
+    settle_sockmap(f);                           /* the redirected directions: only a FIN matters */
 }
 
 static int parse_address(const char *text, struct sockaddr_in *out) {
@@ -477,7 +486,8 @@ int main(int argc, char **argv) {
         }
     }
     fprintf(stderr, "sockmap-relay %s: flows opened %llu, closed %llu, connect failures %llu, epoll wake-ups %llu, "
-            "FINs that waited for the peer's queue %llu (rechecks %llu), flows copied instead %llu\n", argv[1],
-            flows_opened, flows_closed, connect_failures, wakeups, fin_waits, fin_rechecks, copied_flows);
+            "FINs that waited for the peer's queue %llu (rechecks %llu), flows copied instead %llu, one direction copied %llu\n",
+            argv[1], flows_opened, flows_closed, connect_failures, wakeups, fin_waits, fin_rechecks, copied_flows,
+            half_copied);
     return 0;
 }
