@@ -328,7 +328,8 @@ static int copy_instead(struct flow *f, int error) {
 /* The backend's connect completed: start relaying. */
 static int start_flow(struct flow *f) {
     f->connected = 1;
-    if (mode == COPY) return pump(f, 0) || pump(f, 1);
+    /* copy: the client's bytes may have come before; the backend's will come with an edge. */
+    if (mode == COPY) return pump(f, 0);
     /* Targets first (key: a socket's tuple, value: its peer), then the verdict. A socket that
      * is no longer ESTABLISHED (its FIN is in: CLOSE_WAIT) cannot join a map. */
     if (sockhash_put(map_fd, f->key[1], f->end[0].fd) < 0) return copy_instead(f, errno);
