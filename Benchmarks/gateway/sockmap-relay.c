@@ -15,20 +15,26 @@
  *          user space. The program is 22 instructions written out below and loaded with the
  *          bpf() syscall: no compiler, no libbpf.
  *
- * The sockmap relay has to get three things right that the copy relay gets for free:
+ * The sockmap relay has to get these right, which the copy relay gets for free (README.md,
+ * "A sockmap relay", says what each costs):
  *  - Bytes that arrived before the sockets entered the map sit in the receive queue and nothing
  *    runs the verdict on them until more bytes arrive. After the insertion, setting SO_RCVLOWAT
  *    (to its default, 1) makes TCP call the socket's data-ready callback, which is the
  *    verdict's now: the queued bytes go through the program in order.
+ *  - A socket runs the verdict as soon as it is in the map the program is attached to, so its
+ *    peer must already be a target: two sockhashes (see map_fd below).
+ *  - A socket whose FIN is already in (CLOSE_WAIT) cannot join a map: its input is copied.
+ *  - A segment with a FIN and no bytes reaches the verdict too: the program drops it.
  *  - The verdict does not send: it queues the bytes on the peer's psock, whose work item (a
- *    kworker on the same core) sends them. When a FIN arrives, bytes redirected just before it
+ *    kworker on the core that received the bytes) sends them. When a FIN arrives, bytes redirected just before it
  *    may still be in that queue, and a shutdown() of the peer then would lose them. So a FIN
  *    is forwarded only when the peer has queued every byte this socket received:
  *    tcp_info.bytes_received of the socket == bytes_sent - bytes_retrans + notsent_bytes of
  *    the peer (the bytes written to the peer; no byte of the flow is ever written by user
- *    space). Until then the flow waits on a list that is checked at every wake-up, with epoll
+ *    space), bytes_received counting the FIN as one more. Until then the flow waits on a list that is checked at every wake-up, with epoll
  *    timeouts of 1 ms while it is not empty.
- *  - The kworker's CPU time is not the process's: a benchmark must count the whole core.
+ *  - The kworker's CPU time is not the process's, and it runs on whichever core received the
+ *    bytes (on loopback, the sender's): a benchmark must sample every core (PERF mode).
  *
  * On SIGTERM or SIGINT it prints its counters to stderr and exits.
  */
@@ -36,8 +42,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/bpf.h>
-#include <netinet/in.h>
 #include <linux/tcp.h>     /* its tcp_info has the byte counters */
+#include <netinet/in.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
