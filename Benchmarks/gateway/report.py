@@ -4,7 +4,8 @@
   report.py record --out RUNS.jsonl --path P --round N --phase iperf|close|keepalive
                    --output FILE --exit-status RC --clk-tck HZ --wall T0 T1
                    --proxy-ticks T --backend-ticks T --proxy-core-ticks T --client-core-ticks T
-                   --proxy-softirqd-ticks T --client-softirqd-ticks T --client-time FILE
+                   --proxy-softirqd-ticks T --client-softirqd-ticks T [--proxy-kworker-ticks T]
+                   --client-time FILE
       parses one run (`iperf3 -J` JSON, or wrk's output with wrk-report.lua's JSON line), adds
       the CPU figures and appends one JSON line to RUNS.jsonl.
   report.py summarize --runs RUNS.jsonl --dir RESULTS_DIR [--meta META.json] [--title TEXT]
@@ -15,6 +16,14 @@
       and the requests wrk completed as one JSON line.
   report.py syscalls-summarize --runs SYSCALLS.jsonl --out FILE
       writes and prints syscalls per connection (close) and per request (keep-alive), by path.
+  report.py perf-record --out PERF.jsonl --path P --round N --phase close|keepalive
+                        --comms FILE --proxy-comms A,B,... --output FILE
+      (perf mode) parses `perf report --sort cpu,comm -n` and wrk's output; appends the
+      samples of the traffic's tasks (the proxy's threads, kworkers, ksoftirqd, wrk, nginx) per
+      request as one JSON line.
+  report.py perf-summarize --runs PERF.jsonl --out FILE
+      writes and prints the CPU per connection and per request that each path causes on both
+      cores, and its ratio to HAProxy's.
 
 Figures per path are the median over the rounds that succeeded and whose cores other processes
 left alone (all successful rounds if none was); the spread is (max - min) / median.
@@ -79,7 +88,11 @@ def record(args):
         client_cpu_s = 0.0
     # What the measured processes (and the kernel's softirq thread, which carries their
     # packets) did not use of their own cores, other processes did.
-    other_proxy_core = max(0.0, (args.proxy_core_ticks - args.proxy_ticks - args.proxy_softirqd_ticks) / hz) / wall_s
+    other_proxy_core = max(0.0, (args.proxy_core_ticks - args.proxy_ticks - args.proxy_softirqd_ticks
+                                 - args.proxy_kworker_ticks) / hz) / wall_s
+    # The whole proxy core's busy time: the proxy, the softirq work it causes, and the kworkers
+    # that send a sockmap relay's bytes (none of which is the process's own CPU time).
+    core_cpu_s = args.proxy_core_ticks / hz
     other_client_core = max(0.0, (args.client_core_ticks - args.backend_ticks - args.client_softirqd_ticks) / hz
                             - client_cpu_s) / wall_s
     row = {
@@ -88,6 +101,8 @@ def record(args):
         "proxy_cpu_s": proxy_cpu_s if args.path != "direct" else None,
         "proxy_cpu_util": round(proxy_cpu_s / wall_s, 4) if args.path != "direct" else None,
         "proxy_softirqd_util": round(args.proxy_softirqd_ticks / hz / wall_s, 4),
+        "proxy_kworker_util": round(args.proxy_kworker_ticks / hz / wall_s, 4),
+        "core_cpu_util": round(core_cpu_s / wall_s, 4),
         "backend_cpu_util": round(backend_cpu_s / wall_s, 4),
         "client_cpu_util": round(client_cpu_s / wall_s, 4),
         "other_load_proxy_core": round(other_proxy_core, 4),
@@ -101,6 +116,7 @@ def record(args):
                 "bytes": d["bytes"], "run_s": round(d["run_s"], 3), "gbit_s": round(d["gbit_s"], 3),
                 "retransmits": d["retransmits"],
                 "proxy_cpu_ms_per_gb": round(proxy_cpu_s * 1e3 / gb, 2) if gb and args.path != "direct" else None,
+                "core_cpu_ms_per_gb": round(core_cpu_s * 1e3 / gb, 2) if gb and args.path != "direct" else None,
             })
         else:
             d = parse_wrk(text)
@@ -112,6 +128,8 @@ def record(args):
                 "proxy_cpu_us_per_request": (round(proxy_cpu_s * 1e6 / d["requests"], 2)
                                              if d["requests"] and args.path != "direct" else None),
                 "backend_cpu_us_per_request": round(backend_cpu_s * 1e6 / d["requests"], 2) if d["requests"] else None,
+                "core_cpu_us_per_request": (round(core_cpu_s * 1e6 / d["requests"], 2)
+                                            if d["requests"] and args.path != "direct" else None),
             })
             if d["errors"]:
                 row["error"] = "wrk errors " + ", ".join(f"{k} {v}" for k, v in d["errors"].items())
@@ -131,11 +149,14 @@ def record(args):
         figures = "FAILED: " + row["error"]
     elif args.phase == "iperf":
         figures = f"{row['gbit_s']:7.2f} Gbit/s{cpu}" + (
-            f", {row['proxy_cpu_ms_per_gb']:.0f} CPU-ms/GB" if row.get("proxy_cpu_ms_per_gb") else "")
+            f", {row['proxy_cpu_ms_per_gb']:.0f} CPU-ms/GB (whole core {row['core_cpu_ms_per_gb']:.0f})"
+            if row.get("proxy_cpu_ms_per_gb") else "")
     else:
         unit = "conn" if args.phase == "close" else "req"
         figures = f"{row['rps']:9.0f} req/s{cpu}" + (
             f", {row['proxy_cpu_us_per_request']:.1f} CPU-µs/{unit}" if row.get("proxy_cpu_us_per_request") else "")
+        if row.get("core_cpu_us_per_request"):
+            figures += f" (whole core {row['core_cpu_us_per_request']:.1f})"
         figures += f", p99 {row['p99_ms']:.2f} ms"
     print(f"  {args.path:9s} round {args.round} {args.phase:9s}: {figures}"
           + (f"; {row['error']}" if row["ok"] and row["error"] else "")
@@ -172,6 +193,9 @@ METRICS = {  # name: (phase, key)
     "keepalive_p99_ms": ("keepalive", "p99_ms"),
     "backend_cpu_us_per_connection": ("close", "backend_cpu_us_per_request"),
     "backend_cpu_us_per_request": ("keepalive", "backend_cpu_us_per_request"),
+    "core_cpu_us_per_connection": ("close", "core_cpu_us_per_request"),
+    "core_cpu_us_per_request": ("keepalive", "core_cpu_us_per_request"),
+    "core_cpu_ms_per_gb": ("iperf", "core_cpu_ms_per_gb"),
 }
 
 RATIOS = {  # name in ratios: metric; CPU: lower is better, throughput: higher is better
@@ -181,6 +205,9 @@ RATIOS = {  # name in ratios: metric; CPU: lower is better, throughput: higher i
     "iperf_throughput": "iperf_gbit_s",
     "close_requests_per_s": "close_rps",
     "keepalive_requests_per_s": "keepalive_rps",
+    "core_per_connection": "core_cpu_us_per_connection",
+    "core_per_request": "core_cpu_us_per_request",
+    "core_per_gb": "core_cpu_ms_per_gb",
 }
 
 
@@ -244,7 +271,8 @@ def summarize(args):
         cols = ["path", "round", "phase", "ok", "error", "wall_s", "run_s", "gbit_s", "bytes", "retransmits",
                 "requests", "rps", "p50_ms", "p99_ms", "proxy_cpu_s", "proxy_cpu_util", "proxy_cpu_ms_per_gb",
                 "proxy_cpu_us_per_request", "backend_cpu_util", "backend_cpu_us_per_request", "client_cpu_util",
-                "proxy_softirqd_util", "other_load_proxy_core", "other_load_client_core", "errors"]
+                "proxy_softirqd_util", "proxy_kworker_util", "core_cpu_util", "core_cpu_us_per_request",
+                "core_cpu_ms_per_gb", "other_load_proxy_core", "other_load_client_core", "errors"]
         w = csv.DictWriter(f, cols, extrasaction="ignore")
         w.writeheader()
         for r in runs:
@@ -297,6 +325,8 @@ def print_table(summary, title):
         print(f"\n{p} / haproxy: CPU per connection {f(r['cpu_per_connection'])}, CPU per request "
               f"{f(r['cpu_per_request'])}, CPU per GB {f(r['cpu_per_gb'])} (lower is better; "
               f"{verdict} the {BAR}x bar on connection and request)")
+        print(f"{' ' * len(p)}             whole proxy core (process, its softirq work, kworkers): per connection "
+              f"{f(r['core_per_connection'])}, per request {f(r['core_per_request'])}, per GB {f(r['core_per_gb'])}")
         print(f"{' ' * len(p)}             throughput: iperf3 {f(r['iperf_throughput'])}, close req/s "
               f"{f(r['close_requests_per_s'])}, keep-alive req/s {f(r['keepalive_requests_per_s'])} (higher is better)")
     for p, r in summary["ratios_to_direct"].items():
@@ -371,6 +401,93 @@ def syscalls_summarize(args):
     print(text)
 
 
+# perf mode: samples of cpu-clock at 999 Hz, so one sample is 1/999 s of a core.
+PERF_SAMPLE_US = 1e6 / 999
+PERCPU_KWORKER = re.compile(r"^kworker/\d+:")
+SOFTIRQD = re.compile(r"^ksoftirqd/\d+")
+CLIENT_AND_BACKENDS = ("wrk", "nginx")
+
+
+def perf_record(args):
+    wrk = parse_wrk(args.output.read_text())
+    proxy_comms = {c for c in args.proxy_comms.split(",") if c}
+    parts = {"proxy": 0, "kworkers": 0, "ksoftirqd": 0, "client_and_backends": 0, "other_processes": 0}
+    for line in args.comms.read_text().splitlines():
+        fields = line.split()
+        if line.startswith("#") or len(fields) < 4 or not fields[0].endswith("%") or not fields[1].isdigit():
+            continue
+        samples, comm = int(fields[1]), " ".join(fields[3:])
+        if comm in proxy_comms:
+            part = "proxy"
+        elif PERCPU_KWORKER.match(comm):
+            part = "kworkers"
+        elif SOFTIRQD.match(comm):
+            part = "ksoftirqd"
+        elif comm in CLIENT_AND_BACKENDS:
+            part = "client_and_backends"
+        else:
+            part = "other_processes"
+        parts[part] += samples
+    line = {"path": args.path, "round": args.round, "phase": args.phase, "requests": wrk["requests"],
+            "errors": wrk["errors"], "samples": parts}
+    with args.out.open("a") as f:
+        f.write(json.dumps(line) + "\n")
+    if wrk["requests"]:
+        per = {k: v * PERF_SAMPLE_US / wrk["requests"] for k, v in parts.items()}
+        print(f"  {args.path:9s} round {args.round} {args.phase:9s}: {wrk['requests']} requests; CPU-µs per request: "
+              + ", ".join(f"{k} {v:.1f}" for k, v in per.items()))
+
+
+def perf_summarize(args):
+    runs = [json.loads(l) for l in args.runs.read_text().splitlines() if l.strip()]
+    paths = list(dict.fromkeys(r["path"] for r in runs))
+    traffic = ("proxy", "kworkers", "ksoftirqd", "client_and_backends")
+    table = {}   # (path, phase) -> {part: median µs per request}
+    for path in paths:
+        for phase in ("close", "keepalive"):
+            rs = [r for r in runs if r["path"] == path and r["phase"] == phase and r["requests"] > 0]
+            if not rs:
+                continue
+            per = {k: statistics.median(r["samples"][k] * PERF_SAMPLE_US / r["requests"] for r in rs)
+                   for k in (*traffic, "other_processes")}
+            per["total"] = statistics.median(sum(r["samples"][k] for k in traffic) * PERF_SAMPLE_US / r["requests"]
+                                             for r in rs)
+            per["rounds"] = len(rs)
+            per["errors"] = sum(sum(r["errors"].values()) for r in rs)
+            table[(path, phase)] = per
+    lines = ["CPU-µs per connection (Connection: close) and per request (keep-alive), both cores, perf -a;",
+             "median of the rounds. 'caused' is the path's total minus the direct path's: the proxy and",
+             "everything the kernel does for it, on either core.", ""]
+    head = f"{'path':10s} {'phase':9s} {'proxy':>8s} {'kworkers':>9s} {'ksoftirqd':>9s} {'wrk+nginx':>9s} " \
+           f"{'total':>8s} {'caused':>8s} {'errors':>6s} {'rounds':>6s}"
+    lines += [head, "-" * len(head)]
+    for (path, phase), per in table.items():
+        direct = table.get(("direct", phase))
+        per["caused"] = per["total"] - direct["total"] if direct and path != "direct" else None
+        lines.append(f"{path:10s} {phase:9s} {per['proxy']:8.1f} {per['kworkers']:9.1f} {per['ksoftirqd']:9.1f} "
+                     f"{per['client_and_backends']:9.1f} {per['total']:8.1f} "
+                     f"{fmt(per['caused'], '.1f'):>8s} {per['errors']:6d} {per['rounds']:6d}")
+    lines.append("")
+    for path in paths:
+        if path in ("haproxy", "direct"):
+            continue
+        ratios = []
+        for phase, unit in (("close", "connection"), ("keepalive", "request")):
+            mine, base = table.get((path, phase)), table.get(("haproxy", phase))
+            if not mine or not base:
+                continue
+            own = (mine["proxy"] + mine["kworkers"] + mine["ksoftirqd"]) / (base["proxy"] + base["kworkers"] + base["ksoftirqd"])
+            text = f"per {unit}: proxy, kworkers and ksoftirqd {own:.2f}"
+            if mine.get("caused") and base.get("caused"):
+                text += f", caused on both cores {mine['caused'] / base['caused']:.2f}"
+            ratios.append(text)
+        if ratios:
+            lines.append(f"{path} / haproxy: " + "; ".join(ratios))
+    text = "\n".join(lines)
+    args.out.write_text(text + "\n")
+    print(text)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -389,6 +506,7 @@ def main():
     rec.add_argument("--client-core-ticks", required=True, type=int, help="busy time of the client's core")
     rec.add_argument("--proxy-softirqd-ticks", required=True, type=int, help="ksoftirqd of the proxy's core")
     rec.add_argument("--client-softirqd-ticks", required=True, type=int, help="ksoftirqd of the client's core")
+    rec.add_argument("--proxy-kworker-ticks", type=int, default=0, help="the proxy core's per-CPU kworkers")
     rec.add_argument("--client-time", required=True, type=Path, help="`/usr/bin/time -f '%%U %%S'` of the client")
     summ = sub.add_parser("summarize")
     summ.add_argument("--runs", required=True, type=Path)
@@ -405,9 +523,21 @@ def main():
     ssum = sub.add_parser("syscalls-summarize")
     ssum.add_argument("--runs", required=True, type=Path)
     ssum.add_argument("--out", required=True, type=Path)
+    prec = sub.add_parser("perf-record")
+    prec.add_argument("--out", required=True, type=Path)
+    prec.add_argument("--path", required=True)
+    prec.add_argument("--round", required=True, type=int)
+    prec.add_argument("--phase", required=True, choices=("close", "keepalive"))
+    prec.add_argument("--comms", required=True, type=Path, help="perf report --sort cpu,comm -n output")
+    prec.add_argument("--proxy-comms", required=True, help="the proxy's thread names, comma-separated")
+    prec.add_argument("--output", required=True, type=Path, help="wrk's output")
+    psum = sub.add_parser("perf-summarize")
+    psum.add_argument("--runs", required=True, type=Path)
+    psum.add_argument("--out", required=True, type=Path)
     args = ap.parse_args()
     commands = {"record": record, "summarize": summarize, "syscalls-record": syscalls_record,
-                "syscalls-summarize": syscalls_summarize}
+                "syscalls-summarize": syscalls_summarize, "perf-record": perf_record,
+                "perf-summarize": perf_summarize}
     try:
         commands[args.command](args)
     except ValueError as e:
