@@ -98,6 +98,8 @@ struct ZoneCommand: ParsableCommand {
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run DNS, gateway and control API until SIGTERM.")
+    /// The most unhealthy ENIs the `zone health` info line names; past it the line gives the count.
+    static let namedUnhealthyENIs = 50
 
     @Option(name: .long, help: "The config file.")
     var config = "zones/local.yaml"
@@ -304,7 +306,11 @@ struct Serve: AsyncParsableCommand {
                         control.events.publish(EventDraft.zoneHealthChanges(unhealthyBefore: before, unhealthyNow: unhealthy, catalog: catalog))
                     }
                     answers.update(unhealthy: unhealthy)
-                    logger.info("zone health", metadata: ["dns.unhealthy": "\(unhealthy.sorted().map(\.description))"])
+                    // The ENIs are named only while a line stays short: at 100,000 endpoints a
+                    // listing of every one was a 10 MB line and half a second of CPU per change.
+                    logger.info("zone health", metadata: unhealthy.count <= Self.namedUnhealthyENIs
+                        ? ["dns.unhealthy": "\(unhealthy.sorted().map(\.description))"]
+                        : ["dns.unhealthy.count": "\(unhealthy.count)"])
                 },
                 onReady: { notifier.ready("gateway", status: status) })
         } catch {
