@@ -33,4 +33,27 @@ struct GeneratedNamesTests {
         #expect(apex.prepending(label: String(repeating: "a", count: 60).utf8, "-".utf8, "abc".utf8) == nil)
         #expect(apex.prepending(label: "".utf8) == nil)
     }
+
+    /// A view's names go on top of the zone every view shares: added names answer, names two
+    /// records of one call share are merged, the names above an added one exist (NODATA, not
+    /// NXDOMAIN), the shared names still answer, and the shared zone itself is unchanged.
+    @Test func namesAddedOnTopOfASharedZone() throws {
+        let apex = DNSName("example.internal")!
+        var soa = DNSName("ns.example.internal")!.wire + DNSName("hostmaster.example.internal")!.wire
+        soa += [0, 0, 0, 1, 0, 0, 14, 16, 0, 0, 2, 88, 0, 1, 81, 128, 0, 0, 0, 60]
+        func a(_ last: UInt8) -> RRset { RRset(type: .a, ttl: 60, rdata: [[10, 0, 0, last]]) }
+        let shared = try #require(Zone(apex: apex, records: [
+            (apex, RRset(type: .soa, ttl: 60, rdata: [soa])), (DNSName("www.example.internal")!, a(1)),
+        ]))
+        let view = try #require(shared.adding([
+            (DNSName("svc.deep.example.internal")!, a(2)), (DNSName("svc.deep.example.internal")!, a(3)),
+        ]))
+        let added = view.answer(DNSName("svc.deep.example.internal")!, .a)
+        #expect(added.rcode == .noError && added.answer.first?.records == [[10, 0, 0, 2], [10, 0, 0, 3]])
+        let above = view.answer(DNSName("deep.example.internal")!, .a)
+        #expect(above.rcode == .noError && above.answer.isEmpty)
+        #expect(view.answer(DNSName("www.example.internal")!, .a).answer.first?.records == [[10, 0, 0, 1]])
+        #expect(shared.answer(DNSName("svc.deep.example.internal")!, .a).rcode == .nxDomain)
+        #expect(Set(view.owners) == Set(shared.owners + [DNSName("svc.deep.example.internal")!, DNSName("deep.example.internal")!]))
+    }
 }

@@ -47,14 +47,16 @@ public struct Zone: Sendable {
     /// neither built again nor copied per VPC, only the added names are kept apart.
     func adding(_ records: [(DNSName, RRset)]) -> Zone? {
         var added = self.added
+        // What the zone made so far holds at `name` (two records of one call may share a name).
+        func existing(_ name: DNSName) -> [RRset]? { added[name] ?? nodes[name] }
         for (owner, rrset) in records where owner.isSubdomain(of: apex) {
-            let known = lookup(owner)
+            let known = existing(owner)
             var rrsets = known ?? []
             rrsets.withMerged(rrset)
             added[owner] = rrsets
             guard known == nil else { continue }
             var ancestor = owner.parent
-            while ancestor.wire.count > apex.wire.count, lookup(ancestor) == nil, added[ancestor] == nil {
+            while ancestor.wire.count > apex.wire.count, existing(ancestor) == nil {
                 added[ancestor] = []
                 ancestor = ancestor.parent
             }
