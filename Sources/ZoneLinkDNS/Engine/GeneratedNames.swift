@@ -113,17 +113,17 @@ struct GeneratedNames {
             // An endpoint of a service the catalog does not hold (the validator refuses one) is
             // still added, the careful way.
             let known = affinity[endpoint.service]
-            let name = endpointName(endpoint)
+            func put(_ rrset: RRset, at owner: DNSName) {
+                if known != nil { nodes.addLeaf(rrset, at: owner) } else { nodes.add(rrset, at: owner) }
+            }
             let addresses = addresses(
                 ids: endpoint.enis.map { endpoint.id(of: $0) }, data: endpoint.enis.map { addressData($0.address!) },
                 zoneAffinity: known ?? false)
-            if known != nil { nodes.addLeaf(addresses, at: name) } else { nodes.add(addresses, at: name) }
+            put(addresses, at: endpointName(endpoint))
             for eni in endpoint.enis {
                 // The per-zone record shares its four bytes with the endpoint's record of it.
                 let data = addressData(eni.address!)
-                let zonal = RRset(type: .a, ttl: ttl, rdata: [addresses.rdata.first { $0 == data } ?? data])
-                let owner = zonalName(endpoint, eni: eni)
-                if known != nil { nodes.addLeaf(zonal, at: owner) } else { nodes.add(zonal, at: owner) }
+                put(RRset(type: .a, ttl: ttl, rdata: [addresses.rdata.first { $0 == data } ?? data]), at: zonalName(endpoint, eni: eni))
             }
         }
         return Zone(nodes)!

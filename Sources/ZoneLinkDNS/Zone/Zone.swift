@@ -133,8 +133,6 @@ public struct Zone: Sendable {
             addAncestors(of: owner)
         }
 
-        func contains(_ name: DNSName) -> Bool { table[name] != nil }
-
         private mutating func addAncestors(of owner: DNSName) {
             var ancestor = owner.parent
             while ancestor.wire.count > apex.wire.count, table[ancestor] == nil {

@@ -61,8 +61,9 @@ public actor Gateway: Service {
     private let logger: Logger
     private let onZoneHealth: @Sendable (_ unhealthy: Set<ENIID>) -> Void
     private let onReady: @Sendable () -> Void
-    /// The plan `run` applies first, when `init` was given one.
-    private let initialPlan: GatewayPlan?
+    /// The plan `run` applies first, when `init` was given one; dropped once applied, so that
+    /// a later reload does not keep the first catalog's plan alive.
+    private var initialPlan: GatewayPlan?
 
     /// `relayThreads`: threads that carry TCP flows (`TCPRelay`); UDP flows, health checks and
     /// the idle sweep run on `group`. `plan`: the catalog's plan when the caller has made it
@@ -87,7 +88,9 @@ public actor Gateway: Service {
     }
 
     public func run() async throws {
-        try await apply(catalog, plan: initialPlan)
+        let plan = initialPlan
+        initialPlan = nil
+        try await apply(catalog, plan: plan)
         onReady()
         sweeper = group.next().scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [flows] _ in
             flows.expireIdle()
