@@ -147,6 +147,7 @@ let package = Package(
         .executableTarget(
             name: "zonelink",
             dependencies: [
+                "CZoneLinkSystem",
                 "ZoneLinkAPI",
                 "ZoneLinkCore",
                 "ZoneLinkDNS",

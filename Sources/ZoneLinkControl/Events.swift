@@ -125,23 +125,29 @@ extension EventDraft {
     /// went away. Each is its consumer's and its provider's.
     public static func connectionChanges(from old: Catalog, to new: Catalog) -> [EventDraft] {
         var drafts: [EventDraft] = []
-        let before = Dictionary(old.endpoints.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
-        let after = Set(new.endpoints.map(\.id))
-        for endpoint in new.endpoints {
-            let state = new.connection(of: endpoint)
-            if let previous = before[endpoint.id] {
-                let was = old.connection(of: previous)
-                guard was != state else { continue }
-                drafts.append(EventDraft(
-                    .connection, subject: endpoint.id, message: "\(endpoint.id) to \(endpoint.service): \(was.rawValue) → \(state.rawValue)",
-                    accounts: endpointAccounts(endpoint, new)))
+        // Two catalogs of one file list their endpoints in the same order: each is compared
+        // with the one at its position, and looked up by ID only where the lists part (at
+        // 100,000 endpoints, a table of the old ones cost a quarter of a second per reload).
+        var aligned = old.endpoints.count == new.endpoints.count
+        for i in new.endpoints.indices {
+            let state = new.connection(of: new.endpoints[i])
+            let was: ConnectionState?
+            if i < old.endpoints.count && old.endpoints[i].id == new.endpoints[i].id {
+                was = old.connection(of: old.endpoints[i])
             } else {
-                drafts.append(EventDraft(
-                    .connection, subject: endpoint.id, message: "\(endpoint.id) to \(endpoint.service) created: \(state.rawValue)",
-                    accounts: endpointAccounts(endpoint, new)))
+                aligned = false
+                was = old.endpoint(new.endpoints[i].id).map { old.connection(of: $0) }
             }
+            guard was != state else { continue }
+            let endpoint = new.endpoints[i]
+            drafts.append(EventDraft(
+                .connection, subject: endpoint.id,
+                message: was.map { "\(endpoint.id) to \(endpoint.service): \($0.rawValue) → \(state.rawValue)" }
+                    ?? "\(endpoint.id) to \(endpoint.service) created: \(state.rawValue)",
+                accounts: endpointAccounts(endpoint, new)))
         }
-        for endpoint in old.endpoints where !after.contains(endpoint.id) {
+        guard !aligned else { return drafts }
+        for endpoint in old.endpoints where !new.contains(endpoint: endpoint.id) {
             drafts.append(EventDraft(
                 .connection, subject: endpoint.id, message: "\(endpoint.id) to \(endpoint.service) deleted", accounts: endpointAccounts(endpoint, old)))
         }

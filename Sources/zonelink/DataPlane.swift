@@ -1,3 +1,4 @@
+import CZoneLinkSystem
 import Dispatch
 import Glibc
 import Logging
@@ -140,6 +141,9 @@ struct ServingPlan: Sendable {
     let gateway: GatewayPlan
     /// Who may transfer which view, secrets read (`dns.secondaries`).
     let transfers: TransferPolicy
+    /// The addresses wanted in each namespace (worked out once: a reload compares the old
+    /// plan's with the new one's, 300,000 addresses each at 100,000 endpoints).
+    let addresses: [String?: Set<IPv4Address>]
 
     /// - Throws: `ConfigError` for a zone file that cannot be served, or a private domain that
     ///   overlaps one, with `file` and the key path.
@@ -148,37 +152,45 @@ struct ServingPlan: Sendable {
     init(catalog: Catalog, file: String, zoneFiles: StaticZoneFiles, failover: BalancerFailover? = nil) throws(ConfigError) {
         self.catalog = catalog
         let staticZones = try catalog.loadStaticZones(file: file, reusing: zoneFiles)
-        // The engine and the gateway plan are the two large derivations of a catalog (at
-        // 100,000 endpoints, about 0.6 s and 0.25 s of CPU) and need nothing of each other:
-        // built side by side, a start or reload waits for the longer one only.
-        (self.engine, self.gateway) = Self.sideBySide(
-            { AnswerEngine(catalog: catalog, staticZones: staticZones) },
-            { GatewayPlan(catalog: catalog, failover: failover) })
+        // The DNS engine's two parts and the gateway plan are the large derivations of a
+        // catalog (at 100,000 endpoints, about 0.6 s, 0.25 s and 0.3 s of CPU) and need
+        // nothing of each other: built on every core there is, a start or reload waits for
+        // the longest one rather than for their sum.
+        let parts = Self.inParallel(
+            { AnswerEngine.SharedZone(catalog) },
+            {
+                let gateway = GatewayPlan(catalog: catalog, failover: failover)
+                return (gateway, Dictionary(gateway.namespaces.map { ($0.netns, Set($0.addresses)) }, uniquingKeysWith: { $0.union($1) }))
+            },
+            { AnswerEngine.ServiceNames(catalog) })
+        self.engine = AnswerEngine(catalog: catalog, staticZones: staticZones, shared: parts.0, services: parts.2)
+        (self.gateway, self.addresses) = parts.1
         self.dnsListeners = DNSServer.listeners(of: catalog)
         self.transfers = try catalog.loadTransferPolicy(file: file)
     }
 
-    /// `first()` and `second()`, run at the same time on two threads; returns when both have.
-    private static func sideBySide<A: Sendable, B: Sendable>(
-        _ first: @escaping @Sendable () -> A, _ second: @escaping @Sendable () -> B
-    ) -> (A, B) {
-        let results = Mutex<(A?, B?)>((nil, nil))
-        DispatchQueue.concurrentPerform(iterations: 2) { part in
-            if part == 0 {
+    /// `first()`, `second()` and `third()`, run at the same time on as many threads as there
+    /// are cores (in index order: put the longest first); returns when all three have.
+    private static func inParallel<A: Sendable, B: Sendable, C: Sendable>(
+        _ first: @escaping @Sendable () -> A, _ second: @escaping @Sendable () -> B, _ third: @escaping @Sendable () -> C
+    ) -> (A, B, C) {
+        let results = Mutex<(A?, B?, C?)>((nil, nil, nil))
+        DispatchQueue.concurrentPerform(iterations: 3) { part in
+            switch part {
+            case 0:
                 let a = first()
                 results.withLock { $0.0 = a }
-            } else {
+            case 1:
                 let b = second()
                 results.withLock { $0.1 = b }
+            default:
+                let c = third()
+                results.withLock { $0.2 = c }
             }
         }
-        return results.withLock { ($0.0!, $0.1!) }
+        return results.withLock { ($0.0!, $0.1!, $0.2!) }
     }
 
-    /// The addresses wanted in each namespace.
-    var addresses: [String?: Set<IPv4Address>] {
-        Dictionary(gateway.namespaces.map { ($0.netns, Set($0.addresses)) }, uniquingKeysWith: { $0.union($1) })
-    }
 }
 
 /// Why the data plane did not take a catalog; what it served before keeps serving.
@@ -212,6 +224,11 @@ actor DataPlane {
     /// The other hosts' last heartbeats (`HostHeartbeat`); nil until the first one, or when
     /// this host places no zones: then only shifts make a zone unavailable.
     private var peers: [PeerBeat]?
+    /// The pending return of freed memory to the system (`releaseFreedMemory`).
+    private var trimming: Task<Void, Never>?
+    /// How long after a plan is replaced its memory is returned: time for the DNS workers to
+    /// move to the new responder (at their next datagram) and drop the old one.
+    static let trimDelay = Duration.seconds(3)
 
     init(
         plan: ServingPlan, configPath: String, zoneFiles: StaticZoneFiles, addresses: InterfaceAddresses, answers: AnswerState,
@@ -319,6 +336,21 @@ actor DataPlane {
             logger.warning("\(waiting.joined(separator: ", ")) changed: read at start only, the new values apply after a restart")
         }
         logger.notice("applied", metadata: ["serial": "\(next.serial)", "endpoints": "\(next.endpoints.count)"])
+        releaseFreedMemory()
+    }
+
+    /// Gives the heap's free pages back to the system a little after a plan was replaced. The
+    /// old plan (at 100,000 endpoints a catalog, an engine and a gateway plan: a few hundred
+    /// MB) is freed once nothing answers from it, but glibc keeps most freed memory inside its
+    /// heaps, spread so that little is returned: a daemon reloaded now and then held two or
+    /// three catalogs' worth for good (measured in docs/scale.md). `malloc_trim` returns the
+    /// free pages; it takes milliseconds, on no answering thread.
+    func releaseFreedMemory() {
+        trimming?.cancel()
+        trimming = Task.detached {
+            do { try await Task.sleep(for: DataPlane.trimDelay) } catch { return }
+            _ = malloc_trim(0)
+        }
     }
 
     /// Removes the addresses ZoneLink added for `other` that `kept` does not want, in every

@@ -321,6 +321,8 @@ struct Serve: AsyncParsableCommand {
         let dataPlane = DataPlane(
             plan: plan, configPath: config, zoneFiles: zoneFiles, addresses: addresses, answers: answers, dns: dns, gateway: gateway,
             group: group, logger: logger)
+        // What reading and planning the first catalog left behind, returned as after a reload.
+        await dataPlane.releaseFreedMemory()
         let runtime = Runtime(configPath: config, control: control, tokens: tokenStore, tokensFile: tokensFile, notifier: notifier, logger: logger)
         let watchdog = notifier.startWatchdog(on: group.next())
         let gatewayMetrics = startGatewayMetrics(flows: flows, gateway: gateway, budget: budget, on: group.next())

@@ -46,14 +46,20 @@ struct ClientSerialsTests {
 
     @Test func aPlainSOAAndANegativeAnswerCarryTheViewsSerialTheSecondaryGets() throws {
         let serials = ViewSerials(clock: { 1_700_000_000 })
-        let responder = responder(serials, ClientSerials(serials: serials))
+        let clientSerials = ClientSerials(serials: serials)
+        let responder = responder(serials, clientSerials)
         #expect(engine.catalog.serial == 1)
+        // The first question is answered at once, with a serial reserved for the view; its
+        // content is worked out off the answering thread, which moves the serial one step on.
         #expect(try serial(responder) == 1_700_000_000)
-        #expect(try serial(responder, "no-such-name.privatelink.internal", .a) == 1_700_000_000, "NXDOMAIN's SOA")
-        #expect(try signedSerial(responder) == 1_700_000_000)
+        clientSerials.settle()
+        #expect(try serial(responder) == 1_700_000_001)
+        #expect(try serial(responder, "no-such-name.privatelink.internal", .a) == 1_700_000_001, "NXDOMAIN's SOA")
+        #expect(try signedSerial(responder) == 1_700_000_001)
         // Clients of no VPC have a view of their own, with a serial of its own.
         #expect(try serial(responder, vpc: nil, zone: nil) == 1_700_000_000)
-        #expect(serials.current(ViewSerials.Key(view: .outside(zone: nil), apex: DNSName("privatelink.internal")!)) == 1_700_000_000)
+        clientSerials.settle()
+        #expect(serials.current(ViewSerials.Key(view: .outside(zone: nil), apex: DNSName("privatelink.internal")!)) == 1_700_000_001)
         // A static zone keeps its file's serial.
         #expect(try serial(responder, "example.internal") == 2_026_112_701)
     }
@@ -61,7 +67,10 @@ struct ClientSerialsTests {
     @Test func afterARestartTheSerialIsKeptOrGoesUpNeverBack() throws {
         // Before the restart: the clock is ahead of the one after it.
         let before = ViewSerials(clock: { 1_700_000_000 })
-        let first = try serial(responder(before, ClientSerials(serials: before)))
+        let beforeClients = ClientSerials(serials: before)
+        _ = try serial(responder(before, beforeClients))
+        beforeClients.settle()
+        let first = try serial(responder(before, beforeClients))
         // After it, with the same content: the same serial, though the clock went back and
         // the catalog's serial starts again at 1.
         let after = ViewSerials(initial: before.snapshot, clock: { 1_600_000_000 })
@@ -76,9 +85,32 @@ struct ClientSerialsTests {
         #expect(moved == first &+ 1, "\(first) → \(moved)")
         #expect(try signedSerial(changed) == moved, "the secondary reads the same serial")
         // A change that does not touch this view (zone b's clients keep their ENI) keeps it.
+        _ = try serial(responder(after, clientSerials), zone: "eu-central-1b")
+        clientSerials.settle()
         let zoneB = try serial(responder(after, clientSerials), zone: "eu-central-1b")
         _ = try serial(responder(after, clientSerials, health: Self.zoneAUnhealthy), zone: "eu-central-1b")
         clientSerials.settle()
         #expect(try serial(responder(after, clientSerials, health: Self.zoneAUnhealthy), zone: "eu-central-1b") == zoneB)
+    }
+
+    /// A question answered by an earlier responder after a later one was asked through (in
+    /// flight across a reload or a health change) does not work out the old content again:
+    /// the serial moves once for the change, not back and forth.
+    @Test func anEarlierRespondersQuestionDoesNotMoveTheSerial() throws {
+        let serials = ViewSerials(clock: { 1_700_000_000 })
+        let clientSerials = ClientSerials(serials: serials)
+        let healthy = responder(serials, clientSerials)
+        _ = try serial(healthy)
+        clientSerials.settle()
+        let first = try serial(healthy)
+        let changed = responder(serials, clientSerials, health: Self.zoneAUnhealthy)
+        _ = try serial(changed)
+        clientSerials.settle()
+        let moved = try serial(changed)
+        #expect(moved == first &+ 1, "\(first) → \(moved)")
+        #expect(try serial(healthy) == moved, "the earlier responder's question gets the last serial")
+        clientSerials.settle()
+        #expect(try serial(changed) == moved, "not moved for the old content and back")
+        #expect(serials.changes == 3, "the reservation, the first build, the change: nothing more")
     }
 }

@@ -56,4 +56,26 @@ struct GeneratedNamesTests {
         #expect(shared.answer(DNSName("svc.deep.example.internal")!, .a).rcode == .nxDomain)
         #expect(Set(view.owners) == Set(shared.owners + [DNSName("svc.deep.example.internal")!, DNSName("deep.example.internal")!]))
     }
+
+    /// The answers prepared while every ENI is healthy (worked out directly, once per name at
+    /// start and reload) are the ones `ZoneAffinity.choose` gives, for every client zone, with
+    /// affinity on and off, for ENI lists in any order and with several ENIs in one zone.
+    @Test func answersPreparedWhileHealthyAreTheChosenOnes() {
+        let zones = ["eu-central-1a", "eu-central-1b", "eu-central-1c"]
+        var generator = SystemRandomNumberGenerator()
+        for round in 0..<300 {
+            let enis = (0..<Int.random(in: 1...6, using: &generator)).map { i in
+                ENIID(endpoint: "ep-\(round)-\(i)", zone: zones.randomElement(using: &generator)!)
+            }
+            let rdata = enis.indices.map { [10, 0, UInt8(round % 250), UInt8($0)] }
+            for affinity in [true, false] {
+                var selection = ENISelection(enis: enis, zoneAffinity: affinity)
+                selection.answerWhileHealthy(rdata)
+                for client in zones + ["eu-central-1z"] as [String?] + [nil] {
+                    let chosen = ZoneAffinity.choose(enis, clientZone: client, affinity: affinity, health: .allHealthy).map { rdata[$0] }
+                    #expect(selection.answerWhileHealthy(clientZone: client) == chosen, "\(enis) affinity \(affinity) client \(client ?? "none")")
+                }
+            }
+        }
+    }
 }

@@ -4,6 +4,7 @@
 // batched datagram I/O for the DNS listeners, network namespaces for the gateway, and the
 // epoll, eventfd and accept4 calls of the gateway's TCP relay; closing inherited descriptors
 // in spawned children.
+#include <malloc.h>  // malloc_trim: freed heap pages back to the system after a reload
 #include <spawn.h>
 #include <stdint.h>
 #include <sys/socket.h>

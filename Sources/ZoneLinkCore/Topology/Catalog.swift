@@ -32,6 +32,7 @@ public struct Catalog: Sendable {
     public func service(_ id: String) -> EndpointService? { serviceIndex[id].map { services[$0] } }
     public func loadBalancer(_ id: String) -> LoadBalancer? { loadBalancerIndex[id].map { loadBalancers[$0] } }
     public func endpoint(_ id: String) -> Endpoint? { endpointIndex[id].map { endpoints[$0] } }
+    public func contains(endpoint id: String) -> Bool { endpointIndex[id] != nil }
 
     /// The connection state of an endpoint: as declared, else as the service's auto-accept says.
     public func connection(of endpoint: Endpoint) -> ConnectionState {

@@ -23,39 +23,77 @@ public final class AnswerEngine: Sendable {
         var byDepth: [Zone]
     }
 
-    public init(catalog: Catalog, staticZones: [Zone] = []) {
+    public convenience init(catalog: Catalog, staticZones: [Zone] = []) {
+        self.init(catalog: catalog, staticZones: staticZones, shared: SharedZone(catalog), services: ServiceNames(catalog))
+    }
+
+    /// An engine from its two large parts, which need nothing of each other: built side by
+    /// side (`ServingPlan`), a start or a reload waits for the longer one only.
+    public init(catalog: Catalog, staticZones: [Zone] = [], shared: SharedZone, services: ServiceNames) {
         self.catalog = catalog
         self.staticApexes = Set(staticZones.map(\.apex))
-        let names = GeneratedNames(catalog: catalog)
         var base: [DNSName: Zone] = [:]
         for zone in staticZones { base[zone.apex] = zone }
-        let generated = names.sharedZone(catalog)
-        base[names.domain] = generated
+        base[shared.zone.apex] = shared.zone
         self.outsideView = View(zones: base)
-
-        // Each VPC's endpoints by service, found in one pass (not one pass per VPC and service).
-        var endpointsByView: [String: [String: [Endpoint]]] = [:]
-        for endpoint in catalog.endpoints { endpointsByView[endpoint.vpc, default: [:]][endpoint.service, default: []].append(endpoint) }
         var views: [String: View] = [:]
         for vpc in catalog.vpcs {
             var zones = base
-            var serviceRecords: [(DNSName, RRset)] = []
-            let endpoints = endpointsByView[vpc.id] ?? [:]
-            for service in catalog.services {
-                let enis = (endpoints[service.id] ?? []).flatMap { endpoint in endpoint.enis.map { (endpoint, $0) } }
-                guard !enis.isEmpty else { continue }
-                let addresses = names.addresses(of: enis, zoneAffinity: service.zoneAffinity)
-                serviceRecords.append((names.serviceName(service.id), addresses))
-                if let privateDomain = service.privateDomain, let apex = DNSName(privateDomain) {
-                    zones[apex] = Zone(apex: apex, records: [(apex, names.soa()), (apex, names.ns()), (apex, addresses)])
-                }
-            }
-            if !serviceRecords.isEmpty {
-                zones[names.domain] = generated.adding(serviceRecords)!
+            if let names = services.byVPC[vpc.id] {
+                zones.merge(names.privateZones) { _, privateZone in privateZone }
+                if !names.records.isEmpty { zones[shared.zone.apex] = shared.zone.adding(names.records)! }
             }
             views[vpc.id] = View(zones: zones)
         }
         self.views = views
+    }
+
+    /// The generated zone every view shares: each endpoint's regional and zonal names.
+    public struct SharedZone: Sendable {
+        let zone: Zone
+
+        public init(_ catalog: Catalog) {
+            zone = GeneratedNames(catalog: catalog).sharedZone(catalog)
+        }
+    }
+
+    /// What each VPC's view adds to the shared zone: its services' names (the addresses of
+    /// that VPC's endpoints of each service) and their private domains.
+    public struct ServiceNames: Sendable {
+        let byVPC: [String: (records: [(DNSName, RRset)], privateZones: [DNSName: Zone])]
+
+        public init(_ catalog: Catalog) {
+            let names = GeneratedNames(catalog: catalog)
+            // Each VPC's endpoints by service, found in one pass (not one pass per VPC and
+            // service), as positions: an endpoint is a large value, and copies of 100,000 of
+            // them cost more than the records made of them.
+            var endpointsByView: [String: [String: [Int]]] = [:]
+            for (i, endpoint) in catalog.endpoints.enumerated() { endpointsByView[endpoint.vpc, default: [:]][endpoint.service, default: []].append(i) }
+            var byVPC: [String: (records: [(DNSName, RRset)], privateZones: [DNSName: Zone])] = [:]
+            for vpc in catalog.vpcs {
+                var records: [(DNSName, RRset)] = []
+                var privateZones: [DNSName: Zone] = [:]
+                let endpoints = endpointsByView[vpc.id] ?? [:]
+                for service in catalog.services {
+                    var ids: [ENIID] = []
+                    var data: [[UInt8]] = []
+                    for i in endpoints[service.id] ?? [] {
+                        for eni in catalog.endpoints[i].enis {
+                            ids.append(ENIID(endpoint: catalog.endpoints[i].id, zone: eni.zone))
+                            data.append(names.addressData(eni.address!))
+                        }
+                    }
+                    guard !ids.isEmpty else { continue }
+                    let addresses = names.addresses(ids: ids, data: data, zoneAffinity: service.zoneAffinity)
+                    records.append((names.serviceName(service.id), addresses))
+                    if let privateDomain = service.privateDomain, let apex = DNSName(privateDomain) {
+                        privateZones[apex] = Zone(apex: apex, records: [(apex, names.soa()), (apex, names.ns()), (apex, addresses)])
+                    }
+                }
+                byVPC[vpc.id] = (records, privateZones)
+            }
+            self.byVPC = byVPC
+        }
     }
 
     /// True when `name` lies in a zone this view serves (so it is answered, not forwarded).

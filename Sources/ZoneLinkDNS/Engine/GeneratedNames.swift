@@ -55,18 +55,13 @@ struct GeneratedNames {
 
     func ns() -> RRset { RRset(type: .ns, ttl: ttl, rdata: [nameserver.wire], targets: [nameserver]) }
 
-    /// The A records of a set of ENIs, tagged so that answering can apply affinity and health.
-    func addresses(of enis: [(Endpoint, ENI)], zoneAffinity: Bool) -> RRset {
-        // Each field read once, in a closure that borrows the pair: an endpoint is a large
-        // value, and indexing the pairs copied it (most of the cost of a large catalog's views).
-        addresses(ids: enis.map { $0.0.id(of: $0.1) }, data: enis.map { addressData($0.1.address!) }, zoneAffinity: zoneAffinity)
-    }
-
-    /// The A records of the ENIs `ids`, whose addresses are `data`, in the same order.
+    /// The A records of the ENIs `ids`, whose addresses are `data`, in the same order, tagged
+    /// so that answering can apply affinity and health.
     func addresses(ids: [ENIID], data: [[UInt8]], zoneAffinity: Bool) -> RRset {
         let order = Self.zoneOrder(ids)
-        let rdata = order.map { data[$0] }
-        var selection = ENISelection(enis: order.map { ids[$0] }, zoneAffinity: zoneAffinity)
+        let inOrder = order.indices.elementsEqual(order)
+        let rdata = inOrder ? data : order.map { data[$0] }
+        var selection = ENISelection(enis: inOrder ? ids : order.map { ids[$0] }, zoneAffinity: zoneAffinity)
         selection.answerWhileHealthy(rdata)
         return RRset(type: .a, ttl: ttl, rdata: rdata, enis: selection)
     }

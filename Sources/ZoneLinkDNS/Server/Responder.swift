@@ -34,6 +34,11 @@ public struct Responder: Sendable {
     /// The views' serials that SOA records carry to ordinary clients; nil: the catalog's
     /// serial, as a zone of its own would have (tests that need no persistence).
     public let clientSerials: ClientSerials?
+    /// Grows with every responder made, so a later one serves what came later (a catalog, a
+    /// health change): `ClientSerials` tells by it a question answered by an earlier one, in
+    /// flight while the next was published, and does not work out that old content's serial.
+    public let sequence: Int
+    private static let made = Atomic<Int>(0)
 
     /// What serving transfers needs besides the engine and health: who may transfer what, and
     /// the serials handed out so far (shared by every responder of the process).
@@ -63,6 +68,7 @@ public struct Responder: Sendable {
         self.forwarder = forwarder
         self.transfers = transfers
         self.clientSerials = clientSerials
+        self.sequence = Self.made.add(1, ordering: .relaxed).newValue
     }
 
     public enum Transport: Sendable { case udp, tcp }
@@ -168,7 +174,7 @@ public struct Responder: Sendable {
         if client.scope > 0, answer.answer.contains(where: { $0.rrset.enis != nil }) { answer.clientSubnetScope = client.scope }
         if let clientSerials {
             let view = listener.vpc.map { ViewKey(vpc: $0, zone: client.zone) } ?? .outside(zone: client.zone)
-            clientSerials.stamp(&answer, view: view, engine: engine, health: health)
+            clientSerials.stamp(&answer, view: view, engine: engine, health: health, responder: sequence)
         }
         return .answer(answer)
     }

@@ -10,11 +10,13 @@ import ZoneLinkCore
 /// secondary that carries the same view.
 ///
 /// A serial needs the view's content digest, which costs building the view (about 60,000
-/// records for 10,000 endpoints). So a view is built on the answering thread only when no
-/// serial of it is known at all (the first question ever, not even one from before a restart);
-/// after a change (another engine or health), clients get the last serial known until a queue
-/// of this class's own has built the view again and moved the serial on. For that moment a
-/// client may see new content with the old serial; it never sees a serial go back.
+/// records for 10,000 endpoints, a second of CPU at 100,000). So views are never built on the
+/// answering thread: after a change (another engine or health), clients get the last serial
+/// known until a queue of this class's own has built the view again and moved the serial on.
+/// For that moment a client may see new content with the old serial; it never sees a serial
+/// go back. A view of which no serial is known at all (the first question ever, not even one
+/// from before a restart) gets one reserved for it (`ViewSerials.reserve`) and is built on the
+/// queue likewise: its first build moves the serial one step past the reserved one.
 ///
 /// Views are those of `ViewKey`; the clients of a listener with no VPC are `ViewKey.outside`.
 public final class ClientSerials: Sendable {
@@ -22,10 +24,14 @@ public final class ClientSerials: Sendable {
     private let queue = DispatchQueue(label: "zonelink-client-serials")
 
     private struct State {
-        /// The engine and health the views in `current` were built from (the engine is held,
-        /// so that its identity is not reused).
-        var engine: AnswerEngine?
+        /// The engine and health the views in `current` were built from. The engine is held
+        /// weakly: one a reload replaced is freed (with its whole catalog) once no responder
+        /// uses it, not kept until the next SOA question; and a freed engine's reference reads
+        /// nil, so a new engine at the same address is never taken for it.
+        weak var engine: AnswerEngine?
         var health = ZoneHealth.allHealthy
+        /// The latest responder asked through (`Responder.sequence`).
+        var responder = Int.min
         /// Zones of views whose serial was worked out from `engine` and `health`.
         var current: Set<ViewSerials.Key> = []
         /// Zones of views asked about since, to build on the queue.
@@ -42,18 +48,19 @@ public final class ClientSerials: Sendable {
 
     /// `answer` with the serial of every SOA of a generated or private-domain zone set to
     /// that zone's serial in `view`. Static zones keep their files' serials.
-    public func stamp(_ answer: inout Answer, view: ViewKey, engine: AnswerEngine, health: ZoneHealth) {
+    /// `responder`: the `Responder.sequence` of the responder that answered.
+    public func stamp(_ answer: inout Answer, view: ViewKey, engine: AnswerEngine, health: ZoneHealth, responder: Int) {
         for i in answer.answer.indices where answer.answer[i].rrset.type == .soa {
-            stamp(&answer.answer[i], view: view, engine: engine, health: health)
+            stamp(&answer.answer[i], view: view, engine: engine, health: health, responder: responder)
         }
         for i in answer.authority.indices where answer.authority[i].rrset.type == .soa {
-            stamp(&answer.authority[i], view: view, engine: engine, health: health)
+            stamp(&answer.authority[i], view: view, engine: engine, health: health, responder: responder)
         }
     }
 
-    private func stamp(_ set: inout RecordSet, view: ViewKey, engine: AnswerEngine, health: ZoneHealth) {
+    private func stamp(_ set: inout RecordSet, view: ViewKey, engine: AnswerEngine, health: ZoneHealth, responder: Int) {
         guard !engine.staticApexes.contains(set.owner),
-              let serial = serial(of: set.owner, in: view, engine: engine, health: health)
+              let serial = serial(of: set.owner, in: view, engine: engine, health: health, responder: responder)
         else { return }
         set.records = set.records.map { rdata in
             guard rdata.count >= 22 else { return rdata }
@@ -69,28 +76,27 @@ public final class ClientSerials: Sendable {
 
     /// The serial of zone `apex` in `view` as clients are answered now; nil when the view does
     /// not hold that zone.
-    public func serial(of apex: DNSName, in view: ViewKey, engine: AnswerEngine, health: ZoneHealth) -> UInt32? {
+    public func serial(of apex: DNSName, in view: ViewKey, engine: AnswerEngine, health: ZoneHealth, responder: Int) -> UInt32? {
         let key = ViewSerials.Key(view: view, apex: apex)
         let known = serials.current(key)
-        enum Step { case answer, answerAndRefresh, build }
-        let step = state.withLock { state -> Step in
+        let refresh = state.withLock { state -> Bool in
+            // A question of an earlier responder, in flight while a later one was published:
+            // its content is gone, so it is not worked out (that would move the serial for old
+            // content, and again for the new). It gets the last serial known.
+            guard responder >= state.responder else { return false }
+            state.responder = responder
             if state.engine !== engine || state.health != health {
-                state = State(engine: engine, health: health, scheduled: state.scheduled)
+                state = State(engine: engine, health: health, responder: responder, scheduled: state.scheduled)
             }
-            if state.current.contains(key) { return .answer }
-            // Never asked before: build it on this thread, once.
-            guard known != nil else { return .build }
+            guard !state.current.contains(key) else { return false }
             state.stale.insert(key)
             defer { state.scheduled = true }
-            return state.scheduled ? .answer : .answerAndRefresh
+            return !state.scheduled
         }
-        switch step {
-        case .answer: return known
-        case .answerAndRefresh:
-            queue.async { self.buildStale() }
-            return known
-        case .build: return build(key, engine: engine, health: health)
-        }
+        // Reserved before the build is queued, so that the build finds the reservation.
+        let serial = known ?? (ViewContent.transferable(key.apex, in: key.view, engine: engine) != nil ? serials.reserve(key) : nil)
+        if refresh { queue.async { self.buildStale() } }
+        return serial
     }
 
     /// Works out the serials of the views asked about since the last change, the latest

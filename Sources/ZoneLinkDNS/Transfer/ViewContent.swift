@@ -92,10 +92,14 @@ public enum ViewContent {
 
     /// One zone of a view, or nil when the view does not hold `apex`.
     public static func zone(_ apex: DNSName, of view: ViewKey, engine: AnswerEngine, health: ZoneHealth) -> TransferZone? {
-        guard view.isOutside || engine.catalog.vpc(view.vpc) != nil,
-              let zone = engine.transferableZones(vpc: view.vpc).first(where: { $0.apex == apex })
-        else { return nil }
-        return self.zone(zone, clientZone: view.zone, engine: engine, health: health)
+        transferable(apex, in: view, engine: engine).flatMap { zone($0, clientZone: view.zone, engine: engine, health: health) }
+    }
+
+    /// The zone `apex` of `view` as the engine holds it, without building its content; nil
+    /// when the view does not hold it.
+    static func transferable(_ apex: DNSName, in view: ViewKey, engine: AnswerEngine) -> Zone? {
+        guard view.isOutside || engine.catalog.vpc(view.vpc) != nil else { return nil }
+        return engine.transferableZones(vpc: view.vpc).first(where: { $0.apex == apex })
     }
 
     static func zone(_ zone: Zone, clientZone: String?, engine: AnswerEngine, health: ZoneHealth) -> TransferZone? {

@@ -94,6 +94,24 @@ public final class ViewSerials: Sendable {
         return (serial, snapshot != nil)
     }
 
+    /// The serial of `key`, reserving one when none was ever handed out: a client is answered
+    /// before the zone's content is worked out. The reserved entry has no digest, so the first
+    /// `update` moves the serial on from it: a serial is never seen ahead of its content.
+    public func reserve(_ key: Key) -> UInt32 {
+        let (serial, snapshot): (UInt32, (all: [Key: Entry], generation: Int)?) = entries.withLock { entries in
+            if let entry = entries.all[key] { return (entry.serial, nil) }
+            let serial = Self.next(after: nil, now: clock())
+            entries.all[key] = Entry(digest: [], serial: serial)
+            entries.generation += 1
+            return (serial, entries)
+        }
+        if let snapshot {
+            changeCount.add(1, ordering: .releasing)
+            onChange(snapshot.all, snapshot.generation)
+        }
+        return serial
+    }
+
     /// The serial of `zone` (its content as built now) in `key`'s view, keeping the journal of
     /// changes IXFR answers from (in memory: after a restart, older clients get an AXFR).
     public func update(_ key: Key, zone: TransferZone, digest: [UInt8]? = nil) -> (serial: UInt32, changed: Bool) {

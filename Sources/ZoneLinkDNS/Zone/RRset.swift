@@ -51,7 +51,15 @@ public struct ENISelection: Sendable {
     mutating func answerWhileHealthy(_ rdata: [[UInt8]]) {
         healthyByZone = []
         for eni in enis where !healthyByZone.contains(where: { $0.zone == eni.zone }) {
-            healthyByZone.append((eni.zone, choose(clientZone: eni.zone, health: .allHealthy).map { rdata[$0] }))
+            // `choose(clientZone: eni.zone, health: .allHealthy)`, worked out directly (this runs
+            // for every endpoint name at every start and reload): the zone's ENIs, in order, then
+            // without affinity every other ENI, in order.
+            var kept: [[UInt8]] = []
+            for (i, other) in enis.enumerated() where other.zone == eni.zone { kept.append(rdata[i]) }
+            if !zoneAffinity {
+                for (i, other) in enis.enumerated() where other.zone != eni.zone { kept.append(rdata[i]) }
+            }
+            healthyByZone.append((eni.zone, kept))
         }
         healthyElsewhere = rdata
     }

@@ -112,10 +112,39 @@ public struct GatewayPlan: Sendable, Equatable {
     public var failover: BalancerFailover
     /// The ENIs this host opens and judges the health of (`Catalog.carriedENIs(_:)`).
     public var carriedENIs: [ENIID]
+    /// The load balancer listeners behind the carried ENIs' open ports: what zone health is
+    /// worked out from (`ZoneHealthTracker`). Gathered while the plan is built (beside the DNS
+    /// engine) so that applying a plan costs the gateway no pass of its own over every ENI.
+    public var health: HealthIndex
     /// The ports of ENIs this host opens only while their balancer serves from its backup zone
     /// (a zone it carries), not open now: no new flow comes through them here, and the flows
     /// that came through them while they were open continue until they end.
     public var standbyPorts: [ENIListener]
+
+    /// Which carried ENIs each load balancer listener serves.
+    public struct HealthIndex: Sendable, Equatable {
+        public struct Listener: Sendable, Hashable {
+            public var loadBalancer: String
+            public var listener: Int
+        }
+
+        /// The load balancer listeners behind some carried ENI's open port, each once.
+        public var listeners: [Listener] = []
+        /// For each of `listeners`, the positions in `carriedENIs` of the ENIs it serves.
+        public var enis: [[Int]] = []
+        private var slots: [Listener: Int] = [:]
+
+        mutating func add(eni position: Int, servedBy loadBalancer: String, listener: Int) {
+            let key = Listener(loadBalancer: loadBalancer, listener: listener)
+            let slot = slots[key] ?? {
+                slots[key] = listeners.count
+                listeners.append(key)
+                enis.append([])
+                return listeners.count - 1
+            }()
+            if enis[slot].last != position { enis[slot].append(position) }
+        }
+    }
 
     /// - Parameter failover: the balancers serving from their backup zone now; their services'
     ///   ENIs of the balancer's own zone are opened by the host of the backup zone, and their
@@ -173,16 +202,26 @@ public struct GatewayPlan: Sendable, Equatable {
                 }
             }
         }
+        // `Catalog.carriedENIs(_:)`, in its order, found in the same pass.
+        var carried: [ENIID] = []
+        var health = HealthIndex()
         for endpoint in catalog.endpoints {
-            guard let vpc = catalog.vpc(endpoint.vpc), let service = catalog.service(endpoint.service) else { continue }
             // Another host opens the ENIs of zones (or VPCs) this one does not carry (`host`);
             // an ENI whose balancer serves from its backup zone is opened by that zone's host.
-            for eni in endpoint.enis {
+            // Each ENI's serving zone, and its position in `carried` when this host carries it.
+            let placed = endpoint.enis.map { eni -> (servingZone: String, carriedAt: Int?) in
+                let id = endpoint.id(of: eni)
+                let zone = catalog.servingZone(of: id, endpoint: endpoint, failover: failover)
+                guard catalog.carries(zone: zone, vpc: endpoint.vpc) else { return (zone, nil) }
+                carried.append(id)
+                return (zone, carried.count - 1)
+            }
+            guard let vpc = catalog.vpc(endpoint.vpc), let service = catalog.service(endpoint.service) else { continue }
+            for (eni, (servingZone, carriedAt)) in zip(endpoint.enis, placed) {
                 guard let address = eni.address,
                       let resource = service.resources.first(where: { $0.zone == eni.zone }),
                       let balancer = catalog.loadBalancer(resource.loadBalancer)
                 else { continue }
-                let servingZone = catalog.servingZone(of: ENIID(endpoint: endpoint.id, zone: eni.zone), endpoint: endpoint, failover: failover)
                 let open = catalog.carries(zone: servingZone, vpc: vpc.id)
                 // A balancer with a backup zone has its ENIs held by the hosts of both zones:
                 // the one whose zone it serves from listens; the other keeps the address (the
@@ -215,7 +254,13 @@ public struct GatewayPlan: Sendable, Equatable {
                         connectionBandwidth: service.connectionBandwidth, account: endpoint.account,
                         servingZone: servingZone == eni.zone ? nil : servingZone,
                         handover: shared)
-                    if standby { standbyPorts.append(port) } else if kernel { kernelPorts.append(port) } else { listeners.append(port) }
+                    if standby {
+                        standbyPorts.append(port)
+                        continue
+                    }
+                    if kernel { kernelPorts.append(port) } else { listeners.append(port) }
+                    // Open, so carried: the same rule decides both.
+                    if let carriedAt { health.add(eni: carriedAt, servedBy: balancer.id, listener: index) }
                 }
             }
         }
@@ -229,7 +274,8 @@ public struct GatewayPlan: Sendable, Equatable {
         self.upstreams = upstreams
         self.zonalShifts = catalog.zonalShifts
         self.failover = failover
-        self.carriedENIs = catalog.carriedENIs(failover)
+        self.carriedENIs = carried
+        self.health = health
         self.standbyPorts = standbyPorts
         self.namespaces = wanted.map {
             NamespaceAddresses(netns: $0.key, interface: $0.value.interface, addresses: $0.value.addresses, shared: $0.value.shared)

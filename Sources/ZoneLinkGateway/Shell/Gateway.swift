@@ -217,9 +217,7 @@ public actor Gateway: Service {
         for (key, checked) in balancers where next[key]?.balancer !== checked.balancer {
             checked.probes.forEach { $0.cancel() }
         }
-        let tracker = ZoneHealthTracker(
-            plan: plan, allENIs: plan.carriedENIs,
-            balancers: next.mapValues(\.balancer), publish: onZoneHealth)
+        let tracker = ZoneHealthTracker(plan: plan, balancers: next.mapValues(\.balancer), replacing: self.tracker, publish: onZoneHealth)
         for (key, provider) in providers {
             guard let balancer = next[key]?.balancer else { continue }
             next[key]?.probes = startHealthChecks(balancer, provider: provider)
@@ -426,62 +424,73 @@ struct ZoneDrain: Sendable {
 /// when it is served (its endpoint is Connected, its listeners bound) and a load balancer
 /// listener behind it can take new flows.
 ///
-/// Incremental: a backend's transition re-examines only the ENIs of the load balancer
-/// listeners whose serving state flipped, not every ENI of the catalog (at 100,000 endpoints,
-/// 300,000 ENIs per transition made a reload whose backends changed state take seconds).
+/// Incremental: each ENI counts the listeners behind it that serve, and a backend's transition
+/// touches only the ENIs of the load balancer listeners whose serving state flipped, not every
+/// ENI of the catalog (at 100,000 endpoints, 300,000 ENIs per transition made a reload whose
+/// backends changed state take seconds). Which ENIs each listener serves comes with the plan
+/// (`GatewayPlan.HealthIndex`).
 final class ZoneHealthTracker: Sendable {
-    /// The load balancer listeners that serve some ENI, each once.
-    private let balancers: [Balancer]
-    /// The ENIs each of `balancers` serves.
-    private let enisOf: [[ENIID]]
-    /// For each served ENI, the indices in `balancers` of those behind it.
-    private let servedBy: [ENIID: [Int]]
+    /// The plan's load balancer listeners (`HealthIndex.listeners`); nil for one the gateway
+    /// does not run (it never serves).
+    private let balancers: [Balancer?]
+    private let index: GatewayPlan.HealthIndex
+    /// For each of `balancers`, the positions in `allENIs` of the ENIs it serves.
+    private var enisOf: [[Int]] { index.enis }
     private let allENIs: [ENIID]
-    /// Each balancer's serving state as last examined (nil before the first `publish`), and
-    /// the unhealthy ENIs that followed from it.
-    private let state = Mutex<(serving: [Bool]?, unhealthy: Set<ENIID>)>((nil, []))
+    private struct State {
+        /// Each balancer's serving state as last examined; nil before the first `publish`.
+        var serving: [Bool]?
+        /// For each of `allENIs`, how many of the balancers behind it serve.
+        var servingBehind: [Int32] = []
+        var unhealthy: Set<ENIID> = []
+    }
+    private let state: Mutex<State>
+    /// What the tracker this one replaces published last, when its state could not be taken
+    /// over: the first publish tells the sink only when it differs.
+    private let previous: Set<ENIID>?
     private let sink: @Sendable (Set<ENIID>) -> Void
 
-    init(plan: GatewayPlan, allENIs: [ENIID], balancers: [String: Balancer], publish: @escaping @Sendable (Set<ENIID>) -> Void) {
-        var index: [ObjectIdentifier: Int] = [:]
-        var distinct: [Balancer] = []
-        var enisOf: [[ENIID]] = []
-        var servedBy: [ENIID: [Int]] = [:]
-        let judged = Set(allENIs)
-        // A kernel port is served once its table is in place (apply fails otherwise).
-        for listener in plan.eniListeners + plan.kernelPorts where judged.contains(listener.eni) {
-            guard let balancer = balancers["\(listener.loadBalancer)#\(listener.listener)"] else { continue }
-            let i = index[ObjectIdentifier(balancer)] ?? {
-                distinct.append(balancer)
-                enisOf.append([])
-                index[ObjectIdentifier(balancer)] = distinct.count - 1
-                return distinct.count - 1
-            }()
-            if !(servedBy[listener.eni]?.contains(i) ?? false) {
-                servedBy[listener.eni, default: []].append(i)
-                enisOf[i].append(listener.eni)
-            }
-        }
-        self.balancers = distinct
-        self.enisOf = enisOf
-        self.servedBy = servedBy
-        self.allENIs = allENIs
+    /// - Parameter previous: the tracker of the plan applied until now. When both plans have
+    ///   the same ENIs behind the same listeners (a reload that changed no endpoint, say), its
+    ///   state is taken over and the first publish only looks for listeners that flipped; a
+    ///   reload that changes no ENI's health publishes nothing either way.
+    init(plan: GatewayPlan, balancers: [String: Balancer], replacing previous: ZoneHealthTracker?, publish: @escaping @Sendable (Set<ENIID>) -> Void) {
+        self.balancers = plan.health.listeners.map { balancers["\($0.loadBalancer)#\($0.listener)"] }
+        self.index = plan.health
+        self.allENIs = plan.carriedENIs
         self.sink = publish
+        if let previous, previous.index == plan.health, previous.allENIs == plan.carriedENIs {
+            self.state = Mutex(previous.state.withLock { $0 })
+            self.previous = nil
+        } else {
+            self.state = Mutex(State())
+            self.previous = previous?.state.withLock { $0.serving == nil ? nil : $0.unhealthy }
+        }
     }
 
     func publish() {
-        let serving = balancers.map(\.isServing)
+        let serving = balancers.map { $0?.isServing ?? false }
         let changed = state.withLock { state -> Set<ENIID>? in
-            func isHealthy(_ eni: ENIID) -> Bool { servedBy[eni]?.contains { serving[$0] } ?? false }
             guard let last = state.serving else {
-                state = (serving, Set(allENIs.filter { !isHealthy($0) }))
-                return state.unhealthy
+                var behind = [Int32](repeating: 0, count: allENIs.count)
+                for (i, enis) in enisOf.enumerated() where serving[i] {
+                    for eni in enis { behind[eni] += 1 }
+                }
+                var unhealthy = Set<ENIID>()
+                for (eni, count) in behind.enumerated() where count == 0 { unhealthy.insert(allENIs[eni]) }
+                state = State(serving: serving, servingBehind: behind, unhealthy: unhealthy)
+                return unhealthy == previous ? nil : unhealthy
             }
             state.serving = serving
             var changed = false
             for i in serving.indices where serving[i] != last[i] {
                 for eni in enisOf[i] {
-                    changed = (isHealthy(eni) ? state.unhealthy.remove(eni) != nil : state.unhealthy.insert(eni).inserted) || changed
+                    state.servingBehind[eni] += serving[i] ? 1 : -1
+                    switch (serving[i], state.servingBehind[eni]) {
+                    case (true, 1): changed = state.unhealthy.remove(allENIs[eni]) != nil || changed
+                    case (false, 0): changed = state.unhealthy.insert(allENIs[eni]).inserted || changed
+                    default: break
+                    }
                 }
             }
             return changed ? state.unhealthy : nil
