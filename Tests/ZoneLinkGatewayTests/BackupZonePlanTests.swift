@@ -45,6 +45,25 @@ struct BackupZonePlanTests {
         #expect(a.carriedENIs == [ENIID(endpoint: "ep-x", zone: "eu-central-1a")])
     }
 
+    /// The plan finds the carried ENIs in its own pass (`Catalog.carriedENIs` is the rule), and
+    /// indexes, for zone health, each load balancer listener's ENIs among them: those of the
+    /// ports it opens, relayed or kernel, never a standby port's.
+    @Test func carriedENIsAndTheHealthIndexFollowTheCatalogsRule() throws {
+        for host in [Self.hostA, Self.hostB] {
+            let catalog = try Self.catalog(host: host)
+            for failover in [BalancerFailover.allHome, Self.moved] {
+                let plan = GatewayPlan(catalog: catalog, failover: failover)
+                #expect(plan.carriedENIs == catalog.carriedENIs(failover))
+                var served: [GatewayPlan.HealthIndex.Listener: Set<ENIID>] = [:]
+                for port in plan.eniListeners + plan.kernelPorts {
+                    served[.init(loadBalancer: port.loadBalancer, listener: port.listener), default: []].insert(port.eni)
+                }
+                let indexed = Dictionary(uniqueKeysWithValues: zip(plan.health.listeners, plan.health.enis.map { Set($0.map { plan.carriedENIs[$0] }) }))
+                #expect(indexed == served)
+            }
+        }
+    }
+
     @Test func movedTheBackupHostOpensTheENIsWithItsNATAddress() throws {
         let a = GatewayPlan(catalog: try Self.catalog(host: Self.hostA), failover: Self.moved)
         let zoneB = try #require(a.eniListeners.first { $0.zone == "eu-central-1b" })
