@@ -100,6 +100,10 @@ enum DatagramWorker {
 
         while !stop.isStopped {
             counts.flushIfDue()
+            // An idle worker (its wait ends every `pollTimeout`) moves to a newly published
+            // responder too, so that the one a reload replaced, a whole catalog's engine, is
+            // freed within that time rather than at this worker's next datagram.
+            if publisher.refresh(&responder, seen: &generation) { prepared?.follow(responder) }
             if let current = table.refresh(worker: worker, known: &known) {
                 sockets = current
                 watched = sockets.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
