@@ -227,7 +227,8 @@ actor DataPlane {
     /// The pending return of freed memory to the system (`releaseFreedMemory`).
     private var trimming: Task<Void, Never>?
     /// How long after a plan is replaced its memory is returned: time for the DNS workers to
-    /// move to the new responder (at their next datagram) and drop the old one.
+    /// move to the new responder (within `DatagramWorker.pollTimeout`, idle or not) and for the
+    /// control plane to drop the old catalog.
     static let trimDelay = Duration.seconds(3)
 
     init(

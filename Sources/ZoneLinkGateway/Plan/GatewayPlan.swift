@@ -259,7 +259,8 @@ public struct GatewayPlan: Sendable, Equatable {
                         continue
                     }
                     if kernel { kernelPorts.append(port) } else { listeners.append(port) }
-                    // Open, so carried: the same rule decides both.
+                    // Open, so carried: the same rule decides both. (A kernel port is served
+                    // once its table is in place: the gateway's apply fails otherwise.)
                     if let carriedAt { health.add(eni: carriedAt, servedBy: balancer.id, listener: index) }
                 }
             }
