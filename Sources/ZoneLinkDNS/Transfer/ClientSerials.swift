@@ -104,6 +104,9 @@ public final class ClientSerials: Sendable {
     private func buildStale() {
         while true {
             let job = state.withLock { state -> (AnswerEngine, ZoneHealth, [ViewSerials.Key])? in
+                // A view asked about again while its build ran is current now: not built twice
+                // (under steady SOA questions that made a build follow every build, forever).
+                state.stale.subtract(state.current)
                 guard let engine = state.engine, !state.stale.isEmpty else {
                     state.scheduled = false
                     return nil
