@@ -148,7 +148,8 @@ public struct NATTable: Sendable {
     /// The first limit a new flow of `key` to `endpoint` and `loadBalancer` would pass, if any.
     private func limitReached(_ key: FlowKey, endpoint: String, loadBalancer: String) -> NATError? {
         let client = ClientKey(vpc: key.vpc, address: key.client.address)
-        let who = "client \(key.client.address) of \(key.vpc)"
+        // Built only for a refusal: formatting it costs more than the rest of an open.
+        var who: String { "client \(key.client.address) of \(key.vpc)" }
         if table.count >= limits.flows {
             return .limitReached(.flows, limit: limits.flows, scope: "the gateway")
         }
@@ -265,8 +266,12 @@ public struct NATTable: Sendable {
 
     /// Counts one fewer, forgetting keys that reach zero so departed clients take no memory.
     private static func decrement<Key: Hashable>(_ counts: inout [Key: Int], _ key: Key) {
-        guard let count = counts[key] else { return }
-        counts[key] = count > 1 ? count - 1 : nil
+        guard let index = counts.index(forKey: key) else { return }
+        if counts.values[index] > 1 {
+            counts.values[index] -= 1  // in place: one hash of the key, not two
+        } else {
+            counts.remove(at: index)
+        }
     }
 
     // MARK: Changing one flow in place

@@ -20,7 +20,9 @@ final class Balancer: Sendable {
         /// The external load balancer's zone is shifted away.
         var externalShifted = false
 
-        func isEligible(_ index: Int) -> Bool { health[index].isHealthy && !shifted[index] }
+        func isEligible(_ index: Int) -> Bool { Self.isEligible(health[index], shifted: shifted[index]) }
+
+        static func isEligible(_ health: HealthState, shifted: Bool) -> Bool { health.isHealthy && !shifted }
     }
 
     private let state: Mutex<State>
@@ -53,14 +55,18 @@ final class Balancer: Sendable {
             return state.withLock { $0.externalShifted } ? nil : (external, nil)
         }
         return state.withLock { state in
-            let eligible = state
-            let connections = state.connections
-            guard let index = state.scheduler.pick(healthy: { eligible.isEligible($0) }, connections: { connections[$0] }) else {
-                return nil
-            }
+            guard let index = Self.pick(&state.scheduler, health: state.health, shifted: state.shifted, connections: state.connections)
+            else { return nil }
             state.connections[index] += 1
             return (IPv4Endpoint(address: upstream.backends[index].address, port: upstream.backendPort), index)
         }
+    }
+
+    /// The scheduler's pick among the eligible backends. The arrays are only read, and no copy
+    /// of them outlives the call, so the count that `pick` then raises is changed in place: a
+    /// copy of the state kept across that change would make every pick copy its arrays.
+    private static func pick(_ scheduler: inout BackendScheduler, health: [HealthState], shifted: [Bool], connections: [Int]) -> Int? {
+        scheduler.pick(healthy: { State.isEligible(health[$0], shifted: shifted[$0]) }, connections: { connections[$0] })
     }
 
     func release(backend: Int?) {

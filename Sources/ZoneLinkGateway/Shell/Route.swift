@@ -4,14 +4,30 @@ import ZoneLinkCore
 import ZoneLinkNetwork
 
 /// Everything one ENI listener needs to turn a new connection or datagram into a flow.
-struct ENIRoute: Sendable {
+///
+/// A class, immutable: every new flow takes the current route and keeps it, and sharing one
+/// object costs a reference count, where copying the listener's strings and arrays cost a
+/// dozen.
+final class ENIRoute: Sendable {
     let listener: GatewayPlan.ENIListener
     let balancer: Balancer
     let provider: NetworkNamespace
     let flows: FlowRegistry
     let logger: Logger
     /// The endpoint's bandwidth cap, shared by all its flows; nil: no cap.
-    var bandwidth: ConnectionBandwidth? = nil
+    let bandwidth: ConnectionBandwidth?
+
+    init(
+        listener: GatewayPlan.ENIListener, balancer: Balancer, provider: NetworkNamespace, flows: FlowRegistry, logger: Logger,
+        bandwidth: ConnectionBandwidth? = nil
+    ) {
+        self.listener = listener
+        self.balancer = balancer
+        self.provider = provider
+        self.flows = flows
+        self.logger = logger
+        self.bandwidth = bandwidth
+    }
 }
 
 /// An ENI listener's current route: a reload that changes, say, the security groups replaces

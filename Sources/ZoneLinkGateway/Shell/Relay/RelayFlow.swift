@@ -31,6 +31,14 @@ struct RelaySocket {
 
     init(fd: Int32) { self.fd = fd }
 
+    /// Remembers what epoll reported for this socket (edge-triggered: it will not say it again).
+    mutating func note(readable: Bool, writable: Bool, hungUp: Bool, finReceived: Bool, failed: Bool) {
+        if readable { self.readable = true }
+        if writable { self.writable = true }
+        if hungUp { self.hungUp = true }
+        if finReceived { self.finReceived = true } else if failed { self.finReceived = false }
+    }
+
     var hasPending: Bool { pendingOffset < pending.count }
 }
 
@@ -76,10 +84,15 @@ final class RelayFlow {
     /// Under a bandwidth cap a direction whose bucket is empty stops reading and
     /// `throttledUntil` says when to call again.
     func advance(buffer: UnsafeMutableRawBufferPointer, now: ContinuousClock.Instant) -> Bool {
-        throttledUntil = nil
+        // Worked on as locals and stored back once: every access to a class's stored property
+        // is checked for exclusivity at run time, and passing the sockets `inout` through the
+        // steps below would cost a dozen such checks per wake-up.
+        var client = self.client, provider = self.provider
+        var throttled: ContinuousClock.Instant?
+        defer { (self.client, self.provider, self.throttledUntil) = (client, provider, throttled) }
         guard Self.flush(&provider), Self.flush(&client),
-              Self.pump(from: &client, to: &provider, buffer: buffer, cap: bandwidth, .clientToTarget, now: now, throttled: &throttledUntil),
-              Self.pump(from: &provider, to: &client, buffer: buffer, cap: bandwidth, .targetToClient, now: now, throttled: &throttledUntil)
+              Self.pump(from: &client, to: &provider, buffer: buffer, cap: bandwidth, .clientToTarget, now: now, throttled: &throttled),
+              Self.pump(from: &provider, to: &client, buffer: buffer, cap: bandwidth, .targetToClient, now: now, throttled: &throttled)
         else { return false }
         return !(client.inputClosed && provider.outputClosed && provider.inputClosed && client.outputClosed)
     }

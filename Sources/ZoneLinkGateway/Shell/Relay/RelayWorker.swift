@@ -265,15 +265,9 @@ final class RelayWorker {
         let failed = events & zl_epollerr != 0
         let finReceived = events & zl_epollrdhup != 0 && !failed
         if client {
-            if readable { flow.client.readable = true }
-            if writable { flow.client.writable = true }
-            if hungUp { flow.client.hungUp = true }
-            if finReceived { flow.client.finReceived = true } else if failed { flow.client.finReceived = false }
+            flow.client.note(readable: readable, writable: writable, hungUp: hungUp, finReceived: finReceived, failed: failed)
         } else {
-            if readable { flow.provider.readable = true }
-            if writable { flow.provider.writable = true }
-            if hungUp { flow.provider.hungUp = true }
-            if finReceived { flow.provider.finReceived = true } else if failed { flow.provider.finReceived = false }
+            flow.provider.note(readable: readable, writable: writable, hungUp: hungUp, finReceived: finReceived, failed: failed)
         }
         if !flow.connected {
             guard !client, writable else { return }
