@@ -80,36 +80,32 @@ public final class ViewSerials: Sendable {
 
     /// The serial of `key` for `digest`, and whether it is new (the content changed).
     public func update(_ key: Key, digest: [UInt8]) -> (serial: UInt32, changed: Bool) {
-        let (serial, snapshot): (UInt32, (all: [Key: Entry], generation: Int)?) = entries.withLock { entries in
-            if let entry = entries.all[key], entry.digest == digest { return (entry.serial, nil) }
-            let serial = Self.next(after: entries.all[key]?.serial, now: clock())
-            entries.all[key] = Entry(digest: digest, serial: serial)
-            entries.generation += 1
-            return (serial, entries)
+        change(key) { entry, now in
+            entry?.digest == digest ? nil : Entry(digest: digest, serial: Self.next(after: entry?.serial, now: now))
         }
-        if let snapshot {
-            changeCount.add(1, ordering: .releasing)
-            onChange(snapshot.all, snapshot.generation)
-        }
-        return (serial, snapshot != nil)
     }
 
     /// The serial of `key`, reserving one when none was ever handed out: a client is answered
     /// before the zone's content is worked out. The reserved entry has no digest, so the first
     /// `update` moves the serial on from it: a serial is never seen ahead of its content.
     public func reserve(_ key: Key) -> UInt32 {
+        change(key) { entry, now in entry == nil ? Entry(digest: [], serial: Self.next(after: nil, now: now)) : nil }.serial
+    }
+
+    /// Replaces `key`'s entry with what `next` makes of it (nil: it stays), under the lock, and
+    /// tells `onChange` when it was replaced. `next` gets the clock's time.
+    private func change(_ key: Key, _ next: (Entry?, UInt32) -> Entry?) -> (serial: UInt32, changed: Bool) {
         let (serial, snapshot): (UInt32, (all: [Key: Entry], generation: Int)?) = entries.withLock { entries in
-            if let entry = entries.all[key] { return (entry.serial, nil) }
-            let serial = Self.next(after: nil, now: clock())
-            entries.all[key] = Entry(digest: [], serial: serial)
+            guard let replacement = next(entries.all[key], clock()) else { return (entries.all[key]!.serial, nil) }
+            entries.all[key] = replacement
             entries.generation += 1
-            return (serial, entries)
+            return (replacement.serial, entries)
         }
         if let snapshot {
             changeCount.add(1, ordering: .releasing)
             onChange(snapshot.all, snapshot.generation)
         }
-        return serial
+        return (serial, snapshot != nil)
     }
 
     /// The serial of `zone` (its content as built now) in `key`'s view, keeping the journal of
