@@ -102,8 +102,9 @@ struct KernelNATTests {
     func table() throws {
         let text = KernelNAT.table(try Self.input(try Self.plan(), targets: Self.both))
         // Links are numbered by VPC ID: vpc-1 → 1, vpc-2 → 2, vpc-3 → 3.
-        #expect(text.contains("iifname \"zlg1\" ct original zone set 1\n"))
-        #expect(text.contains("iifname \"zlg3\" ct original zone set 3\n"))
+        #expect(text.contains("ct original zone set iifname map { \"zlg1\" : 1, \"zlg2\" : 2, \"zlg3\" : 3 }\n"), "\(text)")
+        // Only a flow's first packet walks the admission rules.
+        #expect(text.contains("policy accept;\n    ct state != new accept\n    ct state new iifname"), "\(text)")
         // vpc-1 admits tcp/80 from two rules' sources, vpc-3 from its one; the udp rule is not for port 80.
         #expect(text.contains("ct state new iifname \"zlg1\" ip daddr 10.10.2.4 tcp dport 80 ip saddr 10.10.0.0/16 ct mark set 0x1001 ct timeout set \"tcp_idle_900\"\n"), "\(text)")
         #expect(text.contains("ct state new iifname \"zlg1\" ip daddr 10.10.2.4 tcp dport 80 ip saddr 10.10.2.0/24 ct mark set 0x1001 ct timeout set \"tcp_idle_900\"\n"), "\(text)")
@@ -116,7 +117,7 @@ struct KernelNATTests {
         #expect(text.contains("meta l4proto tcp reject with tcp reset"))
         #expect(text.contains("ct direction reply meta mark set ct mark and 0xfff accept\n"))
         #expect(text.contains("ct status dnat meta mark set ct mark and 0xfffff000 accept\n"))
-        #expect(text.contains("iifname \"zlg1\" meta mark set 0x1\n"), "what is not DNATed goes back toward its link, to be refused")
+        #expect(text.contains("meta mark set iifname map { \"zlg1\" : 0x1, \"zlg2\" : 0x2, \"zlg3\" : 0x3 }\n"), "what is not DNATed goes back toward its link, to be refused: \(text)")
     }
 
     @Test("Admitted flows take ZoneLink's idle timeouts: ct timeout objects from gateway.tcpIdleTimeout and udpIdleTimeout")

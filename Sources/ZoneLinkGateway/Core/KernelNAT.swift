@@ -114,6 +114,12 @@ public enum KernelNAT {
 
     /// The table's definition (`table ip zonelink { … }`).
     public static func table(_ input: Input) -> String {
+        // Every packet through the gateway passes the `zones`, `admit`, `steer` and `passing`
+        // chains, so each chain is a few rules whatever the number of links and ports: a map
+        // by interface where a rule per link would do, and admission (a rule per port and
+        // source) skipped at once by every packet but a flow's first. Interfaces are matched
+        // by name (`iifname`), not index: a link whose VPC namespace went away must not make
+        // the next transaction fail (an index is resolved when the rules are loaded).
         var zones: [String] = []
         var steer: [String] = [
             // Replies go back by the consumer link; DNATed flows on by the load balancer slot
@@ -121,18 +127,22 @@ public enum KernelNAT {
             "ct direction reply meta mark set ct mark and \(hex(consumerMask)) accept",
             "ct status dnat meta mark set ct mark and \(hex(balancerMask)) accept",
         ]
-        var admit: [String] = []
+        var admit: [String] = ["ct state != new accept"]
         var destination: [String] = []
         var source: [String] = []
 
-        for link in input.links.values.sorted(by: { $0.index < $1.index }) {
+        let links = input.links.values.sorted(by: { $0.index < $1.index })
+        func byLink(_ value: (KernelNAT.Link) -> String) -> String {
+            "iifname map { " + links.map { "\"\($0.gatewayInterface)\" : \(value($0))" }.joined(separator: ", ") + " }"
+        }
+        if !links.isEmpty {
             // Original-direction zone: two consumers' identical tuples are two entries; the
             // reply tuples (to a NAT address and port) are unique anyway, so replies need no zone.
-            zones.append("iifname \"\(link.gatewayInterface)\" ct original zone set \(link.index)")
+            zones.append("ct original zone set " + byLink { "\($0.index)" })
             // What is not DNATed (not admitted, not Connected, no eligible target) is routed back
             // toward its own link, so that `passing` refuses it and the reset (which reflects
             // the mark: fwmark_reflect) finds its way to the client.
-            steer.append("iifname \"\(link.gatewayInterface)\" meta mark set \(hex(UInt32(link.index)))")
+            steer.append("meta mark set " + byLink { hex(UInt32($0.index)) })
         }
         let upstreams = Dictionary(input.upstreams.map { (upstreamKey($0.loadBalancer, $0.listener), $0) }, uniquingKeysWith: { a, _ in a })
         for port in input.ports {
