@@ -307,6 +307,7 @@ struct ControlHandlers: APIProtocol {
         }
         counters.record(await service.catalog)
         counters.record(connections)
+        await counters.collect()
         return .ok(.init(body: .plainText(HTTPBody(counters.render()))))
     }
 

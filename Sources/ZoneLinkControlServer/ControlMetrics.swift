@@ -1,5 +1,6 @@
 import Metrics
 import Prometheus
+import Synchronization
 import ZoneLinkControl
 import ZoneLinkCore
 
@@ -11,6 +12,8 @@ import ZoneLinkCore
 public final class ControlMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     public let factory: PrometheusMetricsFactory
+    /// What sets gauges from live state, run before each scrape (`collectBeforeScrape`).
+    private let collectors = Mutex<[@Sendable () async -> Void]>([])
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
@@ -20,6 +23,19 @@ public final class ControlMetrics: Sendable {
     /// Makes this registry the process's swift-metrics backend. Call once, at start.
     public func bootstrapMetricsSystem() {
         MetricsSystem.bootstrap(factory)
+    }
+
+    /// Runs `collect` before every scrape, so that gauges read from live state cost nothing
+    /// between scrapes: counting the gateway's kernel flows dumps the gateway namespace's whole
+    /// conntrack table, which once a second cost a third of what the kernel data path spent
+    /// per connection beyond routing (`Benchmarks/kernel/README.md`).
+    public func collectBeforeScrape(_ collect: @escaping @Sendable () async -> Void) {
+        collectors.withLock { $0.append(collect) }
+    }
+
+    /// Runs the collectors, one after the other.
+    func collect() async {
+        for collect in collectors.withLock({ $0 }) { await collect() }
     }
 
     /// A gauge in this registry (the same one for the same name and labels).

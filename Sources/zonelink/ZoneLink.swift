@@ -325,7 +325,6 @@ struct Serve: AsyncParsableCommand {
         await dataPlane.releaseFreedMemory()
         let runtime = Runtime(configPath: config, control: control, tokens: tokenStore, tokensFile: tokensFile, notifier: notifier, logger: logger)
         let watchdog = notifier.startWatchdog(on: group.next())
-        let gatewayMetrics = startGatewayMetrics(flows: flows, gateway: gateway, budget: budget, on: group.next())
         // One way: API changes and SIGHUP reloads → control plane → catalog → data plane.
         await control.setPublish { catalog in
             try await dataPlane.apply(catalog)
@@ -333,6 +332,7 @@ struct Serve: AsyncParsableCommand {
         }
         let metrics = ControlMetrics()
         metrics.bootstrapMetricsSystem()
+        metrics.collectBeforeScrape(gatewayMetricsCollector(flows: flows, gateway: gateway, budget: budget))
         let api = try ControlAPI(
             service: control, tokens: tokenStore, metrics: metrics, bounds: catalog.control,
             // One table whichever data plane carries a flow: relayed flows, then kernel ones.
@@ -383,14 +383,12 @@ struct Serve: AsyncParsableCommand {
             try await services.run()
         } catch {
             watchdog?.cancel()
-            gatewayMetrics.cancel()
             attribution?.stop()
             logger.error("\(error)")
             await cleanUp()
             throw ExitStatus.runtimeFailure
         }
         watchdog?.cancel()
-        gatewayMetrics.cancel()
         attribution?.stop()
         await transferNotifier.stop()
         await cleanUp()

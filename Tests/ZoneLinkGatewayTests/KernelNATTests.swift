@@ -103,14 +103,15 @@ struct KernelNATTests {
         let text = KernelNAT.table(try Self.input(try Self.plan(), targets: Self.both))
         // Links are numbered by VPC ID: vpc-1 → 1, vpc-2 → 2, vpc-3 → 3.
         #expect(text.contains("ct original zone set iifname map { \"zlg1\" : 1, \"zlg2\" : 2, \"zlg3\" : 3 }\n"), "\(text)")
-        // Only a flow's first packet walks the admission rules.
-        #expect(text.contains("policy accept;\n    ct state != new accept\n    ct state new iifname"), "\(text)")
-        // vpc-1 admits tcp/80 from two rules' sources, vpc-3 from its one; the udp rule is not for port 80.
-        #expect(text.contains("ct state new iifname \"zlg1\" ip daddr 10.10.2.4 tcp dport 80 ip saddr 10.10.0.0/16 ct mark set 0x1001 ct timeout set \"tcp_idle_900\"\n"), "\(text)")
-        #expect(text.contains("ct state new iifname \"zlg1\" ip daddr 10.10.2.4 tcp dport 80 ip saddr 10.10.2.0/24 ct mark set 0x1001 ct timeout set \"tcp_idle_900\"\n"), "\(text)")
-        #expect(text.contains("ct state new iifname \"zlg3\" ip daddr 10.10.2.4 tcp dport 80 ip saddr 10.10.0.0/16 ct mark set 0x1003 ct timeout set \"tcp_idle_900\"\n"), "\(text)")
-        // Weights 300:100 are 3:1 (divided by their gcd), to the backend port.
-        #expect(text.contains("ct mark 0x1001 iifname \"zlg1\" ip daddr 10.10.2.4 tcp dport 80 dnat to numgen random mod 4 map { 0-2 : 192.168.24.200 . 8080, 3 : 192.168.24.12 . 8080 }\n"), "\(text)")
+        // Admission, mark, timeout and DNAT in one rule per port, in the NAT chain (which only a
+        // flow's first packet walks). vpc-1 admits tcp/80 from two rules' sources (the /24 lies
+        // inside the /16, so the /16 stands for both), vpc-3 from its one; the udp rule is not
+        // for port 80. Weights 300:100 are 3:1 (divided by their gcd), to the backend port.
+        let dnat = "dnat to numgen random mod 4 map { 0-2 : 192.168.24.200 . 8080, 3 : 192.168.24.12 . 8080 }"
+        #expect(text.contains("type nat hook prerouting priority dstnat; policy accept;\n    iifname \"zlg1\" ip daddr 10.10.2.4 tcp dport 80 ip saddr 10.10.0.0/16 ct mark set 0x1001 meta mark set 0x1000 ct timeout set \"tcp_idle_900\" \(dnat)\n"), "\(text)")
+        #expect(text.contains("iifname \"zlg3\" ip daddr 10.10.2.4 tcp dport 80 ip saddr 10.10.0.0/16 ct mark set 0x1003 meta mark set 0x1000 ct timeout set \"tcp_idle_900\" \(dnat)\n"), "\(text)")
+        #expect(!text.contains("10.10.2.0/24"), "\(text)")
+        #expect(!text.contains("ct state new iifname") && !text.contains("chain admit"), "admission only in the NAT chain: \(text)")
         #expect(text.contains("ct mark and 0xfffff000 == 0x1000 meta l4proto { tcp, udp } snat to 192.168.24.240:1024-65535\n"), "\(text)")
         // The Disconnected endpoint's ENI gets nothing: refused in the forward chain.
         #expect(!text.contains("10.10.2.6"))
@@ -118,6 +119,17 @@ struct KernelNATTests {
         #expect(text.contains("ct direction reply meta mark set ct mark and 0xfff accept\n"))
         #expect(text.contains("ct status dnat meta mark set ct mark and 0xfffff000 accept\n"))
         #expect(text.contains("meta mark set iifname map { \"zlg1\" : 0x1, \"zlg2\" : 0x2, \"zlg3\" : 0x3 }\n"), "what is not DNATed goes back toward its link, to be refused: \(text)")
+    }
+
+    @Test("Sources: one prefix bare, several as a set without the prefixes other ones hold, none admits nothing")
+    func sources() {
+        let prefix = { (text: String) in IPv4Prefix(text)! }
+        #expect(KernelNAT.sourceMatch([]) == nil)
+        #expect(KernelNAT.sourceMatch([prefix("10.10.2.0/24")]) == "ip saddr 10.10.2.0/24")
+        #expect(KernelNAT.sourceMatch([prefix("10.10.2.0/24"), prefix("10.10.0.0/16"), prefix("10.10.2.7/32")]) == "ip saddr 10.10.0.0/16")
+        #expect(KernelNAT.sourceMatch([prefix("192.168.0.0/16"), prefix("10.10.2.0/24"), prefix("10.10.2.0/24"), prefix("172.16.0.1/32")])
+            == "ip saddr { 10.10.2.0/24, 172.16.0.1/32, 192.168.0.0/16 }")
+        #expect(KernelNAT.sourceMatch([prefix("0.0.0.0/0"), prefix("10.0.0.0/8")]) == "ip saddr 0.0.0.0/0")
     }
 
     @Test("Admitted flows take ZoneLink's idle timeouts: ct timeout objects from gateway.tcpIdleTimeout and udpIdleTimeout")
@@ -136,10 +148,11 @@ struct KernelNATTests {
     func fewTargets() throws {
         let plan = try Self.plan()
         let one = KernelNAT.table(try Self.input(plan, targets: [Self.both[1]]))
-        #expect(one.contains("tcp dport 80 dnat to 192.168.24.12:8080\n"), "\(one)")
+        #expect(one.contains("ct timeout set \"tcp_idle_900\" dnat to 192.168.24.12:8080\n"), "\(one)")
         let none = KernelNAT.table(try Self.input(plan, targets: []))
         #expect(!none.contains("dnat to"), "\(none)")
-        #expect(none.contains("ct mark set 0x1001"), "admission stays: the mark is what reply routing reads")
+        #expect(!none.contains("ct mark set"), "nothing is admitted where nothing can serve: \(none)")
+        #expect(none.contains("meta mark set iifname map"), "the refused flow's reset is routed back by its link: \(none)")
     }
 
     @Test("The replacement is one transaction that swaps the whole table; removal touches only ZoneLink's table")

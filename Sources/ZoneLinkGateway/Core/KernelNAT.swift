@@ -26,6 +26,14 @@ public enum KernelNAT {
     public static let maxBalancers = (1 << 20) - 1
     /// Routing tables in the gateway namespace: link N routes through table `routeTableBase + N`.
     public static let routeTableBase = 1000
+    /// Priorities of the gateway namespace's `ip rule`s: by consumer link (replies), by load
+    /// balancer slot (flows on to the provider), and the `local` table after both. Every packet
+    /// from a link carries a mark, so it never looks into `local` (one routing table lookup
+    /// fewer per packet, and no VPC reaches an address of the gateway namespace itself);
+    /// unmarked packets (ARP's checks, the namespace's own) still find it before `main`.
+    public static let linkRulePriority = 100
+    public static let balancerRulePriority = 200
+    public static let localRulePriority = 300
 
     /// A veth pair between the gateway namespace and one VPC's namespace. Its /30 comes from
     /// 169.254.0.0/16 (link-local: never a VPC's address space): `169.254.0.0 + 4 × index`,
@@ -114,12 +122,12 @@ public enum KernelNAT {
 
     /// The table's definition (`table ip zonelink { … }`).
     public static func table(_ input: Input) -> String {
-        // Every packet through the gateway passes the `zones`, `admit`, `steer` and `passing`
-        // chains, so each chain is a few rules whatever the number of links and ports: a map
-        // by interface where a rule per link would do, and admission (a rule per port and
-        // source) skipped at once by every packet but a flow's first. Interfaces are matched
-        // by name (`iifname`), not index: a link whose VPC namespace went away must not make
-        // the next transaction fail (an index is resolved when the rules are loaded).
+        // Every packet through the gateway passes the `zones`, `steer` and `passing` chains, so
+        // each is a few rules whatever the number of links and ports: a map by interface where
+        // a rule per link would do. Admission (a rule per port) lives in the NAT chain, which
+        // conntrack runs for a flow's first packet only. Interfaces are matched by name
+        // (`iifname`), not index: a link whose VPC namespace went away must not make the next
+        // transaction fail (an index is resolved when the rules are loaded).
         var zones: [String] = []
         var steer: [String] = [
             // Replies go back by the consumer link; DNATed flows on by the load balancer slot
@@ -127,7 +135,6 @@ public enum KernelNAT {
             "ct direction reply meta mark set ct mark and \(hex(consumerMask)) accept",
             "ct status dnat meta mark set ct mark and \(hex(balancerMask)) accept",
         ]
-        var admit: [String] = ["ct state != new accept"]
         var destination: [String] = []
         var source: [String] = []
 
@@ -139,41 +146,37 @@ public enum KernelNAT {
             // Original-direction zone: two consumers' identical tuples are two entries; the
             // reply tuples (to a NAT address and port) are unique anyway, so replies need no zone.
             zones.append("ct original zone set " + byLink { "\($0.index)" })
-            // What is not DNATed (not admitted, not Connected, no eligible target) is routed back
-            // toward its own link, so that `passing` refuses it and the reset (which reflects
-            // the mark: fwmark_reflect) finds its way to the client.
+            // A flow's first packet, and whatever is not DNATed (not admitted, not Connected, no
+            // eligible target), is routed back toward its own link; an admitted first packet
+            // gets its slot in `to_backend`. What is refused this way meets `passing`'s reject,
+            // and the reset (which reflects the mark: fwmark_reflect) finds its way to the client.
             steer.append("meta mark set " + byLink { hex(UInt32($0.index)) })
         }
         let upstreams = Dictionary(input.upstreams.map { (upstreamKey($0.loadBalancer, $0.listener), $0) }, uniquingKeysWith: { a, _ in a })
         for port in input.ports {
             guard let link = input.links[port.vpc], let slot = input.balancerSlots[port.loadBalancer],
-                  upstreams[upstreamKey(port.loadBalancer, port.listener)] != nil
+                  upstreams[upstreamKey(port.loadBalancer, port.listener)] != nil,
+                  let dnat = dnat(input.targets[upstreamKey(port.loadBalancer, port.listener)] ?? [])
             else { continue }
-            let match = "iifname \"\(link.gatewayInterface)\" ip daddr \(port.address.address) \(port.proto.rawValue) dport \(port.address.port)"
-            let mark = hex(self.mark(link: link.index, slot: slot))
-            // Admission: a rule per security group rule that allows this port (allow rules
-            // only; an endpoint with none admits nothing). An admitted flow gets its mark.
+            // Admission: the sources of the security group rules that allow this port (allow
+            // rules only; an endpoint with none admits nothing), as one set.
             var sources: [IPv4Prefix] = []
             for group in port.securityGroups {
                 for rule in group.ingress where rule.protocol == nil || rule.protocol == port.proto {
-                    guard rule.ports.contains(port.address.port), !sources.contains(rule.source) else { continue }
+                    guard rule.ports.contains(port.address.port) else { continue }
                     sources.append(rule.source)
                 }
             }
-            guard !sources.isEmpty else { continue }
-            // One rule per source: sources may overlap (10.10.0.0/16 and 10.10.2.0/24), which
-            // an anonymous nftables set refuses.
-            // The flow's conntrack entry takes ZoneLink's idle timeout (a `ct timeout` object
-            // of the table): set on the new, unconfirmed entry, after conntrack made it.
+            guard let admitted = sourceMatch(sources) else { continue }
+            // An admitted flow gets its mark (consumer link and load balancer slot), its first
+            // packet the slot to route by, its conntrack entry ZoneLink's idle timeout (a `ct
+            // timeout` object of the table, set while the entry is still unconfirmed), and its
+            // target.
+            let mark = self.mark(link: link.index, slot: slot)
             let timeout = port.proto == .tcp ? input.idleTimeouts.tcpObject : input.idleTimeouts.udpObject
-            for source in sources {
-                admit.append("ct state new \(match) ip saddr \(source) ct mark set \(mark) ct timeout set \"\(timeout)\"")
-            }
-
-            let targets = input.targets[upstreamKey(port.loadBalancer, port.listener)] ?? []
-            if let rule = dnat(targets) {
-                destination.append("ct mark \(mark) \(match) \(rule)")
-            }
+            destination.append(
+                "iifname \"\(link.gatewayInterface)\" ip daddr \(port.address.address) \(port.proto.rawValue) dport \(port.address.port) \(admitted)"
+                    + " ct mark set \(hex(mark)) meta mark set \(hex(mark & balancerMask)) ct timeout set \"\(timeout)\" \(dnat)")
         }
         for (balancer, slot) in input.balancerSlots.sorted(by: { $0.value < $1.value }) {
             guard let nat = input.upstreams.first(where: { $0.loadBalancer == balancer })?.natAddresses, !nat.isEmpty else { continue }
@@ -200,9 +203,8 @@ public enum KernelNAT {
         return "table ip \(table) {\n"
             + objects
             + chain("zones", "type filter hook prerouting priority raw; policy accept;", zones)
-            + chain("admit", "type filter hook prerouting priority mangle; policy accept;", admit)
+            + chain("steer", "type filter hook prerouting priority mangle; policy accept;", steer)
             + chain("to_backend", "type nat hook prerouting priority dstnat; policy accept;", destination)
-            + chain("steer", "type filter hook prerouting priority dstnat + 10; policy accept;", steer)
             + chain("passing", "type filter hook forward priority filter; policy drop;", [
                 "ct state established,related accept",
                 "ct state new ct status dnat accept",
@@ -212,6 +214,22 @@ public enum KernelNAT {
             ])
             + chain("to_nat", "type nat hook postrouting priority srcnat; policy accept;", source)
             + "}\n"
+    }
+
+    /// The match of `sources` (`ip saddr 10.10.0.0/16`, or a set of several), or nil when there
+    /// is none. A prefix inside another is dropped: an nftables set holds no overlapping
+    /// intervals, and prefixes either nest or are disjoint.
+    static func sourceMatch(_ sources: [IPv4Prefix]) -> String? {
+        var kept: [IPv4Prefix] = []
+        for prefix in sources.sorted(by: { ($0.length, $0.network) < ($1.length, $1.network) })
+        where !kept.contains(where: { $0.contains(prefix) }) {
+            kept.append(prefix)
+        }
+        switch kept.count {
+        case 0: return nil
+        case 1: return "ip saddr \(kept[0])"
+        default: return "ip saddr { " + kept.sorted(by: { $0.network < $1.network }).map(\.description).joined(separator: ", ") + " }"
+        }
     }
 
     /// The DNAT statement for `targets`: by weight among them (a random number modulo the

@@ -322,7 +322,7 @@ public actor Gateway: Service {
 
     /// The kernel data path's flows (conntrack entries of the ports its table serves), at most
     /// `gateway.limits.flows` of them, as the relay's table holds at most that many; empty
-    /// (and logged, at most once per 10 s: metrics ask every second) when conntrack cannot be read.
+    /// (and logged, at most once per 10 s: every scrape of the metrics asks) when conntrack cannot be read.
     public func kernelFlows() async -> [KernelFlows.Row] {
         do {
             return try await kernel.flows(limit: catalog.gateway.limits.flows)

@@ -81,13 +81,15 @@ public actor KernelDataPath {
             Array(Set(kernelUpstreams.map(\.loadBalancer))).sorted(), previous: slots, limit: KernelNAT.maxBalancers)
         var wantedRules: Set<[String]> = []
         for link in links.values {
-            wantedRules.insert(["fwmark", "\(link.index)/\(KernelNAT.hex(KernelNAT.consumerMask))", "lookup", "\(link.routeTable)", "priority", "100"])
+            wantedRules.insert([
+                "fwmark", "\(link.index)/\(KernelNAT.hex(KernelNAT.consumerMask))", "lookup", "\(link.routeTable)", "priority", "\(KernelNAT.linkRulePriority)",
+            ])
         }
         for (balancer, slot) in slots {
             guard let vpc = kernelUpstreams.first(where: { $0.loadBalancer == balancer })?.providerVPC, let link = links[vpc] else { continue }
             wantedRules.insert([
                 "fwmark", "\(KernelNAT.hex(UInt32(slot) << KernelNAT.balancerShift))/\(KernelNAT.hex(KernelNAT.balancerMask))",
-                "lookup", "\(link.routeTable)", "priority", "200",
+                "lookup", "\(link.routeTable)", "priority", "\(KernelNAT.balancerRulePriority)",
             ])
         }
         for rule in rules.subtracting(wantedRules) { try? IPCommand.run(["-n", name, "rule", "del"] + rule) }
@@ -173,6 +175,8 @@ public actor KernelDataPath {
             try? IPCommand.run(["-n", route.netns, "route", "del", "\(route.destination)/32", "dev", KernelNAT.vpcInterface])
         }
         for rule in rules { try? IPCommand.run(["-n", name, "rule", "del"] + rule) }
+        // An operator's namespace gets its `local` rule back where the kernel puts it.
+        if !createdNamespace { try? moveLocalRule(in: name, to: 0, from: KernelNAT.localRulePriority) }
         // Deleting one end of a veth pair deletes the other, in the VPC's namespace.
         for link in links.values { try? IPCommand.run(["-n", name, "link", "del", link.gatewayInterface]) }
         await gateway?.shutdown()
@@ -239,12 +243,24 @@ public actor KernelDataPath {
             let interface = fields[1].split(separator: "@").first.map(String.init) ?? ""
             if interface.hasPrefix("zlg") { try? IPCommand.run(["-n", name, "link", "del", interface]) }
         }
-        for priority in ["100", "200"] {
+        for priority in [KernelNAT.linkRulePriority, KernelNAT.balancerRulePriority] {
             for _ in 0..<(KernelNAT.maxLinks + 1) {
-                guard (try? IPCommand.run(["-n", name, "rule", "del", "priority", priority])) != nil else { break }
+                guard (try? IPCommand.run(["-n", name, "rule", "del", "priority", "\(priority)"])) != nil else { break }
             }
         }
+        try moveLocalRule(in: name, to: KernelNAT.localRulePriority, from: 0)
         logger.info("kernel data path: gateway namespace", metadata: ["netns": "\(name)", "created": "\(createdNamespace)"])
+    }
+
+    /// Moves the gateway namespace's `ip rule … lookup local` from priority `old` to `new`
+    /// (`KernelNAT.localRulePriority`): added at the new place first, so that the namespace is
+    /// never without it. Repeating it changes nothing.
+    private func moveLocalRule(in name: String, to new: Int, from old: Int) throws {
+        let present = (try? IPCommand.run(["-n", name, "rule", "show", "priority", "\(new)"])) ?? ""
+        if !present.contains("lookup local") { try IPCommand.run(["-n", name, "rule", "add", "priority", "\(new)", "lookup", "local"]) }
+        while ((try? IPCommand.run(["-n", name, "rule", "show", "priority", "\(old)"])) ?? "").contains("lookup local") {
+            try IPCommand.run(["-n", name, "rule", "del", "priority", "\(old)", "lookup", "local"])
+        }
     }
 
     private func makeLink(_ link: KernelNAT.Link, gateway name: String) throws {
