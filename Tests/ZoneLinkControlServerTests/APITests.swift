@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import ZoneLinkAPI
 import ZoneLinkControl
@@ -219,8 +220,18 @@ struct APITests {
             #expect(strangerHealth.backends.map(\.loadBalancer) == ["clb-3b"] && strangerHealth.zones.isEmpty)
             #expect(strangerHealth.loadBalancers.map(\.loadBalancer) == ["clb-3b"])
 
-            // Metrics: requests by route and status, the plane's objects, and a gauge set from outside.
+            // Metrics: requests by route and status, the plane's objects, a gauge set from outside,
+            // and one a collector sets when (and only when) a scrape asks.
             server.metrics.gauge("zonelink_nat_ports_in_use", labels: [("pool", "vpc-2")]).record(7)
+            let scrapes = Mutex(0)
+            let gauge = server.metrics.gauge("zonelink_test_scrapes")
+            server.metrics.collectBeforeScrape {
+                gauge.record(scrapes.withLock { count in
+                    count += 1
+                    return count
+                })
+            }
+            #expect(scrapes.withLock { $0 } == 0, "a collector runs only for a scrape")
             let metrics = try await server.request("GET", "/metrics", as: .operator)
             #expect(metrics.status == 200 && metrics.headers["content-type"]?.hasPrefix("text/plain") == true)
             #expect(metrics.text.contains(#"zonelink_control_requests_total{route="POST /v1/services",status="201"} 1"#), "\(metrics.text)")
@@ -228,6 +239,7 @@ struct APITests {
             #expect(metrics.text.contains(#"zonelink_control_endpoints{connection="Disconnected"} 1"#))
             #expect(metrics.text.contains(#"zonelink_control_changes_total{operation="createEndpoint"} 1"#))
             #expect(metrics.text.contains(#"zonelink_nat_ports_in_use{pool="vpc-2"} 7"#))
+            #expect(metrics.text.contains("zonelink_test_scrapes 1.0\n"), "the collector ran before this scrape was rendered: \(metrics.text)")
 
             // The same API on loopback TCP.
             let port = try #require(server.tcpPort)
