@@ -404,7 +404,7 @@ struct KernelGatewayTests {
                 print("\\n".join(errors[:5]))
                 """
             let load = try lab.spawn(c.vpc, name: "load", [python, "-c", script, c.client, c.eni, stop])
-            // Three reloads while the load runs, each a change to epsrv-external (relayed, not
+            // Four reloads while the load runs, each a change to epsrv-external (relayed, not
             // the kernel service): the kernel table is replaced whole every time.
             let started = try await offload { try GatewayLab.poll(timeout: 20, every: 0.05) { load.stdout.hasPrefix("started") } }
             try #require(started, "the load did not start:\n\(load.output)")

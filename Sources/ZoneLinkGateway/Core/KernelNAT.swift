@@ -154,9 +154,9 @@ public enum KernelNAT {
         }
         let upstreams = Dictionary(input.upstreams.map { (upstreamKey($0.loadBalancer, $0.listener), $0) }, uniquingKeysWith: { a, _ in a })
         for port in input.ports {
+            let key = upstreamKey(port.loadBalancer, port.listener)
             guard let link = input.links[port.vpc], let slot = input.balancerSlots[port.loadBalancer],
-                  upstreams[upstreamKey(port.loadBalancer, port.listener)] != nil,
-                  let dnat = dnat(input.targets[upstreamKey(port.loadBalancer, port.listener)] ?? [])
+                  upstreams[key] != nil, let dnat = dnat(input.targets[key] ?? [])
             else { continue }
             // Admission: the sources of the security group rules that allow this port (allow
             // rules only; an endpoint with none admits nothing), as one set.
