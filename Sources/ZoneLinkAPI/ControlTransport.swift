@@ -82,9 +82,10 @@ public struct ControlTransport: ClientTransport {
         defer { deadline.cancel() }
         do {
             return try await channel.executeThenClose { inbound, outbound in
-                try await outbound.write(.head(head))
-                if let payload { try await outbound.write(.body(payload)) }
-                try await outbound.write(.end(nil))
+                // One write for the whole request: the server may answer a body-less request on
+                // its head alone and close (`Connection: close`); a separate write of the end
+                // after that close would fail the exchange although the answer is on its way.
+                try await outbound.write(contentsOf: [.head(head)] + (payload.map { [.body($0)] } ?? []) + [.end(nil)])
                 var response: HTTPResponse?
                 var collected = ByteBuffer()
                 for try await part in inbound {
@@ -132,8 +133,7 @@ public struct ControlTransport: ClientTransport {
                 var waiting = true
                 do {
                     try await channel.executeThenClose { inbound, outbound in
-                        try await outbound.write(.head(head))
-                        try await outbound.write(.end(nil))
+                        try await outbound.write(contentsOf: [.head(head), .end(nil)])
                         for try await part in inbound {
                             switch part {
                             case .head(let received):

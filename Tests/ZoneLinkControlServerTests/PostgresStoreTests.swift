@@ -35,12 +35,9 @@ let storeLogger = Logger(label: "test.store")
 /// Waits for `condition` with a generous deadline (the machine may be busy): never a race
 /// against the clock, only a bound on a hang.
 func eventually(_ what: String, within seconds: Double = 60, _ condition: () async throws -> Bool) async throws {
-    let deadline = ContinuousClock.now + .seconds(seconds)
-    while ContinuousClock.now < deadline {
-        if try await condition() { return }
-        try await Task.sleep(for: .milliseconds(50))
+    guard try await waitUntil(within: seconds, every: .milliseconds(50), condition) else {
+        throw TestFailure("not within \(seconds) s: \(what)")
     }
-    throw TestFailure("not within \(seconds) s: \(what)")
 }
 
 @Suite("PostgreSQL store: the same schema and rows as SQLite, shared by hosts", .serialized)

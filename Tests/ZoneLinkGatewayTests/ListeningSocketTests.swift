@@ -5,6 +5,7 @@ import Logging
 import Testing
 import ZoneLinkCore
 import ZoneLinkNetwork
+import ZoneLinkTestSupport
 @testable import ZoneLinkGateway
 
 @Suite("ENI listening socket")
@@ -29,9 +30,9 @@ struct ListeningSocketTests {
         var accepted: Int32 = -1
         // The connection is in the backlog once connect returned; a non-blocking accept may
         // still find it a moment later on a busy machine.
-        for _ in 0..<250 where accepted < 0 {
+        _ = await waitUntil {
             accepted = zl_accept(listening.fd, &peer)
-            if accepted < 0 { try await Task.sleep(for: .milliseconds(20)) }
+            return accepted >= 0
         }
         try #require(accepted >= 0, "no connection to accept: \(SocketCall.errorText(errno))")
         defer { close(accepted) }

@@ -177,7 +177,7 @@ struct TCPRelayTests {
         let rig = try await RelayRig(subnet: 7, target: target.endpoint)
         let client = try Blocking.connect(from: "127.77.7.10", to: rig.eni)
         Blocking.sendAll(client, Array("open".utf8))
-        #expect(await rig.poll { rig.flows.snapshot().count == 1 })
+        #expect(await waitUntil { rig.flows.snapshot().count == 1 })
         rig.flows.close { _ in true }
         let answer = Blocking.readToEOF(client)
         close(client)
@@ -273,7 +273,7 @@ struct BandwidthRelayTests {
     /// until the target has read them all; the seconds from the first connect to the last
     /// end, and whether every byte arrived.
     func transfer(_ rig: RelayRig, from client: String, flows: Int, size: Int, target: TargetServer) async throws -> (Double, Bool) {
-        let before = await target.received().filter { $0.count == size }.count
+        let before = target.finished.filter { $0.count == size }.count
         let spans = try await withThrowingTaskGroup(of: (ContinuousClock.Instant, ContinuousClock.Instant).self) { group in
             for _ in 0..<flows {
                 group.addTask {
@@ -296,10 +296,8 @@ struct BandwidthRelayTests {
         let elapsed = spans.map(\.1).max()! - spans.map(\.0).min()!
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         // The target records a connection just after closing it: wait for the last ones.
-        for _ in 0..<250 where await target.received().filter({ $0.count == size }).count < before + flows {
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        return (seconds, await target.received().filter { $0.count == size }.count == before + flows)
+        let all = await waitUntil { target.finished.filter { $0.count == size }.count >= before + flows }
+        return (seconds, all)
     }
 
     @Test("20 Mbit/s: 2.5 MB take about a second; two flows of one endpoint share the cap (1.25 MB each, still a second); slowed, never reset")
@@ -368,15 +366,7 @@ struct RelayRig {
         relay.listen(socket)
     }
 
-    func poll(_ condition: () -> Bool) async -> Bool {
-        for _ in 0..<100 {
-            if condition() { return true }
-            try? await Task.sleep(for: .milliseconds(20))
-        }
-        return condition()
-    }
-
-    func tableEmpties() async -> Bool { await poll { flows.snapshot().isEmpty } }
+    func tableEmpties() async -> Bool { await waitUntil { flows.snapshot().isEmpty } }
 
     func stop() async {
         await relay.unlisten(socket)
@@ -424,12 +414,13 @@ final class TargetServer: @unchecked Sendable {
 
     var peers: [IPv4Endpoint] { lock.withLock { _peers } }
 
-    /// What `serve` returned for each connection, once at least one has finished (2 s at most).
+    /// What `serve` returned for each connection that has finished so far.
+    var finished: [[UInt8]] { lock.withLock { _received } }
+
+    /// What `serve` returned for each connection, once at least one has finished (30 s at most).
     func received() async -> [[UInt8]] {
-        for _ in 0..<100 where lock.withLock({ _received.isEmpty }) {
-            try? await Task.sleep(for: .milliseconds(20))
-        }
-        return lock.withLock { _received }
+        _ = await waitUntil { !finished.isEmpty }
+        return finished
     }
 
     func stop() {
@@ -438,8 +429,8 @@ final class TargetServer: @unchecked Sendable {
     }
 }
 
-/// Blocking socket calls for the test's own ends of a connection, each bounded by a timeout (5 s
-/// unless the test gives one).
+/// Blocking socket calls for the test's own ends of a connection, each bounded by a timeout (30 s
+/// unless the test gives one: generous, since it only bounds a hang on a busy machine).
 enum Blocking {
     struct Failure: Error, CustomStringConvertible {
         var description: String
@@ -456,7 +447,7 @@ enum Blocking {
         return (fd, localPort(fd))
     }
 
-    static func connect(from source: String, to target: IPv4Endpoint, timeout seconds: Int = 5) throws -> Int32 {
+    static func connect(from source: String, to target: IPv4Endpoint, timeout seconds: Int = 30) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         var timeout = timeval(tv_sec: seconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))

@@ -52,7 +52,7 @@ struct UDPFlowTests {
         let client = try Datagram.bind(IPv4Endpoint(address: IPv4Address("127.77.9.10")!, port: 0))
         defer { close(client) }
         Datagram.send(client, Array("ping".utf8), to: eni)
-        let reply = Datagram.receive(client, timeout: 5)
+        let reply = Datagram.receive(client, timeout: 30)
         #expect(reply == "\(nat):\(natPorts.lowerBound + 1)",
                 "the target should hear the session from the pool's next port \(natPorts.lowerBound + 1); it answered \(reply ?? "nothing")")
         #expect(flows.snapshot().map(\.flow.binding.nat) == [IPv4Endpoint(address: nat, port: natPorts.lowerBound + 1)])

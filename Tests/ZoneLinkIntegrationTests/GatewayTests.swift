@@ -56,7 +56,7 @@ struct GatewayTests {
             // 120 finished requests leave no flow behind.
             let (empty, left) = try await offload { () throws -> (Bool, String) in
                 var left = ""
-                let empty = try GatewayLab.poll(timeout: 3, every: 0.2) {
+                let empty = try GatewayLab.poll(timeout: 30, every: 0.2) {
                     guard case .success(let all) = try server.natFlows() else { return false }
                     let tcp = all.filter { $0.protocolName.lowercased() == "tcp" }
                     left = "\(tcp.count) flows, first: " + tcp.prefix(3).map(\.description).joined(separator: "\n")
@@ -64,7 +64,7 @@ struct GatewayTests {
                 }
                 return (empty, left)
             }
-            #expect(empty, "3 s after the last of 120 requests ended, the NAT table still holds TCP flows: \(left)")
+            #expect(empty, "30 s after the last of 120 requests ended, the NAT table still holds TCP flows: \(left)")
         }
     }
 
@@ -355,7 +355,7 @@ struct GatewayTests {
             #expect(b["error"] == nil && b["eof2"] as? Bool == true,
                     "after both FINs the client should see EOF and no error; got \(second.summary)")
             let peerLog = try await offload { () -> String in
-                _ = GatewayLab.poll(timeout: 3) { lab.peerLog().contains("sent-after-the-targets-fin") }
+                _ = GatewayLab.poll(timeout: 30) { lab.peerLog().contains("sent-after-the-targets-fin") }
                 return lab.peerLog()
             }
             let line = peerLog.split(separator: "\n").first { $0.contains("sent-after-the-targets-fin") }.map(String.init)
@@ -364,7 +364,7 @@ struct GatewayTests {
             // Both flows closed both ways: they leave the NAT table.
             let (gone, left) = try await offload { () throws -> (Bool, String) in
                 var left = ""
-                let gone = try GatewayLab.poll(timeout: 3, every: 0.2) {
+                let gone = try GatewayLab.poll(timeout: 30, every: 0.2) {
                     guard case .success(let all) = try server.natFlows() else { return false }
                     let tcp = all.filter { $0.protocolName.lowercased() == "tcp" && $0.vpc == "vpc-1" }
                     left = tcp.map(\.description).joined(separator: "\n")
@@ -372,7 +372,7 @@ struct GatewayTests {
                 }
                 return (gone, left)
             }
-            #expect(gone, "3 s after both half-closed flows ended, the NAT table still holds TCP flows of vpc-1:\n\(left)")
+            #expect(gone, "30 s after both half-closed flows ended, the NAT table still holds TCP flows of vpc-1:\n\(left)")
         }
     }
 
@@ -469,7 +469,7 @@ struct GatewayTests {
             defer { slow.stop() }
             let (found, last) = try await offload { () throws -> (Bool, String) in
                 var last = ""
-                let found = try GatewayLab.poll(timeout: 8, every: 0.5) {
+                let found = try GatewayLab.poll(timeout: 30, every: 0.5) {
                     guard case .success(let all) = try server.natFlows() else { return false }
                     last = all.map(\.description).joined(separator: "\n")
                     return all.contains { $0.endpoint == "ep-external" && $0.target == "\(LabAddress.haproxy):\(LabAddress.haproxyPort)"

@@ -88,6 +88,20 @@ public func descendants(of root: pid_t) -> [pid_t] {
     return out
 }
 
+/// Checks `condition` every `interval` until it holds or `seconds` pass; whether it held. Tests
+/// wait for a condition, never for a guessed time: on a machine whose cores are busy, what
+/// takes a millisecond when quiet may take seconds, so the deadline only bounds a hang.
+public func waitUntil(
+    within seconds: Double = 30, every interval: Duration = .milliseconds(20), _ condition: () async throws -> Bool
+) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + .seconds(seconds)
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: interval)
+    }
+    return try await condition()
+}
+
 /// True while the process exists and is not a zombie.
 public func isAlive(_ pid: pid_t) -> Bool {
     guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
