@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Checks that sockmap-relay.c loses no byte, in both modes, before its figures mean anything.
+"""Checks that the reference relays lose no byte before their figures mean anything:
+sockmap-relay.c in both modes (c-copy, c-sockmap) and uring-relay.c (c-uring).
 
-  python3 Benchmarks/gateway/sockmap-check.py [PATH_TO_BUILT_sockmap-relay]
+  python3 Benchmarks/gateway/relay-check.py
 
-Builds sockmap-relay.c with cc (unless given a binary), starts a backend on 127.73.0.20:19000
+Builds both with cc, starts a backend on 127.73.0.20:19000
 and the relay on 127.73.0.1:19100, then, through the relay, for 0 bytes to 50 MiB: downloads
 (the backend sends N bytes and closes, so a FIN follows the last bytes at once, the case where
 a sockmap relay must not shut the client down while redirected bytes wait in the kworker's
@@ -72,8 +73,8 @@ def put(n):
         return receive_all(c).decode().strip() == f"{n} {hashlib.sha256(data).hexdigest()}"
 
 
-def check(binary, mode):
-    relay = subprocess.Popen([binary, mode, f"{RELAY[0]}:{RELAY[1]}={BACKEND[0]}:{BACKEND[1]}"],
+def check(command, mode):
+    relay = subprocess.Popen(command + [f"{RELAY[0]}:{RELAY[1]}={BACKEND[0]}:{BACKEND[1]}"],
                              stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 10
     while True:
@@ -112,12 +113,12 @@ def main():
     listener = socket.create_server(BACKEND, backlog=512)
     threading.Thread(target=serve, args=(listener,), daemon=True).start()
     here = os.path.dirname(os.path.abspath(__file__))
-    if len(sys.argv) > 1:
-        binary = sys.argv[1]
-    else:
-        binary = os.path.join(tempfile.mkdtemp(), "sockmap-relay")
-        subprocess.run(["cc", "-O2", "-Wall", "-o", binary, os.path.join(here, "sockmap-relay.c")], check=True)
-    ok = all([check(binary, "copy"), check(binary, "sockmap")])
+    built = tempfile.mkdtemp()
+    for name in ("sockmap-relay", "uring-relay"):
+        subprocess.run(["cc", "-O2", "-Wall", "-o", os.path.join(built, name), os.path.join(here, name + ".c")], check=True)
+    sockmap_relay, uring_relay = os.path.join(built, "sockmap-relay"), os.path.join(built, "uring-relay")
+    ok = all([check([sockmap_relay, "copy"], "copy"), check([sockmap_relay, "sockmap"], "sockmap"),
+              check([uring_relay], "uring")])
     sys.exit(0 if ok else 1)
 
 
