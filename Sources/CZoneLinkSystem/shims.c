@@ -35,6 +35,11 @@ int zl_epoll_add(int epoll, int fd, uint32_t events, uint64_t token) {
     return epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event);
 }
 
+int zl_epoll_modify(int epoll, int fd, uint32_t events, uint64_t token) {
+    struct epoll_event event = { .events = events, .data = { .u64 = token } };
+    return epoll_ctl(epoll, EPOLL_CTL_MOD, fd, &event);
+}
+
 int zl_epoll_delete(int epoll, int fd) {
     return epoll_ctl(epoll, EPOLL_CTL_DEL, fd, NULL);
 }

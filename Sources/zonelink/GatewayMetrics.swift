@@ -6,10 +6,11 @@ import ZoneLinkNetwork
 /// The gateway's metrics for `GET /metrics`, set from the live state before each scrape (the
 /// caller hands this to `ControlMetrics.collectBeforeScrape`): open flows (and so NAT ports in
 /// use) by protocol, relayed and kernel (conntrack) ones, refused flows by reason, client
-/// descriptors, and each backend's health. Nothing runs between scrapes: counting kernel flows
-/// reads the gateway namespace's whole conntrack table.
+/// descriptors, each backend's health, and the relay's splicing. Nothing runs between scrapes:
+/// counting kernel flows reads the gateway namespace's whole conntrack table.
 func gatewayMetricsCollector(flows: FlowRegistry, gateway: Gateway, budget: DescriptorBudget) -> @Sendable () async -> Void {
     let refused = RefusalCounters()
+    let splicedReported = Mutex(0)
     return {
         let snapshot = flows.snapshot()
         // Kernel flows count as flows and NAT ports like relayed ones (each holds one).
@@ -24,6 +25,13 @@ func gatewayMetricsCollector(flows: FlowRegistry, gateway: Gateway, budget: Desc
         refused.advance(to: flows.refusals)
         Gauge(label: "zonelink_descriptors_clients_in_use").record(budget.inUse)
         Gauge(label: "zonelink_descriptors_clients_limit").record(budget.clientLimit)
+        Gauge(label: "zonelink_relay_splicing").record(gateway.splicing ? 1 : 0)
+        let spliced = gateway.splicedFlows
+        let newlySpliced = splicedReported.withLock { reported in
+            defer { reported = spliced }
+            return max(0, spliced - reported)
+        }
+        Counter(label: "zonelink_relay_spliced_flows_total").increment(by: newlySpliced)
         for entry in await gateway.backendHealth() {
             Gauge(label: "zonelink_backend_healthy", dimensions: [
                 ("load_balancer", entry.loadBalancer), ("listener", "\(entry.listener)"),

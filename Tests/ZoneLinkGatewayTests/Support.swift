@@ -39,7 +39,8 @@ extension NATTable {
 /// admits `admit` on every port.
 func loopbackRoute(
     _ proto: TransportProtocol, eni: IPv4Address, nat: IPv4Address, target: IPv4Endpoint, flows: FlowRegistry,
-    admit: IPv4Prefix, logger: Logger, proxyIdentity: ProxyIdentity? = nil, bandwidth: ConnectionBandwidth? = nil
+    admit: IPv4Prefix, logger: Logger, proxyIdentity: ProxyIdentity? = nil, bandwidth: ConnectionBandwidth? = nil,
+    spliceAfterExchanges: Int? = nil
 ) -> RouteBox {
     let upstream = GatewayPlan.Upstream(
         loadBalancer: "clb-test", listener: 0, providerVPC: "vpc-2", providerNetns: nil, natAddresses: [nat],
@@ -52,5 +53,5 @@ func loopbackRoute(
         securityGroups: [SecurityGroup(id: "sg-test", ingress: [IngressRule(protocol: proto, ports: 0...65535, source: admit)])],
         connection: .connected, proxyIdentity: proxyIdentity)
     return RouteBox(ENIRoute(listener: listener, balancer: Balancer(upstream), provider: .host, flows: flows, logger: logger,
-                              bandwidth: bandwidth))
+                              bandwidth: bandwidth, spliceAfterExchanges: spliceAfterExchanges))
 }

@@ -350,7 +350,7 @@ struct RelayRig {
     let natPorts: ClosedRange<UInt16>
 
     init(subnet: Int, target: IPv4Endpoint, admit source: IPv4Prefix = IPv4Prefix("127.0.0.0/8")!,
-         proxyIdentity: ProxyIdentity? = nil, bandwidth: ConnectionBandwidth? = nil,
+         proxyIdentity: ProxyIdentity? = nil, bandwidth: ConnectionBandwidth? = nil, spliceAfterExchanges: Int? = nil,
          onRefused: (@Sendable (RefusedFlows) -> Void)? = nil) async throws {
         let logger = Logger(label: "relay-test") { _ in SwiftLogNoOpLogHandler() }
         // Ports of their own per subnet, above the ephemeral range the kernel hands out.
@@ -359,7 +359,8 @@ struct RelayRig {
         flows = FlowRegistry(table: NATTable(portRange: natPorts), onRefused: onRefused)
         let route = loopbackRoute(
             .tcp, eni: IPv4Address("127.77.\(subnet).1")!, nat: IPv4Address("127.77.\(subnet).3")!, target: target,
-            flows: flows, admit: source, logger: logger, proxyIdentity: proxyIdentity, bandwidth: bandwidth)
+            flows: flows, admit: source, logger: logger, proxyIdentity: proxyIdentity, bandwidth: bandwidth,
+            spliceAfterExchanges: spliceAfterExchanges)
         relay = try TCPRelay(workers: 1, logger: logger)
         socket = try await ListeningSocket.open(route, in: .host)
         eni = IPv4Endpoint(address: route.current.listener.address.address, port: Blocking.localPort(socket.fd))
@@ -486,6 +487,17 @@ enum Blocking {
                 return (bytes, errno)
             }
         }
+    }
+
+    /// Exactly `count` bytes, or nil when the connection ends (or times out) first.
+    static func readExactly(_ fd: Int32, _ count: Int) -> [UInt8]? {
+        var bytes = [UInt8](repeating: 0, count: count)
+        var filled = 0
+        while filled < count {
+            let n = bytes.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + filled, count - filled, 0) }
+            if n > 0 { filled += n } else if n < 0 && errno == EINTR { continue } else { return nil }
+        }
+        return bytes
     }
 
     static func localPort(_ fd: Int32) -> UInt16 {

@@ -104,6 +104,8 @@ enum LabAddress {
     static let udpPort = 5353
     /// clb-1's TCP listener in front of the half-close peer (on the UDP echo host).
     static let halfClosePort = 7000
+    /// clb-1's TCP listener in front of the conversation peer (on the UDP echo host).
+    static let conversationPort = 7001
     /// clb-1's listener with an HTTP health check (`/healthz`: 200 on ECS 2, 503 on ECS 3), to backend port 80.
     static let httpCheckedPort = 8081
 }
@@ -148,6 +150,7 @@ enum LabConfig {
                   - {protocol: tcp, ports: "80", source: 10.10.0.0/16}
                   - {protocol: udp, ports: "5353", source: 10.10.0.0/16}
                   - {protocol: tcp, ports: "\(LabAddress.halfClosePort)", source: 10.10.0.0/16}
+                  - {protocol: tcp, ports: "\(LabAddress.conversationPort)", source: 10.10.0.0/16}
                   - {protocol: tcp, ports: "\(LabAddress.httpCheckedPort)", source: 10.10.0.0/16}
               # Port 80 over TCP only from zone a: the rest is another port, another protocol.
               - id: sg-no80
@@ -217,6 +220,11 @@ enum LabConfig {
                 backends:
                   - {address: \(LabAddress.udpEcho), weight: 100}
                 healthCheck: {interval: 1s, timeout: 1s, healthyThreshold: 2, unhealthyThreshold: 2}
+              - protocol: tcp
+                port: \(LabAddress.conversationPort)
+                backends:
+                  - {address: \(LabAddress.udpEcho), weight: 100}
+                healthCheck: {interval: 1s, timeout: 1s, healthyThreshold: 2, unhealthyThreshold: 2}
           # An external load balancer (HAProxy) reached at its address: no backends.
           - id: clb-ext
             account: account-b
@@ -281,6 +289,9 @@ enum LabConfig {
             securityGroups: [sg-web]
             zones: [{zone: eu-central-1b, vswitch: vsw-4b}]     # allocated: 192.168.24.4
             connection: Connected
+        # Splicing on (it is off by default), so that the lab's long conversations exercise it.
+        gateway:
+          spliceAfterExchanges: 16
 
         """
     }
@@ -401,6 +412,17 @@ final class GatewayServer: @unchecked Sendable {
             return .failure(HarnessError("nat list --json did not print a JSON array of objects:\n\(r.summary)"))
         }
         return .success(array.map(NATFlow.init))
+    }
+
+    /// The value of one series of `GET /metrics` (as the operator reads it on the control
+    /// socket), nil when absent or unreadable.
+    func metric(_ series: String) throws -> Double? {
+        guard let curl = GatewayLabRequirements.curl else { return nil }
+        let r = try runProcessBlocking(curl, [
+            "-s", "--max-time", "10", "--unix-socket", stateDir.appendingPathComponent("control.sock").path,
+            "-H", "Authorization: Bearer \(Self.operatorToken)", "http://zonelink/metrics",
+        ], timeout: 20)
+        return metricValue(r.stdout, series)
     }
 
     /// SIGTERM; (ended within the timeout, exited normally, status).
@@ -705,13 +727,16 @@ final class GatewayLab: @unchecked Sendable {
     /// The UDP echo server: replies `<its address> from <peer addr:port> <payload>`. It also
     /// accepts (and closes) TCP connections on the same port, so a TCP health check sees it up,
     /// and runs the half-close peer on TCP 7000: it sends `hello from <address>`, shuts its
-    /// sending side, reads until the client's FIN and prints `halfclose <peer> <bytes read>`.
+    /// sending side, reads until the client's FIN and prints `halfclose <peer> <bytes read>`;
+    /// and the conversation peer on TCP 7001: it answers each line `ping N` with `pong N <peer>`;
+    /// after a line `bulk`, it reads to the client's FIN, answers `got <bytes> <sha256>` and
+    /// 2 MiB of a pattern, and closes.
     @discardableResult
     func startUDPEcho() throws -> LabProcess {
         guard let python = GatewayLabRequirements.python3 else { throw HarnessError("python3 is not installed") }
         let script = """
-        import socket, sys, threading
-        addr, port, hport = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+        import hashlib, socket, sys, threading
+        addr, port, hport, cport = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
         def listener(p):
             t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -738,14 +763,38 @@ final class GatewayLab: @unchecked Sendable {
                 print("halfclose %s:%d error %s" % (peer[0], peer[1], e), flush=True)
             finally:
                 c.close()
-        def half_close(t):
+        def each_connection(t, peer_handler):
             while True:
                 c, peer = t.accept()
-                threading.Thread(target=half_close_peer, args=(c, peer), daemon=True).start()
+                threading.Thread(target=peer_handler, args=(c, peer), daemon=True).start()
+        def conversation_peer(c, peer):
+            try:
+                c.settimeout(60)
+                f = c.makefile("rb")
+                while True:
+                    line = f.readline()
+                    if not line or line == b"bulk\\n":
+                        break
+                    c.sendall(b"pong " + line.split()[1] + (" %s:%d\\n" % peer).encode())
+                if line == b"bulk\\n":
+                    digest, total = hashlib.sha256(), 0
+                    while True:
+                        chunk = f.read1(65536)
+                        if not chunk:
+                            break
+                        digest.update(chunk)
+                        total += len(chunk)
+                    c.sendall(("got %d %s\\n" % (total, digest.hexdigest())).encode())
+                    c.sendall(bytes(range(256)) * 8192)
+            except Exception as e:
+                print("conversation %s:%d error %s" % (peer[0], peer[1], e), flush=True)
+            finally:
+                c.close()
         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         u.bind((addr, port))
         threading.Thread(target=accept_and_close, args=(listener(port),), daemon=True).start()
-        threading.Thread(target=half_close, args=(listener(hport),), daemon=True).start()
+        threading.Thread(target=each_connection, args=(listener(hport), half_close_peer), daemon=True).start()
+        threading.Thread(target=each_connection, args=(listener(cport), conversation_peer), daemon=True).start()
         print("ready", flush=True)
         while True:
             data, peer = u.recvfrom(65535)
@@ -755,7 +804,7 @@ final class GatewayLab: @unchecked Sendable {
         let url = dir.appendingPathComponent("udp-echo.py")
         try script.write(to: url, atomically: true, encoding: .utf8)
         let p = try spawn(.vpc2, name: "udp-echo", [python, url.path, LabAddress.udpEcho, "\(LabAddress.udpPort)",
-                                                    "\(LabAddress.halfClosePort)"])
+                                                    "\(LabAddress.halfClosePort)", "\(LabAddress.conversationPort)"])
         guard Self.poll(timeout: 10, { !p.isRunning || p.stdout.contains("ready") }), p.isRunning else {
             throw HarnessError("lab: the UDP echo server did not start:\n\(p.output)")
         }

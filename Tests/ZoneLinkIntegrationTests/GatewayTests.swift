@@ -376,6 +376,74 @@ struct GatewayTests {
         }
     }
 
+    @Test("Kept-alive conversations from VPC 1 and VPC 3 (the same client address and port, the same ENI) at once are spliced after their exchanges and carry everything: 40 pings, 4 MiB up, 2 MiB down, FINs both ways")
+    func splicedConversations() async throws {
+        try await withGatewayLab("splice") { lab, server in
+            guard let python = GatewayLabRequirements.python3 else { return }
+            let client = """
+            import hashlib, json, socket, sys
+            src, dst, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+            out = {}
+            try:
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind((src, 40001))
+                s.settimeout(30)
+                s.connect((dst, port))
+                f = s.makefile("rb")
+                out["pongs"] = []
+                for i in range(40):
+                    s.sendall(b"ping %d\\n" % i)
+                    out["pongs"].append(f.readline().decode(errors="replace").strip())
+                data = bytes(range(256)) * 16384
+                s.sendall(b"bulk\\n" + data)
+                s.shutdown(socket.SHUT_WR)
+                out["got"] = f.readline().decode(errors="replace").strip()
+                out["gotExpected"] = "got %d %s" % (len(data), hashlib.sha256(data).hexdigest())
+                rest = f.read()
+                out["download"] = len(rest)
+                out["downloadWhole"] = rest == bytes(range(256)) * 8192
+            except Exception as e:
+                out["error"] = repr(e)
+            print(json.dumps(out), flush=True)
+
+            """
+            let url = lab.dir.appendingPathComponent("conversation-client.py")
+            try client.write(to: url, atomically: true, encoding: .utf8)
+            let port = "\(LabAddress.conversationPort)"
+            async let first = offload { try lab.exec(LabConsumer.vpc1.vpc, [python, url.path, LabConsumer.vpc1.client, LabConsumer.vpc1.eni, port], timeout: 90) }
+            async let second = offload { try lab.exec(LabConsumer.vpc3.vpc, [python, url.path, LabConsumer.vpc3.client, LabConsumer.vpc3.eni, port], timeout: 90) }
+            var natPorts: [String] = []
+            for (consumer, result) in [(LabConsumer.vpc1, try await first), (LabConsumer.vpc3, try await second)] {
+                let out = (try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8))) as? [String: Any] ?? [:]
+                let pongs = out["pongs"] as? [String] ?? []
+                let inOrder = pongs.count == 40 && pongs.enumerated().allSatisfy { $1.hasPrefix("pong \($0) \(LabAddress.nat):") }
+                #expect(out["error"] == nil && inOrder,
+                        "\(consumer): 40 pings should each get their pong, from the NAT address \(LabAddress.nat); got \(result.summary)")
+                #expect(out["got"] as? String == out["gotExpected"] as? String && out["got"] != nil,
+                        "\(consumer): the peer should have read the 4 MiB upload whole before the FIN; got \(result.summary)")
+                #expect(out["downloadWhole"] as? Bool == true,
+                        "\(consumer): the client should read the 2 MiB download whole, then EOF; got \(result.summary)")
+                natPorts += pongs.prefix(1).map { String($0.split(separator: ":").last ?? "") }
+            }
+            #expect(Set(natPorts).count == 2, "the two conversations should be two flows with two NAT ports; got \(natPorts)")
+            let available = try await offload { try server.metric("zonelink_relay_splicing") }
+            let spliced = try await offload { try server.metric("zonelink_relay_spliced_flows_total") }
+            if available == 1 {
+                #expect((spliced ?? 0) >= 2, "both conversations should have been spliced (the lab's gateway.spliceAfterExchanges is 16); zonelink_relay_spliced_flows_total is \(spliced.map { "\($0)" } ?? "absent")\n\(server.logs)")
+            } else {
+                announce("SPLICING UNAVAILABLE here (zonelink_relay_splicing \(available.map { "\($0)" } ?? "absent")): the conversations were copied, splicing was not tested")
+            }
+            let gone = try await offload {
+                try GatewayLab.poll(timeout: 30, every: 0.2) {
+                    guard case .success(let all) = try server.natFlows() else { return false }
+                    return !all.contains { $0.target.hasSuffix(":\(LabAddress.conversationPort)") }
+                }
+            }
+            #expect(gone, "both conversations ended both ways: their flows should leave the NAT table")
+        }
+    }
+
     // MARK: UDP
 
     @Test("UDP: datagrams both ways for two consumers with identical addresses (VPC 1 and VPC 3) at once")

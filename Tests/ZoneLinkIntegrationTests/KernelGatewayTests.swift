@@ -29,9 +29,11 @@ struct KernelGatewayTests {
     static func yaml(_ lab: GatewayLab, gateway: String) -> String {
         let base = LabConfig.yaml(namespaces: lab.namespaces)
         let service = "  - id: epsrv-frankfurt1\n    account: account-b\n"
+        let labGateway = "gateway:\n  spliceAfterExchanges: 16\n"
         precondition(base.contains(service), "the lab's config changed: epsrv-frankfurt1 not found")
+        precondition(base.contains(labGateway), "the lab's config changed: its gateway section is not \(labGateway)")
         return base.replacingOccurrences(of: service, with: service + "    dataPlane: kernel\n")
-            + "gateway:\n  kernelNamespace: \(gateway)\n  tcpIdleTimeout: \(tcpIdleSeconds)s\n"
+            .replacingOccurrences(of: labGateway, with: labGateway + "  kernelNamespace: \(gateway)\n  tcpIdleTimeout: \(tcpIdleSeconds)s\n")
     }
 
     /// Runs `body` with the lab, nginx on both backends, the UDP echo server, a gateway

@@ -365,7 +365,9 @@ private struct ConfigParser {
     }
 
     func parseGateway(_ node: YAMLValue) -> GatewaySettings? {
-        guard let map = reader.mapping(node, at: "gateway", allowed: ["tcpIdleTimeout", "udpIdleTimeout", "natPorts", "limits", "attribution", "kernelNamespace"]) else {
+        guard let map = reader.mapping(node, at: "gateway", allowed: [
+            "tcpIdleTimeout", "udpIdleTimeout", "natPorts", "limits", "attribution", "kernelNamespace", "spliceAfterExchanges",
+        ]) else {
             return nil
         }
         var settings = GatewaySettings()
@@ -374,6 +376,9 @@ private struct ConfigParser {
         if let ports = map["natPorts"].flatMap({ parsePorts($0, at: "gateway.natPorts") }) { settings.natPorts = ports }
         if let node = map["limits"], let limits = parseGatewayLimits(node) { settings.limits = limits }
         if let node = map["attribution"], let attribution = parseAttribution(node) { settings.attribution = attribution }
+        if let n = reader.int(map["spliceAfterExchanges"], at: "gateway.spliceAfterExchanges", range: 0...1_000_000) {
+            settings.spliceAfterExchanges = n
+        }
         if let name = map["kernelNamespace"].flatMap({ reader.string($0, at: "gateway.kernelNamespace") }) {
             if isInterfaceName(name) { settings.kernelNamespace = name } else {
                 reader.report("gateway.kernelNamespace", "'\(name)' is not a namespace name ZoneLink creates",

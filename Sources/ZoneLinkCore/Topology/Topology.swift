@@ -414,13 +414,20 @@ public struct GatewaySettings: Hashable, Sendable {
     /// The network namespace ZoneLink creates for services with `dataPlane: kernel` (their
     /// nftables table and the veth pairs to the VPCs' namespaces live there), and removes on stop.
     public var kernelNamespace: String
+    /// A relayed TCP flow is spliced into the kernel (its bytes no longer copied through user
+    /// space) after this many request–answer exchanges; 0: never. See `RelaySplicing`.
+    public var spliceAfterExchanges: Int
 
     public static let defaultKernelNamespace = "zonelink-gw"
+    /// Off: splicing saves CPU per request on long-lived flows but halves a spliced flow's
+    /// bulk throughput (`docs/gateway.md`, "Splicing"); an operator turns it on knowingly.
+    public static let defaultSpliceAfterExchanges = 0
 
     public init(
         tcpIdleTimeout: Duration = .seconds(900), udpIdleTimeout: Duration = .seconds(60),
         natPorts: ClosedRange<UInt16> = 1024...65535, limits: GatewayLimits = GatewayLimits(),
-        attribution: AttributionSettings = AttributionSettings(), kernelNamespace: String = Self.defaultKernelNamespace
+        attribution: AttributionSettings = AttributionSettings(), kernelNamespace: String = Self.defaultKernelNamespace,
+        spliceAfterExchanges: Int = Self.defaultSpliceAfterExchanges
     ) {
         self.tcpIdleTimeout = tcpIdleTimeout
         self.udpIdleTimeout = udpIdleTimeout
@@ -428,5 +435,6 @@ public struct GatewaySettings: Hashable, Sendable {
         self.limits = limits
         self.attribution = attribution
         self.kernelNamespace = kernelNamespace
+        self.spliceAfterExchanges = spliceAfterExchanges
     }
 }

@@ -87,6 +87,12 @@ public actor Gateway: Service {
         self.onZoneHealth = onZoneHealth
     }
 
+    /// Whether the relay splices long-lived flows into the kernel: its maps are made (when the
+    /// first flow was due, `RelaySplicing`). False while splicing is off, or when refused.
+    public nonisolated var splicing: Bool { relay.splicing.loaded != nil }
+    /// Relayed flows spliced into the kernel since the start.
+    public nonisolated var splicedFlows: Int { relay.splicing.loaded?.splicedFlows ?? 0 }
+
     public func run() async throws {
         let plan = initialPlan
         initialPlan = nil
@@ -137,7 +143,8 @@ public actor Gateway: Service {
             routes[SocketKey(proto: listener.proto, address: listener.address, netns: listener.netns)] = ENIRoute(
                 listener: listener, balancer: balancer,
                 provider: try await namespaces.namespace(balancer.upstream.providerNetns), flows: flows, logger: logger,
-                bandwidth: caps[listener.endpoint]?.cap)
+                bandwidth: caps[listener.endpoint]?.cap,
+                spliceAfterExchanges: catalog.gateway.spliceAfterExchanges > 0 ? catalog.gateway.spliceAfterExchanges : nil)
         }
         // Every namespace this catalog needs, opened before anything changes.
         var providers: [String: NetworkNamespace] = [:]

@@ -16,10 +16,13 @@ final class ENIRoute: Sendable {
     let logger: Logger
     /// The endpoint's bandwidth cap, shared by all its flows; nil: no cap.
     let bandwidth: ConnectionBandwidth?
+    /// `gateway.spliceAfterExchanges`: a TCP flow is spliced into the kernel after this many
+    /// request–answer exchanges; nil: never.
+    let spliceAfterExchanges: Int?
 
     init(
         listener: GatewayPlan.ENIListener, balancer: Balancer, provider: NetworkNamespace, flows: FlowRegistry, logger: Logger,
-        bandwidth: ConnectionBandwidth? = nil
+        bandwidth: ConnectionBandwidth? = nil, spliceAfterExchanges: Int? = nil
     ) {
         self.listener = listener
         self.balancer = balancer
@@ -27,6 +30,7 @@ final class ENIRoute: Sendable {
         self.flows = flows
         self.logger = logger
         self.bandwidth = bandwidth
+        self.spliceAfterExchanges = spliceAfterExchanges
     }
 }
 

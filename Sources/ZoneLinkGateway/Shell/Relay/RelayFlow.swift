@@ -1,3 +1,4 @@
+import CZoneLinkSystem
 import Glibc
 import ZoneLinkCore
 
@@ -28,6 +29,17 @@ struct RelaySocket {
     var pendingOffset = 0
     /// Bytes read from this socket not yet reported to the NAT table.
     var unreported = 0
+    /// Bytes read from this socket since the flow began.
+    var read = 0
+    /// Spliced (`RelaySplicing`): what this socket receives goes to its peer inside the kernel
+    /// and is never read here; only its end is watched.
+    var spliced = false
+    /// Spliced: the bytes of its input read here before the splice, and the bytes redirected
+    /// since, as last counted from TCP_INFO.
+    var readBeforeSplice: UInt64 = 0
+    var redirectedCounted: UInt64 = 0
+    /// The bytes written to this socket when its peer's input was spliced (by this relay).
+    var writtenBeforeSplice: UInt64 = 0
 
     init(fd: Int32) { self.fd = fd }
 
@@ -40,6 +52,9 @@ struct RelaySocket {
     }
 
     var hasPending: Bool { pendingOffset < pending.count }
+
+    /// Open both ways with nothing waiting: no bytes or header kept, no FIN or error seen.
+    var isQuiet: Bool { !hasPending && !inputClosed && !outputClosed && !hungUp && !finReceived }
 }
 
 /// A TCP flow between a consumer's client and a provider target, relayed by one worker:
@@ -62,6 +77,15 @@ final class RelayFlow {
     var throttledUntil: ContinuousClock.Instant?
     /// The wake-up the worker has scheduled for this flow, if any.
     var wakeAt: ContinuousClock.Instant?
+    /// Turns of the conversation so far (the side that sent bytes changed), counted until
+    /// the flow is spliced: 2 × `gateway.spliceAfterExchanges` turns make it a candidate.
+    private(set) var turns = 0
+    private var lastSpeaker: FlowDirection?
+    /// The flow has been offered to the kernel (`RelaySplicing.splice`), spliced or not: once.
+    var spliceTried = false
+    /// A spliced input's FIN has come in while the kernel still holds some of its bytes: the
+    /// worker calls `advance` again shortly (a FIN passed on before them would lose them).
+    private(set) var waitsForKernel = false
 
     var connected: Bool { opening.isOpen }
 
@@ -90,19 +114,75 @@ final class RelayFlow {
         var client = self.client, provider = self.provider
         var throttled: ContinuousClock.Instant?
         defer { (self.client, self.provider, self.throttledUntil) = (client, provider, throttled) }
-        guard Self.flush(&provider), Self.flush(&client),
+        let (clientRead, providerRead) = (client.read, provider.read)
+        var waits = false
+        guard Self.settleSplicedEnd(of: &client, into: provider, waits: &waits),
+              Self.settleSplicedEnd(of: &provider, into: client, waits: &waits),
+              Self.flush(&provider), Self.flush(&client),
               Self.pump(from: &client, to: &provider, buffer: buffer, cap: bandwidth, .clientToTarget, now: now, throttled: &throttled),
               Self.pump(from: &provider, to: &client, buffer: buffer, cap: bandwidth, .targetToClient, now: now, throttled: &throttled)
         else { return false }
+        waitsForKernel = waits
+        if client.read > clientRead { countTurn(.clientToTarget) }
+        if provider.read > providerRead { countTurn(.targetToClient) }
         return !(client.inputClosed && provider.outputClosed && provider.inputClosed && client.outputClosed)
     }
 
-    /// Reports the bytes counted since the last report to the NAT table.
+    private func countTurn(_ speaker: FlowDirection) {
+        guard lastSpeaker != speaker else { return }
+        lastSpeaker = speaker
+        turns += 1
+    }
+
+    /// Whether to offer the flow to the kernel now: its route splices after `exchanges`
+    /// request–answer exchanges, it has had them, it has no bandwidth cap (which needs the
+    /// bytes here), and nothing is half-done: no bytes or PROXY header waiting, no FIN or error.
+    var readyToSplice: Bool {
+        guard !spliceTried, let exchanges = route.spliceAfterExchanges, bandwidth == nil, connected,
+              turns >= 2 * exchanges else { return false }
+        return client.isQuiet && provider.isQuiet
+    }
+
+    /// A spliced input's end: once its FIN is in and the kernel has written every byte before
+    /// it to `sink`, the input is closed (`pump` then passes the FIN on). Until then `waits`.
+    /// An error or a hang-up without a FIN ends the flow (false).
+    private static func settleSplicedEnd(of source: inout RelaySocket, into sink: RelaySocket, waits: inout Bool) -> Bool {
+        guard source.spliced, source.hungUp || source.finReceived, !source.inputClosed else { return true }
+        guard source.finReceived else { return false }
+        var received: UInt64 = 0, written: UInt64 = 0, sinkReceived: UInt64 = 0, sinkWritten: UInt64 = 0
+        guard zl_tcp_counts(source.fd, &received, &written) == 0, zl_tcp_counts(sink.fd, &sinkReceived, &sinkWritten) == 0 else {
+            return false
+        }
+        // `received` counts the FIN as one byte.
+        if received &- 1 &- source.readBeforeSplice <= sinkWritten &- sink.writtenBeforeSplice {
+            source.inputClosed = true
+        } else {
+            waits = true
+        }
+        return true
+    }
+
+    /// Reports the bytes counted since the last report to the NAT table; a spliced socket's
+    /// from TCP_INFO first.
     func report() {
+        if client.spliced { Self.countRedirected(&client) }
+        if provider.spliced { Self.countRedirected(&provider) }
         guard client.unreported > 0 || provider.unreported > 0 else { return }
         route.flows.recordTraffic(key, fromClient: client.unreported, fromTarget: provider.unreported)
         client.unreported = 0
         provider.unreported = 0
+    }
+
+    /// Adds the bytes the kernel redirected from a spliced socket since the last count.
+    private static func countRedirected(_ socket: inout RelaySocket) {
+        var received: UInt64 = 0, written: UInt64 = 0
+        guard zl_tcp_counts(socket.fd, &received, &written) == 0 else { return }
+        // After the FIN, `received` counts it as one byte more than came.
+        let ended = socket.finReceived || socket.inputClosed
+        let redirected = received &- socket.readBeforeSplice &- (ended ? 1 : 0)
+        guard redirected > socket.redirectedCounted, redirected < UInt64(Int.max) else { return }
+        socket.unreported += Int(redirected - socket.redirectedCounted)
+        socket.redirectedCounted = redirected
     }
 
     /// Reads from `source` and writes to `sink` until `source` has nothing more, `sink` is
@@ -113,7 +193,7 @@ final class RelayFlow {
         cap: ConnectionBandwidth?, _ direction: FlowDirection, now: ContinuousClock.Instant,
         throttled: inout ContinuousClock.Instant?
     ) -> Bool {
-        while source.readable && !source.inputClosed && !sink.hasPending {
+        while source.readable && !source.spliced && !source.inputClosed && !sink.hasPending {
             var wanted = buffer.count
             if let cap {
                 let (granted, retry) = cap.take(direction, upTo: wanted, at: now)
@@ -129,6 +209,7 @@ final class RelayFlow {
             if let cap, count < wanted { cap.giveBack(direction, wanted - max(0, count)) }
             if count > 0 {
                 source.unreported += count
+                source.read += count
                 if count < wanted {
                     // A short read emptied the socket. After the peer's FIN that is the end of
                     // its input. Otherwise more data will raise a new edge; but a FIN or an error

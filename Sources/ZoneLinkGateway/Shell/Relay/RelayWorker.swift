@@ -31,6 +31,14 @@ final class RelayWorker {
 
     private let epoll: Int32
     private let mailbox: RelayMailbox
+    /// The kernel shortcut for long-lived flows (its maps made when first needed).
+    private let splicing: RelaySplicingLoader
+    /// Spliced flows whose FIN waits for the kernel to write the bytes before it, and when
+    /// each is checked again: after 1 ms, then twice as long each time up to a second, so that
+    /// peers that stop reading (the kernel cannot write to them) cost a check a second each.
+    private var waitingForKernel: [RelayFlowID: (due: Moment, delay: Duration)] = [:]
+    static let firstKernelCheck = Duration.milliseconds(1)
+    static let slowestKernelCheck = Duration.seconds(1)
     private let logger: Logger
     private let buffer: UnsafeMutableRawBufferPointer
     private var listeners: [Int: ListeningSocket] = [:]
@@ -58,9 +66,10 @@ final class RelayWorker {
     private var spareFD = open("/dev/null", O_RDONLY | O_CLOEXEC)
     private var lastShedWarning: Moment?
 
-    init(epoll: Int32, mailbox: RelayMailbox, logger: Logger) {
+    init(epoll: Int32, mailbox: RelayMailbox, splicing: RelaySplicingLoader, logger: Logger) {
         self.epoll = epoll
         self.mailbox = mailbox
+        self.splicing = splicing
         self.logger = logger
         self.buffer = .allocate(byteCount: Self.bufferSize, alignment: 16)
     }
@@ -93,6 +102,7 @@ final class RelayWorker {
                 }
             }
             expireConnects()
+            resumeWaitingForKernel()
             resumeThrottled()
             reportTraffic()
         }
@@ -285,12 +295,34 @@ final class RelayWorker {
         advance(flow, id)
     }
 
-    /// Moves what the flow can move now; schedules a wake-up when its cap paused it.
+    /// Moves what the flow can move now; schedules a wake-up when its cap paused it or the
+    /// kernel still holds bytes before a FIN; splices it once it is due.
     private func advance(_ flow: RelayFlow, _ id: RelayFlowID) {
         guard flow.advance(buffer: buffer, now: origin + now) else { return end(flow, id) }
         if let until = flow.throttledUntil, flow.wakeAt.map({ until < $0 }) ?? true {
             flow.wakeAt = until
             throttled.append((until, id))
+        }
+        if flow.waitsForKernel {
+            splicing.loaded?.noteFinWait()
+            let delay = waitingForKernel[id].map { min($0.delay * 2, Self.slowestKernelCheck) } ?? Self.firstKernelCheck
+            waitingForKernel[id] = (now + delay, delay)
+        } else if !waitingForKernel.isEmpty {
+            waitingForKernel[id] = nil
+        }
+        if flow.readyToSplice, let maps = splicing.maps(), maps.splice(flow), flow.client.spliced && flow.provider.spliced {
+            // Both inputs are the kernel's: only the ends concern this worker now.
+            let interest = zl_epollrdhup | zl_epollet
+            _ = zl_epoll_modify(epoll, flow.client.fd, interest, Token.client(id).value)
+            _ = zl_epoll_modify(epoll, flow.provider.fd, interest, Token.provider(id).value)
+        }
+    }
+
+    /// Advances the spliced flows whose FIN waits for the kernel and whose check is due.
+    private func resumeWaitingForKernel() {
+        guard !waitingForKernel.isEmpty else { return }
+        for (id, entry) in waitingForKernel where entry.due <= now {
+            if let flow = flow(id), flow.waitsForKernel { advance(flow, id) } else { waitingForKernel[id] = nil }
         }
     }
 
@@ -355,6 +387,7 @@ final class RelayWorker {
         if connectingHead < connecting.count { deadline = connecting[connectingHead].deadline }
         if liveFlows > 0 { deadline = min(deadline ?? nextReport, nextReport) }
         if let wake = throttled.lazy.map(\.until).min() { deadline = min(deadline ?? (wake - origin), wake - origin) }
+        if let due = waitingForKernel.values.lazy.map(\.due).min() { deadline = min(deadline ?? due, due) }
         guard let deadline else { return -1 }
         let (seconds, attoseconds) = (deadline - (ContinuousClock.now - origin)).components
         return Int32(clamping: max(0, seconds * 1000 + attoseconds / 1_000_000_000_000_000 + 1))
@@ -366,6 +399,7 @@ final class RelayWorker {
         close(flow.client.fd)
         close(flow.provider.fd)
         flow.route.settle(flow.opening.end(), for: flow.key)
+        if !waitingForKernel.isEmpty { waitingForKernel[id] = nil }
         flows[id.slot] = nil
         liveFlows -= 1
         generations[id.slot] = (generations[id.slot] &+ 1) & Token.generationMask

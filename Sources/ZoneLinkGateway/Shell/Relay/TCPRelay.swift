@@ -8,6 +8,8 @@ import Synchronization
 final class TCPRelay: Sendable {
     private let mailboxes: [RelayMailbox]
     private let finished: AsyncStream<Void>
+    /// The kernel shortcut for long-lived flows, shared by the workers, made when first needed.
+    let splicing: RelaySplicingLoader
 
     init(workers: Int, logger: Logger) throws(ListenError) {
         var mailboxes: [RelayMailbox] = []
@@ -25,11 +27,13 @@ final class TCPRelay: Sendable {
         let (finished, finishing) = AsyncStream<Void>.makeStream()
         self.mailboxes = mailboxes
         self.finished = finished
+        let splicing = RelaySplicingLoader(logger: logger)
+        self.splicing = splicing
         for (index, (epoll, mailbox)) in zip(epolls, mailboxes).enumerated() {
             Thread.detachNewThread {
                 // Named for top(1) and /proc/PID/task/*/comm, where benchmarks look.
                 zl_set_thread_name("tcp-relay-\(index)")
-                RelayWorker(epoll: epoll, mailbox: mailbox, logger: logger).run()
+                RelayWorker(epoll: epoll, mailbox: mailbox, splicing: splicing, logger: logger).run()
                 close(epoll)
                 finishing.yield()
             }
