@@ -67,14 +67,23 @@ int zl_splice_open(int *targets, int *verdicts, unsigned entries, char *log, uns
     attr.insns = (uintptr_t)program;
     attr.insn_cnt = sizeof program / sizeof program[0];
     attr.license = (uintptr_t)"GPL";
-    if (log && log_size) {
-        log[0] = 0;
-        attr.log_buf = (uintptr_t)log;
-        attr.log_size = log_size;
-        attr.log_level = 1;
-    }
     int program_fd = (int)bpf_call(BPF_PROG_LOAD, &attr);
-    if (program_fd < 0) { int error = errno; close(target_map); close(verdict_map); return -error; }
+    if (program_fd < 0) {
+        int error = errno;
+        // Once more with the verifier's log, for the operator (a log that does not fit would
+        // itself fail the load, so the first try has none).
+        if (log && log_size) {
+            log[0] = 0;
+            attr.log_buf = (uintptr_t)log;
+            attr.log_size = log_size;
+            attr.log_level = 1;
+            int retried = (int)bpf_call(BPF_PROG_LOAD, &attr);
+            if (retried >= 0) close(retried);
+        }
+        close(target_map);
+        close(verdict_map);
+        return -error;
+    }
     memset(&attr, 0, sizeof attr);
     attr.target_fd = verdict_map;
     attr.attach_bpf_fd = program_fd;

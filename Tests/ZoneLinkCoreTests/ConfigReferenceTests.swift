@@ -44,6 +44,7 @@ struct ConfigReferenceTests {
           limits: {flows: 100000, flowsPerEndpoint: 50000, flowsPerClient: 10000, natPortsPerClient: 4096}
           attribution: {enabled: true, maxFileSize: 67108864, files: 8}
           kernelNamespace: zonelink-gw
+          spliceAfterExchanges: 0
         control: {connections: 256, headerTimeout: 10s, bodyTimeout: 30s, idleTimeout: 60s, maxBodySize: 1048576, store: sqlite}
         descriptors: {reserve: 512}
         accounts:

@@ -64,4 +64,14 @@ struct DataPlaneConfigTests {
         let bad = issues(baseConfig + "\ngateway:\n  kernelNamespace: a/b\n")
         #expect(bad.contains { $0.keyPath == "gateway.kernelNamespace" }, "got \(bad)")
     }
+
+    @Test func spliceAfterExchanges() throws {
+        let catalog = { (yaml: String) in try Catalog(configuration: Configuration.parse(yaml: yaml, file: "t"), file: "t") }
+        #expect(try catalog(baseConfig).gateway.spliceAfterExchanges == 0, "off by default")
+        #expect(try catalog(baseConfig + "\ngateway:\n  spliceAfterExchanges: 16\n").gateway.spliceAfterExchanges == 16)
+        for value in ["-1", "1000001", "often"] {
+            let bad = issues(baseConfig + "\ngateway:\n  spliceAfterExchanges: \(value)\n")
+            #expect(bad.contains { $0.keyPath == "gateway.spliceAfterExchanges" }, "\(value): got \(bad)")
+        }
+    }
 }
