@@ -204,11 +204,15 @@ struct ProxyRelayTests {
         let payload = (0..<(16 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ 1) }
         let client = try Blocking.connect(from: "127.77.11.10", to: rig.eni)
         let clientPort = Blocking.localPort(client)
-        Blocking.sendAll(client, payload)
+        let sent = Blocking.sendAll(client, payload)
         shutdown(client, Int32(SHUT_WR))
-        _ = Blocking.readToEOF(client)
+        let answer = Blocking.readToEOF(client)
         close(client)
-        let received = try #require(await target.received().first, "the target saw no connection end")
+        let received = try #require(await target.received().first, """
+            the target saw no connection end; the client sent \(sent.sent) bytes\(sent.error.map { " then " + SocketCall.errorText($0) } ?? ""), \
+            its read ended with \(answer.error.map(SocketCall.errorText) ?? "EOF"); the target's peers: \(target.peers); \
+            refusals: \(rig.flows.refusals); flows open: \(rig.flows.snapshot().count)
+            """)
         guard case .header(let header) = ProxyV2Decoder.decode(received) else {
             Issue.record("the target's first bytes are not a PROXY v2 header: \(ProxyV2Decoder.decode(received)), first bytes \(received.prefix(32))")
             return
@@ -463,14 +467,17 @@ enum Blocking {
         return fd
     }
 
-    static func sendAll(_ fd: Int32, _ bytes: [UInt8]) {
+    /// Sends until everything is sent or a send fails; how much was sent, and the failure.
+    @discardableResult
+    static func sendAll(_ fd: Int32, _ bytes: [UInt8]) -> (sent: Int, error: Int32?) {
         var offset = 0
         while offset < bytes.count {
             let sent = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL)) }
             if sent < 0 && errno == EINTR { continue }
-            guard sent > 0 else { return }
+            guard sent > 0 else { return (offset, sent < 0 ? errno : nil) }
             offset += sent
         }
+        return (offset, nil)
     }
 
     /// Everything until EOF; `error` is set when the connection ended otherwise (reset, timeout).
