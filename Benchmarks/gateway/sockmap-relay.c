@@ -55,23 +55,14 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include "reference-relay.h"
 
-#define MAX_LISTENERS 8
-#define MAX_BACKENDS 8
 #define ACCEPT_BATCH 64
 #define READ_SIZE (256 * 1024)
 #define MAP_ENTRIES 65536
 
 enum mode { COPY, SOCKMAP };
 static enum mode mode;
-
-struct listener {
-    int fd;
-    struct sockaddr_in address;
-    struct sockaddr_in backends[MAX_BACKENDS];
-    int backend_count;
-    unsigned next;
-};
 
 struct flow;
 /* One socket of a flow: epoll's data.ptr points here (listeners have their own tag). */
@@ -421,17 +412,6 @@ static void on_event(struct end *e, uint32_t events) {
     settle_sockmap(f);                           /* the redirected directions: only a FIN matters */
 }
 
-static int parse_address(const char *text, struct sockaddr_in *out) {
-    char host[64];
-    const char *colon = strrchr(text, ':');
-    if (!colon || (size_t)(colon - text) >= sizeof host) return -1;
-    memcpy(host, text, colon - text); host[colon - text] = 0;
-    memset(out, 0, sizeof *out);
-    out->sin_family = AF_INET;
-    out->sin_port = htons((uint16_t)atoi(colon + 1));
-    return inet_pton(AF_INET, host, &out->sin_addr) == 1 ? 0 : -1;
-}
-
 static void usage(void) {
     fprintf(stderr, "usage: sockmap-relay copy|sockmap LISTEN_ADDR:PORT=BACKEND:PORT[,BACKEND:PORT...] ...\n");
     exit(2);
@@ -449,18 +429,7 @@ int main(int argc, char **argv) {
     if ((epfd = epoll_create1(EPOLL_CLOEXEC)) < 0) die("epoll_create1");
     for (int a = 2; a < argc && listener_count < MAX_LISTENERS; a++) {
         struct listener *l = &listeners[listener_count];
-        char *spec = strdup(argv[a]), *eq = strchr(spec, '=');
-        if (!eq) usage();
-        *eq = 0;
-        if (parse_address(spec, &l->address) < 0) usage();
-        for (char *b = strtok(eq + 1, ","); b && l->backend_count < MAX_BACKENDS; b = strtok(NULL, ","))
-            if (parse_address(b, &l->backends[l->backend_count++]) < 0) usage();
-        if ((l->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0) die("socket");
-        int one = 1;
-        setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        setsockopt(l->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);   /* accepted sockets inherit it */
-        if (bind(l->fd, (struct sockaddr *)&l->address, sizeof l->address) < 0) die("bind");
-        if (listen(l->fd, 4096) < 0) die("listen");
+        if (open_listener(argv[a], l, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC) < 0) usage();
         listener_ends[listener_count] = (struct end){.kind = 1, .fd = l->fd, .side = listener_count};
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &listener_ends[listener_count]};
         if (epoll_ctl(epfd, EPOLL_CTL_ADD, l->fd, &ev) < 0) die("epoll_ctl");

@@ -41,9 +41,8 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include "reference-relay.h"
 
-#define MAX_LISTENERS 8
-#define MAX_BACKENDS 8
 #define RING_ENTRIES 4096
 #define BUFFERS 1024                 /* provided buffers, a power of two */
 #define BUFFER_SIZE (32 * 1024)
@@ -51,14 +50,6 @@
 #define QUEUE_LIMIT 8                /* buffers (256 KiB) one direction may hold */
 
 enum op { OP_ACCEPT, OP_CONNECT, OP_RECV, OP_SEND, OP_SHUTDOWN, OP_CANCEL };
-
-struct listener {
-    int fd;
-    struct sockaddr_in address;
-    struct sockaddr_in backends[MAX_BACKENDS];
-    int backend_count;
-    unsigned next;
-};
 
 /* One direction of a flow: the bytes side `from` received, on their way to its peer. */
 struct direction {
@@ -382,17 +373,6 @@ static void rearm_starved(void) {
     }
 }
 
-static int parse_address(const char *text, struct sockaddr_in *out) {
-    char host[64];
-    const char *colon = strrchr(text, ':');
-    if (!colon || (size_t)(colon - text) >= sizeof host) return -1;
-    memcpy(host, text, colon - text); host[colon - text] = 0;
-    memset(out, 0, sizeof *out);
-    out->sin_family = AF_INET;
-    out->sin_port = htons((uint16_t)atoi(colon + 1));
-    return inet_pton(AF_INET, host, &out->sin_addr) == 1 ? 0 : -1;
-}
-
 static void usage(void) {
     fprintf(stderr, "usage: uring-relay LISTEN_ADDR:PORT=BACKEND:PORT[,BACKEND:PORT...] ...\n");
     exit(2);
@@ -408,18 +388,7 @@ int main(int argc, char **argv) {
     for (int id = 0; id < BUFFERS; id++) give_buffer(id);
     for (int a = 1; a < argc && listener_count < MAX_LISTENERS; a++) {
         struct listener *l = &listeners[listener_count];
-        char *spec = strdup(argv[a]), *eq = strchr(spec, '=');
-        if (!eq) usage();
-        *eq = 0;
-        if (parse_address(spec, &l->address) < 0) usage();
-        for (char *b = strtok(eq + 1, ","); b && l->backend_count < MAX_BACKENDS; b = strtok(NULL, ","))
-            if (parse_address(b, &l->backends[l->backend_count++]) < 0) usage();
-        if ((l->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) die("socket");
-        int one = 1;
-        setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        setsockopt(l->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);   /* accepted sockets inherit it */
-        if (bind(l->fd, (struct sockaddr *)&l->address, sizeof l->address) < 0) die("bind");
-        if (listen(l->fd, 4096) < 0) die("listen");
+        if (open_listener(argv[a], l, SOCK_STREAM | SOCK_CLOEXEC) < 0) usage();
         arm_accept(listener_count);
         listener_count++;
     }
