@@ -127,7 +127,7 @@ int zl_tcp_counts(int fd, uint64_t *received, uint64_t *written) {
     if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &length) < 0) return -1;
     // bytes_received advances with rcv_nxt (a FIN counts one); bytes_sent counts data sent,
     // retransmissions included; notsent_bytes is written but not sent yet.
-    *received = info.tcpi_bytes_received;
-    *written = info.tcpi_bytes_sent - info.tcpi_bytes_retrans + info.tcpi_notsent_bytes;
+    if (received) *received = info.tcpi_bytes_received;
+    if (written) *written = info.tcpi_bytes_sent - info.tcpi_bytes_retrans + info.tcpi_notsent_bytes;
     return 0;
 }

@@ -59,7 +59,7 @@ int zl_sockhash_delete(int map, uint64_t cookie);
 /// getsockopt(SO_COOKIE): the socket's cookie, unique on the host while it is open.
 int zl_socket_cookie(int fd, uint64_t *cookie);
 /// From TCP_INFO: the bytes this socket received (its FIN counts one) and the bytes written to
-/// it (sent or still queued; retransmissions once). 0, or -1 with errno.
+/// it (sent or still queued; retransmissions once); either may be NULL. 0, or -1 with errno.
 int zl_tcp_counts(int fd, uint64_t *received, uint64_t *written);
 
 #endif

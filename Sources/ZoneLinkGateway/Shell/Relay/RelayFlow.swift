@@ -29,14 +29,13 @@ struct RelaySocket {
     var pendingOffset = 0
     /// Bytes read from this socket not yet reported to the NAT table.
     var unreported = 0
-    /// Bytes read from this socket since the flow began.
+    /// Bytes read from this socket since the flow began (once it is spliced, no more are read:
+    /// this is then what came before the splice).
     var read = 0
     /// Spliced (`RelaySplicing`): what this socket receives goes to its peer inside the kernel
     /// and is never read here; only its end is watched.
     var spliced = false
-    /// Spliced: the bytes of its input read here before the splice, and the bytes redirected
-    /// since, as last counted from TCP_INFO.
-    var readBeforeSplice: UInt64 = 0
+    /// Spliced: the bytes the kernel redirected, as last counted from TCP_INFO.
     var redirectedCounted: UInt64 = 0
     /// The bytes written to this socket when its peer's input was spliced (by this relay).
     var writtenBeforeSplice: UInt64 = 0
@@ -81,7 +80,8 @@ final class RelayFlow {
     /// the flow is spliced: 2 × `gateway.spliceAfterExchanges` turns make it a candidate.
     private(set) var turns = 0
     private var lastSpeaker: FlowDirection?
-    /// The flow has been offered to the kernel (`RelaySplicing.splice`), spliced or not: once.
+    /// The flow has been offered to the kernel (`RelaySplicing.splice`), spliced or not, or
+    /// splicing was refused: the worker asks once per flow.
     var spliceTried = false
     /// A spliced input's FIN has come in while the kernel still holds some of its bytes: the
     /// worker calls `advance` again shortly (a FIN passed on before them would lose them).
@@ -149,12 +149,10 @@ final class RelayFlow {
     private static func settleSplicedEnd(of source: inout RelaySocket, into sink: RelaySocket, waits: inout Bool) -> Bool {
         guard source.spliced, source.hungUp || source.finReceived, !source.inputClosed else { return true }
         guard source.finReceived else { return false }
-        var received: UInt64 = 0, written: UInt64 = 0, sinkReceived: UInt64 = 0, sinkWritten: UInt64 = 0
-        guard zl_tcp_counts(source.fd, &received, &written) == 0, zl_tcp_counts(sink.fd, &sinkReceived, &sinkWritten) == 0 else {
-            return false
-        }
+        var received: UInt64 = 0, sinkWritten: UInt64 = 0
+        guard zl_tcp_counts(source.fd, &received, nil) == 0, zl_tcp_counts(sink.fd, nil, &sinkWritten) == 0 else { return false }
         // `received` counts the FIN as one byte.
-        if received &- 1 &- source.readBeforeSplice <= sinkWritten &- sink.writtenBeforeSplice {
+        if received &- 1 &- UInt64(source.read) <= sinkWritten &- sink.writtenBeforeSplice {
             source.inputClosed = true
         } else {
             waits = true
@@ -175,11 +173,11 @@ final class RelayFlow {
 
     /// Adds the bytes the kernel redirected from a spliced socket since the last count.
     private static func countRedirected(_ socket: inout RelaySocket) {
-        var received: UInt64 = 0, written: UInt64 = 0
-        guard zl_tcp_counts(socket.fd, &received, &written) == 0 else { return }
+        var received: UInt64 = 0
+        guard zl_tcp_counts(socket.fd, &received, nil) == 0 else { return }
         // After the FIN, `received` counts it as one byte more than came.
         let ended = socket.finReceived || socket.inputClosed
-        let redirected = received &- socket.readBeforeSplice &- (ended ? 1 : 0)
+        let redirected = received &- UInt64(socket.read) &- (ended ? 1 : 0)
         guard redirected > socket.redirectedCounted, redirected < UInt64(Int.max) else { return }
         socket.unreported += Int(redirected - socket.redirectedCounted)
         socket.redirectedCounted = redirected

@@ -78,7 +78,6 @@ final class RelaySplicing: Sendable {
     /// the verdict map (the provider side first: it speaks once the client's bytes reach it).
     /// A socket that cannot join keeps being copied; false when neither joined.
     func splice(_ flow: RelayFlow) -> Bool {
-        flow.spliceTried = true
         var clientCookie: UInt64 = 0, providerCookie: UInt64 = 0
         guard zl_socket_cookie(flow.client.fd, &clientCookie) == 0, zl_socket_cookie(flow.provider.fd, &providerCookie) == 0,
               zl_sockhash_put(targets, clientCookie, flow.provider.fd) == 0
@@ -87,14 +86,11 @@ final class RelaySplicing: Sendable {
             _ = zl_sockhash_delete(targets, clientCookie)
             return false
         }
-        // What each socket has had so far, before the kernel writes anything to either.
-        var received: UInt64 = 0, written: UInt64 = 0
-        guard zl_tcp_counts(flow.client.fd, &received, &written) == 0 else { return false }
-        flow.client.writtenBeforeSplice = written
-        guard zl_tcp_counts(flow.provider.fd, &received, &written) == 0 else { return false }
-        flow.provider.writtenBeforeSplice = written
-        flow.client.readBeforeSplice = UInt64(flow.client.read)
-        flow.provider.readBeforeSplice = UInt64(flow.provider.read)
+        // What was written to each socket so far, before the kernel writes anything to either
+        // (what was read from each stays in `read`, which no longer grows once spliced).
+        guard zl_tcp_counts(flow.client.fd, nil, &flow.client.writtenBeforeSplice) == 0,
+              zl_tcp_counts(flow.provider.fd, nil, &flow.provider.writtenBeforeSplice) == 0
+        else { return false }
 
         let providerJoined = zl_sockhash_put(verdicts, providerCookie, flow.provider.fd) == 0
         let clientJoined = zl_sockhash_put(verdicts, clientCookie, flow.client.fd) == 0

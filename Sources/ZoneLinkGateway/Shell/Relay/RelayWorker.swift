@@ -37,8 +37,12 @@ final class RelayWorker {
     /// each is checked again: after 1 ms, then twice as long each time up to a second, so that
     /// peers that stop reading (the kernel cannot write to them) cost a check a second each.
     private var waitingForKernel: [RelayFlowID: (due: Moment, delay: Duration)] = [:]
-    static let firstKernelCheck = Duration.milliseconds(1)
-    static let slowestKernelCheck = Duration.seconds(1)
+
+    /// How long until a waiting FIN is checked again, after the check that waited `previous`
+    /// (nil: the first): 1 ms, doubled each time, at most a second.
+    static func kernelCheckDelay(after previous: Duration?) -> Duration {
+        previous.map { min($0 * 2, .seconds(1)) } ?? .milliseconds(1)
+    }
     private let logger: Logger
     private let buffer: UnsafeMutableRawBufferPointer
     private var listeners: [Int: ListeningSocket] = [:]
@@ -305,16 +309,19 @@ final class RelayWorker {
         }
         if flow.waitsForKernel {
             splicing.loaded?.noteFinWait()
-            let delay = waitingForKernel[id].map { min($0.delay * 2, Self.slowestKernelCheck) } ?? Self.firstKernelCheck
+            let delay = Self.kernelCheckDelay(after: waitingForKernel[id]?.delay)
             waitingForKernel[id] = (now + delay, delay)
         } else if !waitingForKernel.isEmpty {
             waitingForKernel[id] = nil
         }
-        if flow.readyToSplice, let maps = splicing.maps(), maps.splice(flow), flow.client.spliced && flow.provider.spliced {
-            // Both inputs are the kernel's: only the ends concern this worker now.
-            let interest = zl_epollrdhup | zl_epollet
-            _ = zl_epoll_modify(epoll, flow.client.fd, interest, Token.client(id).value)
-            _ = zl_epoll_modify(epoll, flow.provider.fd, interest, Token.provider(id).value)
+        if flow.readyToSplice {
+            flow.spliceTried = true
+            if let maps = splicing.maps(), maps.splice(flow), flow.client.spliced && flow.provider.spliced {
+                // Both inputs are the kernel's: only the ends concern this worker now.
+                let interest = zl_epollrdhup | zl_epollet
+                _ = zl_epoll_modify(epoll, flow.client.fd, interest, Token.client(id).value)
+                _ = zl_epoll_modify(epoll, flow.provider.fd, interest, Token.provider(id).value)
+            }
         }
     }
 
